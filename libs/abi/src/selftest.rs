@@ -1,0 +1,74 @@
+//! The serial protocol of the in-guest self-tests, shared by the guest (which
+//! prints the markers) and `cargo xtask test` (which checks them).
+//!
+//! Each test prints `[selftest] pass NAME` or `[selftest] fail NAME: why`; the
+//! run ends with `[selftest] done`. The host fails unless every expected name
+//! passed, so a test that silently never ran is a failure too.
+
+/// Prefix of every self-test marker line.
+pub const MARKER: &str = "[selftest]";
+
+/// The kernel command-line word that boots into self-test mode.
+pub const CMDLINE_FLAG: &str = "selftest";
+
+/// The kernel's own unit tests, in the order they run.
+pub const KERNEL_TESTS: &[&str] = &[
+    "boot_info",
+    "frame_alloc",
+    "map_unmap",
+    "exception",
+    "timer_ticks",
+    "ipi_pingpong",
+];
+
+/// What one marker line says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marker<'a> {
+    Pass(&'a str),
+    Fail { name: &'a str, reason: &'a str },
+    Done,
+}
+
+impl<'a> Marker<'a> {
+    /// Parses one line of serial output; `None` for lines that are not markers.
+    pub fn parse(line: &'a str) -> Option<Self> {
+        let rest = line.trim_end().strip_prefix(MARKER)?.trim_start();
+        if rest == "done" {
+            return Some(Self::Done);
+        }
+        if let Some(name) = rest.strip_prefix("pass ") {
+            return Some(Self::Pass(name.trim()));
+        }
+        let failed = rest.strip_prefix("fail ")?;
+        let (name, reason) = failed.split_once(':').unwrap_or((failed, ""));
+        Some(Self::Fail { name: name.trim(), reason: reason.trim() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_marker_kind() {
+        assert_eq!(Marker::parse("[selftest] pass frame_alloc"), Some(Marker::Pass("frame_alloc")));
+        assert_eq!(
+            Marker::parse("[selftest] fail ipi_pingpong: cpu 2 silent\r"),
+            Some(Marker::Fail { name: "ipi_pingpong", reason: "cpu 2 silent" })
+        );
+        assert_eq!(Marker::parse("[selftest] done"), Some(Marker::Done));
+        assert_eq!(Marker::parse("cpus online: 4"), None);
+        assert_eq!(Marker::parse("[selftest] bogus"), None);
+    }
+}
+
+/// Command-line words that make the kernel fail on purpose once it has
+/// booted, so the host can prove that failures are reported and never hang.
+pub mod crash {
+    /// A kernel panic: message and location on serial, then a failing exit.
+    pub const PANIC: &str = "crash=panic";
+    /// An unhandled kernel page fault: the full exception report, then a failing exit.
+    pub const FAULT: &str = "crash=fault";
+    /// Idle forever: the host must kill the guest at its time limit.
+    pub const HANG: &str = "crash=hang";
+}

@@ -1,0 +1,40 @@
+//! COM1, the kernel console. Writers hold a spin lock with interrupts off, so
+//! an interrupt handler that prints cannot deadlock against its own CPU.
+
+use core::fmt::Write;
+
+use uart_16550::SerialPort;
+use x86_64::instructions::interrupts::without_interrupts;
+
+const COM1: u16 = 0x3F8;
+
+// SAFETY: COM1 is the standard first serial port; nothing else drives it.
+static PORT: spin::Mutex<SerialPort> = spin::Mutex::new(unsafe { SerialPort::new(COM1) });
+
+pub fn init() {
+    PORT.lock().init();
+}
+
+pub fn write_fmt(args: core::fmt::Arguments) {
+    without_interrupts(|| {
+        // Serial output cannot fail; a formatting error only truncates the line.
+        let _ = PORT.lock().write_fmt(args);
+    });
+}
+
+/// Writes even if another CPU died holding the lock (for panic reports).
+pub fn write_fmt_forced(args: core::fmt::Arguments) {
+    without_interrupts(|| {
+        for _ in 0..1_000_000 {
+            if let Some(mut port) = PORT.try_lock() {
+                let _ = port.write_fmt(args);
+                return;
+            }
+            core::hint::spin_loop();
+        }
+        // SAFETY: the lock holder is stuck; a second handle to the same UART
+        // may interleave bytes but cannot do worse.
+        let mut port = unsafe { SerialPort::new(COM1) };
+        let _ = port.write_fmt(args);
+    });
+}

@@ -1,0 +1,183 @@
+//! Running a boot in QEMU: the command line, the serial console captured line
+//! by line, a hard time limit, and the guest's exit status mapped back through
+//! `abi::exit`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use abi::exit::GuestExit;
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use wait_timeout::ChildExt;
+
+use crate::build::Artifacts;
+use crate::prereq::{QBOOT, QEMU};
+
+/// The line whose arrival ends "boot to banner".
+pub const BANNER: &str = "cpus online:";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Accel {
+    Tcg,
+    Kvm,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct MachineArgs {
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 2)]
+    pub smp: usize,
+    /// Guest memory (QEMU syntax: 512M, 2G).
+    #[arg(long, default_value = "512M")]
+    pub mem: String,
+    /// Accelerator: tcg (default; works everywhere) or kvm (real hardware virtualization only).
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    pub accel: Accel,
+    /// Deterministic time: the TSC counts executed guest instructions (TCG only).
+    #[arg(long)]
+    pub icount: bool,
+    /// Start QEMU's gdb stub on tcp::1234 and wait for the debugger before the first instruction.
+    #[arg(long)]
+    pub gdb: bool,
+    /// Kill the guest after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+impl MachineArgs {
+    pub fn with_smp(&self, smp: usize) -> Self {
+        Self { smp, ..self.clone() }
+    }
+
+    fn qemu_args(&self, artifacts: &Artifacts, cmdline: &str) -> Result<Vec<String>> {
+        if self.icount && self.accel != Accel::Tcg {
+            bail!("--icount needs --accel tcg");
+        }
+        let mut args: Vec<String> = [
+            "-machine", "q35", "-smp", &self.smp.to_string(), "-m", &self.mem,
+            "-bios", QBOOT, "-nodefaults", "-no-reboot", "-display", "none",
+            "-serial", "stdio", "-monitor", "none",
+            "-device", &format!("isa-debug-exit,iobase={:#x},iosize=0x04", abi::exit::DEBUG_EXIT_PORT),
+        ]
+        .map(String::from)
+        .into();
+        match self.accel {
+            Accel::Tcg => args.extend(["-accel", "tcg", "-cpu", "max"].map(String::from)),
+            Accel::Kvm => args.extend(["-accel", "kvm", "-cpu", "host"].map(String::from)),
+        }
+        if self.icount {
+            args.extend(["-icount", "shift=0,sleep=off"].map(String::from));
+        }
+        if self.gdb {
+            args.extend(["-s", "-S"].map(String::from));
+        }
+        args.extend(["-kernel".into(), artifacts.kernel.display().to_string()]);
+        args.extend(["-initrd".into(), artifacts.image.display().to_string()]);
+        args.extend(["-append".into(), cmdline.to_string()]);
+        Ok(args)
+    }
+}
+
+/// Whether serial output is shown while the guest runs.
+#[derive(Clone, Copy)]
+pub enum Echo {
+    Yes,
+    Indented,
+}
+
+/// How a boot ended.
+pub struct Outcome {
+    pub lines: Vec<String>,
+    /// What the guest reported through the exit device, if anything.
+    pub exit: Option<GuestExit>,
+    /// QEMU's own exit status; `None` if xtask killed it.
+    pub status: Option<i32>,
+    pub timed_out: Option<Duration>,
+    /// Wall time from starting QEMU to the banner line.
+    pub boot_to_banner: Option<Duration>,
+}
+
+impl Outcome {
+    pub fn report(&self) {
+        if let Some(elapsed) = self.boot_to_banner {
+            eprintln!("xtask: boot to banner: {} ms (wall clock, QEMU start included)", elapsed.as_millis());
+        }
+        match (self.exit, self.timed_out, self.status) {
+            (Some(GuestExit::Success), _, _) => eprintln!("xtask: guest exited: success"),
+            (Some(GuestExit::Failure), _, _) => eprintln!("xtask: guest exited: FAILURE"),
+            (None, Some(limit), _) => eprintln!("xtask: guest killed after the time limit of {} s", limit.as_secs()),
+            (None, None, status) => eprintln!("xtask: QEMU ended without a guest verdict (status {status:?})"),
+        }
+    }
+
+    pub fn into_result(self) -> Result<()> {
+        match self.exit {
+            Some(GuestExit::Success) => Ok(()),
+            _ => bail!("the guest did not report success"),
+        }
+    }
+}
+
+/// Boots the kernel with `cmdline` and waits for it to leave, or kills it
+/// at the time limit.
+pub fn boot(artifacts: &Artifacts, machine: &MachineArgs, cmdline: &str, echo: Echo) -> Result<Outcome> {
+    let args = machine.qemu_args(artifacts, cmdline)?;
+    if machine.gdb {
+        eprintln!("xtask: QEMU waits for gdb: target remote :1234 (symbols: {})", artifacts.kernel.display());
+    }
+    let started = Instant::now();
+    let mut child = Command::new(QEMU)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {QEMU}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send((line, started.elapsed())).is_err() {
+                break;
+            }
+        }
+    });
+    let limit = (!machine.gdb).then(|| Duration::from_secs(machine.timeout));
+    let mut lines = Vec::new();
+    let mut boot_to_banner = None;
+    let mut collect = |(line, at): (String, Duration)| {
+        match echo {
+            Echo::Yes => println!("{line}"),
+            Echo::Indented => println!("    | {line}"),
+        }
+        if boot_to_banner.is_none() && line.contains(BANNER) {
+            boot_to_banner = Some(at);
+        }
+        lines.push(line);
+    };
+    let status = loop {
+        while let Ok(item) = lines_rx.try_recv() {
+            collect(item);
+        }
+        if let Some(status) = child.wait_timeout(Duration::from_millis(20))? {
+            break Some(status);
+        }
+        if limit.is_some_and(|limit| started.elapsed() > limit) {
+            child.kill().ok();
+            child.wait().ok();
+            break None;
+        }
+    };
+    reader.join().ok();
+    lines_rx.try_iter().for_each(&mut collect);
+    let code = status.and_then(|s| s.code());
+    Ok(Outcome {
+        lines,
+        exit: code.and_then(GuestExit::from_qemu_status),
+        status: code,
+        timed_out: if status.is_none() { limit } else { None },
+        boot_to_banner,
+    })
+}

@@ -1,0 +1,99 @@
+//! `cargo xtask test`: the host test suites, then the kernel's self-tests
+//! booted under --smp 1 and --smp 4. Ends with a `N passed, N failed` line.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::build::{self, workspace_root};
+use crate::qemu::{self, Echo, MachineArgs};
+use crate::selftest::Verdict;
+use crate::{TestArgs, prereq};
+
+const GUEST_SMP: [usize; 2] = [1, 4];
+
+pub fn run(args: &TestArgs) -> Result<()> {
+    prereq::ensure_target()?;
+    prereq::ensure_qemu()?;
+    if !args.guest_only {
+        eprintln!("xtask: host tests (cargo test)");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        if !Command::new(cargo).current_dir(workspace_root()).arg("test").status()?.success() {
+            bail!("host tests failed");
+        }
+    }
+    let artifacts = build::build(&args.build)?;
+    let machine = MachineArgs { smp: 1, mem: "512M".into(), accel: qemu::Accel::Tcg, icount: false, gdb: false, timeout: 120 };
+    let (mut passed, mut failed) = (0, 0);
+    for smp in GUEST_SMP {
+        eprintln!("xtask: guest self-tests, --smp {smp}");
+        let outcome = qemu::boot(&artifacts, &machine.with_smp(smp), abi::selftest::CMDLINE_FLAG, Echo::Indented)?;
+        outcome.report();
+        let verdict = Verdict::read(&outcome.lines, abi::selftest::KERNEL_TESTS);
+        for (name, reason) in &verdict.failed {
+            eprintln!("xtask: FAILED (smp {smp}) {name}: {reason}");
+        }
+        for name in &verdict.missing {
+            eprintln!("xtask: MISSING (smp {smp}) {name}: the guest never reported it");
+        }
+        if !verdict.done {
+            eprintln!("xtask: MISSING (smp {smp}): the guest never finished its self-tests");
+        }
+        if !outcome.lines.iter().any(|l| l.contains(&format!("{} {smp}", qemu::BANNER))) {
+            eprintln!("xtask: FAILED (smp {smp}): banner does not say `{} {smp}`", qemu::BANNER);
+            failed += 1;
+        }
+        let clean_exit = outcome.exit == Some(abi::exit::GuestExit::Success);
+        passed += verdict.passed.len();
+        failed += verdict.failed.len() + verdict.missing.len() + usize::from(!verdict.done) + usize::from(!clean_exit && verdict.ok());
+    }
+    let (failure_passed, failure_failed) = failure_paths(&artifacts, &machine)?;
+    passed += failure_passed;
+    failed += failure_failed;
+    println!("guest: {passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} guest checks failed");
+    }
+    Ok(())
+}
+
+/// A boot that must fail in a stated way.
+struct FailureCase {
+    cmdline: &'static str,
+    /// Every one of these must appear on serial.
+    expect_lines: &'static [&'static str],
+    /// The guest must be killed at the limit instead of exiting.
+    expect_hang: bool,
+}
+
+const FAILURE_CASES: [FailureCase; 3] = [
+    FailureCase { cmdline: abi::selftest::crash::PANIC, expect_lines: &["KERNEL PANIC on cpu 0 at microkernel/src/main.rs:", "crash requested"], expect_hang: false },
+    FailureCase { cmdline: abi::selftest::crash::FAULT, expect_lines: &["EXCEPTION #PF page fault (vector 14) on cpu 0", "cr2 0xfffffc0000000000", "rax "], expect_hang: false },
+    FailureCase { cmdline: abi::selftest::crash::HANG, expect_lines: &["idling forever"], expect_hang: true },
+];
+
+/// Proves that a panic and an unhandled exception are reported and end the
+/// run with a failure status, and that a hung guest is killed.
+fn failure_paths(artifacts: &build::Artifacts, machine: &MachineArgs) -> Result<(usize, usize)> {
+    let (mut passed, mut failed) = (0, 0);
+    for case in &FAILURE_CASES {
+        eprintln!("xtask: failure path `{}` (expected to fail)", case.cmdline);
+        let limit = if case.expect_hang { 5 } else { machine.timeout };
+        let machine = MachineArgs { timeout: limit, ..machine.with_smp(2) };
+        let outcome = qemu::boot(artifacts, &machine, case.cmdline, Echo::Indented)?;
+        outcome.report();
+        let missing: Vec<_> = case.expect_lines.iter().filter(|want| !outcome.lines.iter().any(|l| l.contains(*want))).collect();
+        let ended_right = if case.expect_hang {
+            outcome.timed_out.is_some()
+        } else {
+            outcome.exit == Some(abi::exit::GuestExit::Failure)
+        };
+        if missing.is_empty() && ended_right {
+            passed += 1;
+        } else {
+            eprintln!("xtask: FAILED failure path `{}`: missing lines {missing:?}, ended as expected: {ended_right}", case.cmdline);
+            failed += 1;
+        }
+    }
+    Ok((passed, failed))
+}
