@@ -190,6 +190,6 @@ fn wait_until(done: impl Fn() -> bool, timeout_us: u64) -> Option<u64> {
         if time::tsc() > deadline {
             return None;
         }
-        core::hint::spin_loop();
+        time::relax();
     }
 }

@@ -165,7 +165,7 @@ pub fn start_aps(apic_ids: &[u32], kernel: Root) -> usize {
         }
         let deadline = time::tsc() + time::tsc_hz() / 10;
         while ONLINE.load(Ordering::Acquire) == index && time::tsc() < deadline {
-            core::hint::spin_loop();
+            time::relax();
         }
         if ONLINE.load(Ordering::Acquire) == index {
             crate::println!("smp: cpu with APIC id {apic_id} did not start");

@@ -33,7 +33,18 @@ pub fn tsc_to_ns(ticks: u64) -> u64 {
 pub fn delay_us(us: u64) {
     let end = tsc() + tsc_hz() * us / 1_000_000;
     while tsc() < end {
-        core::hint::spin_loop();
+        relax();
+    }
+}
+
+/// A short pause between polls of a clock or a flag: one `pause`, then a few
+/// hundred plain instructions. Under TCG each `pause` leaves translated code
+/// and each `rdtsc` is exact-counted under `--icount`, so polling at full rate
+/// costs seconds of wall time; this keeps both rare.
+pub fn relax() {
+    core::hint::spin_loop();
+    for i in 0..128u32 {
+        core::hint::black_box(i);
     }
 }
 
@@ -55,7 +66,7 @@ pub fn calibrate() {
         let start = tsc();
         apic::start_calibration();
         while gate.read() & 0x20 == 0 {
-            core::hint::spin_loop();
+            relax();
         }
         let elapsed = (tsc() - start, apic::calibration_elapsed());
         gate.write(state);
