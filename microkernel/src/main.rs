@@ -19,7 +19,10 @@ mod arch;
 mod bootinfo;
 mod console;
 mod mm;
+mod program;
 mod selftest;
+mod syscall;
+mod uaccess;
 
 use abi::exit::GuestExit;
 
@@ -47,7 +50,8 @@ fn kmain(info: &'static BootInfo) -> ! {
         let passed = selftest::run(info);
         arch::exit(if passed { GuestExit::Success } else { GuestExit::Failure });
     }
-    arch::exit(GuestExit::Success)
+    let init_ok = run_program(info, "init").is_ok_and(|exit| exit == arch::UserExit::Exited(0));
+    arch::exit(if init_ok { GuestExit::Success } else { GuestExit::Failure })
 }
 
 /// Fails on purpose when the command line asks (see `abi::selftest::crash`).
@@ -63,6 +67,22 @@ fn crash_if_asked(info: &BootInfo) {
     if info.has_flag(crash::HANG) {
         println!("idling forever, as asked");
         arch::idle();
+    }
+}
+
+/// Runs the boot image's program `name` to its end and reports how it ended.
+fn run_program(info: &BootInfo, name: &str) -> Result<arch::UserExit, &'static str> {
+    let image = boot_image(info).map_err(|_| "no readable boot image")?;
+    let file = image.find(name).ok_or("program not in the boot image")?;
+    match program::run(file.data) {
+        Ok(exit) => {
+            println!("{name} ended: {exit:?}");
+            Ok(exit)
+        }
+        Err(error) => {
+            println!("{name} could not start: {error:?}");
+            Err("program could not start")
+        }
     }
 }
 

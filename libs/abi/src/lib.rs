@@ -8,3 +8,4 @@
 
 pub mod exit;
 pub mod selftest;
+pub mod syscall;

@@ -19,7 +19,12 @@ pub const KERNEL_TESTS: &[&str] = &[
     "exception",
     "timer_ticks",
     "ipi_pingpong",
+    "user_init",
+    "user_fault_kill",
 ];
+
+/// The checks init runs from user mode during `user_init`.
+pub const USER_TESTS: &[&str] = &["user_unknown_syscall", "user_bad_pointer", "user_bad_length"];
 
 /// What one marker line says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,8 +12,10 @@ mod serial;
 mod smp;
 mod stacks;
 mod start_info;
+mod syscall;
 pub mod time;
 mod trap;
+mod user;
 
 use core::sync::atomic::Ordering;
 
@@ -24,6 +26,7 @@ use crate::bootinfo::BootInfo;
 
 pub use percpu::{MAX_CPUS, PerCpu, cpu, current as current_cpu, try_current as try_current_cpu};
 pub use trap::{Fault, PING_VECTOR, Probe, probe};
+pub use user::{UserExit, leave as leave_user, run as run_user};
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static KERNEL_SPACE: spin::Once<paging::Root> = spin::Once::new();
@@ -75,6 +78,7 @@ pub fn kernel_space() -> paging::Root {
 /// Brings up interrupts, the timer and every CPU in the MADT; returns the
 /// number of CPUs online.
 pub fn start_cpus(info: &BootInfo) -> usize {
+    init_user_entry(percpu::current());
     apic::init_local();
     let bsp_apic = apic::id();
     percpu::current().apic_id.store(bsp_apic, Ordering::Relaxed);
@@ -107,11 +111,20 @@ extern "C" fn ap_main(index: usize) -> ! {
     let fault_stack = stacks::alloc(kernel_space()).unwrap_or_else(|e| panic!("cpu {index}: no fault stack: {e:?}"));
     gdt::load(cpu, fault_stack);
     idt::load();
+    init_user_entry(cpu);
     apic::init_local();
     time::start_tick();
     smp::ONLINE.fetch_add(1, Ordering::Release);
     x86_64::instructions::interrupts::enable();
     idle()
+}
+
+/// Gives the running CPU its stack for entries from user mode and enables
+/// `syscall`.
+fn init_user_entry(cpu: &'static PerCpu) {
+    let stack = stacks::alloc(kernel_space()).unwrap_or_else(|e| panic!("cpu {}: no kernel stack: {e:?}", cpu.index()));
+    cpu.set_kernel_stack(stack);
+    syscall::init();
 }
 
 /// Sleeps until the next interrupt, forever.

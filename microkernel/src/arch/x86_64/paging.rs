@@ -72,6 +72,42 @@ impl Root {
         table_at(self.0)
     }
 
+    /// A new address space whose upper half is the kernel's (shared tables,
+    /// so kernel mappings made later appear in it too) and lower half empty.
+    pub fn new_user(kernel: Root, frames: FrameSource) -> Result<Self, MapError> {
+        let root = Root(frames().ok_or(MapError::OutOfFrames)?);
+        let table = root.table();
+        table.zero();
+        for index in 256..512 {
+            table[index] = kernel.table()[index].clone();
+        }
+        Ok(root)
+    }
+
+    /// Frees every frame of the lower half, leaf pages and page tables alike,
+    /// through `free`, and leaves the lower half empty. The caller must not
+    /// run on this address space while it loses its user half.
+    pub fn clear_user_half(self, free: &mut dyn FnMut(u64)) {
+        fn clear(table: &mut PageTable, level: usize, free: &mut dyn FnMut(u64)) {
+            for entry in table.iter_mut().filter(|e| !e.is_unused()) {
+                if level > 1 && !entry.flags().contains(Flags::HUGE_PAGE) {
+                    clear(table_at(entry.addr().as_u64()), level - 1, free);
+                }
+                free(entry.addr().as_u64());
+                entry.set_unused();
+            }
+        }
+        let root = self.table();
+        for index in 0..256 {
+            let entry = &mut root[index];
+            if !entry.is_unused() {
+                clear(table_at(entry.addr().as_u64()), 3, free);
+                free(entry.addr().as_u64());
+                entry.set_unused();
+            }
+        }
+    }
+
     /// Maps one 4 KiB page.
     pub fn map(self, vaddr: u64, paddr: u64, flags: Flags, frames: FrameSource) -> Result<(), MapError> {
         self.map_sized(vaddr, paddr, flags, 1, frames)
@@ -209,6 +245,16 @@ pub fn build_kernel_space(phys_end: u64, frames: FrameSource) -> Result<Root, Ma
     let direct = Flags::WRITABLE | Flags::NO_EXECUTE | Flags::GLOBAL;
     for paddr in (0..phys_end.next_multiple_of(HUGE_2M)).step_by(HUGE_2M as usize) {
         root.map_2m(PHYS_MAP_BASE + paddr, paddr, direct, frames)?;
+    }
+    // Every upper-half slot gets its table now, so address spaces that copy
+    // the upper half see later kernel mappings too.
+    for index in 256..512 {
+        let entry = &mut root.table()[index];
+        if entry.is_unused() {
+            let frame = frames().ok_or(MapError::OutOfFrames)?;
+            table_at(frame).zero();
+            entry.set_addr(PhysAddr::new(frame), Flags::PRESENT | Flags::WRITABLE);
+        }
     }
     let layout = ImageLayout::of_running_kernel();
     let sections = [

@@ -21,6 +21,14 @@ pub struct PerCpu {
     /// (see [`super::trap::probe`]); 0 when no fault is expected.
     pub(super) recover_rip: AtomicU64,
     pub(super) fault_vector: AtomicU64,
+    /// Top of this CPU's kernel stack for entries from user mode (`syscall`
+    /// and interrupts, through TSS.RSP0).
+    pub(super) kernel_rsp: AtomicU64,
+    /// The user stack pointer, parked by the `syscall` entry.
+    pub(super) user_rsp: AtomicU64,
+    /// The kernel stack pointer to resume when the user program running here
+    /// leaves (see `user.rs`).
+    pub(super) resume_rsp: AtomicU64,
     pub(super) fault_addr: AtomicU64,
     index: AtomicU32,
     pub(super) apic_id: AtomicU32,
@@ -45,6 +53,9 @@ impl PerCpu {
             self_ptr: AtomicU64::new(0),
             recover_rip: AtomicU64::new(0),
             fault_vector: AtomicU64::new(0),
+            kernel_rsp: AtomicU64::new(0),
+            user_rsp: AtomicU64::new(0),
+            resume_rsp: AtomicU64::new(0),
             fault_addr: AtomicU64::new(0),
             index: AtomicU32::new(0),
             apic_id: AtomicU32::new(0),
@@ -64,6 +75,15 @@ impl PerCpu {
 
     pub fn apic_id(&self) -> u32 {
         self.apic_id.load(Ordering::Relaxed)
+    }
+
+    /// Sets the stack used on entry from user mode (`syscall` and TSS.RSP0).
+    /// Only the CPU that owns `self` may call this.
+    pub(super) fn set_kernel_stack(&self, top: u64) {
+        self.kernel_rsp.store(top, Ordering::Relaxed);
+        // SAFETY: only the owning CPU writes its TSS, and the CPU reads RSP0
+        // only on a privilege change, which cannot happen on this CPU now.
+        unsafe { (*self.tss.get()).privilege_stack_table[0] = x86_64::VirtAddr::new(top) };
     }
 }
 

@@ -169,6 +169,13 @@ fn exception(frame: &mut TrapFrame) {
         return;
     }
     let name = EXCEPTION_NAMES[frame.vector as usize];
+    if frame.cs & 3 == 3 {
+        crate::println!(
+            "user exception {name} (vector {}) on cpu {}: rip {:#x} rsp {:#x} cr2 {cr2:#x} error {:#x}; no fault handler, killed",
+            frame.vector, me.index(), frame.rip, frame.rsp, frame.error,
+        );
+        super::user::leave(super::user::UserExit::Killed { vector: frame.vector });
+    }
     crate::println!(
         "\nEXCEPTION {name} (vector {}) on cpu {}, error code {:#x}\n  rip {:#018x}  cs {:#x}  rflags {:#x}  rsp {:#018x}  ss {:#x}  cr2 {:#018x}\n  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}\n  rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}\n  r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}\n  r13 {:#018x} r14 {:#018x} r15 {:#018x}",
         frame.vector, me.index(), frame.error, frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss, cr2,
