@@ -1,0 +1,301 @@
+//! `stats`: message counts, bytes, errors and call latencies, per endpoint and
+//! label and per client thread.
+//!
+//! Owns the grouping and the percentile arithmetic; latencies come from the
+//! spans of `calls`, split into queueing (call to the server's recv) and
+//! service (recv to reply).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+use trace::{Kind, ThreadRef};
+
+use crate::calls::Calls;
+use crate::load::{Trace, fmt_ns};
+
+/// p50, p99 and max of a set of durations, in ns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Latency {
+    pub samples: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Latency {
+    /// Nearest-rank percentiles of `ns` (sorted in place).
+    pub fn of(ns: &mut [u64]) -> Latency {
+        ns.sort_unstable();
+        let rank = |p: u64| {
+            let n = ns.len() as u64;
+            let r = (p * n).div_ceil(100).max(1);
+            ns[(r - 1) as usize]
+        };
+        match ns.last() {
+            None => Latency::default(),
+            Some(&max) => Latency {
+                samples: ns.len() as u64,
+                p50: rank(50),
+                p99: rank(99),
+                max,
+            },
+        }
+    }
+
+    fn cell(&self) -> String {
+        if self.samples == 0 {
+            return "-".into();
+        }
+        format!(
+            "{}/{}/{}",
+            fmt_ns(self.p50),
+            fmt_ns(self.p99),
+            fmt_ns(self.max)
+        )
+    }
+}
+
+/// The figures of one group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub name: String,
+    /// Messages sent: sends, calls, fault deliveries and signals.
+    pub count: u64,
+    pub bytes: u64,
+    /// Messages or replies with a non-zero status.
+    pub errors: u64,
+    pub queue: Latency,
+    pub service: Latency,
+    pub total: Latency,
+}
+
+#[derive(Default)]
+struct Acc {
+    count: u64,
+    bytes: u64,
+    errors: u64,
+    queue: Vec<u64>,
+    service: Vec<u64>,
+    total: Vec<u64>,
+}
+
+impl Acc {
+    fn row(mut self, name: String) -> Row {
+        Row {
+            name,
+            count: self.count,
+            bytes: self.bytes,
+            errors: self.errors,
+            queue: Latency::of(&mut self.queue),
+            service: Latency::of(&mut self.service),
+            total: Latency::of(&mut self.total),
+        }
+    }
+}
+
+/// Both tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub by_endpoint_label: Vec<Row>,
+    pub by_client: Vec<Row>,
+}
+
+fn is_message(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::Send | Kind::Call | Kind::FaultDelivery | Kind::NotifySignal
+    )
+}
+
+impl Stats {
+    pub fn of(t: &Trace) -> Stats {
+        let mut by_ep: BTreeMap<(u32, u64), Acc> = BTreeMap::new();
+        let mut by_client: BTreeMap<ThreadRef, Acc> = BTreeMap::new();
+        for r in t.records.iter().filter(|r| is_message(r.kind)) {
+            for acc in [
+                by_ep.entry((r.endpoint, r.label)).or_default(),
+                by_client.entry(r.src).or_default(),
+            ] {
+                acc.count += 1;
+                acc.bytes += u64::from(r.len);
+                // A failed call is counted once, with its span below.
+                acc.errors += u64::from(r.status != 0 && !r.kind.opens_call());
+            }
+        }
+        for span in &Calls::pair(t).spans {
+            let call = span.call(t);
+            let queue = span.queue_ticks(t).map(|x| t.ticks_ns(x));
+            let service = span.service_ticks(t).map(|x| t.ticks_ns(x));
+            let total = span.total_ticks(t).map(|x| t.ticks_ns(x));
+            let failed = span.status(t) != 0;
+            for acc in [
+                by_ep.entry((call.endpoint, call.label)).or_default(),
+                by_client.entry(call.src).or_default(),
+            ] {
+                acc.errors += u64::from(failed);
+                acc.queue.extend(queue);
+                acc.service.extend(service);
+                acc.total.extend(total);
+            }
+        }
+        let n = &t.names;
+        Stats {
+            by_endpoint_label: by_ep
+                .into_iter()
+                .map(|((e, l), acc)| acc.row(format!("{} {}", n.endpoint(e), n.label(l))))
+                .collect(),
+            by_client: by_client
+                .into_iter()
+                .map(|(th, acc)| acc.row(n.thread(th)))
+                .collect(),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        table(&mut s, "endpoint label", &self.by_endpoint_label);
+        s.push('\n');
+        table(&mut s, "client", &self.by_client);
+        s
+    }
+}
+
+fn table(s: &mut String, what: &str, rows: &[Row]) {
+    let w = rows
+        .iter()
+        .map(|r| r.name.len())
+        .chain([what.len()])
+        .max()
+        .unwrap_or(0);
+    let mut line = |name: &str, count: &str, bytes: &str, errors: &str, lat: [&str; 3]| {
+        let l = format!(
+            "{name:<w$} {count:>8} {bytes:>10} {errors:>6}  {:<26} {:<26} {}",
+            lat[0], lat[1], lat[2]
+        );
+        let _ = writeln!(s, "{}", l.trim_end());
+    };
+    line(
+        what,
+        "count",
+        "bytes",
+        "errors",
+        [
+            "queue p50/p99/max",
+            "service p50/p99/max",
+            "total p50/p99/max",
+        ],
+    );
+    for r in rows {
+        let lat = [r.queue.cell(), r.service.cell(), r.total.cell()];
+        line(
+            &r.name,
+            &r.count.to_string(),
+            &r.bytes.to_string(),
+            &r.errors.to_string(),
+            lat.each_ref().map(|x| x.as_str()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let mut v: Vec<u64> = (1..=100).rev().collect();
+        assert_eq!(
+            Latency::of(&mut v),
+            Latency {
+                samples: 100,
+                p50: 50,
+                p99: 99,
+                max: 100
+            }
+        );
+        assert_eq!(
+            Latency::of(&mut [7]),
+            Latency {
+                samples: 1,
+                p50: 7,
+                p99: 7,
+                max: 7
+            }
+        );
+        assert_eq!(Latency::of(&mut []), Latency::default());
+    }
+
+    #[test]
+    fn ping_pong_figures() {
+        let t = Trace::from_bytes(&synth::ping_pong());
+        let st = Stats::of(&t);
+        assert_eq!(st.by_endpoint_label.len(), 1);
+        let row = &st.by_endpoint_label[0];
+        assert_eq!(row.name, "process 1");
+        assert_eq!((row.count, row.bytes, row.errors), (10, 640, 1));
+        // queue 100..=109, service 1000..=1090 step 10.
+        assert_eq!(
+            row.queue,
+            Latency {
+                samples: 10,
+                p50: 104,
+                p99: 109,
+                max: 109
+            }
+        );
+        assert_eq!(
+            row.service,
+            Latency {
+                samples: 10,
+                p50: 1040,
+                p99: 1090,
+                max: 1090
+            }
+        );
+        assert_eq!(row.total.max, 1199);
+        assert_eq!(st.by_client.len(), 1);
+        assert_eq!(st.by_client[0].name, "client");
+        assert_eq!(st.by_client[0].count, 10);
+    }
+
+    #[test]
+    fn groups_split_by_label_and_client() {
+        let t = Trace::from_bytes(&synth::nested());
+        let st = Stats::of(&t);
+        let names: Vec<&str> = st
+            .by_endpoint_label
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["process 1", "memory 2", "memory RefBatch", "ep12 9"]
+        );
+        let refbatch = &st.by_endpoint_label[2];
+        assert_eq!((refbatch.count, refbatch.bytes), (2, 192));
+        assert_eq!(refbatch.service.max, 400);
+        let clients: Vec<(&str, u64)> = st
+            .by_client
+            .iter()
+            .map(|r| (r.name.as_str(), r.count))
+            .collect();
+        assert_eq!(
+            clients,
+            [("client", 2), ("process-server/1", 2), ("memory-server", 1)]
+        );
+        let text = st.render();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("memory RefBatch") && l.contains("150ns/400ns/400ns")),
+            "{text}"
+        );
+        assert!(
+            text.lines().all(|l| l == l.trim_end()),
+            "no trailing blanks"
+        );
+        let json = serde_json::to_value(&st).unwrap();
+        assert_eq!(json["by_client"][0]["count"], 2);
+    }
+}
