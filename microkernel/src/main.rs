@@ -18,10 +18,11 @@
 mod arch;
 mod bootinfo;
 mod console;
+mod kernel;
 mod mm;
+mod object;
 mod program;
 mod selftest;
-mod syscall;
 mod uaccess;
 
 use abi::exit::GuestExit;
@@ -46,12 +47,13 @@ fn kmain(info: &'static BootInfo) -> ! {
     println!("memory: {} MiB usable", info.usable_bytes() >> 20);
     report_boot_image(info);
     crash_if_asked(info);
-    if info.has_flag(abi::selftest::CMDLINE_FLAG) {
-        let passed = selftest::run(info);
-        arch::exit(if passed { GuestExit::Success } else { GuestExit::Failure });
+    let selftest = info.has_flag(abi::selftest::CMDLINE_FLAG);
+    if selftest && !selftest::run(info) {
+        println!("{} done", abi::selftest::MARKER);
+        arch::exit(GuestExit::Failure);
     }
-    let init_ok = run_program(info, "init").is_ok_and(|exit| exit == arch::UserExit::Exited(0));
-    arch::exit(if init_ok { GuestExit::Success } else { GuestExit::Failure })
+    start_init(info, selftest);
+    arch::start_scheduling()
 }
 
 /// Fails on purpose when the command line asks (see `abi::selftest::crash`).
@@ -70,19 +72,16 @@ fn crash_if_asked(info: &BootInfo) {
     }
 }
 
-/// Runs the boot image's program `name` to its end and reports how it ended.
-fn run_program(info: &BootInfo, name: &str) -> Result<arch::UserExit, &'static str> {
-    let image = boot_image(info).map_err(|_| "no readable boot image")?;
-    let file = image.find(name).ok_or("program not in the boot image")?;
-    match program::run(file.data) {
-        Ok(exit) => {
-            println!("{name} ended: {exit:?}");
-            Ok(exit)
-        }
-        Err(error) => {
-            println!("{name} could not start: {error:?}");
-            Err("program could not start")
-        }
+/// Creates init from the boot image; without it there is nothing to run.
+fn start_init(info: &BootInfo, selftest: bool) {
+    let (Ok(image), Some(blob)) = (boot_image(info), info.initrd) else {
+        panic!("no readable boot image: nothing to run");
+    };
+    let Some(init) = image.find("init") else {
+        panic!("the boot image has no init");
+    };
+    if let Err(error) = kernel::start_init(init.data, blob, abi::selftest::init_flags(selftest)) {
+        panic!("init could not start: {error:?}");
     }
 }
 

@@ -1,7 +1,7 @@
-//! Starting a user program from an ELF file of the boot image: a fresh
-//! address space, each PT_LOAD segment copied into frames of its own with its
-//! rights, a stack below `USER_END`, then [`arch::run_user`]. When the program
-//! ends, its whole user half is freed.
+//! Loading an ELF executable of the boot image into a fresh address space:
+//! each PT_LOAD segment copied into frames of its own with its rights, a
+//! stack below `USER_END`, and an IPC buffer page. Used for init only; every
+//! later program is loaded by user space.
 
 use elf::ElfBytes;
 use elf::abi::{PF_W, PF_X, PT_LOAD};
@@ -10,14 +10,16 @@ use elf::endian::LittleEndian;
 use abi::syscall::USER_END;
 
 use crate::arch::paging::{MapError, PAGE_SIZE, PageTableFlags, Root, phys_to_virt};
-use crate::arch::{self, UserExit};
+use crate::kernel::KERNEL_OWNED;
 use crate::mm::frame;
 
 /// User stack size, with an unmapped guard page below it.
 const STACK_PAGES: u64 = 16;
 const STACK_TOP: u64 = USER_END - PAGE_SIZE;
+/// The IPC buffer page, below the stack and its guard.
+const IPC_BUFFER: u64 = STACK_TOP - (STACK_PAGES + 2) * PAGE_SIZE;
 
-/// Why a program could not be started.
+/// Why a program could not be loaded.
 #[derive(Debug)]
 #[allow(dead_code, reason = "the cause is shown through Debug")]
 pub enum LoadError {
@@ -34,25 +36,27 @@ impl From<MapError> for LoadError {
     }
 }
 
-/// Loads `elf` into a new address space, runs it to its end, frees its
-/// memory, and says how it ended.
-pub fn run(elf: &[u8]) -> Result<UserExit, LoadError> {
-    let space = Root::new_user(arch::kernel_space(), &mut frame::alloc_zeroed)?;
-    let loaded = load(space, elf);
-    let outcome = loaded.map(|entry| arch::run_user(space, entry, STACK_TOP));
-    space.clear_user_half(&mut |paddr| {
-        frame::free(paddr).expect("user frames come from the frame allocator");
-    });
-    frame::free(space.0).expect("the root table came from the frame allocator");
-    x86_64::instructions::interrupts::enable();
-    outcome
+/// Where the loaded program starts.
+pub struct Loaded {
+    pub entry: u64,
+    pub stack_top: u64,
+    pub ipc_buffer: u64,
+    /// Page-table pages the load allocated (the root included).
+    pub table_pages: usize,
 }
 
-fn load(space: Root, elf: &[u8]) -> Result<u64, LoadError> {
+/// Loads `elf` into the empty user half of `space`. Every frame it maps is
+/// marked kernel-owned, so it goes back to the kernel with the space.
+pub fn load(space: Root, elf: &[u8]) -> Result<Loaded, LoadError> {
     let file = ElfBytes::<LittleEndian>::minimal_parse(elf).map_err(LoadError::Elf)?;
     if file.ehdr.e_type != elf::abi::ET_EXEC {
         return Err(LoadError::NotExecutable);
     }
+    let mut table_pages = 1;
+    let mut tables = || {
+        table_pages += 1;
+        frame::alloc_zeroed()
+    };
     let segments = file.segments().ok_or(LoadError::NotExecutable)?;
     for segment in segments.iter().filter(|s| s.p_type == PT_LOAD) {
         let start = segment.p_vaddr & !(PAGE_SIZE - 1);
@@ -62,10 +66,10 @@ fn load(space: Root, elf: &[u8]) -> Result<u64, LoadError> {
             .zip(usize::try_from(segment.p_filesz).ok())
             .and_then(|(offset, len)| elf.get(offset..offset.checked_add(len)?))
             .ok_or(LoadError::BadSegment(segment.p_vaddr))?;
-        if end > STACK_TOP - (STACK_PAGES + 1) * PAGE_SIZE || segment.p_filesz > segment.p_memsz {
+        if end > IPC_BUFFER || segment.p_filesz > segment.p_memsz {
             return Err(LoadError::BadSegment(segment.p_vaddr));
         }
-        let mut flags = PageTableFlags::USER_ACCESSIBLE;
+        let mut flags = PageTableFlags::USER_ACCESSIBLE | KERNEL_OWNED;
         if segment.p_flags & PF_W != 0 {
             flags |= PageTableFlags::WRITABLE;
         }
@@ -74,8 +78,8 @@ fn load(space: Root, elf: &[u8]) -> Result<u64, LoadError> {
         }
         for page in (start..end).step_by(PAGE_SIZE as usize) {
             let paddr = frame::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
-            if let Err(error) = space.map(page, paddr, flags, &mut frame::alloc_zeroed) {
-                frame::free(paddr).expect("just allocated");
+            if let Err(error) = space.map(page, paddr, flags, &mut tables) {
+                let _ = frame::free(paddr);
                 return Err(match error {
                     MapError::AlreadyMapped => LoadError::BadSegment(segment.p_vaddr),
                     other => other.into(),
@@ -95,10 +99,11 @@ fn load(space: Root, elf: &[u8]) -> Result<u64, LoadError> {
             }
         }
     }
-    let stack_flags = PageTableFlags::USER_ACCESSIBLE | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
-    for page in (STACK_TOP - STACK_PAGES * PAGE_SIZE..STACK_TOP).step_by(PAGE_SIZE as usize) {
+    let data = PageTableFlags::USER_ACCESSIBLE | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE | KERNEL_OWNED;
+    let stack = (STACK_TOP - STACK_PAGES * PAGE_SIZE..STACK_TOP).step_by(PAGE_SIZE as usize);
+    for page in stack.chain([IPC_BUFFER]) {
         let paddr = frame::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
-        space.map(page, paddr, stack_flags, &mut frame::alloc_zeroed)?;
+        space.map(page, paddr, data, &mut tables)?;
     }
-    Ok(file.ehdr.e_entry)
+    Ok(Loaded { entry: file.ehdr.e_entry, stack_top: STACK_TOP, ipc_buffer: IPC_BUFFER, table_pages })
 }

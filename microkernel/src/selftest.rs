@@ -1,6 +1,7 @@
 //! The kernel's own unit tests, run in the guest when the command line says
-//! `selftest`. Each prints a `[selftest] pass|fail NAME` marker (protocol in
-//! `abi::selftest`); the host checks that every expected name passed.
+//! `selftest`, before init starts. Each prints a `[selftest] pass|fail NAME`
+//! marker (protocol in `abi::selftest`); init runs the user-mode tests after
+//! them and prints `done`. The host checks that every expected name passed.
 
 use core::sync::atomic::Ordering;
 
@@ -14,15 +15,13 @@ use crate::println;
 
 type TestResult = Result<(), &'static str>;
 
-const TESTS: [(&str, fn(&BootInfo) -> TestResult); 8] = [
+const TESTS: [(&str, fn(&BootInfo) -> TestResult); 6] = [
     ("boot_info", boot_info),
     ("frame_alloc", frame_alloc),
     ("map_unmap", map_unmap),
     ("exception", exception),
     ("timer_ticks", timer_ticks),
     ("ipi_pingpong", ipi_pingpong),
-    ("user_init", user_init),
-    ("user_fault_kill", user_fault_kill),
 ];
 
 /// Runs every test; true when all passed.
@@ -42,7 +41,6 @@ pub fn run(info: &BootInfo) -> bool {
             }
         }
     }
-    println!("{MARKER} done");
     failed == 0
 }
 
@@ -178,28 +176,6 @@ fn ipi_pingpong(_: &BootInfo) -> TestResult {
         println!("ipi_pingpong: cpu 0 <-> cpu {target}: {ROUNDS} round trips, mean {mean_ns} ns");
     }
     Ok(())
-}
-
-/// init runs its user-mode checks (their markers are its own) and exits 0;
-/// every frame it used comes back.
-fn user_init(info: &BootInfo) -> TestResult {
-    let free_before = frame::counts().0;
-    let exit = crate::run_program(info, "init")?;
-    check(exit == arch::UserExit::Exited(0), "init did not exit with status 0")?;
-    check(frame::counts().0 == free_before, "init's frames did not all come back")
-}
-
-/// A program that touches an unmapped address is killed with a page fault,
-/// its frames come back, and the kernel carries on.
-fn user_fault_kill(info: &BootInfo) -> TestResult {
-    let free_before = frame::counts().0;
-    let exit = crate::run_program(info, "fault")?;
-    check(exit == arch::UserExit::Killed { vector: 14 }, "the faulting program was not killed by #PF")?;
-    check(frame::counts().0 == free_before, "the killed program's frames did not all come back")?;
-    let ticks = arch::current_cpu().ticks.load(Ordering::Relaxed);
-    wait_until(|| arch::current_cpu().ticks.load(Ordering::Relaxed) > ticks, 1_000_000)
-        .map(|_| ())
-        .ok_or("no timer tick after the kill")
 }
 
 /// Polls `done` until it holds or `timeout_us` passes; `Some` with the

@@ -6,6 +6,8 @@
 //! beyond conversions.
 #![no_std]
 
+pub mod cap;
 pub mod exit;
+pub mod msg;
 pub mod selftest;
 pub mod syscall;

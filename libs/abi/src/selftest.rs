@@ -19,12 +19,36 @@ pub const KERNEL_TESTS: &[&str] = &[
     "exception",
     "timer_ticks",
     "ipi_pingpong",
-    "user_init",
-    "user_fault_kill",
 ];
 
-/// The checks init runs from user mode during `user_init`.
-pub const USER_TESTS: &[&str] = &["user_unknown_syscall", "user_bad_pointer", "user_bad_length"];
+/// The tests init runs from user mode, after the kernel's, in this order.
+pub const USER_TESTS: &[&str] = &[
+    "user_unknown_syscall",
+    "user_bad_pointer",
+    "user_bad_length",
+    "thread_lifecycle",
+    "preemption",
+    "ipc_same_cpu",
+    "ipc_cross_cpu",
+    "ipc_payload_and_cap_transfer",
+    "notification",
+    "cap_rights",
+    "cap_badge",
+    "cap_revoke",
+    "memory_map",
+    "fault_delivery",
+    "fault_kill",
+    "kernel_pool_exhaustion",
+    "syscall_fuzz",
+];
+
+/// Bit 0 of init's start flags (in `rsi`): run the self-tests.
+pub const INIT_FLAG_SELFTEST: u64 = 1;
+
+/// The flags the kernel passes to init.
+pub const fn init_flags(selftest: bool) -> u64 {
+    if selftest { INIT_FLAG_SELFTEST } else { 0 }
+}
 
 /// What one marker line says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 //! convention.
 //!
 //! Convention (x86_64 `syscall`): number in `rax`; arguments in `rdi`, `rsi`,
-//! `rdx`, `r10`, `r8`, `r9`; the kernel returns a [`SysResult`] word in `rax`
-//! (0 for success, else an [`SysError`] code) and a value in `rdx`. `rcx` and
-//! `r11` are clobbered by the instruction itself.
+//! `rdx`, `r10`, `r8`, `r9`; the kernel returns an error code in `rax` (0 for
+//! success) and a value in `rdx`. IPC calls use more result registers (see
+//! [`crate::msg`]). `rcx` and `r11` are clobbered by the instruction itself.
 
 /// Every system call the kernel knows. Numbers never change meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,21 +12,101 @@
 pub enum Sysnum {
     /// Write bytes to the kernel console: `(ptr, len)`, at most [`DEBUG_WRITE_MAX`].
     DebugWrite = 1,
-    /// End the calling thread's address space with `(status)`. Does not return.
-    Exit = 2,
+    /// End the calling thread. Does not return.
+    ThreadExit = 2,
+    /// Give up the rest of the time slice.
+    Yield = 3,
+    /// `(what)`: kernel accounting. `what` = an object kind → objects in use
+    /// | capacity << 32; [`KERNEL_INFO_FREE_FRAMES`] → free kernel frames.
+    KernelInfo = 4,
+
+    /// `(src, dst_cspace, dst)`: copy a capability into a table ([`OWN_CSPACE`]
+    /// or the slot of a CSpace capability with the write right).
+    CapCopy = 10,
+    /// `(src, dst_cspace, dst, rights, badge)`: derive a capability with
+    /// fewer rights and a badge.
+    CapMint = 11,
+    /// `(src, dst)`: move a capability to another slot.
+    CapMove = 12,
+    /// `(slot)`: delete a capability.
+    CapDelete = 13,
+    /// `(slot)`: delete every capability derived from this one.
+    CapRevoke = 14,
+    /// `(slot)` → `kind | rights << 8`, badge in the second result.
+    CapIdentify = 15,
+    /// `(kind, dst)`: create a kernel object and put its capability in `dst`.
+    Create = 16,
+
+    /// `(thread, space, cspace, ipc_buffer, fault_ep, priority | cpu << 8)`.
+    ThreadConfigure = 20,
+    /// `(thread, rip, rsp, arg)`: start a configured thread.
+    ThreadStart = 21,
+    ThreadSuspend = 22,
+    ThreadResume = 23,
+    /// `(thread, cpu)`: move a thread to another CPU.
+    ThreadSetAffinity = 24,
+    /// `(thread, priority)`.
+    ThreadSetPriority = 25,
+    /// `(thread)` → the thread's state (see [`crate::cap::ThreadState`]).
+    ThreadState = 26,
+
+    /// IPC on an endpoint (registers in [`crate::msg`]).
+    Send = 30,
+    NbSend = 31,
+    Recv = 32,
+    NbRecv = 33,
+    Call = 34,
+    Reply = 35,
+    ReplyRecv = 36,
+
+    /// `(notification, bits)`.
+    Signal = 40,
+    /// `(notification)` → the bits, cleared; blocks while none are set.
+    Wait = 41,
+    /// `(notification)` → the bits, cleared; never blocks.
+    Poll = 42,
+
+    /// `(space, phys_range, first_frame, vaddr, count, rights)`.
+    MapBatch = 50,
+    /// `(space, vaddr, count)`.
+    Unmap = 51,
+    /// `(space, vaddr, count, rights)`.
+    Protect = 52,
+    /// `(space, vaddr)` → physical address | rights bits.
+    Query = 53,
+    /// `(src_space, dst_space, vaddr, count)`: map the same frames read-only in both.
+    ShareCow = 54,
+
+    /// `(io_ports, port, width)` → value.
+    PortIn = 60,
+    /// `(io_ports, port, width, value)`.
+    PortOut = 61,
 }
 
 impl TryFrom<u64> for Sysnum {
     type Error = SysError;
 
     fn try_from(number: u64) -> Result<Self, SysError> {
-        match number {
-            1 => Ok(Self::DebugWrite),
-            2 => Ok(Self::Exit),
-            _ => Err(SysError::UnknownSyscall),
-        }
+        use Sysnum::*;
+        const ALL: [Sysnum; 34] = [
+            DebugWrite, ThreadExit, Yield, KernelInfo, CapCopy, CapMint, CapMove, CapDelete, CapRevoke, CapIdentify, Create,
+            ThreadConfigure, ThreadStart, ThreadSuspend, ThreadResume, ThreadSetAffinity, ThreadSetPriority,
+            ThreadState, Send, NbSend, Recv, NbRecv, Call, Reply, ReplyRecv, Signal, Wait, Poll, MapBatch, Unmap,
+            Protect, Query, ShareCow, PortIn,
+        ];
+        ALL.into_iter().chain([PortOut]).find(|s| *s as u64 == number).ok_or(SysError::UnknownSyscall)
     }
 }
+
+/// `KernelInfo` selector for the kernel's free frames.
+pub const KERNEL_INFO_FREE_FRAMES: u64 = 100;
+/// `KernelInfo` selector for the number of CPUs online.
+pub const KERNEL_INFO_CPUS: u64 = 101;
+/// `KernelInfo` selector for user threads killed by a fault with no handler.
+pub const KERNEL_INFO_KILLS: u64 = 102;
+
+/// `CapCopy`/`CapMint` destination table meaning "the caller's own".
+pub const OWN_CSPACE: u64 = u64::MAX;
 
 /// Longest single console write, in bytes.
 pub const DEBUG_WRITE_MAX: usize = 4096;
@@ -41,7 +121,40 @@ pub enum SysError {
     BadAddress = 2,
     /// A length or count is out of range.
     BadLength = 3,
+    /// A slot number is outside the capability table.
+    BadSlot = 4,
+    /// The slot holds no capability.
+    EmptySlot = 5,
+    /// The destination slot is occupied.
+    SlotOccupied = 6,
+    /// The capability names the wrong kind of object.
+    WrongType = 7,
+    /// The capability lacks a right the operation needs.
+    NoRight = 8,
+    /// Some other argument is invalid (a kind, a CPU, a priority, a port).
+    BadArgument = 9,
+    /// Kernel metadata for this kind of object is exhausted.
+    OutOfKernelMemory = 10,
+    /// A non-blocking operation found no partner.
+    WouldBlock = 11,
+    /// Nothing is mapped there.
+    NotMapped = 12,
+    /// Something is mapped there already.
+    AlreadyMapped = 13,
+    /// The thread is in the wrong state for this (not configured, not started, already running).
+    BadState = 14,
+    /// The object was deleted while the caller waited on it.
+    ObjectDeleted = 15,
+    /// There is no caller to reply to.
+    NoReply = 16,
 }
+
+const ALL_ERRORS: [SysError; 16] = [
+    SysError::UnknownSyscall, SysError::BadAddress, SysError::BadLength, SysError::BadSlot, SysError::EmptySlot,
+    SysError::SlotOccupied, SysError::WrongType, SysError::NoRight, SysError::BadArgument,
+    SysError::OutOfKernelMemory, SysError::WouldBlock, SysError::NotMapped, SysError::AlreadyMapped,
+    SysError::BadState, SysError::ObjectDeleted, SysError::NoReply,
+];
 
 impl SysError {
     pub const fn code(self) -> u64 {
@@ -49,7 +162,7 @@ impl SysError {
     }
 
     pub fn from_code(code: u64) -> Option<Self> {
-        [Self::UnknownSyscall, Self::BadAddress, Self::BadLength].into_iter().find(|e| e.code() == code)
+        ALL_ERRORS.into_iter().find(|e| e.code() == code)
     }
 }
 
@@ -82,12 +195,16 @@ mod tests {
 
     #[test]
     fn numbers_and_codes_round_trip() {
-        for sysnum in [Sysnum::DebugWrite, Sysnum::Exit] {
-            assert_eq!(Sysnum::try_from(sysnum as u64), Ok(sysnum));
+        for number in 0..100 {
+            if let Ok(sysnum) = Sysnum::try_from(number) {
+                assert_eq!(sysnum as u64, number);
+            }
         }
+        assert_eq!(Sysnum::try_from(34), Ok(Sysnum::Call));
+        assert_eq!(Sysnum::try_from(61), Ok(Sysnum::PortOut));
         assert_eq!(Sysnum::try_from(0), Err(SysError::UnknownSyscall));
         assert_eq!(Sysnum::try_from(u64::MAX), Err(SysError::UnknownSyscall));
-        for error in [SysError::UnknownSyscall, SysError::BadAddress, SysError::BadLength] {
+        for error in ALL_ERRORS {
             let (rax, rdx) = encode(Err(error));
             assert_eq!(decode(rax, rdx), Err(error));
         }

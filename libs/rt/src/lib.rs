@@ -4,28 +4,36 @@
 #![no_std]
 
 pub mod console;
+pub mod ipc;
+pub mod mem;
 pub mod sys;
+pub mod thread;
 
-/// Declares the program's `main`, run by the entry point; its return value
-/// is the exit status.
+/// Declares the program's `main`, run by the entry point with the three
+/// start registers (`rdi`, `rsi`, `rdx`) its creator set.
 ///
 /// ```ignore
 /// rt::entry!(main);
-/// fn main() -> i32 { rt::println!("hello"); 0 }
+/// fn main(args: rt::StartArgs) -> ! { rt::println!("hello"); rt::sys::thread_exit() }
 /// ```
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
         #[unsafe(no_mangle)]
-        extern "C" fn _start() -> ! {
-            let main: fn() -> i32 = $main;
-            $crate::sys::exit(main())
+        extern "C" fn _start(arg0: u64, arg1: u64, arg2: u64) -> ! {
+            let main: fn($crate::StartArgs) -> ! = $main;
+            main($crate::StartArgs([arg0, arg1, arg2]))
         }
     };
 }
 
+/// The start registers: for init, the number of RAM PhysRanges, the flags
+/// (`abi::selftest::INIT_FLAG_SELFTEST`), and its IPC buffer's address.
+#[derive(Clone, Copy, Debug)]
+pub struct StartArgs(pub [u64; 3]);
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("user panic: {info}");
-    sys::exit(101)
+    sys::thread_exit()
 }

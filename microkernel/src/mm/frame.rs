@@ -132,3 +132,31 @@ pub fn free(paddr: u64) -> Result<(), FrameError> {
 pub fn counts() -> (usize, usize) {
     FRAMES.lock().as_ref().map_or((0, 0), |a| (a.free, a.usable))
 }
+
+/// Hands every free frame beyond the first `keep` to user space, in at most
+/// `max_runs` contiguous runs taken from the top of memory: `take(base,
+/// frames)` for each. Those frames are never allocated to the kernel again.
+pub fn carve_for_user(keep: usize, max_runs: u64, take: &mut dyn FnMut(u64, u64)) {
+    let mut guard = FRAMES.lock();
+    let Some(allocator) = guard.as_mut() else { return };
+    let mut runs = 0;
+    let mut frame = allocator.bitmap.len() * 64;
+    while frame > 0 && allocator.free > keep && runs < max_runs {
+        frame -= 1;
+        if allocator.is_used(frame) {
+            continue;
+        }
+        let end = frame + 1;
+        let mut start = frame;
+        while start > 0 && !allocator.is_used(start - 1) && allocator.free - (end - start) > keep {
+            start -= 1;
+        }
+        for taken in start..end {
+            allocator.set(taken, true);
+        }
+        allocator.free -= end - start;
+        take(start as u64 * PAGE_SIZE, (end - start) as u64);
+        runs += 1;
+        frame = start;
+    }
+}

@@ -9,13 +9,15 @@ use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::{lgdt, load_tss};
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::structures::gdt::SegmentSelector;
-use x86_64::PrivilegeLevel::Ring0;
+use x86_64::PrivilegeLevel::{Ring0, Ring3};
 
 use super::percpu::PerCpu;
 
 pub const ENTRIES: usize = 7;
 pub const KERNEL_CODE: SegmentSelector = SegmentSelector::new(1, Ring0);
 pub const KERNEL_DATA: SegmentSelector = SegmentSelector::new(2, Ring0);
+pub const USER_DATA: SegmentSelector = SegmentSelector::new(3, Ring3);
+pub const USER_CODE: SegmentSelector = SegmentSelector::new(4, Ring3);
 const TSS: SegmentSelector = SegmentSelector::new(5, Ring0);
 
 /// Interrupt-stack-table slot used for double faults, so a kernel stack

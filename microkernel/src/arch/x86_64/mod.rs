@@ -4,6 +4,7 @@
 mod acpi;
 mod apic;
 mod boot;
+mod context;
 mod gdt;
 mod idt;
 pub mod paging;
@@ -14,8 +15,8 @@ mod stacks;
 mod start_info;
 mod syscall;
 pub mod time;
+mod tlb;
 mod trap;
-mod user;
 
 use core::sync::atomic::Ordering;
 
@@ -26,7 +27,36 @@ use crate::bootinfo::BootInfo;
 
 pub use percpu::{MAX_CPUS, PerCpu, cpu, current as current_cpu, try_current as try_current_cpu};
 pub use trap::{Fault, PING_VECTOR, Probe, probe};
-pub use user::{UserExit, leave as leave_user, run as run_user};
+pub use trap::TrapFrame as UserContext;
+pub use tlb::{serve as tlb_serve, shootdown as tlb_shootdown};
+
+/// The idle context of the running CPU.
+pub fn idle_context() -> UserContext {
+    context::idle(current_cpu())
+}
+
+/// Starts scheduling on the running CPU; never returns.
+pub fn start_scheduling() -> ! {
+    context::start_scheduling(current_cpu())
+}
+
+/// Whether `frame` interrupted the idle loop (the only kernel code that runs
+/// with interrupts on once the scheduler started).
+pub fn in_idle(frame: &UserContext) -> bool {
+    context::is_idle(frame)
+}
+
+/// Index of the running CPU.
+pub fn cpu_index() -> usize {
+    current_cpu().index()
+}
+
+/// Asks CPU `index` to look at its run queue again.
+pub fn send_resched(index: usize) {
+    if let Some(cpu) = cpu(index) {
+        apic::send_ipi(cpu.apic_id(), trap::RESCHED_VECTOR as u8);
+    }
+}
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static KERNEL_SPACE: spin::Once<paging::Root> = spin::Once::new();
@@ -115,8 +145,10 @@ extern "C" fn ap_main(index: usize) -> ! {
     apic::init_local();
     time::start_tick();
     smp::ONLINE.fetch_add(1, Ordering::Release);
-    x86_64::instructions::interrupts::enable();
-    idle()
+    while !crate::kernel::started() {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+    start_scheduling()
 }
 
 /// Gives the running CPU its stack for entries from user mode and enables
@@ -131,6 +163,30 @@ fn init_user_entry(cpu: &'static PerCpu) {
 pub fn idle() -> ! {
     loop {
         x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+/// Reads an I/O port of `width` bytes (1, 2 or 4; the caller checked).
+pub fn port_in(port: u16, width: u8) -> u64 {
+    // SAFETY: the caller holds an IoPorts capability covering the port.
+    unsafe {
+        match width {
+            1 => u64::from(Port::<u8>::new(port).read()),
+            2 => u64::from(Port::<u16>::new(port).read()),
+            _ => u64::from(Port::<u32>::new(port).read()),
+        }
+    }
+}
+
+/// Writes an I/O port of `width` bytes (1, 2 or 4; the caller checked).
+pub fn port_out(port: u16, width: u8, value: u64) {
+    // SAFETY: the caller holds an IoPorts capability covering the port.
+    unsafe {
+        match width {
+            1 => Port::<u8>::new(port).write(value as u8),
+            2 => Port::<u16>::new(port).write(value as u16),
+            _ => Port::<u32>::new(port).write(value as u32),
+        }
     }
 }
 

@@ -84,28 +84,34 @@ impl Root {
         Ok(root)
     }
 
-    /// Frees every frame of the lower half, leaf pages and page tables alike,
-    /// through `free`, and leaves the lower half empty. The caller must not
-    /// run on this address space while it loses its user half.
-    pub fn clear_user_half(self, free: &mut dyn FnMut(u64)) {
-        fn clear(table: &mut PageTable, level: usize, free: &mut dyn FnMut(u64)) {
-            for entry in table.iter_mut().filter(|e| !e.is_unused()) {
+    /// Empties the lower half. `release` sees every page-table frame (with
+    /// `None`) and every mapped frame (with its flags), to free what the
+    /// caller owns. The caller must not run on this address space meanwhile.
+    pub fn clear_user_half(self, release: &mut dyn FnMut(u64, Option<Flags>)) {
+        type Entries<'a> = &'a mut dyn Iterator<Item = &'static mut PageTableEntry>;
+        fn clear(entries: Entries, level: usize, release: &mut dyn FnMut(u64, Option<Flags>)) {
+            for entry in entries.filter(|e| !e.is_unused()) {
                 if level > 1 && !entry.flags().contains(Flags::HUGE_PAGE) {
-                    clear(table_at(entry.addr().as_u64()), level - 1, free);
+                    clear(&mut table_at(entry.addr().as_u64()).iter_mut(), level - 1, release);
+                    release(entry.addr().as_u64(), None);
+                } else {
+                    release(entry.addr().as_u64(), Some(entry.flags()));
                 }
-                free(entry.addr().as_u64());
                 entry.set_unused();
             }
         }
-        let root = self.table();
-        for index in 0..256 {
-            let entry = &mut root[index];
-            if !entry.is_unused() {
-                clear(table_at(entry.addr().as_u64()), 3, free);
-                free(entry.addr().as_u64());
-                entry.set_unused();
-            }
+        clear(&mut self.table().iter_mut().take(256), 4, release);
+    }
+
+    /// Changes the rights of the 4 KiB mapping at `vaddr`, keeping its frame.
+    pub fn protect(self, vaddr: u64, flags: Flags) -> Result<(), MapError> {
+        let entry = self.walk(vaddr, 1, None)?;
+        if entry.is_unused() {
+            return Err(MapError::NotMapped);
         }
+        let paddr = entry.addr();
+        entry.set_addr(paddr, flags | Flags::PRESENT);
+        Ok(())
     }
 
     /// Maps one 4 KiB page.

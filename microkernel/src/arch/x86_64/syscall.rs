@@ -1,17 +1,18 @@
 //! The `syscall` entry: swap to the kernel GS and this CPU's kernel stack,
-//! save the user registers into a [`SyscallFrame`], hand the call to the
-//! portable dispatcher, and return with `sysretq`.
+//! save the user registers as a [`TrapFrame`] (so a thread's context has one
+//! shape however it entered), hand it to the kernel, and leave through the
+//! common `trap_return` (`iretq`), which may resume another thread.
 //!
-//! `sysretq` to a non-canonical RIP would fault in ring 0 on Intel CPUs; it
-//! cannot happen because user space ends at `abi::syscall::USER_END`, a page
-//! short of the canonical boundary.
+//! User space ends at `abi::syscall::USER_END`, a page short of the
+//! canonical boundary, so a user RIP is always canonical.
 
 use core::mem::offset_of;
 
 use x86_64::registers::model_specific::Msr;
 
-use super::gdt::{KERNEL_CODE, KERNEL_DATA};
+use super::gdt::{KERNEL_CODE, KERNEL_DATA, USER_CODE, USER_DATA};
 use super::percpu::PerCpu;
+use super::trap::{SYSCALL_MARK, TrapFrame};
 
 const IA32_STAR: u32 = 0xC000_0081;
 const IA32_LSTAR: u32 = 0xC000_0082;
@@ -27,83 +28,52 @@ syscall_entry:
     swapgs
     mov gs:[{user_rsp}], rsp
     mov rsp, gs:[{kernel_rsp}]
+    push {user_ss}
     push qword ptr gs:[{user_rsp}]
     push r11
+    push {user_cs}
     push rcx
+    push 0
+    push {mark}
     push rax
-    push rdi
-    push rsi
+    push rbx
+    push rcx
     push rdx
-    push r10
+    push rsi
+    push rdi
+    push rbp
     push r8
     push r9
-    push rbx
-    push rbp
+    push r10
+    push r11
     push r12
     push r13
     push r14
     push r15
     mov rdi, rsp
+    cld
     call {dispatch}
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
-    pop r9
-    pop r8
-    pop r10
-    pop rdx
-    pop rsi
-    pop rdi
-    pop rax
-    pop rcx
-    pop r11
-    pop rsp
-    swapgs
-    sysretq
+    jmp trap_return
 "#,
     user_rsp = const offset_of!(PerCpu, user_rsp),
     kernel_rsp = const offset_of!(PerCpu, kernel_rsp),
+    user_ss = const USER_DATA.0 as u64,
+    user_cs = const USER_CODE.0 as u64,
+    mark = const SYSCALL_MARK,
     dispatch = sym dispatch,
 );
 
-/// The user registers at a `syscall`, lowest address first.
-#[repr(C)]
-pub struct SyscallFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub rbp: u64,
-    pub rbx: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub r10: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub rax: u64,
-    pub rip: u64,
-    pub rflags: u64,
-    pub rsp: u64,
+extern "C" fn dispatch(frame: &mut TrapFrame) {
+    crate::kernel::on_syscall(frame);
 }
 
-extern "C" fn dispatch(frame: &mut SyscallFrame) {
-    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
-    let (rax, rdx) = abi::syscall::encode(crate::syscall::dispatch(frame.rax, args));
-    frame.rax = rax;
-    frame.rdx = rdx;
-}
-
-/// Points this CPU's `syscall` instruction at [`syscall_entry`].
+/// Points this CPU's `syscall` instruction at `syscall_entry`.
 pub fn init() {
     unsafe extern "C" {
         fn syscall_entry();
     }
-    // sysret loads CS = base + 16 and SS = base + 8 (both RPL 3) from STAR[63:48]:
-    // user code 0x20 and user data 0x18 with base 0x10 (the kernel data selector).
+    // STAR[47:32] is the kernel CS (SS = +8). STAR[63:48] would serve
+    // sysret, which this kernel does not use: it returns with iretq.
     let star = (u64::from(KERNEL_DATA.0) << 48) | (u64::from(KERNEL_CODE.0) << 32);
     // SAFETY: the selectors match this CPU's GDT, the entry point is the
     // code above, and EFER.SCE was set at boot.

@@ -17,6 +17,12 @@ pub const STUB_SIZE: usize = 16;
 pub const TIMER_VECTOR: u64 = 0x20;
 pub const PING_VECTOR: u64 = 0xF0;
 pub const PONG_VECTOR: u64 = 0xF1;
+/// Another CPU changed this CPU's run queue.
+pub const RESCHED_VECTOR: u64 = 0xF2;
+/// Another CPU changed page tables this CPU may cache.
+pub const SHOOTDOWN_VECTOR: u64 = 0xF3;
+/// Marks a frame built by the `syscall` entry (not a hardware vector).
+pub const SYSCALL_MARK: u64 = 0x100;
 pub const SPURIOUS_VECTOR: u64 = 0xFF;
 
 core::arch::global_asm!(
@@ -59,6 +65,8 @@ trap_common:
     mov %rsp, %rdi
     cld
     call {dispatch}
+    .global trap_return
+trap_return:
     pop %r15
     pop %r14
     pop %r13
@@ -92,9 +100,11 @@ pub fn stub_base() -> u64 {
     core::ptr::addr_of!(trap_stubs) as u64
 }
 
-/// The registers saved on entry, lowest address first.
+/// The registers saved on entry, lowest address first. It is also a user
+/// thread's saved context: every return to user mode goes through
+/// `trap_return` with one of these.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct TrapFrame {
     pub r15: u64,
     pub r14: u64,
@@ -120,11 +130,45 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+impl TrapFrame {
+    /// A fresh user context: entry point, stack, one argument in `rdi`.
+    pub fn new_user(rip: u64, rsp: u64, arg: u64) -> Self {
+        Self {
+            rip,
+            rsp,
+            rdi: arg,
+            cs: u64::from(super::gdt::USER_CODE.0),
+            ss: u64::from(super::gdt::USER_DATA.0),
+            rflags: 0x202,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the CPU was in user mode when this frame was taken.
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+
+    /// The six system-call argument registers.
+    pub fn syscall_args(&self) -> [u64; 6] {
+        [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9]
+    }
+}
+
 extern "C" fn dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         0..=31 => exception(frame),
         TIMER_VECTOR => {
             percpu::current().ticks.fetch_add(1, Ordering::Relaxed);
+            apic::end_of_interrupt();
+            crate::kernel::on_tick(frame);
+        }
+        RESCHED_VECTOR => {
+            apic::end_of_interrupt();
+            crate::kernel::on_resched(frame);
+        }
+        SHOOTDOWN_VECTOR => {
+            super::tlb::serve();
             apic::end_of_interrupt();
         }
         PING_VECTOR => {
@@ -169,12 +213,10 @@ fn exception(frame: &mut TrapFrame) {
         return;
     }
     let name = EXCEPTION_NAMES[frame.vector as usize];
-    if frame.cs & 3 == 3 {
-        crate::println!(
-            "user exception {name} (vector {}) on cpu {}: rip {:#x} rsp {:#x} cr2 {cr2:#x} error {:#x}; no fault handler, killed",
-            frame.vector, me.index(), frame.rip, frame.rsp, frame.error,
-        );
-        super::user::leave(super::user::UserExit::Killed { vector: frame.vector });
+    if frame.from_user() {
+        let fault = crate::kernel::UserFault { vector: frame.vector, addr: cr2, error: frame.error, name };
+        crate::kernel::on_user_fault(frame, fault);
+        return;
     }
     crate::println!(
         "\nEXCEPTION {name} (vector {}) on cpu {}, error code {:#x}\n  rip {:#018x}  cs {:#x}  rflags {:#x}  rsp {:#018x}  ss {:#x}  cr2 {:#018x}\n  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}\n  rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}\n  r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}\n  r13 {:#018x} r14 {:#018x} r15 {:#018x}",

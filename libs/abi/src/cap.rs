@@ -1,0 +1,98 @@
+//! Capabilities as user space sees them: object kinds, rights, thread states,
+//! and the slots of the boot capabilities init receives.
+
+/// Kinds of kernel object a capability can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ObjectKind {
+    Thread = 1,
+    AddressSpace = 2,
+    CSpace = 3,
+    Endpoint = 4,
+    Notification = 5,
+    IoPorts = 7,
+    PhysRange = 8,
+}
+
+impl ObjectKind {
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        use ObjectKind::*;
+        [Thread, AddressSpace, CSpace, Endpoint, Notification, IoPorts, PhysRange]
+            .into_iter()
+            .find(|kind| *kind as u64 == raw)
+    }
+
+    /// Whether user space may create this kind with `Create`.
+    pub const fn creatable(self) -> bool {
+        matches!(self, Self::Thread | Self::AddressSpace | Self::CSpace | Self::Endpoint | Self::Notification)
+    }
+}
+
+/// Rights a capability carries, as a bit set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rights(pub u8);
+
+impl Rights {
+    pub const NONE: Self = Self(0);
+    /// Receive on an endpoint, wait on a notification, read memory, query.
+    pub const READ: Self = Self(1);
+    /// Send on an endpoint, signal a notification, write memory, modify.
+    pub const WRITE: Self = Self(2);
+    /// Transfer capabilities over an endpoint; map executable memory.
+    pub const GRANT: Self = Self(4);
+    /// Derive new capabilities from this one (copy, mint, revoke).
+    pub const DERIVE: Self = Self(8);
+    pub const ALL: Self = Self(15);
+
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    pub const fn intersect(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+}
+
+/// Number of slots in every capability table.
+pub const CSPACE_SLOTS: usize = 256;
+
+/// Where init finds its boot capabilities.
+pub mod boot_slot {
+    /// Init's own thread.
+    pub const THREAD: u64 = 1;
+    pub const ADDRESS_SPACE: u64 = 2;
+    pub const CSPACE: u64 = 3;
+    /// The serial console's I/O ports (COM1).
+    pub const CONSOLE_PORTS: u64 = 4;
+    /// The QEMU debug-exit port.
+    pub const EXIT_PORT: u64 = 5;
+    /// The boot image (read-only).
+    pub const BOOT_IMAGE: u64 = 6;
+    /// First of the PhysRanges of free RAM; their count is init's start argument.
+    pub const FIRST_RAM: u64 = 16;
+    /// First slot init may use freely.
+    pub const FIRST_FREE: u64 = 64;
+}
+
+/// A thread's state as `ThreadState` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum ThreadState {
+    Inactive = 0,
+    Ready = 1,
+    Running = 2,
+    Blocked = 3,
+    Suspended = 4,
+    Dead = 5,
+}
+
+impl ThreadState {
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        use ThreadState::*;
+        [Inactive, Ready, Running, Blocked, Suspended, Dead].into_iter().find(|s| *s as u64 == raw)
+    }
+}

@@ -1,0 +1,56 @@
+//! Starting threads in the caller's own address space: a stack and an IPC
+//! buffer from a [`PageSource`], then Create, Configure and Start.
+
+use abi::cap::ObjectKind;
+use abi::syscall::SysError;
+
+use crate::mem::PageSource;
+use crate::sys::{self, Slot, ThreadConfig};
+
+/// Stack pages of a spawned thread.
+pub const STACK_PAGES: u64 = 4;
+
+/// A thread started by [`spawn`].
+#[derive(Clone, Copy, Debug)]
+pub struct Spawned {
+    pub slot: Slot,
+    pub ipc_buffer: u64,
+}
+
+/// What to run and where.
+#[derive(Clone, Copy)]
+pub struct Spec {
+    pub entry: extern "C" fn(u64) -> !,
+    pub arg: u64,
+    /// The thread's capability table (a CSpace capability of the caller).
+    pub cspace: Slot,
+    pub priority: u8,
+    pub cpu: u16,
+    pub fault_endpoint: Option<Slot>,
+    /// An IPC buffer page prepared by the caller; `None` maps a fresh one.
+    pub ipc_buffer: Option<u64>,
+}
+
+/// Creates a thread in `slot` of the caller's table, running
+/// `spec.entry(spec.arg)` in the caller's address space.
+pub fn spawn(pages: &PageSource, slot: Slot, spec: Spec) -> Result<Spawned, SysError> {
+    let stack = pages.alloc(STACK_PAGES)?;
+    let ipc_buffer = match spec.ipc_buffer {
+        Some(buffer) => buffer,
+        None => pages.alloc(1)?,
+    };
+    sys::create(ObjectKind::Thread, slot)?;
+    let config = ThreadConfig {
+        space: pages.space(),
+        cspace: spec.cspace,
+        ipc_buffer,
+        fault_endpoint: spec.fault_endpoint,
+        priority: spec.priority,
+        cpu: spec.cpu,
+    };
+    sys::thread_configure(slot, &config)?;
+    // The ABI wants rsp + 8 aligned to 16 at function entry.
+    let stack_top = stack + STACK_PAGES * crate::mem::PAGE_SIZE - 8;
+    sys::thread_start(slot, spec.entry as usize as u64, stack_top, spec.arg)?;
+    Ok(Spawned { slot, ipc_buffer })
+}

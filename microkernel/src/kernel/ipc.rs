@@ -1,0 +1,343 @@
+//! IPC: endpoints (send, receive, call, reply), notifications, and faults
+//! delivered as calls to a thread's fault endpoint.
+//!
+//! A sender's message is captured into its TCB when it sends, so a blocked
+//! sender's registers are free; the receiver gets the label, length,
+//! registers, the IPC-buffer payload and at most one capability (only
+//! through a capability with the grant right). A call leaves the caller
+//! waiting for the reply, and the receiver remembers whom to reply to.
+
+use abi::cap::Rights;
+use abi::msg::{IPC_BUFFER_DATA, IpcBuffer, MsgInfo, kernel_label};
+use abi::syscall::SysError;
+use core::mem::offset_of;
+
+use crate::object::thread::{Blocked, Message, State};
+use crate::object::{Cap, ObjRef};
+
+use super::sched::{pop, push, unlink};
+use super::{Kernel, UserFault, vm};
+
+impl Kernel {
+    /// Writes a system call's result into `t`'s saved registers.
+    pub fn set_result(&mut self, t: u16, result: Result<u64, SysError>) {
+        if let Some(thread) = self.threads.at_mut(t) {
+            let (rax, rdx) = abi::syscall::encode(result);
+            thread.ctx.rax = rax;
+            thread.ctx.rdx = rdx;
+        }
+    }
+
+    /// Captures the message in `t`'s registers (info in rsi, registers in
+    /// rdx, r10, r8, r9) for sending.
+    fn capture(&mut self, t: u16) {
+        if let Some(thread) = self.threads.at_mut(t) {
+            let ctx = &thread.ctx;
+            thread.outgoing = Message { info: ctx.rsi, mrs: [ctx.rdx, ctx.r10, ctx.r8, ctx.r9], from_kernel: false };
+        }
+    }
+
+    /// `Send`, `NbSend` and `Call` by thread `t` through capability `cap`.
+    pub fn send(&mut self, t: u16, cap: Cap, call: bool, block: bool) {
+        if !cap.rights.contains(Rights::WRITE) {
+            return self.set_result(t, Err(SysError::NoRight));
+        }
+        self.capture(t);
+        self.send_captured(t, cap.obj, cap.badge, cap.rights.contains(Rights::GRANT), call, block);
+    }
+
+    fn send_captured(&mut self, t: u16, ep: ObjRef, badge: u64, grant: bool, call: bool, block: bool) {
+        let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) else {
+            return self.set_result(t, Err(SysError::ObjectDeleted));
+        };
+        if let Some(receiver) = pop(&mut self.threads, &mut endpoint.receivers) {
+            self.transfer(t, receiver, badge, grant);
+            self.make_ready(receiver);
+            if call {
+                self.await_reply(t, receiver);
+            } else {
+                self.set_result(t, Ok(0));
+            }
+        } else if block {
+            push(&mut self.threads, &mut endpoint.senders, t);
+            if let Some(thread) = self.threads.at_mut(t) {
+                thread.state = State::Blocked(Blocked::Send { ep, badge, call, grant });
+            }
+        } else {
+            self.set_result(t, Err(SysError::WouldBlock));
+        }
+    }
+
+    /// `Recv` and `NbRecv` by thread `t` through capability `cap`.
+    pub fn recv(&mut self, t: u16, cap: Cap, block: bool) {
+        if !cap.rights.contains(Rights::READ) {
+            return self.set_result(t, Err(SysError::NoRight));
+        }
+        let ep = cap.obj;
+        let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) else {
+            return self.set_result(t, Err(SysError::ObjectDeleted));
+        };
+        if let Some(sender) = pop(&mut self.threads, &mut endpoint.senders) {
+            let Some(State::Blocked(Blocked::Send { badge, call, grant, .. })) = self.threads.at(sender).map(|s| s.state) else {
+                return self.set_result(t, Err(SysError::BadState));
+            };
+            self.transfer(sender, t, badge, grant);
+            if call {
+                self.await_reply(sender, t);
+            } else {
+                self.set_result(sender, Ok(0));
+                self.make_ready(sender);
+            }
+        } else if block {
+            push(&mut self.threads, &mut endpoint.receivers, t);
+            if let Some(thread) = self.threads.at_mut(t) {
+                thread.state = State::Blocked(Blocked::Recv { ep });
+            }
+        } else {
+            self.set_result(t, Err(SysError::WouldBlock));
+        }
+    }
+
+    /// The caller waits for `server`'s reply; a reply `server` still owed
+    /// to an earlier caller is abandoned with `NoReply`.
+    fn await_reply(&mut self, caller: u16, server: u16) {
+        let caller_ref = self.thread_ref(caller);
+        if let Some(thread) = self.threads.at_mut(caller) {
+            thread.state = State::Blocked(Blocked::Reply);
+        }
+        let previous = self.threads.at_mut(server).and_then(|s| core::mem::replace(&mut s.reply_to, caller_ref));
+        if let Some(previous) = previous.filter(|p| self.waits_for_reply(*p)) {
+            self.set_result(previous.index, Err(SysError::NoReply));
+            self.make_ready(previous.index);
+        }
+    }
+
+    fn waits_for_reply(&self, caller: ObjRef) -> bool {
+        self.threads.get(caller.index, caller.generation).is_some_and(|c| c.state == State::Blocked(Blocked::Reply))
+    }
+
+    /// `Reply` by thread `t` to the caller it last received from.
+    pub fn reply(&mut self, t: u16) -> Result<u64, SysError> {
+        self.capture(t);
+        let caller = self.threads.at_mut(t).and_then(|s| s.reply_to.take()).ok_or(SysError::NoReply)?;
+        if !self.waits_for_reply(caller) {
+            return Err(SysError::NoReply);
+        }
+        let from_kernel = self.threads.at(caller.index).is_some_and(|c| c.outgoing.from_kernel);
+        if from_kernel {
+            let label = self.threads.at(t).map_or(0, |s| s.outgoing.info().label());
+            if label == kernel_label::RESUME {
+                self.make_ready(caller.index);
+            } else {
+                crate::println!("thread {} killed by its pager (reply label {label:#x})", caller.index);
+                self.stop_thread(caller.index, State::Dead);
+            }
+        } else {
+            self.transfer(t, caller.index, 0, false);
+            self.make_ready(caller.index);
+        }
+        Ok(0)
+    }
+
+    /// Moves `sender`'s captured message into `receiver`'s registers, IPC
+    /// buffer and capability table.
+    fn transfer(&mut self, sender: u16, receiver: u16, badge: u64, grant: bool) {
+        let Some(message) = self.threads.at(sender).map(|s| s.outgoing) else { return };
+        let info = message.info();
+        let mut length = 0;
+        let mut cap_sent = false;
+        if !message.from_kernel {
+            if info.length() > 0 {
+                length = self.copy_payload(sender, receiver, info.length().min(IPC_BUFFER_DATA));
+            }
+            if info.with_cap() && grant {
+                cap_sent = self.transfer_cap(sender, receiver);
+            }
+        }
+        if let Some(thread) = self.threads.at_mut(receiver) {
+            let ctx = &mut thread.ctx;
+            ctx.rax = 0;
+            ctx.rdi = badge;
+            ctx.rsi = MsgInfo::new(info.label(), length, cap_sent).0;
+            [ctx.rdx, ctx.r10, ctx.r8, ctx.r9] = message.mrs;
+        }
+    }
+
+    /// Copies `length` payload bytes between IPC buffers; returns the bytes
+    /// copied (0 when either thread has no usable buffer).
+    fn copy_payload(&self, sender: u16, receiver: u16, length: usize) -> usize {
+        let (Some(from), Some(to)) = (self.ipc_buffer(sender, false), self.ipc_buffer(receiver, true)) else {
+            return 0;
+        };
+        // SAFETY: both point at whole IPC buffers in frames mapped for those
+        // threads (checked by `ipc_buffer`); distinct threads' buffers may
+        // share a frame, so `copy` tolerates overlap.
+        unsafe { core::ptr::copy(from, to, length) };
+        length
+    }
+
+    /// Kernel pointer to thread `t`'s IPC buffer, if it has one mapped.
+    fn ipc_buffer(&self, t: u16, write: bool) -> Option<*mut u8> {
+        let thread = self.threads.at(t)?;
+        let space = thread.space?;
+        let root = self.spaces.get(space.index, space.generation)?.root;
+        (thread.ipc_buffer != 0).then_some(())?;
+        vm::user_pointer(root, thread.ipc_buffer, write)
+    }
+
+    fn buffer_word(&self, t: u16, offset: usize) -> Option<u64> {
+        let base = self.ipc_buffer(t, false)?;
+        // SAFETY: the IPC buffer lies in one mapped page and `offset` is a
+        // field offset of `IpcBuffer`, which fits in a page.
+        Some(unsafe { base.add(offset).cast::<u64>().read_unaligned() })
+    }
+
+    fn set_buffer_word(&self, t: u16, offset: usize, value: u64) {
+        if let Some(base) = self.ipc_buffer(t, true) {
+            // SAFETY: as in `buffer_word`, and the page is writable.
+            unsafe { base.add(offset).cast::<u64>().write_unaligned(value) };
+        }
+    }
+
+    /// Copies the capability the sender names into the slot the receiver
+    /// names, as a child of the sender's; false if either side is unusable.
+    fn transfer_cap(&mut self, sender: u16, receiver: u16) -> bool {
+        let sent = (|| {
+            let send_slot = self.buffer_word(sender, offset_of!(IpcBuffer, send_cap))?;
+            let recv_slot = self.buffer_word(receiver, offset_of!(IpcBuffer, recv_slot))?;
+            let cap = self.lookup(sender, send_slot).ok()?;
+            let cspace = self.cspace_of(receiver).ok()?;
+            self.insert_cap(cspace, recv_slot, cap.obj, cap.rights, cap.badge, cap.id).ok()
+        })()
+        .is_some();
+        self.set_buffer_word(receiver, offset_of!(IpcBuffer, cap_received), u64::from(sent));
+        sent
+    }
+
+    /// `Signal`: sets bits and wakes the waiter, if any.
+    pub fn signal(&mut self, cap: Cap, bits: u64) -> Result<u64, SysError> {
+        if !cap.rights.contains(Rights::WRITE) {
+            return Err(SysError::NoRight);
+        }
+        let ntfn = cap.obj;
+        let notification = self.notifications.get_mut(ntfn.index, ntfn.generation).ok_or(SysError::ObjectDeleted)?;
+        notification.bits |= bits | cap.badge;
+        if let Some(waiter) = notification.waiter.take() {
+            let bits = core::mem::take(&mut notification.bits);
+            self.set_result(waiter, Ok(bits));
+            self.make_ready(waiter);
+        }
+        Ok(0)
+    }
+
+    /// `Wait` (blocking) and `Poll`: takes the bits, or waits for some.
+    pub fn wait(&mut self, t: u16, cap: Cap, block: bool) {
+        if !cap.rights.contains(Rights::READ) {
+            return self.set_result(t, Err(SysError::NoRight));
+        }
+        let ntfn = cap.obj;
+        let Some(notification) = self.notifications.get_mut(ntfn.index, ntfn.generation) else {
+            return self.set_result(t, Err(SysError::ObjectDeleted));
+        };
+        if notification.bits != 0 || !block {
+            let bits = core::mem::take(&mut notification.bits);
+            return self.set_result(t, Ok(bits));
+        }
+        if notification.waiter.is_some() {
+            return self.set_result(t, Err(SysError::BadState));
+        }
+        notification.waiter = Some(t);
+        if let Some(thread) = self.threads.at_mut(t) {
+            thread.state = State::Blocked(Blocked::Notification { ntfn });
+        }
+    }
+
+    /// A user thread faulted: a call to its fault endpoint on its behalf, or,
+    /// without one, the end of the thread.
+    pub fn fault(&mut self, t: u16, fault: UserFault) {
+        let Some(thread) = self.threads.at_mut(t) else { return };
+        let rip = thread.ctx.rip;
+        match thread.fault_ep {
+            Some((ep, badge)) if self.endpoints.get(ep.index, ep.generation).is_some() => {
+                let thread = self.threads.at_mut(t).expect("checked above");
+                thread.outgoing = Message {
+                    info: MsgInfo::new(kernel_label::FAULT, 0, false).0,
+                    mrs: [fault.vector, fault.addr, rip, fault.error],
+                    from_kernel: true,
+                };
+                self.send_captured(t, ep, badge, false, true, true);
+            }
+            _ => {
+                // The first kills are reported in full; a fuzzer may cause thousands.
+                const REPORTED_KILLS: u64 = 8;
+                if self.kills < REPORTED_KILLS {
+                    crate::println!(
+                        "thread {t}: {} (vector {}) at rip {rip:#x}, address {:#x}, error {:#x}; no fault endpoint, killed",
+                        fault.name, fault.vector, fault.addr, fault.error
+                    );
+                }
+                self.kills += 1;
+                self.stop_thread(t, State::Dead);
+                self.check_init_alive(t);
+            }
+        }
+    }
+
+    /// Takes thread `t` out of whatever it waits in and gives it `state`.
+    /// An IPC or wait it was blocked in ends with `BadState`.
+    pub fn stop_thread(&mut self, t: u16, state: State) {
+        let Some(previous) = self.threads.at(t).map(|thread| thread.state) else { return };
+        match previous {
+            State::Ready => self.unready(t),
+            State::Blocked(Blocked::Send { ep, .. }) => {
+                if let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) {
+                    unlink(&mut self.threads, &mut endpoint.senders, t);
+                }
+            }
+            State::Blocked(Blocked::Recv { ep }) => {
+                if let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) {
+                    unlink(&mut self.threads, &mut endpoint.receivers, t);
+                }
+            }
+            State::Blocked(Blocked::Notification { ntfn }) => {
+                if let Some(notification) = self.notifications.get_mut(ntfn.index, ntfn.generation) {
+                    notification.waiter = None;
+                }
+            }
+            State::Running => {
+                let cpu = self.cpus.iter().position(|c| c.current == Some(t));
+                if let Some(cpu) = cpu.filter(|&c| c != crate::arch::cpu_index()) {
+                    crate::arch::send_resched(cpu);
+                }
+            }
+            State::Blocked(Blocked::Reply) | State::Inactive | State::Suspended | State::Dead => {}
+        }
+        if matches!(previous, State::Blocked(_)) {
+            self.set_result(t, Err(SysError::BadState));
+        }
+        if let Some(thread) = self.threads.at_mut(t) {
+            thread.state = state;
+        }
+    }
+
+    /// An endpoint is going away: everyone waiting on it is told so.
+    pub fn abort_endpoint(&mut self, ep: ObjRef) {
+        let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) else { return };
+        let (mut senders, mut receivers) = (endpoint.senders, endpoint.receivers);
+        endpoint.senders = Default::default();
+        endpoint.receivers = Default::default();
+        while let Some(t) = pop(&mut self.threads, &mut senders).or_else(|| pop(&mut self.threads, &mut receivers)) {
+            self.set_result(t, Err(SysError::ObjectDeleted));
+            self.make_ready(t);
+        }
+    }
+
+    /// A notification is going away: its waiter is told so.
+    pub fn abort_notification(&mut self, ntfn: ObjRef) {
+        let waiter = self.notifications.get_mut(ntfn.index, ntfn.generation).and_then(|n| n.waiter.take());
+        if let Some(t) = waiter {
+            self.set_result(t, Err(SysError::ObjectDeleted));
+            self.make_ready(t);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The kernel's object state and its entry points.
+//!
+//! All kernel objects, capability tables and run queues live in one
+//! [`Kernel`] behind one lock, taken on every entry from user mode or from
+//! an interrupt, as in seL4's SMP configuration: a big lock keeps every
+//! invariant local, and the work under it is short and bounded. Each entry
+//! saves the running thread's context from the frame, does its work, and
+//! fills the frame with whatever this CPU runs next.
+
+mod boot;
+mod caps;
+mod ipc;
+mod sched;
+mod syscalls;
+mod threads;
+mod vm;
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use abi::cap::ObjectKind;
+
+use crate::arch::{self, MAX_CPUS, UserContext};
+use crate::object::pool::Pool;
+use crate::object::thread::Thread;
+use crate::object::{CSpace, Endpoint, IoPorts, Notification, ObjRef, PhysRange, Space};
+
+pub use boot::start_init;
+pub use vm::KERNEL_OWNED;
+
+pub const MAX_THREADS: usize = 128;
+pub const MAX_SPACES: usize = 32;
+pub const MAX_CSPACES: usize = 32;
+pub const MAX_ENDPOINTS: usize = 128;
+pub const MAX_NOTIFICATIONS: usize = 128;
+pub const MAX_PHYS_RANGES: usize = 64;
+pub const MAX_IO_PORTS: usize = 8;
+
+/// Priorities 0 (lowest) to 63.
+pub const PRIORITIES: usize = 64;
+
+/// One CPU's scheduling state.
+pub struct Cpu {
+    pub current: Option<u16>,
+    pub ready: [crate::object::Queue; PRIORITIES],
+    /// Bit p set: `ready[p]` is not empty.
+    pub ready_bits: u64,
+    /// The timer asked to rotate the current thread.
+    pub slice_over: bool,
+    /// The address space loaded (physical root), for targeted shootdowns.
+    pub loaded_root: u64,
+}
+
+pub struct Kernel {
+    pub threads: Pool<Thread, MAX_THREADS>,
+    pub spaces: Pool<Space, MAX_SPACES>,
+    pub cspaces: Pool<CSpace, MAX_CSPACES>,
+    pub endpoints: Pool<Endpoint, MAX_ENDPOINTS>,
+    pub notifications: Pool<Notification, MAX_NOTIFICATIONS>,
+    pub phys_ranges: Pool<PhysRange, MAX_PHYS_RANGES>,
+    pub io_ports: Pool<IoPorts, MAX_IO_PORTS>,
+    pub cpus: [Cpu; MAX_CPUS],
+    next_cap_id: u64,
+    /// User threads killed by a fault they had no handler for.
+    pub kills: u64,
+    /// Init's thread: when it ends, nothing is left to end the run.
+    pub init: Option<u16>,
+}
+
+static KERNEL: spin::Mutex<Kernel> = spin::Mutex::new(Kernel::new());
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+impl Kernel {
+    const fn new() -> Self {
+        Self {
+            threads: Pool::new(),
+            spaces: Pool::new(),
+            cspaces: Pool::new(),
+            endpoints: Pool::new(),
+            notifications: Pool::new(),
+            phys_ranges: Pool::new(),
+            io_ports: Pool::new(),
+            cpus: [const {
+                Cpu {
+                    current: None,
+                    ready: [crate::object::Queue { head: None, tail: None }; PRIORITIES],
+                    ready_bits: 0,
+                    slice_over: false,
+                    loaded_root: 0,
+                }
+            }; MAX_CPUS],
+            next_cap_id: 1,
+            kills: 0,
+            init: None,
+        }
+    }
+
+    /// Whether `obj` still names a live object.
+    pub fn alive(&self, obj: ObjRef) -> bool {
+        let (i, g) = (obj.index, obj.generation);
+        match obj.kind {
+            ObjectKind::Thread => self.threads.get(i, g).is_some(),
+            ObjectKind::AddressSpace => self.spaces.get(i, g).is_some(),
+            ObjectKind::CSpace => self.cspaces.get(i, g).is_some(),
+            ObjectKind::Endpoint => self.endpoints.get(i, g).is_some(),
+            ObjectKind::Notification => self.notifications.get(i, g).is_some(),
+            ObjectKind::PhysRange => self.phys_ranges.get(i, g).is_some(),
+            ObjectKind::IoPorts => self.io_ports.get(i, g).is_some(),
+        }
+    }
+
+    /// Init leaves through the debug-exit port; if it ends any other way
+    /// (killed, or exited without a verdict), the run has failed.
+    pub fn check_init_alive(&self, t: u16) {
+        if self.init == Some(t) {
+            crate::println!("init ended without reporting a result");
+            arch::exit(abi::exit::GuestExit::Failure);
+        }
+    }
+
+    pub fn thread_ref(&self, index: u16) -> Option<ObjRef> {
+        let generation = self.threads.generation_of(index)?;
+        Some(ObjRef { kind: ObjectKind::Thread, index, generation })
+    }
+}
+
+/// Takes the kernel lock. While it waits (interrupts off), it serves TLB
+/// shootdowns, which the holder may be waiting for.
+fn lock() -> spin::MutexGuard<'static, Kernel> {
+    loop {
+        if let Some(guard) = KERNEL.try_lock() {
+            return guard;
+        }
+        arch::tlb_serve();
+        core::hint::spin_loop();
+    }
+}
+
+/// Whether the scheduler runs (init exists).
+pub fn started() -> bool {
+    STARTED.load(Ordering::Acquire)
+}
+
+/// A fault taken by a user thread.
+#[derive(Clone, Copy, Debug)]
+pub struct UserFault {
+    pub vector: u64,
+    pub addr: u64,
+    pub error: u64,
+    pub name: &'static str,
+}
+
+/// Saves the running thread's registers; returns this CPU's index.
+fn enter(kernel: &mut Kernel, frame: &UserContext) -> usize {
+    let cpu = arch::cpu_index();
+    if frame.from_user() {
+        if let Some(thread) = kernel.cpus[cpu].current.and_then(|t| kernel.threads.at_mut(t)) {
+            thread.ctx = *frame;
+        }
+    }
+    cpu
+}
+
+pub fn on_syscall(frame: &mut UserContext) {
+    let mut kernel = lock();
+    let cpu = enter(&mut kernel, frame);
+    if let Some(current) = kernel.cpus[cpu].current {
+        kernel.syscall(cpu, current, frame.rax, frame.syscall_args());
+    }
+    kernel.switch(cpu, frame);
+}
+
+pub fn on_user_fault(frame: &mut UserContext, fault: UserFault) {
+    let mut kernel = lock();
+    let cpu = enter(&mut kernel, frame);
+    if let Some(current) = kernel.cpus[cpu].current {
+        kernel.fault(current, fault);
+    }
+    kernel.switch(cpu, frame);
+}
+
+pub fn on_tick(frame: &mut UserContext) {
+    if !started() || !(frame.from_user() || is_idle(frame)) {
+        return;
+    }
+    let mut kernel = lock();
+    let cpu = enter(&mut kernel, frame);
+    kernel.cpus[cpu].slice_over = true;
+    kernel.switch(cpu, frame);
+}
+
+pub fn on_resched(frame: &mut UserContext) {
+    if !started() || !(frame.from_user() || is_idle(frame)) {
+        return;
+    }
+    let mut kernel = lock();
+    let cpu = enter(&mut kernel, frame);
+    kernel.switch(cpu, frame);
+}
+
+/// The first entry of a CPU into the scheduler.
+pub fn on_first_entry(frame: &mut UserContext) {
+    let mut kernel = lock();
+    let cpu = arch::cpu_index();
+    *frame = arch::idle_context();
+    kernel.switch(cpu, frame);
+}
+
+/// Interrupts are only taken in user mode or in the idle loop once the
+/// scheduler runs; kernel code with interrupts on before that (boot,
+/// self-tests, an AP waiting to start) must not be switched away from.
+fn is_idle(frame: &UserContext) -> bool {
+    arch::in_idle(frame)
+}

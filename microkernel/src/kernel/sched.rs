@@ -1,0 +1,166 @@
+//! Scheduling: per-CPU ready queues by priority (round robin within one),
+//! preemption at timer ticks and on wake-ups, migration by affinity, and the
+//! switch that loads the next context into the exit frame.
+
+use crate::arch::paging::Root;
+use crate::arch::{self, UserContext};
+use crate::object::Queue;
+use crate::object::pool::Pool;
+use crate::object::thread::{State, Thread};
+
+use super::{Kernel, MAX_THREADS};
+
+/// Appends `t` to `queue`.
+pub fn push(threads: &mut Pool<Thread, MAX_THREADS>, queue: &mut Queue, t: u16) {
+    if let Some(thread) = threads.at_mut(t) {
+        thread.next = None;
+    }
+    match queue.tail {
+        Some(tail) => {
+            if let Some(last) = threads.at_mut(tail) {
+                last.next = Some(t);
+            }
+        }
+        None => queue.head = Some(t),
+    }
+    queue.tail = Some(t);
+}
+
+/// Takes the first thread off `queue`.
+pub fn pop(threads: &mut Pool<Thread, MAX_THREADS>, queue: &mut Queue) -> Option<u16> {
+    let head = queue.head?;
+    let next = threads.at_mut(head).and_then(|t| t.next.take());
+    queue.head = next;
+    if next.is_none() {
+        queue.tail = None;
+    }
+    Some(head)
+}
+
+/// Unlinks `t` from `queue`; false if it was not there.
+pub fn unlink(threads: &mut Pool<Thread, MAX_THREADS>, queue: &mut Queue, t: u16) -> bool {
+    let mut previous: Option<u16> = None;
+    let mut cursor = queue.head;
+    while let Some(index) = cursor {
+        let next = threads.at(index).and_then(|thread| thread.next);
+        if index == t {
+            match previous {
+                Some(p) => {
+                    if let Some(prev) = threads.at_mut(p) {
+                        prev.next = next;
+                    }
+                }
+                None => queue.head = next,
+            }
+            if queue.tail == Some(t) {
+                queue.tail = previous;
+            }
+            if let Some(thread) = threads.at_mut(t) {
+                thread.next = None;
+            }
+            return true;
+        }
+        previous = cursor;
+        cursor = next;
+    }
+    false
+}
+
+impl Kernel {
+    /// Puts `t` on its CPU's ready queue, and tells that CPU if it is not
+    /// this one.
+    pub fn make_ready(&mut self, t: u16) {
+        let Some(thread) = self.threads.at_mut(t) else { return };
+        thread.state = State::Ready;
+        let (cpu, priority) = (usize::from(thread.cpu), usize::from(thread.priority));
+        push(&mut self.threads, &mut self.cpus[cpu].ready[priority], t);
+        self.cpus[cpu].ready_bits |= 1 << priority;
+        if cpu != arch::cpu_index() {
+            arch::send_resched(cpu);
+        }
+    }
+
+    /// Takes `t` off its ready queue if it is on one.
+    pub fn unready(&mut self, t: u16) {
+        let Some(thread) = self.threads.at(t) else { return };
+        if thread.state != State::Ready {
+            return;
+        }
+        let (cpu, priority) = (usize::from(thread.cpu), usize::from(thread.priority));
+        let queue = &mut self.cpus[cpu].ready[priority];
+        unlink(&mut self.threads, queue, t);
+        if queue.head.is_none() {
+            self.cpus[cpu].ready_bits &= !(1 << priority);
+        }
+    }
+
+    fn highest_ready(&self, cpu: usize) -> Option<usize> {
+        let bits = self.cpus[cpu].ready_bits;
+        (bits != 0).then(|| 63 - bits.leading_zeros() as usize)
+    }
+
+    fn pop_highest(&mut self, cpu: usize) -> Option<u16> {
+        let priority = self.highest_ready(cpu)?;
+        let queue = &mut self.cpus[cpu].ready[priority];
+        let t = pop(&mut self.threads, queue);
+        if queue.head.is_none() {
+            self.cpus[cpu].ready_bits &= !(1 << priority);
+        }
+        t
+    }
+
+    /// Chooses what CPU `cpu` runs next and loads it into `frame`.
+    pub fn switch(&mut self, cpu: usize, frame: &mut UserContext) {
+        let slice_over = core::mem::take(&mut self.cpus[cpu].slice_over);
+        let mut keep = None;
+        if let Some(current) = self.cpus[cpu].current.take() {
+            let (state, home, priority) = match self.threads.at(current) {
+                Some(t) => (t.state, usize::from(t.cpu), usize::from(t.priority)),
+                None => (State::Dead, cpu, 0),
+            };
+            if state == State::Dead && self.threads.refs_at(current) == 0 {
+                // Destroyed while it ran here: reap it now that it is off the CPU.
+                if let Some(generation) = self.threads.generation_of(current) {
+                    self.threads.remove(current, generation);
+                }
+            }
+            if state == State::Running {
+                let best = self.highest_ready(cpu);
+                let preempted = best.is_some_and(|b| b > priority || (slice_over && b == priority));
+                if home != cpu || preempted {
+                    self.make_ready(current);
+                } else {
+                    keep = Some(current);
+                }
+            }
+        }
+        let next = keep.or_else(|| self.pop_highest(cpu));
+        self.cpus[cpu].current = next;
+        let target = match next.and_then(|t| self.threads.at_mut(t)) {
+            Some(thread) => {
+                thread.state = State::Running;
+                *frame = thread.ctx;
+                thread.space.and_then(|s| self.spaces.get(s.index, s.generation)).map(|s| s.root)
+            }
+            None => {
+                *frame = arch::idle_context();
+                None
+            }
+        };
+        let root = target.unwrap_or_else(arch::kernel_space);
+        if Root::current() != root {
+            // SAFETY: every address space shares the kernel half.
+            unsafe { root.activate() };
+        }
+        self.cpus[cpu].loaded_root = root.0;
+    }
+
+    /// Makes every CPU drop cached translations of `root` (this one too).
+    pub fn shootdown(&self, root: Root) {
+        let mut targets = [false; crate::arch::MAX_CPUS];
+        for (target, cpu) in targets.iter_mut().zip(&self.cpus) {
+            *target = cpu.loaded_root == root.0;
+        }
+        arch::tlb_shootdown(&targets);
+    }
+}

@@ -1,0 +1,228 @@
+//! The memory system calls: map a batch of frames from a PhysRange, unmap,
+//! protect, query, and share copy-on-write, with a TLB shootdown whenever
+//! rights shrink. The kernel never chooses a frame for user space; the only
+//! frames it owns in a user space are those it loaded init from (marked
+//! [`KERNEL_OWNED`]) and the page tables, which count against the space.
+
+use abi::cap::{ObjectKind, Rights};
+use abi::syscall::{SysError, USER_END};
+
+use crate::arch::paging::{MapError, PAGE_SIZE, PageTableFlags as Flags, Root, phys_to_virt};
+use crate::mm::frame;
+use crate::object::{Space, ObjRef};
+
+use super::Kernel;
+
+/// A leaf mapping whose frame the kernel allocated (init's image).
+pub const KERNEL_OWNED: Flags = Flags::BIT_9;
+/// Most pages one call may cover.
+pub const MAX_BATCH: u64 = 1024;
+
+/// Kernel pointer to user address `vaddr` in `root`, if mapped for user
+/// access (and writable when `write`).
+pub fn user_pointer(root: Root, vaddr: u64, write: bool) -> Option<*mut u8> {
+    if vaddr >= USER_END {
+        return None;
+    }
+    let (paddr, flags) = root.translate(vaddr)?;
+    let mut required = Flags::PRESENT | Flags::USER_ACCESSIBLE;
+    if write {
+        required |= Flags::WRITABLE;
+    }
+    flags.contains(required).then(|| phys_to_virt(paddr))
+}
+
+/// Frees what a dead address space owns: its page tables, the frames the
+/// kernel loaded into it, and its root.
+pub fn release_space(space: Space) {
+    space.root.clear_user_half(&mut |paddr, flags| {
+        if flags.is_none_or(|f| f.contains(KERNEL_OWNED)) {
+            let _ = frame::free(paddr);
+        }
+    });
+    let _ = frame::free(space.root.0);
+}
+
+fn map_error(error: MapError) -> SysError {
+    match error {
+        MapError::Misaligned => SysError::BadArgument,
+        MapError::AlreadyMapped => SysError::AlreadyMapped,
+        MapError::NotMapped => SysError::NotMapped,
+        MapError::LargePage => SysError::BadArgument,
+        MapError::OutOfFrames => SysError::OutOfKernelMemory,
+    }
+}
+
+/// Page-table rights for mapping rights (READ always, WRITE, GRANT = execute).
+fn page_flags(rights: Rights) -> Flags {
+    let mut flags = Flags::USER_ACCESSIBLE;
+    if rights.contains(Rights::WRITE) {
+        flags |= Flags::WRITABLE;
+    }
+    if !rights.contains(Rights::GRANT) {
+        flags |= Flags::NO_EXECUTE;
+    }
+    flags
+}
+
+/// Checks a user range of `count` pages at `vaddr`.
+fn user_range(vaddr: u64, count: u64) -> Result<core::iter::StepBy<core::ops::Range<u64>>, SysError> {
+    if vaddr % PAGE_SIZE != 0 || count == 0 || count > MAX_BATCH {
+        return Err(SysError::BadArgument);
+    }
+    let end = count.checked_mul(PAGE_SIZE).and_then(|len| vaddr.checked_add(len)).ok_or(SysError::BadAddress)?;
+    if end > USER_END {
+        return Err(SysError::BadAddress);
+    }
+    Ok((vaddr..end).step_by(PAGE_SIZE as usize))
+}
+
+impl Kernel {
+    fn space(&self, t: u16, slot: u64) -> Result<(ObjRef, Root), SysError> {
+        let cap = self.lookup_as(t, slot, ObjectKind::AddressSpace, Rights::WRITE)?;
+        let space = self.spaces.get(cap.obj.index, cap.obj.generation).ok_or(SysError::ObjectDeleted)?;
+        Ok((cap.obj, space.root))
+    }
+
+    /// Maps with page tables charged to `space`.
+    fn map_charged(&mut self, space: ObjRef, vaddr: u64, paddr: u64, flags: Flags) -> Result<(), SysError> {
+        let Some(entry) = self.spaces.get_mut(space.index, space.generation) else { return Err(SysError::ObjectDeleted) };
+        let root = entry.root;
+        let mut pages = entry.table_pages;
+        let mut tables = || {
+            if pages >= Space::TABLE_PAGE_LIMIT {
+                return None;
+            }
+            pages += 1;
+            frame::alloc_zeroed()
+        };
+        let result = root.map(vaddr, paddr, flags, &mut tables).map_err(map_error);
+        if let Some(entry) = self.spaces.get_mut(space.index, space.generation) {
+            entry.table_pages = pages;
+        }
+        result
+    }
+
+    /// `MapBatch(space, phys_range, first_frame, vaddr, count, rights)`:
+    /// all pages or none.
+    pub fn map_batch(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
+        let [space_slot, range_slot, first_frame, vaddr, count, rights] = args;
+        let rights = Rights(u8::try_from(rights).map_err(|_| SysError::BadArgument)?);
+        let (space, root) = self.space(t, space_slot)?;
+        let mut needed = Rights::READ;
+        if rights.contains(Rights::WRITE) {
+            needed = needed.union(Rights::WRITE);
+        }
+        let range_cap = self.lookup_as(t, range_slot, ObjectKind::PhysRange, needed)?;
+        let range = self.phys_ranges.get(range_cap.obj.index, range_cap.obj.generation).ok_or(SysError::ObjectDeleted)?;
+        let last = first_frame.checked_add(count).ok_or(SysError::BadArgument)?;
+        if last > range.frames {
+            return Err(SysError::BadArgument);
+        }
+        let base = range.base + first_frame * PAGE_SIZE;
+        let pages = user_range(vaddr, count)?;
+        if pages.clone().any(|page| root.translate(page).is_some()) {
+            return Err(SysError::AlreadyMapped);
+        }
+        for (i, page) in pages.clone().enumerate() {
+            if let Err(error) = self.map_charged(space, page, base + i as u64 * PAGE_SIZE, page_flags(rights)) {
+                for done in pages.take(i) {
+                    let _ = root.unmap(done);
+                }
+                return Err(error);
+            }
+        }
+        Ok(count)
+    }
+
+    /// `Unmap(space, vaddr, count)`: every page must be mapped.
+    pub fn unmap(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
+        let (_, root) = self.space(t, args[0])?;
+        let pages = user_range(args[1], args[2])?;
+        if pages.clone().any(|page| root.translate(page).is_none()) {
+            return Err(SysError::NotMapped);
+        }
+        let mut owned = [0u64; MAX_BATCH as usize];
+        let mut owned_count = 0;
+        for page in pages {
+            let kernel_owned = root.translate(page).is_some_and(|(_, flags)| flags.contains(KERNEL_OWNED));
+            if let Ok(paddr) = root.unmap(page) {
+                if kernel_owned {
+                    owned[owned_count] = paddr;
+                    owned_count += 1;
+                }
+            }
+        }
+        self.shootdown(root);
+        // Kernel-owned frames are never shared (ShareCow refuses them), so
+        // once no TLB holds them they are free.
+        for &paddr in &owned[..owned_count] {
+            let _ = frame::free(paddr);
+        }
+        Ok(args[2])
+    }
+
+    /// `Protect(space, vaddr, count, rights)`: every page must be mapped.
+    pub fn protect(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
+        let (_, root) = self.space(t, args[0])?;
+        let rights = Rights(u8::try_from(args[3]).map_err(|_| SysError::BadArgument)?);
+        let pages = user_range(args[1], args[2])?;
+        if pages.clone().any(|page| root.translate(page).is_none()) {
+            return Err(SysError::NotMapped);
+        }
+        for page in pages {
+            let (_, current) = root.translate(page).ok_or(SysError::NotMapped)?;
+            root.protect(page, page_flags(rights) | (current & KERNEL_OWNED)).map_err(map_error)?;
+        }
+        self.shootdown(root);
+        Ok(args[2])
+    }
+
+    /// `Query(space, vaddr)`: physical address of the page, with the
+    /// mapping's rights (as `Rights` bits) in the low 12 bits.
+    pub fn query(&self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
+        let cap = self.lookup_as(t, args[0], ObjectKind::AddressSpace, Rights::READ)?;
+        let root = self.spaces.get(cap.obj.index, cap.obj.generation).ok_or(SysError::ObjectDeleted)?.root;
+        if args[1] >= USER_END {
+            return Err(SysError::BadAddress);
+        }
+        let (paddr, flags) = root.translate(args[1] & !(PAGE_SIZE - 1)).ok_or(SysError::NotMapped)?;
+        let mut rights = Rights::READ;
+        if flags.contains(Flags::WRITABLE) {
+            rights = rights.union(Rights::WRITE);
+        }
+        if !flags.contains(Flags::NO_EXECUTE) {
+            rights = rights.union(Rights::GRANT);
+        }
+        Ok(paddr | u64::from(rights.0))
+    }
+
+    /// `ShareCow(src, dst, vaddr, count)`: every mapped page of the range in
+    /// `src` becomes read-only there and is mapped read-only at the same
+    /// address in `dst`. Kernel-owned frames cannot be shared.
+    pub fn share_cow(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
+        let (_, src) = self.space(t, args[0])?;
+        let (dst_obj, dst) = self.space(t, args[1])?;
+        let pages = user_range(args[2], args[3])?;
+        for page in pages.clone() {
+            if let Some((_, flags)) = src.translate(page) {
+                if flags.contains(KERNEL_OWNED) {
+                    return Err(SysError::BadArgument);
+                }
+                if dst.translate(page).is_some() {
+                    return Err(SysError::AlreadyMapped);
+                }
+            }
+        }
+        let mut shared = 0;
+        for page in pages {
+            let Some((paddr, flags)) = src.translate(page) else { continue };
+            let read_only = flags & !Flags::WRITABLE;
+            src.protect(page, read_only).map_err(map_error)?;
+            self.map_charged(dst_obj, page, paddr, read_only)?;
+            shared += 1;
+        }
+        self.shootdown(src);
+        Ok(shared)
+    }
+}

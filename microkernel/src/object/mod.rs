@@ -1,0 +1,81 @@
+//! Kernel objects: what capabilities name. Each kind lives in a bounded
+//! [`pool::Pool`]; a reference to one is an [`ObjRef`] (kind, index,
+//! generation), so a stale reference never reaches a newer object.
+
+pub mod pool;
+pub mod thread;
+
+use abi::cap::{CSPACE_SLOTS, ObjectKind, Rights};
+
+use crate::arch::paging::Root;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjRef {
+    pub kind: ObjectKind,
+    pub index: u16,
+    pub generation: u32,
+}
+
+/// A capability: an object, the rights over it, and a badge the receiver of
+/// a message sent through it sees. `id` names this capability for revoke;
+/// `parent` is the id of the capability it was derived from (0 at the root).
+#[derive(Clone, Copy, Debug)]
+pub struct Cap {
+    pub obj: ObjRef,
+    pub rights: Rights,
+    pub badge: u64,
+    pub id: u64,
+    pub parent: u64,
+}
+
+/// An address space: its page tables, and how many table pages it holds
+/// (accounted against [`Space::TABLE_PAGE_LIMIT`]).
+pub struct Space {
+    pub root: Root,
+    pub table_pages: usize,
+}
+
+impl Space {
+    /// Page-table pages one address space may take from the kernel.
+    pub const TABLE_PAGE_LIMIT: usize = 1024;
+}
+
+/// A capability table.
+pub struct CSpace {
+    pub slots: [Option<Cap>; CSPACE_SLOTS],
+}
+
+/// A FIFO of threads linked through their `next` field.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Queue {
+    pub head: Option<u16>,
+    pub tail: Option<u16>,
+}
+
+/// A synchronous IPC rendezvous point.
+#[derive(Default)]
+pub struct Endpoint {
+    /// Threads blocked sending or calling.
+    pub senders: Queue,
+    /// Threads blocked receiving.
+    pub receivers: Queue,
+}
+
+/// A word of bits for asynchronous signals, and the one thread waiting.
+#[derive(Default)]
+pub struct Notification {
+    pub bits: u64,
+    pub waiter: Option<u16>,
+}
+
+/// Authority over `frames` physical frames starting at `base`.
+pub struct PhysRange {
+    pub base: u64,
+    pub frames: u64,
+}
+
+/// Authority over I/O ports `first .. first + count`.
+pub struct IoPorts {
+    pub first: u16,
+    pub count: u16,
+}

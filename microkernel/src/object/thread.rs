@@ -1,0 +1,86 @@
+//! The thread control block: saved user registers, scheduling parameters,
+//! IPC state, and the objects the thread runs in.
+
+use abi::msg::MsgInfo;
+
+use super::ObjRef;
+use crate::arch::UserContext;
+
+/// Why a blocked thread waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    /// On an endpoint's send queue; `call` waits for a reply afterwards.
+    Send { ep: ObjRef, badge: u64, call: bool, grant: bool },
+    /// On an endpoint's receive queue.
+    Recv { ep: ObjRef },
+    /// Its call was received; it waits for the reply.
+    Reply,
+    /// On a notification.
+    Notification { ntfn: ObjRef },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Created, not yet started.
+    Inactive,
+    /// On its CPU's ready queue.
+    Ready,
+    /// The current thread of its CPU.
+    Running,
+    Blocked(Blocked),
+    Suspended,
+    Dead,
+}
+
+/// A message waiting in a blocked sender: from its registers, or made by the
+/// kernel for a fault.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Message {
+    pub info: u64,
+    pub mrs: [u64; abi::msg::MESSAGE_REGISTERS],
+    /// Made by the kernel (a fault), so no IPC buffer or capability goes with it.
+    pub from_kernel: bool,
+}
+
+impl Message {
+    pub fn info(&self) -> MsgInfo {
+        MsgInfo(self.info)
+    }
+}
+
+pub struct Thread {
+    pub ctx: UserContext,
+    pub state: State,
+    pub space: Option<ObjRef>,
+    pub cspace: Option<ObjRef>,
+    /// User address of the IPC buffer (page aligned), 0 for none.
+    pub ipc_buffer: u64,
+    /// Where faults are sent, with the badge of the capability given.
+    pub fault_ep: Option<(ObjRef, u64)>,
+    pub priority: u8,
+    pub cpu: u16,
+    /// Link in whichever queue the thread is on (ready or endpoint).
+    pub next: Option<u16>,
+    pub outgoing: Message,
+    /// The caller waiting for this thread's reply.
+    pub reply_to: Option<ObjRef>,
+}
+
+impl Thread {
+    pub fn new() -> Self {
+        Self {
+            ctx: UserContext::default(),
+            state: State::Inactive,
+            space: None,
+            cspace: None,
+            ipc_buffer: 0,
+            fault_ep: None,
+            priority: 0,
+            cpu: 0,
+            next: None,
+            outgoing: Message::default(),
+            reply_to: None,
+        }
+    }
+}
+

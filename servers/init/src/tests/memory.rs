@@ -1,0 +1,55 @@
+//! The memory system calls: map a batch from a PhysRange, query, protect,
+//! unmap, share copy-on-write into another address space, and every refusal.
+
+use abi::cap::{ObjectKind, Rights, boot_slot};
+use abi::syscall::{KERNEL_INFO_FREE_FRAMES, SysError, USER_END};
+use rt::mem::PAGE_SIZE;
+use rt::sys;
+
+use super::{TestResult, check, expect_err};
+use crate::env::Env;
+
+pub fn map(env: &Env) -> TestResult {
+    let (space, ram) = (boot_slot::ADDRESS_SPACE, boot_slot::FIRST_RAM);
+    let rw = Rights::READ.union(Rights::WRITE);
+    let vaddr = env.pages.window(4);
+    let frame = env.pages.frames(4);
+    check(sys::map_batch(space, ram, frame, vaddr, 4, rw) == Ok(4), "map a batch of 4")?;
+    // SAFETY: the four pages were just mapped writable for this test.
+    unsafe { (vaddr as *mut u64).add(512 * 3).write_volatile(0xfeed) };
+    let (paddr, rights) = sys::query(space, vaddr + 3 * PAGE_SIZE).map_err(|_| "query")?;
+    let (first, _) = sys::query(space, vaddr).map_err(|_| "query")?;
+    check(paddr == first + 3 * PAGE_SIZE && rights == rw, "query disagrees with the mapping")?;
+    check(sys::protect(space, vaddr, 4, Rights::READ) == Ok(4), "protect")?;
+    check(sys::query(space, vaddr).map(|q| q.1) == Ok(Rights::READ), "protect did not remove write")?;
+    // SAFETY: still mapped, now read-only; reading is allowed.
+    check(unsafe { (vaddr as *const u64).add(512 * 3).read_volatile() } == 0xfeed, "contents changed")?;
+
+    expect_err(sys::map_batch(space, ram, frame, vaddr, 1, rw), SysError::AlreadyMapped, "double map")?;
+    expect_err(sys::map_batch(space, ram, frame, vaddr + 1, 1, rw), SysError::BadArgument, "misaligned map")?;
+    expect_err(sys::map_batch(space, ram, u64::MAX - 1, vaddr, 4, rw), SysError::BadArgument, "frames past the range")?;
+    expect_err(sys::map_batch(space, ram, frame, USER_END - PAGE_SIZE, 4, rw), SysError::BadAddress, "map past the user half")?;
+    expect_err(sys::map_batch(space, ram, frame, 0xFFFF_8000_0000_0000, 1, rw), SysError::BadAddress, "map into the kernel half")?;
+    expect_err(sys::map_batch(space, ram, frame, vaddr, 0, rw), SysError::BadArgument, "map of zero pages")?;
+    expect_err(sys::map_batch(space, boot_slot::THREAD, frame, vaddr, 1, rw), SysError::WrongType, "map from a thread")?;
+
+    // Share into a new space: both sides read-only, same frames.
+    let free_before = sys::kernel_info(KERNEL_INFO_FREE_FRAMES).map_err(|_| "info")?;
+    let other = env.slots.alloc();
+    sys::create(ObjectKind::AddressSpace, other).map_err(|_| "create space")?;
+    sys::protect(space, vaddr, 4, rw).map_err(|_| "protect back")?;
+    check(sys::share_cow(space, other, vaddr, 4) == Ok(4), "share 4 pages")?;
+    let mine = sys::query(space, vaddr + PAGE_SIZE).map_err(|_| "query mine")?;
+    let theirs = sys::query(other, vaddr + PAGE_SIZE).map_err(|_| "query theirs")?;
+    check(mine.0 == theirs.0 && mine.1 == Rights::READ && theirs.1 == Rights::READ, "sharing is not read-only on both sides")?;
+    expect_err(sys::share_cow(space, other, vaddr, 4), SysError::AlreadyMapped, "share onto mapped pages")?;
+    check(sys::unmap(other, vaddr, 4) == Ok(4), "unmap in the other space")?;
+    expect_err(sys::query(other, vaddr), SysError::NotMapped, "query after unmap")?;
+    expect_err(sys::unmap(other, vaddr, 1), SysError::NotMapped, "unmap of nothing")?;
+    env.slots.release(other);
+    check(sys::kernel_info(KERNEL_INFO_FREE_FRAMES) == Ok(free_before), "a deleted space kept kernel frames")?;
+
+    check(sys::unmap(space, vaddr, 4) == Ok(4), "unmap")?;
+    expect_err(sys::query(space, vaddr), SysError::NotMapped, "query after unmap")?;
+    Ok(())
+}

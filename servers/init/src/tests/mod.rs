@@ -1,0 +1,108 @@
+//! The kernel's user-mode test suite, run by init in self-test mode. Each
+//! test prints `[selftest] pass|fail NAME` (names and order in
+//! `abi::selftest::USER_TESTS`); the last line is `[selftest] done`.
+
+pub mod caps;
+pub mod faults;
+pub mod fuzz;
+pub mod ipc;
+pub mod memory;
+pub mod syscalls;
+pub mod threads;
+
+use abi::selftest::{MARKER, USER_TESTS};
+use abi::syscall::SysError;
+
+use crate::env::Env;
+
+/// A failed check, with what was expected.
+pub type TestResult = Result<(), &'static str>;
+
+const TESTS: [(&str, fn(&Env) -> TestResult); 17] = [
+    ("user_unknown_syscall", syscalls::unknown_syscall),
+    ("user_bad_pointer", syscalls::bad_pointer),
+    ("user_bad_length", syscalls::bad_length),
+    ("thread_lifecycle", threads::lifecycle),
+    ("preemption", threads::preemption),
+    ("ipc_same_cpu", ipc::same_cpu),
+    ("ipc_cross_cpu", ipc::cross_cpu),
+    ("ipc_payload_and_cap_transfer", ipc::payload_and_cap_transfer),
+    ("notification", ipc::notification),
+    ("cap_rights", caps::rights),
+    ("cap_badge", caps::badge),
+    ("cap_revoke", caps::revoke),
+    ("memory_map", memory::map),
+    ("fault_delivery", faults::delivery),
+    ("fault_kill", faults::kill),
+    ("kernel_pool_exhaustion", caps::pool_exhaustion),
+    ("syscall_fuzz", fuzz::run),
+];
+
+/// Runs every test; true when all passed.
+pub fn run(env: &Env) -> bool {
+    let mut failed = 0;
+    for (index, (name, test)) in TESTS.iter().enumerate() {
+        if USER_TESTS.get(index) != Some(name) {
+            rt::println!("{MARKER} fail {name}: not in abi::selftest::USER_TESTS at position {index}");
+            failed += 1;
+            continue;
+        }
+        match test(env) {
+            Ok(()) => rt::println!("{MARKER} pass {name}"),
+            Err(reason) => {
+                rt::println!("{MARKER} fail {name}: {reason}");
+                failed += 1;
+            }
+        }
+    }
+    rt::println!("{MARKER} done");
+    failed == 0
+}
+
+/// Checks that `result` is exactly the error `expected`.
+pub fn expect_err<T>(result: Result<T, SysError>, expected: SysError, what: &'static str) -> TestResult {
+    match result {
+        Err(error) if error == expected => Ok(()),
+        _ => Err(what),
+    }
+}
+
+/// Checks a condition.
+pub fn check(condition: bool, what: &'static str) -> TestResult {
+    if condition { Ok(()) } else { Err(what) }
+}
+
+/// TSC cycles a test waits for another thread before it gives up: about
+/// 3 s at 3 GHz, 10 s under `--icount` (1 GHz).
+pub const PATIENCE: u64 = 10_000_000_000;
+
+/// Yields until `done` holds, for at most [`PATIENCE`] TSC cycles.
+pub fn wait_for(done: impl Fn() -> bool) -> bool {
+    wait_longer(done, PATIENCE)
+}
+
+/// Yields until `done` holds, for at most `patience` TSC cycles.
+pub fn wait_longer(done: impl Fn() -> bool, patience: u64) -> bool {
+    let start = tsc();
+    while tsc() - start < patience {
+        if done() {
+            return true;
+        }
+        rt::sys::yield_now();
+    }
+    done()
+}
+
+/// Lets other threads run for roughly `cycles` TSC cycles.
+pub fn pause_for(cycles: u64) {
+    let start = tsc();
+    while tsc() - start < cycles {
+        rt::sys::yield_now();
+    }
+}
+
+/// The TSC (cycles, or instructions under `--icount`).
+pub fn tsc() -> u64 {
+    // SAFETY: rdtsc has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
