@@ -80,7 +80,8 @@ fn start_init(info: &BootInfo, selftest: bool) {
     let Some(init) = image.find("init") else {
         panic!("the boot image has no init");
     };
-    if let Err(error) = kernel::start_init(init.data, blob, abi::selftest::init_flags(selftest)) {
+    let bench = info.has_flag(abi::selftest::BENCH_IPC_FLAG);
+    if let Err(error) = kernel::start_init(init.data, blob, abi::selftest::init_flags(selftest, bench)) {
         panic!("init could not start: {error:?}");
     }
 }

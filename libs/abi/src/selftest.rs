@@ -44,10 +44,19 @@ pub const USER_TESTS: &[&str] = &[
 
 /// Bit 0 of init's start flags (in `rsi`): run the self-tests.
 pub const INIT_FLAG_SELFTEST: u64 = 1;
+/// Bit 1: run the IPC benchmark and print [`BENCH_MARKER`] lines.
+pub const INIT_FLAG_BENCH_IPC: u64 = 2;
+
+/// The kernel command-line word that boots into the IPC benchmark.
+pub const BENCH_IPC_FLAG: &str = "bench=ipc";
+
+/// Prefix of benchmark result lines:
+/// `[bench] ipc NAME rounds=N mean_tsc=T tsc_hz=F`.
+pub const BENCH_MARKER: &str = "[bench]";
 
 /// The flags the kernel passes to init.
-pub const fn init_flags(selftest: bool) -> u64 {
-    if selftest { INIT_FLAG_SELFTEST } else { 0 }
+pub const fn init_flags(selftest: bool, bench_ipc: bool) -> u64 {
+    (if selftest { INIT_FLAG_SELFTEST } else { 0 }) | (if bench_ipc { INIT_FLAG_BENCH_IPC } else { 0 })
 }
 
 /// What one marker line says.

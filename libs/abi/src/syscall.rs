@@ -104,6 +104,8 @@ pub const KERNEL_INFO_FREE_FRAMES: u64 = 100;
 pub const KERNEL_INFO_CPUS: u64 = 101;
 /// `KernelInfo` selector for user threads killed by a fault with no handler.
 pub const KERNEL_INFO_KILLS: u64 = 102;
+/// `KernelInfo` selector for the TSC frequency in Hz, as the kernel calibrated it.
+pub const KERNEL_INFO_TSC_HZ: u64 = 103;
 
 /// `CapCopy`/`CapMint` destination table meaning "the caller's own".
 pub const OWN_CSPACE: u64 = u64::MAX;

@@ -128,6 +128,7 @@ impl Kernel {
             abi::syscall::KERNEL_INFO_FREE_FRAMES => return Ok(frame::counts().0 as u64),
             abi::syscall::KERNEL_INFO_CPUS => return Ok(arch::cpu_count() as u64),
             abi::syscall::KERNEL_INFO_KILLS => return Ok(self.kills),
+            abi::syscall::KERNEL_INFO_TSC_HZ => return Ok(arch::time::tsc_hz()),
             _ => {}
         }
         Ok(match ObjectKind::from_raw(what).ok_or(SysError::BadArgument)? {

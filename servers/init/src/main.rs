@@ -10,7 +10,7 @@ mod tests;
 
 use abi::cap::boot_slot;
 use abi::exit::GuestExit;
-use abi::selftest::INIT_FLAG_SELFTEST;
+use abi::selftest::{INIT_FLAG_BENCH_IPC, INIT_FLAG_SELFTEST};
 
 use env::Env;
 
@@ -20,7 +20,13 @@ fn main(args: rt::StartArgs) -> ! {
     let [ram_ranges, flags, ipc_buffer] = args.0;
     let env = Env::new(ram_ranges, ipc_buffer);
     rt::println!("init: hello from user mode ({ram_ranges} RAM ranges, {} CPUs)", env.cpus);
-    let passed = if flags & INIT_FLAG_SELFTEST != 0 { tests::run(&env) } else { demo(&env) };
+    let passed = if flags & INIT_FLAG_SELFTEST != 0 {
+        tests::run(&env)
+    } else if flags & INIT_FLAG_BENCH_IPC != 0 {
+        bench_ipc(&env)
+    } else {
+        demo(&env)
+    };
     power_off(if passed { GuestExit::Success } else { GuestExit::Failure })
 }
 
@@ -37,6 +43,24 @@ fn demo(env: &Env) -> bool {
             false
         }
     }
+}
+
+/// `cargo xtask bench ipc`: call/reply round trips with a server on the
+/// same CPU and on another, after a warm-up.
+fn bench_ipc(env: &Env) -> bool {
+    const ROUNDS: u64 = 10_000;
+    let tsc_hz = rt::sys::kernel_info(abi::syscall::KERNEL_INFO_TSC_HZ).unwrap_or(0);
+    for (name, cpu) in [("same_cpu", 0), ("cross_cpu", env.other_cpu())] {
+        let measured = tests::ipc::round_trips(env, cpu, 100).and_then(|_| tests::ipc::round_trips(env, cpu, ROUNDS));
+        match measured {
+            Ok(mean) => rt::println!("{} ipc {name} rounds={ROUNDS} mean_tsc={mean} tsc_hz={tsc_hz} cpus={}", abi::selftest::BENCH_MARKER, env.cpus),
+            Err(reason) => {
+                rt::println!("init: IPC benchmark {name} failed: {reason}");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 fn power_off(how: GuestExit) -> ! {

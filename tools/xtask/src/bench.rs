@@ -1,17 +1,22 @@
-//! `cargo xtask bench`: runs a benchmark suite and leaves its JSON under
-//! `target/bench/`.
+//! `cargo xtask bench`: runs a benchmark suite, prints a table, and leaves
+//! its JSON under `target/bench/`.
 
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
-use crate::build::{target_dir, workspace_root};
+use crate::build::{self, target_dir, workspace_root};
+use crate::qemu::{self, Accel, Echo, MachineArgs};
+use crate::{BuildArgs, prereq};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Suite {
     /// The refcount strategies on the host (libs/refcount, tools/refbench).
     Refcount,
+    /// IPC call/reply round trips in the guest, same CPU and across CPUs.
+    Ipc,
 }
 
 #[derive(Args)]
@@ -23,15 +28,15 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
+    std::fs::create_dir_all(target_dir().join("bench"))?;
     match args.suite {
         Suite::Refcount => refcount(args.quick),
+        Suite::Ipc => ipc(args.quick),
     }
 }
 
 fn refcount(quick: bool) -> Result<()> {
-    let out_dir = target_dir().join("bench");
-    std::fs::create_dir_all(&out_dir)?;
-    let json = out_dir.join("refcount.json");
+    let json = target_dir().join("bench").join("refcount.json");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command.current_dir(workspace_root()).args(["run", "--release", "--package", "refbench", "--", "--json"]).arg(&json);
@@ -43,4 +48,104 @@ fn refcount(quick: bool) -> Result<()> {
     }
     eprintln!("xtask: wrote {}", json.display());
     Ok(())
+}
+
+/// One `[bench] ipc` line.
+#[derive(Debug, PartialEq)]
+struct IpcLine {
+    name: String,
+    mean_tsc: u64,
+    tsc_hz: u64,
+}
+
+fn parse_ipc_line(line: &str) -> Option<IpcLine> {
+    let rest = line.trim().strip_prefix(abi::selftest::BENCH_MARKER)?.trim().strip_prefix("ipc ")?;
+    let mut words = rest.split_whitespace();
+    let name = words.next()?.to_string();
+    let field = |key: &str| rest.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse::<u64>().ok());
+    Some(IpcLine { name, mean_tsc: field("mean_tsc")?, tsc_hz: field("tsc_hz")? })
+}
+
+/// Boots the IPC benchmark once; returns the mean round trip of each case.
+fn boot_ipc(artifacts: &build::Artifacts, machine: &MachineArgs) -> Result<Vec<IpcLine>> {
+    let outcome = qemu::boot(artifacts, machine, abi::selftest::BENCH_IPC_FLAG, Echo::Indented)?;
+    let lines: Vec<IpcLine> = outcome.lines.iter().filter_map(|l| parse_ipc_line(l)).collect();
+    outcome.into_result()?;
+    if lines.len() != 2 {
+        bail!("the guest printed {} IPC results, expected 2", lines.len());
+    }
+    Ok(lines)
+}
+
+fn mean_of<'a>(lines: &'a [IpcLine], name: &str) -> Result<&'a IpcLine> {
+    lines.iter().find(|l| l.name == name).with_context(|| format!("no `{name}` result"))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn ipc(quick: bool) -> Result<()> {
+    prereq::ensure_target()?;
+    prereq::ensure_qemu()?;
+    let artifacts = build::build(&BuildArgs { release: true })?;
+    let machine = MachineArgs { smp: 2, mem: "512M".into(), accel: Accel::Tcg, icount: false, gdb: false, timeout: 300 };
+
+    eprintln!("xtask: IPC benchmark, --icount (instructions)");
+    let exact = boot_ipc(&artifacts, &MachineArgs { icount: true, ..machine.clone() })?;
+    let runs = if quick { 1 } else { 3 };
+    let mut wall: Vec<Vec<IpcLine>> = Vec::new();
+    for run in 1..=runs {
+        eprintln!("xtask: IPC benchmark, wall clock, run {run} of {runs}");
+        wall.push(boot_ipc(&artifacts, &machine)?);
+    }
+    let ns = |name: &str| -> Result<f64> {
+        let samples = wall.iter().map(|lines| mean_of(lines, name).map(|l| l.mean_tsc as f64 * 1e9 / l.tsc_hz.max(1) as f64));
+        Ok(median(samples.collect::<Result<Vec<_>>>()?))
+    };
+    let same_instr = mean_of(&exact, "same_cpu")?.mean_tsc;
+    let cross_instr = mean_of(&exact, "cross_cpu")?.mean_tsc;
+    let (same_ns, cross_ns) = (ns("same_cpu")?, ns("cross_cpu")?);
+
+    println!("IPC call/reply round trip (TCG, 2 CPUs, release build)");
+    println!("{:<12} {:>16} {:>16} {:>14}", "case", "instructions", "wall ns (median)", "vs same CPU");
+    println!("{:<12} {:>16} {:>16.0} {:>14}", "same CPU", same_instr, same_ns, "1.00x");
+    println!("{:<12} {:>16} {:>16.0} {:>13.2}x", "cross CPU", cross_instr, cross_ns, cross_ns / same_ns.max(1.0));
+    println!("(instructions: --icount, where the TSC advances by one per guest instruction on any CPU; wall ns: TCG without icount, median of {runs})");
+
+    let json = serde_json::json!({
+        "accel": "tcg",
+        "smp": machine.smp,
+        "wall_clock_runs": runs,
+        "same_cpu_round_trip_instructions": same_instr,
+        "cross_cpu_round_trip_instructions": cross_instr,
+        "same_cpu_round_trip_ns": same_ns,
+        "cross_cpu_round_trip_ns": cross_ns,
+    });
+    write_json(&target_dir().join("bench").join("ipc.json"), &json)
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n").with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bench_lines() {
+        let line = "[bench] ipc same_cpu rounds=10000 mean_tsc=1437 tsc_hz=1000000000 cpus=2";
+        assert_eq!(parse_ipc_line(line), Some(IpcLine { name: "same_cpu".into(), mean_tsc: 1437, tsc_hz: 1_000_000_000 }));
+        assert_eq!(parse_ipc_line("[bench] ipc broken"), None);
+        assert_eq!(parse_ipc_line("init: hello"), None);
+    }
+
+    #[test]
+    fn median_takes_the_middle() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+    }
 }
