@@ -52,7 +52,7 @@ impl Kernel {
         };
         if let Some(receiver) = pop(&mut self.threads, &mut endpoint.receivers) {
             self.transfer(t, receiver, badge, grant);
-            self.make_ready(receiver);
+            self.wake(receiver);
             if call {
                 self.await_reply(t, receiver);
             } else {
@@ -86,7 +86,7 @@ impl Kernel {
                 self.await_reply(sender, t);
             } else {
                 self.set_result(sender, Ok(0));
-                self.make_ready(sender);
+                self.wake(sender);
             }
         } else if block {
             push(&mut self.threads, &mut endpoint.receivers, t);
@@ -134,7 +134,7 @@ impl Kernel {
             }
         } else {
             self.transfer(t, caller.index, 0, false);
-            self.make_ready(caller.index);
+            self.wake(caller.index);
         }
         Ok(0)
     }

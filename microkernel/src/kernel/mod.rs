@@ -48,6 +48,9 @@ pub struct Cpu {
     pub slice_over: bool,
     /// The address space loaded (physical root), for targeted shootdowns.
     pub loaded_root: u64,
+    /// A thread woken on this CPU that the next switch runs directly,
+    /// without the ready queue (the IPC fast path).
+    pub handoff: Option<u16>,
 }
 
 pub struct Kernel {
@@ -86,6 +89,7 @@ impl Kernel {
                     ready_bits: 0,
                     slice_over: false,
                     loaded_root: 0,
+                    handoff: None,
                 }
             }; MAX_CPUS],
             next_cap_id: 1,

@@ -80,10 +80,32 @@ impl Kernel {
         }
     }
 
-    /// Takes `t` off its ready queue if it is on one.
+    /// Wakes `t`, a partner of an IPC on this CPU. When it belongs here and
+    /// outranks every ready thread, the next switch runs it directly (the
+    /// fast path: no ready queue, no IPI); otherwise it is made ready.
+    pub fn wake(&mut self, t: u16) {
+        let cpu = arch::cpu_index();
+        let Some(thread) = self.threads.at(t) else { return };
+        let priority = usize::from(thread.priority);
+        let outranks = self.highest_ready(cpu).is_none_or(|best| priority > best);
+        if usize::from(thread.cpu) == cpu && outranks && self.cpus[cpu].handoff.is_none() {
+            if let Some(thread) = self.threads.at_mut(t) {
+                thread.state = State::Ready;
+            }
+            self.cpus[cpu].handoff = Some(t);
+        } else {
+            self.make_ready(t);
+        }
+    }
+
+    /// Takes `t` off its ready queue (or out of a pending hand-off).
     pub fn unready(&mut self, t: u16) {
         let Some(thread) = self.threads.at(t) else { return };
         if thread.state != State::Ready {
+            return;
+        }
+        if let Some(cpu) = self.cpus.iter_mut().find(|cpu| cpu.handoff == Some(t)) {
+            cpu.handoff = None;
             return;
         }
         let (cpu, priority) = (usize::from(thread.cpu), usize::from(thread.priority));
@@ -111,6 +133,9 @@ impl Kernel {
 
     /// Chooses what CPU `cpu` runs next and loads it into `frame`.
     pub fn switch(&mut self, cpu: usize, frame: &mut UserContext) {
+        if let Some(handoff) = self.cpus[cpu].handoff.take() {
+            self.take_handoff(cpu, handoff);
+        }
         let slice_over = core::mem::take(&mut self.cpus[cpu].slice_over);
         let mut keep = None;
         if let Some(current) = self.cpus[cpu].current.take() {
@@ -118,12 +143,7 @@ impl Kernel {
                 Some(t) => (t.state, usize::from(t.cpu), usize::from(t.priority)),
                 None => (State::Dead, cpu, 0),
             };
-            if state == State::Dead && self.threads.refs_at(current) == 0 {
-                // Destroyed while it ran here: reap it now that it is off the CPU.
-                if let Some(generation) = self.threads.generation_of(current) {
-                    self.threads.remove(current, generation);
-                }
-            }
+            self.reap_if_destroyed(current);
             if state == State::Running {
                 let best = self.highest_ready(cpu);
                 let preempted = best.is_some_and(|b| b > priority || (slice_over && b == priority));
@@ -153,6 +173,42 @@ impl Kernel {
             unsafe { root.activate() };
         }
         self.cpus[cpu].loaded_root = root.0;
+    }
+
+    /// Runs a handed-off thread now if it outranks the running one; else
+    /// queues it.
+    fn take_handoff(&mut self, cpu: usize, handoff: u16) {
+        let Some(priority) = self.threads.at(handoff).filter(|t| t.state == State::Ready).map(|t| t.priority) else {
+            return;
+        };
+        let running = self.cpus[cpu].current.filter(|&c| self.threads.at(c).is_some_and(|t| t.state == State::Running));
+        match running {
+            Some(c) if self.threads.at(c).is_some_and(|t| t.priority >= priority) => self.make_ready(handoff),
+            Some(c) => {
+                self.make_ready(c);
+                self.run_now(cpu, handoff);
+            }
+            None => self.run_now(cpu, handoff),
+        }
+    }
+
+    fn run_now(&mut self, cpu: usize, t: u16) {
+        if let Some(previous) = self.cpus[cpu].current.replace(t) {
+            self.reap_if_destroyed(previous);
+        }
+        if let Some(thread) = self.threads.at_mut(t) {
+            thread.state = State::Running;
+        }
+    }
+
+    /// A thread destroyed while it ran is freed once it is off its CPU.
+    fn reap_if_destroyed(&mut self, t: u16) {
+        let dead = self.threads.at(t).is_some_and(|thread| thread.state == State::Dead);
+        if dead && self.threads.refs_at(t) == 0 {
+            if let Some(generation) = self.threads.generation_of(t) {
+                self.threads.remove(t, generation);
+            }
+        }
     }
 
     /// Makes every CPU drop cached translations of `root` (this one too).

@@ -1,10 +1,15 @@
 //! The `syscall` entry: swap to the kernel GS and this CPU's kernel stack,
 //! save the user registers as a [`TrapFrame`] (so a thread's context has one
-//! shape however it entered), hand it to the kernel, and leave through the
-//! common `trap_return` (`iretq`), which may resume another thread.
+//! shape however it entered), and hand it to the kernel, which may put
+//! another thread's context in the frame.
 //!
+//! The way out depends on that context. One saved at a `syscall` (its vector
+//! is [`SYSCALL_MARK`]) leaves with `sysretq`: rcx and r11 are dead at a
+//! system-call boundary, so they can carry RIP and RFLAGS. Any other (a
+//! thread preempted by an interrupt, a new thread, the idle loop) leaves
+//! through `trap_return` and `iretq`, which restores every register.
 //! User space ends at `abi::syscall::USER_END`, a page short of the
-//! canonical boundary, so a user RIP is always canonical.
+//! canonical boundary, so `sysretq` never meets a non-canonical RIP.
 
 use core::mem::offset_of;
 
@@ -53,7 +58,29 @@ syscall_entry:
     mov rdi, rsp
     cld
     call {dispatch}
-    jmp trap_return
+    cmp qword ptr [rsp + 15 * 8], {mark}
+    jne trap_return
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    mov rcx, [rsp]
+    mov r11, [rsp + 16]
+    mov rsp, [rsp + 24]
+    swapgs
+    sysretq
 "#,
     user_rsp = const offset_of!(PerCpu, user_rsp),
     kernel_rsp = const offset_of!(PerCpu, kernel_rsp),
@@ -72,8 +99,8 @@ pub fn init() {
     unsafe extern "C" {
         fn syscall_entry();
     }
-    // STAR[47:32] is the kernel CS (SS = +8). STAR[63:48] would serve
-    // sysret, which this kernel does not use: it returns with iretq.
+    // STAR[47:32] is the kernel CS (SS = +8); sysret loads CS = STAR[63:48]
+    // + 16 and SS = + 8, with RPL 3: user code 0x23 and user data 0x1b.
     let star = (u64::from(KERNEL_DATA.0) << 48) | (u64::from(KERNEL_CODE.0) << 32);
     // SAFETY: the selectors match this CPU's GDT, the entry point is the
     // code above, and EFER.SCE was set at boot.
