@@ -10,6 +10,8 @@ pub enum ObjectKind {
     CSpace = 3,
     Endpoint = 4,
     Notification = 5,
+    /// The right to answer one call, saved by `ReplySave`.
+    Reply = 6,
     IoPorts = 7,
     PhysRange = 8,
 }
@@ -17,7 +19,7 @@ pub enum ObjectKind {
 impl ObjectKind {
     pub fn from_raw(raw: u64) -> Option<Self> {
         use ObjectKind::*;
-        [Thread, AddressSpace, CSpace, Endpoint, Notification, IoPorts, PhysRange]
+        [Thread, AddressSpace, CSpace, Endpoint, Notification, Reply, IoPorts, PhysRange]
             .into_iter()
             .find(|kind| *kind as u64 == raw)
     }

@@ -56,8 +56,13 @@ pub enum Sysnum {
     Recv = 32,
     NbRecv = 33,
     Call = 34,
+    /// `(reply)`: answers the caller named by a Reply capability (consumed),
+    /// or with [`IMPLICIT_REPLY`] the last caller received from.
     Reply = 35,
     ReplyRecv = 36,
+    /// `(dst)`: moves the pending reply into a Reply capability, so the
+    /// server can receive other calls and answer this one later.
+    ReplySave = 37,
 
     /// `(notification, bits)`.
     Signal = 40,
@@ -88,10 +93,10 @@ impl TryFrom<u64> for Sysnum {
 
     fn try_from(number: u64) -> Result<Self, SysError> {
         use Sysnum::*;
-        const ALL: [Sysnum; 34] = [
+        const ALL: [Sysnum; 35] = [
             DebugWrite, ThreadExit, Yield, KernelInfo, CapCopy, CapMint, CapMove, CapDelete, CapRevoke, CapIdentify, Create,
             ThreadConfigure, ThreadStart, ThreadSuspend, ThreadResume, ThreadSetAffinity, ThreadSetPriority,
-            ThreadState, Send, NbSend, Recv, NbRecv, Call, Reply, ReplyRecv, Signal, Wait, Poll, MapBatch, Unmap,
+            ThreadState, Send, NbSend, Recv, NbRecv, Call, Reply, ReplyRecv, ReplySave, Signal, Wait, Poll, MapBatch, Unmap,
             Protect, Query, ShareCow, PortIn,
         ];
         ALL.into_iter().chain([PortOut]).find(|s| *s as u64 == number).ok_or(SysError::UnknownSyscall)
@@ -106,6 +111,9 @@ pub const KERNEL_INFO_CPUS: u64 = 101;
 pub const KERNEL_INFO_KILLS: u64 = 102;
 /// `KernelInfo` selector for the TSC frequency in Hz, as the kernel calibrated it.
 pub const KERNEL_INFO_TSC_HZ: u64 = 103;
+
+/// `Reply` argument meaning "the caller I last received from".
+pub const IMPLICIT_REPLY: u64 = u64::MAX;
 
 /// `CapCopy`/`CapMint` destination table meaning "the caller's own".
 pub const OWN_CSPACE: u64 = u64::MAX;

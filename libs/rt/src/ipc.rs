@@ -86,13 +86,37 @@ pub fn call(ep: Slot, msg: Message) -> Result<Message, SysError> {
     ipc(Sysnum::Call, ep, msg).map(|received| received.msg)
 }
 
+/// Answers the last caller received from.
 pub fn reply(msg: Message) -> Result<(), SysError> {
-    ipc(Sysnum::Reply, 0, msg).map(|_| ())
+    ipc(Sysnum::Reply, abi::syscall::IMPLICIT_REPLY, msg).map(|_| ())
+}
+
+/// Answers the caller named by the Reply capability in `slot` (used up).
+pub fn reply_with(slot: Slot, msg: Message) -> Result<(), SysError> {
+    ipc(Sysnum::Reply, slot, msg).map(|_| ())
+}
+
+/// Keeps the pending reply in a Reply capability at `dst`, to answer later.
+pub fn reply_save(dst: Slot) -> Result<(), SysError> {
+    crate::sys::raw_syscall(Sysnum::ReplySave as u64, [dst, 0, 0, 0, 0, 0]).map(|_| ())
 }
 
 /// Replies to the last caller (if any) and waits for the next message.
 pub fn reply_recv(ep: Slot, msg: Message) -> Result<Received, SysError> {
     ipc(Sysnum::ReplyRecv, ep, msg)
+}
+
+/// A server loop: receives on `ep` and answers each message with what
+/// `handle` returns, forever.
+pub fn serve(ep: Slot, mut handle: impl FnMut(Received) -> Message) -> ! {
+    let mut answer = None;
+    loop {
+        let received = match answer.take() {
+            None => recv(ep),
+            Some(reply) => reply_recv(ep, reply),
+        };
+        answer = received.ok().map(&mut handle);
+    }
 }
 
 pub fn signal(ntfn: Slot, bits: u64) -> Result<(), SysError> {

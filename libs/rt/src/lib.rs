@@ -1,9 +1,13 @@
 //! The user runtime every program links: the entry point ([`entry!`]),
-//! typed system-call wrappers ([`sys`]), console printing, and a panic
-//! handler that reports and exits.
+//! typed system-call wrappers ([`sys`]), IPC clients and server loops
+//! ([`ipc`]), memory and threads of its own ([`mem`], [`thread`]), a heap
+//! ([`heap`]), console printing, and a panic handler that reports and exits.
 #![no_std]
 
+extern crate alloc;
+
 pub mod console;
+pub mod heap;
 pub mod ipc;
 pub mod mem;
 pub mod sys;

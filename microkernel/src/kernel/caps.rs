@@ -66,6 +66,7 @@ impl Kernel {
             ObjectKind::Endpoint => self.endpoints.add_ref(i, g),
             ObjectKind::Notification => self.notifications.add_ref(i, g),
             ObjectKind::PhysRange => self.phys_ranges.add_ref(i, g),
+            ObjectKind::Reply => self.replies.add_ref(i, g),
             ObjectKind::IoPorts => self.io_ports.add_ref(i, g),
         }
     }
@@ -80,6 +81,7 @@ impl Kernel {
             ObjectKind::Endpoint => self.endpoints.drop_ref(i, g),
             ObjectKind::Notification => self.notifications.drop_ref(i, g),
             ObjectKind::PhysRange => self.phys_ranges.drop_ref(i, g),
+            ObjectKind::Reply => self.replies.drop_ref(i, g),
             ObjectKind::IoPorts => self.io_ports.drop_ref(i, g),
         };
         if last {
@@ -202,6 +204,13 @@ impl Kernel {
             }
             ObjectKind::PhysRange => {
                 self.phys_ranges.remove(i, g);
+            }
+            ObjectKind::Reply => {
+                let caller = self.replies.remove(i, g).and_then(|reply| reply.caller);
+                if let Some(caller) = caller.filter(|c| self.waits_for_reply(*c)) {
+                    self.set_result(caller.index, Err(SysError::NoReply));
+                    self.make_ready(caller.index);
+                }
             }
             ObjectKind::IoPorts => {
                 self.io_ports.remove(i, g);

@@ -13,7 +13,8 @@ use abi::syscall::SysError;
 use core::mem::offset_of;
 
 use crate::object::thread::{Blocked, Message, State};
-use crate::object::{Cap, ObjRef};
+use crate::object::{Cap, ObjRef, Reply};
+use abi::cap::ObjectKind;
 
 use super::sched::{pop, push, unlink};
 use super::{Kernel, UserFault, vm};
@@ -112,14 +113,43 @@ impl Kernel {
         }
     }
 
-    fn waits_for_reply(&self, caller: ObjRef) -> bool {
+    pub fn waits_for_reply(&self, caller: ObjRef) -> bool {
         self.threads.get(caller.index, caller.generation).is_some_and(|c| c.state == State::Blocked(Blocked::Reply))
     }
 
-    /// `Reply` by thread `t` to the caller it last received from.
-    pub fn reply(&mut self, t: u16) -> Result<u64, SysError> {
+    /// `ReplySave`: the pending reply of thread `t` becomes a Reply
+    /// capability in `dst`.
+    pub fn reply_save(&mut self, t: u16, dst: u64) -> Result<u64, SysError> {
+        let cspace = self.cspace_of(t)?;
+        let pending = self.threads.at(t).and_then(|s| s.reply_to).filter(|c| self.waits_for_reply(*c));
+        let caller = pending.ok_or(SysError::NoReply)?;
+        let (index, generation) = self.replies.insert(Reply { caller: Some(caller) })?;
+        let obj = ObjRef { kind: ObjectKind::Reply, index, generation };
+        if let Err(error) = self.insert_cap(cspace, dst, obj, Rights::WRITE, 0, 0) {
+            if let Some(reply) = self.replies.get_mut(index, generation) {
+                reply.caller = None;
+            }
+            self.drop_ref(obj);
+            return Err(error);
+        }
+        if let Some(server) = self.threads.at_mut(t) {
+            server.reply_to = None;
+        }
+        Ok(0)
+    }
+
+    /// `Reply` by thread `t`: to the caller named by the Reply capability
+    /// in `slot` (which is used up), or to the last caller it received from.
+    pub fn reply(&mut self, t: u16, slot: u64) -> Result<u64, SysError> {
         self.capture(t);
-        let caller = self.threads.at_mut(t).and_then(|s| s.reply_to.take()).ok_or(SysError::NoReply)?;
+        let caller = if slot == abi::syscall::IMPLICIT_REPLY {
+            self.threads.at_mut(t).and_then(|s| s.reply_to.take()).ok_or(SysError::NoReply)?
+        } else {
+            let cap = self.lookup_as(t, slot, ObjectKind::Reply, Rights::WRITE)?;
+            let caller = self.replies.get_mut(cap.obj.index, cap.obj.generation).and_then(|r| r.caller.take());
+            self.delete_slot(self.cspace_of(t)?, slot);
+            caller.ok_or(SysError::NoReply)?
+        };
         if !self.waits_for_reply(caller) {
             return Err(SysError::NoReply);
         }

@@ -22,7 +22,7 @@ use abi::cap::ObjectKind;
 use crate::arch::{self, MAX_CPUS, UserContext};
 use crate::object::pool::Pool;
 use crate::object::thread::Thread;
-use crate::object::{CSpace, Endpoint, IoPorts, Notification, ObjRef, PhysRange, Space};
+use crate::object::{CSpace, Endpoint, IoPorts, Notification, ObjRef, PhysRange, Reply, Space};
 
 pub use boot::start_init;
 pub use vm::KERNEL_OWNED;
@@ -33,6 +33,7 @@ pub const MAX_CSPACES: usize = 32;
 pub const MAX_ENDPOINTS: usize = 128;
 pub const MAX_NOTIFICATIONS: usize = 128;
 pub const MAX_PHYS_RANGES: usize = 64;
+pub const MAX_REPLIES: usize = 64;
 pub const MAX_IO_PORTS: usize = 8;
 
 /// Priorities 0 (lowest) to 63.
@@ -60,6 +61,7 @@ pub struct Kernel {
     pub endpoints: Pool<Endpoint, MAX_ENDPOINTS>,
     pub notifications: Pool<Notification, MAX_NOTIFICATIONS>,
     pub phys_ranges: Pool<PhysRange, MAX_PHYS_RANGES>,
+    pub replies: Pool<Reply, MAX_REPLIES>,
     pub io_ports: Pool<IoPorts, MAX_IO_PORTS>,
     pub cpus: [Cpu; MAX_CPUS],
     next_cap_id: u64,
@@ -81,6 +83,7 @@ impl Kernel {
             endpoints: Pool::new(),
             notifications: Pool::new(),
             phys_ranges: Pool::new(),
+            replies: Pool::new(),
             io_ports: Pool::new(),
             cpus: [const {
                 Cpu {
@@ -108,6 +111,7 @@ impl Kernel {
             ObjectKind::Endpoint => self.endpoints.get(i, g).is_some(),
             ObjectKind::Notification => self.notifications.get(i, g).is_some(),
             ObjectKind::PhysRange => self.phys_ranges.get(i, g).is_some(),
+            ObjectKind::Reply => self.replies.get(i, g).is_some(),
             ObjectKind::IoPorts => self.io_ports.get(i, g).is_some(),
         }
     }

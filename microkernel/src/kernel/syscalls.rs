@@ -65,7 +65,8 @@ impl Kernel {
                     Err(error) => self.set_result(t, Err(error)),
                 };
             }
-            Sysnum::Reply => self.reply(t),
+            Sysnum::Reply => self.reply(t, args[0]),
+            Sysnum::ReplySave => self.reply_save(t, args[0]),
             Sysnum::ReplyRecv => {
                 let cap = match self.lookup_as(t, args[0], ObjectKind::Endpoint, Rights::NONE) {
                     Ok(cap) => cap,
@@ -73,7 +74,7 @@ impl Kernel {
                 };
                 // A missing caller is not an error here: the first ReplyRecv
                 // of a server loop has nobody to answer.
-                let _ = self.reply(t);
+                let _ = self.reply(t, abi::syscall::IMPLICIT_REPLY);
                 return self.recv(t, cap, true);
             }
             Sysnum::Signal => self.lookup_as(t, args[0], ObjectKind::Notification, Rights::NONE).and_then(|cap| self.signal(cap, args[1])),
@@ -112,7 +113,7 @@ impl Kernel {
                     let _ = frame::free(root.0);
                 })?
             }
-            ObjectKind::IoPorts | ObjectKind::PhysRange => return Err(SysError::BadArgument),
+            ObjectKind::IoPorts | ObjectKind::PhysRange | ObjectKind::Reply => return Err(SysError::BadArgument),
         };
         let obj = ObjRef { kind, index, generation };
         if let Err(error) = self.insert_cap(cspace, dst, obj, Rights::ALL, 0, 0) {
@@ -138,6 +139,7 @@ impl Kernel {
             ObjectKind::Endpoint => pack(self.endpoints.used(), self.endpoints.capacity()),
             ObjectKind::Notification => pack(self.notifications.used(), self.notifications.capacity()),
             ObjectKind::PhysRange => pack(self.phys_ranges.used(), self.phys_ranges.capacity()),
+            ObjectKind::Reply => pack(self.replies.used(), self.replies.capacity()),
             ObjectKind::IoPorts => pack(self.io_ports.used(), self.io_ports.capacity()),
         })
     }

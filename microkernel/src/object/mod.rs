@@ -68,6 +68,11 @@ pub struct Notification {
     pub waiter: Option<u16>,
 }
 
+/// The right to answer one waiting caller; `None` once used.
+pub struct Reply {
+    pub caller: Option<ObjRef>,
+}
+
 /// Authority over `frames` physical frames starting at `base`.
 pub struct PhysRange {
     pub base: u64,

@@ -16,9 +16,16 @@ use env::Env;
 
 rt::entry!(main);
 
+/// init's heap: 1 MiB.
+const HEAP_PAGES: u64 = 256;
+
 fn main(args: rt::StartArgs) -> ! {
     let [ram_ranges, flags, ipc_buffer] = args.0;
     let env = Env::new(ram_ranges, ipc_buffer);
+    if rt::heap::init(&env.pages, HEAP_PAGES).is_err() {
+        rt::println!("init: no memory for a heap");
+        power_off(GuestExit::Failure);
+    }
     rt::println!("init: hello from user mode ({ram_ranges} RAM ranges, {} CPUs)", env.cpus);
     let passed = if flags & INIT_FLAG_SELFTEST != 0 {
         tests::run(&env)

@@ -98,7 +98,7 @@ extern "C" fn fuzzer(seed: u64) -> ! {
     sys::thread_exit()
 }
 
-const POOLS: [ObjectKind; 7] = [
+const POOLS: [ObjectKind; 8] = [
     ObjectKind::Thread,
     ObjectKind::AddressSpace,
     ObjectKind::CSpace,
@@ -106,14 +106,15 @@ const POOLS: [ObjectKind; 7] = [
     ObjectKind::Notification,
     ObjectKind::PhysRange,
     ObjectKind::IoPorts,
+    ObjectKind::Reply,
 ];
 
-fn accounting() -> [u64; 8] {
-    let mut counts = [0; 8];
+fn accounting() -> [u64; 9] {
+    let mut counts = [0; 9];
     for (count, kind) in counts.iter_mut().zip(POOLS) {
         *count = sys::pool_usage(kind).map_or(u64::MAX, |usage| usage.0);
     }
-    counts[7] = sys::kernel_info(KERNEL_INFO_FREE_FRAMES).unwrap_or(u64::MAX);
+    counts[8] = sys::kernel_info(KERNEL_INFO_FREE_FRAMES).unwrap_or(u64::MAX);
     counts
 }
 

@@ -16,14 +16,7 @@ use crate::env::{Env, INIT_PRIORITY};
 
 /// Answers every call on endpoint `ep` with `mr0 + 1` and the badge.
 extern "C" fn echo_server(ep: u64) -> ! {
-    let mut answer = None;
-    loop {
-        let received = match answer {
-            None => ipc::recv(ep),
-            Some(reply) => ipc::reply_recv(ep, reply),
-        };
-        answer = received.ok().map(|r| Message::new(r.msg.label(), [r.msg.mrs[0] + 1, r.badge, r.msg.mrs[2], 0]));
-    }
+    ipc::serve(ep, |r| Message::new(r.msg.label(), [r.msg.mrs[0] + 1, r.badge, r.msg.mrs[2], 0]))
 }
 
 /// Runs `rounds` calls against an echo server on `cpu`; returns the mean
@@ -166,4 +159,51 @@ pub fn serve(ep: Slot, count: usize, badges: &mut [u64]) -> Result<(), SysError>
 /// Checks the result of a blocking call made by a thread that then exits.
 pub fn wait_dead(slot: Slot) -> bool {
     wait_for(|| sys::thread_state(slot) == Ok(abi::cap::ThreadState::Dead))
+}
+
+static REPLY_EP: AtomicU64 = AtomicU64::new(0);
+static ANSWERS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+/// Calls the shared endpoint with `100 + index`; records the answer (or
+/// the error code with the top bit set).
+extern "C" fn call_and_record(index: u64) -> ! {
+    let answer = match ipc::call(REPLY_EP.load(Ordering::Acquire), Message::new(5, [100 + index, 0, 0, 0])) {
+        Ok(reply) => reply.mrs[0],
+        Err(error) => error.code() | 1 << 63,
+    };
+    ANSWERS[index as usize].store(answer, Ordering::Release);
+    sys::thread_exit()
+}
+
+/// A server saves one caller's reply, serves another caller, then answers
+/// the first through the saved Reply capability; an abandoned Reply
+/// capability releases its caller with `NoReply`.
+pub fn reply_object(env: &Env) -> TestResult {
+    let (ep, saved, abandoned) = (env.slots.alloc(), env.slots.alloc(), env.slots.alloc());
+    let clients = [env.slots.alloc(), env.slots.alloc(), env.slots.alloc()];
+    sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create")?;
+    REPLY_EP.store(ep, Ordering::Release);
+    for (index, &slot) in clients.iter().enumerate().take(2) {
+        spawn(&env.pages, slot, spec(call_and_record, index as u64, INIT_PRIORITY, 0)).map_err(|_| "spawn")?;
+    }
+    let first = ipc::recv(ep).map_err(|_| "first recv")?;
+    ipc::reply_save(saved).map_err(|_| "save the reply")?;
+    expect_err(ipc::reply(Message::default()), SysError::NoReply, "the saved reply is still implicit")?;
+    let second = ipc::recv(ep).map_err(|_| "second recv")?;
+    ipc::reply(Message::new(0, [second.msg.mrs[0] * 2, 0, 0, 0])).map_err(|_| "implicit reply")?;
+    ipc::reply_with(saved, Message::new(0, [first.msg.mrs[0] * 2, 0, 0, 0])).map_err(|_| "saved reply")?;
+    expect_err(ipc::reply_with(saved, Message::default()), SysError::EmptySlot, "a Reply capability worked twice")?;
+    check(wait_dead(clients[0]) && wait_dead(clients[1]), "clients did not finish")?;
+    check(ANSWERS[0].load(Ordering::Acquire) == 200 && ANSWERS[1].load(Ordering::Acquire) == 202, "wrong answers")?;
+
+    spawn(&env.pages, clients[2], spec(call_and_record, 2, INIT_PRIORITY, env.other_cpu())).map_err(|_| "spawn")?;
+    ipc::recv(ep).map_err(|_| "third recv")?;
+    ipc::reply_save(abandoned).map_err(|_| "save")?;
+    env.slots.release(abandoned);
+    check(wait_dead(clients[2]), "the abandoned caller did not wake")?;
+    check(ANSWERS[2].load(Ordering::Acquire) == SysError::NoReply.code() | 1 << 63, "the abandoned caller was not told NoReply")?;
+    for slot in clients.into_iter().chain([saved, ep]) {
+        env.slots.release(slot);
+    }
+    Ok(())
 }

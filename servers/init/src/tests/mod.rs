@@ -18,15 +18,17 @@ use crate::env::Env;
 /// A failed check, with what was expected.
 pub type TestResult = Result<(), &'static str>;
 
-const TESTS: [(&str, fn(&Env) -> TestResult); 17] = [
+const TESTS: [(&str, fn(&Env) -> TestResult); 19] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
+    ("user_heap", syscalls::heap),
     ("thread_lifecycle", threads::lifecycle),
     ("preemption", threads::preemption),
     ("ipc_same_cpu", ipc::same_cpu),
     ("ipc_cross_cpu", ipc::cross_cpu),
     ("ipc_payload_and_cap_transfer", ipc::payload_and_cap_transfer),
+    ("reply_object", ipc::reply_object),
     ("notification", ipc::notification),
     ("cap_rights", caps::rights),
     ("cap_badge", caps::badge),

@@ -27,6 +27,20 @@ pub fn bad_pointer(_: &Env) -> TestResult {
     check(refused, "a bad pointer was not refused with BadAddress")
 }
 
+/// The heap: vectors, boxes and strings, and memory that comes back.
+pub fn heap(_: &Env) -> TestResult {
+    extern crate alloc;
+    use alloc::{boxed::Box, format, vec::Vec};
+    let (used_before, _) = rt::heap::usage();
+    {
+        let squares: Vec<u64> = (0..10_000).map(|i| i * i).collect();
+        let boxed = Box::new([7u8; 4096]);
+        let text = format!("{} {}", squares[9_999], boxed.iter().map(|&b| u64::from(b)).sum::<u64>());
+        check(text == "99980001 28672", "heap values are wrong")?;
+    }
+    check(rt::heap::usage().0 == used_before, "freed memory did not return to the heap")
+}
+
 pub fn bad_length(_: &Env) -> TestResult {
     let text = b"x";
     let write = Sysnum::DebugWrite as u64;
