@@ -14,12 +14,14 @@ pub enum ObjectKind {
     Reply = 6,
     IoPorts = 7,
     PhysRange = 8,
+    /// One interrupt line, delivered as notification bits.
+    IrqLine = 9,
 }
 
 impl ObjectKind {
     pub fn from_raw(raw: u64) -> Option<Self> {
         use ObjectKind::*;
-        [Thread, AddressSpace, CSpace, Endpoint, Notification, Reply, IoPorts, PhysRange]
+        [Thread, AddressSpace, CSpace, Endpoint, Notification, Reply, IoPorts, PhysRange, IrqLine]
             .into_iter()
             .find(|kind| *kind as u64 == raw)
     }
@@ -74,6 +76,11 @@ pub mod boot_slot {
     pub const EXIT_PORT: u64 = 5;
     /// The boot image (read-only).
     pub const BOOT_IMAGE: u64 = 6;
+    /// The PIT's I/O ports (0x40..0x43) and its interrupt line (ISA IRQ 0).
+    pub const PIT_PORTS: u64 = 7;
+    pub const PIT_IRQ: u64 = 8;
+    /// COM1's interrupt line (ISA IRQ 4).
+    pub const SERIAL_IRQ: u64 = 9;
     /// First of the PhysRanges of free RAM; their count is init's start argument.
     pub const FIRST_RAM: u64 = 16;
     /// First slot init may use freely.

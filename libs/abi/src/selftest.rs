@@ -34,6 +34,7 @@ pub const USER_TESTS: &[&str] = &[
     "ipc_payload_and_cap_transfer",
     "reply_object",
     "notification",
+    "irq_timer",
     "cap_rights",
     "cap_badge",
     "cap_revoke",

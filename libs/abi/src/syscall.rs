@@ -86,6 +86,11 @@ pub enum Sysnum {
     PortIn = 60,
     /// `(io_ports, port, width, value)`.
     PortOut = 61,
+    /// `(irq_line, notification, bits)`: deliver the line's interrupts as
+    /// `bits` on the notification, and unmask it.
+    IrqBind = 62,
+    /// `(irq_line)`: the handler is done; unmask the line again.
+    IrqAck = 63,
 }
 
 impl TryFrom<u64> for Sysnum {
@@ -99,7 +104,7 @@ impl TryFrom<u64> for Sysnum {
             ThreadState, Send, NbSend, Recv, NbRecv, Call, Reply, ReplyRecv, ReplySave, Signal, Wait, Poll, MapBatch, Unmap,
             Protect, Query, ShareCow, PortIn,
         ];
-        ALL.into_iter().chain([PortOut]).find(|s| *s as u64 == number).ok_or(SysError::UnknownSyscall)
+        ALL.into_iter().chain([PortOut, IrqBind, IrqAck]).find(|s| *s as u64 == number).ok_or(SysError::UnknownSyscall)
     }
 }
 

@@ -185,6 +185,16 @@ pub fn port_in(ports: Slot, port: u16, width: u8) -> SysResult {
     call(Sysnum::PortIn, [ports, u64::from(port), u64::from(width), 0, 0, 0])
 }
 
+/// Delivers the interrupt line's interrupts as `bits` on `notification`.
+pub fn irq_bind(line: Slot, notification: Slot, bits: u64) -> Result<(), SysError> {
+    unit(call(Sysnum::IrqBind, [line, notification, bits, 0, 0, 0]))
+}
+
+/// Unmasks a line whose interrupt was handled.
+pub fn irq_ack(line: Slot) -> Result<(), SysError> {
+    unit(call(Sysnum::IrqAck, [line, 0, 0, 0, 0, 0]))
+}
+
 pub fn port_out(ports: Slot, port: u16, width: u8, value: u64) -> Result<(), SysError> {
     unit(call(Sysnum::PortOut, [ports, u64::from(port), u64::from(width), value, 0, 0]))
 }

@@ -10,12 +10,15 @@ use crate::arch::{self, UserContext};
 use crate::bootinfo::PhysBlob;
 use crate::mm::frame;
 use crate::object::thread::Thread;
-use crate::object::{CSpace, IoPorts, ObjRef, PhysRange, Space};
+use crate::object::{CSpace, IoPorts, IrqLine, ObjRef, PhysRange, Space};
 use crate::program::{self, LoadError};
 
 use super::{Kernel, STARTED, lock};
 
 const COM1: IoPorts = IoPorts { first: 0x3F8, count: 8 };
+const PIT: IoPorts = IoPorts { first: 0x40, count: 4 };
+/// ISA interrupt lines handed to init: the PIT's and COM1's.
+const ISA_LINES: [(u8, u64); 2] = [(0, boot_slot::PIT_IRQ), (4, boot_slot::SERIAL_IRQ)];
 const INIT_PRIORITY: u8 = 10;
 /// Frames the kernel keeps for its own metadata: an eighth of RAM, at least 32 MiB.
 const MIN_KERNEL_RESERVE: usize = 32 << 20 >> 12;
@@ -51,6 +54,14 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
     grant(kernel, boot_slot::CONSOLE_PORTS, ObjRef { kind: ObjectKind::IoPorts, index: console.0, generation: console.1 }, Rights::ALL)?;
     let exit = kernel.io_ports.insert(IoPorts { first: abi::exit::DEBUG_EXIT_PORT, count: 4 }).map_err(oom)?;
     grant(kernel, boot_slot::EXIT_PORT, ObjRef { kind: ObjectKind::IoPorts, index: exit.0, generation: exit.1 }, Rights::ALL)?;
+    let pit = kernel.io_ports.insert(PIT).map_err(oom)?;
+    grant(kernel, boot_slot::PIT_PORTS, ObjRef { kind: ObjectKind::IoPorts, index: pit.0, generation: pit.1 }, Rights::ALL)?;
+    for (irq, slot) in ISA_LINES {
+        if let Some((pin, mode)) = arch::irq_pin(irq) {
+            let line = kernel.irq_lines.insert(IrqLine { pin, mode, target: None }).map_err(oom)?;
+            grant(kernel, slot, ObjRef { kind: ObjectKind::IrqLine, index: line.0, generation: line.1 }, Rights::ALL)?;
+        }
+    }
     let image = PhysRange { base: boot_image.start, frames: boot_image.len.div_ceil(PAGE_SIZE) };
     let image = kernel.phys_ranges.insert(image).map_err(oom)?;
     let read_only = Rights::READ.union(Rights::DERIVE);

@@ -67,6 +67,7 @@ impl Kernel {
             ObjectKind::Notification => self.notifications.add_ref(i, g),
             ObjectKind::PhysRange => self.phys_ranges.add_ref(i, g),
             ObjectKind::Reply => self.replies.add_ref(i, g),
+            ObjectKind::IrqLine => self.irq_lines.add_ref(i, g),
             ObjectKind::IoPorts => self.io_ports.add_ref(i, g),
         }
     }
@@ -82,6 +83,7 @@ impl Kernel {
             ObjectKind::Notification => self.notifications.drop_ref(i, g),
             ObjectKind::PhysRange => self.phys_ranges.drop_ref(i, g),
             ObjectKind::Reply => self.replies.drop_ref(i, g),
+            ObjectKind::IrqLine => self.irq_lines.drop_ref(i, g),
             ObjectKind::IoPorts => self.io_ports.drop_ref(i, g),
         };
         if last {
@@ -214,6 +216,14 @@ impl Kernel {
             }
             ObjectKind::IoPorts => {
                 self.io_ports.remove(i, g);
+            }
+            ObjectKind::IrqLine => {
+                if let Some(line) = self.irq_lines.remove(i, g) {
+                    crate::arch::irq_route(line.pin, line.mode, true);
+                    if let Some((ntfn, _)) = line.target {
+                        self.drop_ref(ntfn);
+                    }
+                }
             }
         }
     }

@@ -249,9 +249,13 @@ impl Kernel {
         if !cap.rights.contains(Rights::WRITE) {
             return Err(SysError::NoRight);
         }
-        let ntfn = cap.obj;
+        self.notify(cap.obj, bits | cap.badge)
+    }
+
+    /// Sets `bits` on a notification and wakes its waiter, if any.
+    pub fn notify(&mut self, ntfn: ObjRef, bits: u64) -> Result<u64, SysError> {
         let notification = self.notifications.get_mut(ntfn.index, ntfn.generation).ok_or(SysError::ObjectDeleted)?;
-        notification.bits |= bits | cap.badge;
+        notification.bits |= bits;
         if let Some(waiter) = notification.waiter.take() {
             let bits = core::mem::take(&mut notification.bits);
             self.set_result(waiter, Ok(bits));

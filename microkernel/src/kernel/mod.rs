@@ -10,6 +10,7 @@
 mod boot;
 mod caps;
 mod ipc;
+mod irq;
 mod sched;
 mod syscalls;
 mod threads;
@@ -22,7 +23,7 @@ use abi::cap::ObjectKind;
 use crate::arch::{self, MAX_CPUS, UserContext};
 use crate::object::pool::Pool;
 use crate::object::thread::Thread;
-use crate::object::{CSpace, Endpoint, IoPorts, Notification, ObjRef, PhysRange, Reply, Space};
+use crate::object::{CSpace, Endpoint, IoPorts, IrqLine, Notification, ObjRef, PhysRange, Reply, Space};
 
 pub use boot::start_init;
 pub use vm::KERNEL_OWNED;
@@ -34,6 +35,7 @@ pub const MAX_ENDPOINTS: usize = 128;
 pub const MAX_NOTIFICATIONS: usize = 128;
 pub const MAX_PHYS_RANGES: usize = 64;
 pub const MAX_REPLIES: usize = 64;
+pub const MAX_IRQ_LINES: usize = 8;
 pub const MAX_IO_PORTS: usize = 8;
 
 /// Priorities 0 (lowest) to 63.
@@ -62,6 +64,7 @@ pub struct Kernel {
     pub notifications: Pool<Notification, MAX_NOTIFICATIONS>,
     pub phys_ranges: Pool<PhysRange, MAX_PHYS_RANGES>,
     pub replies: Pool<Reply, MAX_REPLIES>,
+    pub irq_lines: Pool<IrqLine, MAX_IRQ_LINES>,
     pub io_ports: Pool<IoPorts, MAX_IO_PORTS>,
     pub cpus: [Cpu; MAX_CPUS],
     next_cap_id: u64,
@@ -84,6 +87,7 @@ impl Kernel {
             notifications: Pool::new(),
             phys_ranges: Pool::new(),
             replies: Pool::new(),
+            irq_lines: Pool::new(),
             io_ports: Pool::new(),
             cpus: [const {
                 Cpu {
@@ -112,6 +116,7 @@ impl Kernel {
             ObjectKind::Notification => self.notifications.get(i, g).is_some(),
             ObjectKind::PhysRange => self.phys_ranges.get(i, g).is_some(),
             ObjectKind::Reply => self.replies.get(i, g).is_some(),
+            ObjectKind::IrqLine => self.irq_lines.get(i, g).is_some(),
             ObjectKind::IoPorts => self.io_ports.get(i, g).is_some(),
         }
     }
@@ -194,6 +199,17 @@ pub fn on_tick(frame: &mut UserContext) {
     let cpu = enter(&mut kernel, frame);
     kernel.cpus[cpu].slice_over = true;
     kernel.switch(cpu, frame);
+}
+
+/// A device interrupt on I/O APIC `pin`: masked until acknowledged, and
+/// delivered to its notification.
+pub fn on_irq(frame: &mut UserContext, pin: u32) {
+    let mut kernel = lock();
+    let cpu = enter(&mut kernel, frame);
+    kernel.irq(pin);
+    if frame.from_user() || is_idle(frame) {
+        kernel.switch(cpu, frame);
+    }
 }
 
 pub fn on_resched(frame: &mut UserContext) {

@@ -91,6 +91,8 @@ impl Kernel {
             Sysnum::ShareCow => self.share_cow(t, args),
             Sysnum::PortIn => self.port_in(t, args),
             Sysnum::PortOut => self.port_out(t, args),
+            Sysnum::IrqBind => self.irq_bind(t, args[0], args[1], args[2]),
+            Sysnum::IrqAck => self.irq_ack(t, args[0]),
         };
         self.set_result(t, result);
     }
@@ -113,7 +115,9 @@ impl Kernel {
                     let _ = frame::free(root.0);
                 })?
             }
-            ObjectKind::IoPorts | ObjectKind::PhysRange | ObjectKind::Reply => return Err(SysError::BadArgument),
+            ObjectKind::IoPorts | ObjectKind::PhysRange | ObjectKind::Reply | ObjectKind::IrqLine => {
+                return Err(SysError::BadArgument);
+            }
         };
         let obj = ObjRef { kind, index, generation };
         if let Err(error) = self.insert_cap(cspace, dst, obj, Rights::ALL, 0, 0) {
@@ -140,6 +144,7 @@ impl Kernel {
             ObjectKind::Notification => pack(self.notifications.used(), self.notifications.capacity()),
             ObjectKind::PhysRange => pack(self.phys_ranges.used(), self.phys_ranges.capacity()),
             ObjectKind::Reply => pack(self.replies.used(), self.replies.capacity()),
+            ObjectKind::IrqLine => pack(self.irq_lines.used(), self.irq_lines.capacity()),
             ObjectKind::IoPorts => pack(self.io_ports.used(), self.io_ports.capacity()),
         })
     }

@@ -79,6 +79,15 @@ pub struct PhysRange {
     pub frames: u64,
 }
 
+/// An interrupt line: the I/O APIC pin it arrives on, its mode, and the
+/// notification (with bits) it is delivered to. The kernel masks the line
+/// when it fires; the handler's `IrqAck` unmasks it.
+pub struct IrqLine {
+    pub pin: u32,
+    pub mode: u32,
+    pub target: Option<(ObjRef, u64)>,
+}
+
 /// Authority over I/O ports `first .. first + count`.
 pub struct IoPorts {
     pub first: u16,

@@ -1,6 +1,6 @@
-//! ACPI, as far as bring-up needs it: the MADT's list of enabled CPUs (by
-//! local APIC id). Parsing is the `acpi` crate's; this file only maps tables
-//! through the direct map.
+//! ACPI, as far as bring-up needs it: from the MADT, the enabled CPUs (by
+//! local APIC id), the I/O APIC, and where ISA interrupts are wired. Parsing
+//! is the `acpi` crate's; this file only maps tables through the direct map.
 
 use core::ptr::NonNull;
 
@@ -31,15 +31,20 @@ pub enum AcpiError {
     Tables(acpi::AcpiError),
 }
 
-/// The local APIC ids of the enabled CPUs, in MADT order, at most [`MAX_CPUS`].
-pub struct CpuList {
+/// What the MADT says: the local APIC ids of the enabled CPUs, in MADT
+/// order, at most [`MAX_CPUS`]; the first I/O APIC; and the ISA overrides.
+pub struct Platform {
     pub apic_ids: [u32; MAX_CPUS],
     pub count: usize,
     /// Enabled CPUs beyond [`MAX_CPUS`], left off.
     pub ignored: usize,
+    /// Physical address and first GSI of the first I/O APIC.
+    pub ioapic: Option<(u64, u32)>,
+    /// For each ISA IRQ: its GSI and MPS flags (polarity, trigger).
+    pub isa: [(u32, u16); 16],
 }
 
-pub fn cpus(rsdp: Option<u64>) -> Result<CpuList, AcpiError> {
+pub fn platform(rsdp: Option<u64>) -> Result<Platform, AcpiError> {
     // SAFETY: the RSDP address came from the loader; without one, this is a
     // BIOS (qboot) machine, where the search area is defined.
     let tables = unsafe {
@@ -50,12 +55,30 @@ pub fn cpus(rsdp: Option<u64>) -> Result<CpuList, AcpiError> {
     }
     .map_err(AcpiError::Tables)?;
     let madt = tables.find_table::<Madt>().map_err(AcpiError::Tables)?;
-    let mut list = CpuList { apic_ids: [0; MAX_CPUS], count: 0, ignored: 0 };
+    let mut list = Platform {
+        apic_ids: [0; MAX_CPUS],
+        count: 0,
+        ignored: 0,
+        ioapic: None,
+        isa: core::array::from_fn(|irq| (irq as u32, 0)),
+    };
     for entry in madt.get().entries() {
         const ENABLED: u32 = 1;
         let apic_id = match entry {
             MadtEntry::LocalApic(lapic) if lapic.flags & ENABLED != 0 => u32::from(lapic.apic_id),
             MadtEntry::LocalX2Apic(x2apic) if x2apic.flags & ENABLED != 0 => x2apic.x2apic_id,
+            MadtEntry::IoApic(ioapic) => {
+                let (address, base) = (ioapic.io_apic_address, ioapic.global_system_interrupt_base);
+                list.ioapic.get_or_insert((u64::from(address), base));
+                continue;
+            }
+            MadtEntry::InterruptSourceOverride(iso) if iso.bus == 0 => {
+                let (irq, gsi, flags) = (iso.irq, iso.global_system_interrupt, iso.flags);
+                if let Some(slot) = list.isa.get_mut(usize::from(irq)) {
+                    *slot = (gsi, flags);
+                }
+                continue;
+            }
             _ => continue,
         };
         match list.apic_ids.get_mut(list.count) {

@@ -7,6 +7,7 @@ mod boot;
 mod context;
 mod gdt;
 mod idt;
+mod ioapic;
 pub mod paging;
 mod percpu;
 mod serial;
@@ -44,6 +45,17 @@ pub fn start_scheduling() -> ! {
 /// with interrupts on once the scheduler started).
 pub fn in_idle(frame: &UserContext) -> bool {
     context::is_idle(frame)
+}
+
+/// The I/O APIC pin (and its mode) ISA IRQ `irq` arrives on, if it can be routed.
+pub fn irq_pin(irq: u8) -> Option<(u32, u32)> {
+    ioapic::isa_pin(irq)
+}
+
+/// Routes an I/O APIC pin to the boot CPU, masked or not.
+pub fn irq_route(pin: u32, mode: u32, masked: bool) {
+    let boot_cpu = cpu(0).map_or(0, |c| c.apic_id());
+    ioapic::route(pin, mode, boot_cpu, masked);
 }
 
 /// Index of the running CPU.
@@ -115,8 +127,11 @@ pub fn start_cpus(info: &BootInfo) -> usize {
     time::calibrate();
     time::start_tick();
     x86_64::instructions::interrupts::enable();
-    match acpi::cpus(info.rsdp) {
+    match acpi::platform(info.rsdp) {
         Ok(list) => {
+            if let Some((address, gsi_base)) = list.ioapic {
+                ioapic::init(address, gsi_base, &list.isa);
+            }
             if list.ignored > 0 {
                 crate::println!("smp: {} CPUs beyond the limit of {MAX_CPUS} stay off", list.ignored);
             }

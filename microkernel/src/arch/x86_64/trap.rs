@@ -185,6 +185,10 @@ extern "C" fn dispatch(frame: &mut TrapFrame) {
             apic::end_of_interrupt();
         }
         SPURIOUS_VECTOR => {}
+        vector if (super::ioapic::IRQ_BASE..super::ioapic::IRQ_BASE + u64::from(super::ioapic::GSIS)).contains(&vector) => {
+            apic::end_of_interrupt();
+            crate::kernel::on_irq(frame, (vector - super::ioapic::IRQ_BASE) as u32);
+        }
         vector => {
             crate::println!("warning: unexpected interrupt vector {vector:#x} on cpu {}", percpu::current().index());
             apic::end_of_interrupt();

@@ -98,7 +98,7 @@ extern "C" fn fuzzer(seed: u64) -> ! {
     sys::thread_exit()
 }
 
-const POOLS: [ObjectKind; 8] = [
+const POOLS: [ObjectKind; 9] = [
     ObjectKind::Thread,
     ObjectKind::AddressSpace,
     ObjectKind::CSpace,
@@ -107,14 +107,15 @@ const POOLS: [ObjectKind; 8] = [
     ObjectKind::PhysRange,
     ObjectKind::IoPorts,
     ObjectKind::Reply,
+    ObjectKind::IrqLine,
 ];
 
-fn accounting() -> [u64; 9] {
-    let mut counts = [0; 9];
+fn accounting() -> [u64; 10] {
+    let mut counts = [0; 10];
     for (count, kind) in counts.iter_mut().zip(POOLS) {
         *count = sys::pool_usage(kind).map_or(u64::MAX, |usage| usage.0);
     }
-    counts[8] = sys::kernel_info(KERNEL_INFO_FREE_FRAMES).unwrap_or(u64::MAX);
+    counts[9] = sys::kernel_info(KERNEL_INFO_FREE_FRAMES).unwrap_or(u64::MAX);
     counts
 }
 

@@ -207,3 +207,38 @@ pub fn reply_object(env: &Env) -> TestResult {
     }
     Ok(())
 }
+
+/// The PIT's interrupt, delivered to a notification: programmed to fire at
+/// 1 kHz, waited for and acknowledged five times, then stopped.
+pub fn irq_timer(env: &Env) -> TestResult {
+    use abi::cap::boot_slot::{PIT_IRQ, PIT_PORTS, SERIAL_IRQ};
+    const PIT_HZ: u64 = 1_193_182;
+    let (ntfn, read_only) = (env.slots.alloc(), env.slots.alloc());
+    sys::create(ObjectKind::Notification, ntfn).map_err(|_| "create")?;
+    sys::cap_mint(ntfn, read_only, Rights::READ, 0).map_err(|_| "mint")?;
+    expect_err(sys::irq_bind(PIT_IRQ, ntfn, 0), SysError::BadArgument, "bind with no bits")?;
+    expect_err(sys::irq_bind(PIT_IRQ, read_only, 1), SysError::NoRight, "bind to a notification without write")?;
+    expect_err(sys::irq_ack(SERIAL_IRQ), SysError::BadState, "ack of an unbound line")?;
+    sys::irq_bind(PIT_IRQ, ntfn, 0b10).map_err(|_| "bind")?;
+    let count = PIT_HZ / 1000;
+    // Channel 0, low then high byte, mode 2 (rate generator).
+    sys::port_out(PIT_PORTS, 0x43, 1, 0x34).map_err(|_| "pit command")?;
+    sys::port_out(PIT_PORTS, 0x40, 1, count & 0xFF).map_err(|_| "pit count")?;
+    sys::port_out(PIT_PORTS, 0x40, 1, count >> 8).map_err(|_| "pit count")?;
+    let mut seen = 0;
+    let mut outcome = Ok(());
+    while seen < 5 {
+        match ipc::wait(ntfn) {
+            Ok(bits) if bits == 0b10 => seen += 1,
+            _ => {
+                outcome = Err("the interrupt arrived with the wrong bits");
+                break;
+            }
+        }
+        sys::irq_ack(PIT_IRQ).map_err(|_| "ack")?;
+    }
+    // Mode 0 with no count: one last edge, then silence.
+    sys::port_out(PIT_PORTS, 0x43, 1, 0x30).map_err(|_| "pit stop")?;
+    env.slots.release(read_only);
+    outcome
+}

@@ -18,7 +18,7 @@ use crate::env::Env;
 /// A failed check, with what was expected.
 pub type TestResult = Result<(), &'static str>;
 
-const TESTS: [(&str, fn(&Env) -> TestResult); 19] = [
+const TESTS: [(&str, fn(&Env) -> TestResult); 20] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -30,6 +30,7 @@ const TESTS: [(&str, fn(&Env) -> TestResult); 19] = [
     ("ipc_payload_and_cap_transfer", ipc::payload_and_cap_transfer),
     ("reply_object", ipc::reply_object),
     ("notification", ipc::notification),
+    ("irq_timer", ipc::irq_timer),
     ("cap_rights", caps::rights),
     ("cap_badge", caps::badge),
     ("cap_revoke", caps::revoke),
