@@ -39,6 +39,7 @@ pub const USER_TESTS: &[&str] = &[
     "cap_badge",
     "cap_revoke",
     "memory_map",
+    "tlb_shootdown",
     "fault_delivery",
     "fault_kill",
     "kernel_pool_exhaustion",

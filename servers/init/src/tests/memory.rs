@@ -53,3 +53,34 @@ pub fn map(env: &Env) -> TestResult {
     expect_err(sys::query(space, vaddr), SysError::NotMapped, "query after unmap")?;
     Ok(())
 }
+
+static READS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Reads the page at `addr` forever, counting reads.
+extern "C" fn read_forever(addr: u64) -> ! {
+    loop {
+        // SAFETY: the page is mapped until the test unmaps it; the read
+        // after that faults, which is what the test waits for.
+        let _ = unsafe { (addr as *const u64).read_volatile() };
+        READS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A thread on another CPU reads a page in a loop, so that CPU's TLB holds
+/// it; once init unmaps the page, the reader's next access must fault.
+pub fn shootdown(env: &Env) -> TestResult {
+    use core::sync::atomic::Ordering;
+    use rt::ipc;
+    let (ep, reader) = (env.slots.alloc(), env.slots.alloc());
+    sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create")?;
+    let page = env.pages.alloc(1).map_err(|_| "page")?;
+    let mut spec = super::threads::spec(read_forever, page, crate::env::INIT_PRIORITY, env.other_cpu());
+    spec.fault_endpoint = Some(ep);
+    rt::thread::spawn(&env.pages, reader, spec).map_err(|_| "spawn")?;
+    check(super::wait_for(|| READS.load(Ordering::Relaxed) > 1000), "the reader never ran")?;
+    sys::unmap(boot_slot::ADDRESS_SPACE, page, 1).map_err(|_| "unmap")?;
+    let fault = super::wait_for(|| matches!(ipc::nb_recv(ep), Ok(r) if r.msg.mrs[1] == page));
+    env.slots.release(reader);
+    env.slots.release(ep);
+    check(fault, "the reader kept reading an unmapped page: stale TLB on its CPU")
+}

@@ -18,7 +18,7 @@ use crate::env::Env;
 /// A failed check, with what was expected.
 pub type TestResult = Result<(), &'static str>;
 
-const TESTS: [(&str, fn(&Env) -> TestResult); 20] = [
+const TESTS: [(&str, fn(&Env) -> TestResult); 21] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -35,6 +35,7 @@ const TESTS: [(&str, fn(&Env) -> TestResult); 20] = [
     ("cap_badge", caps::badge),
     ("cap_revoke", caps::revoke),
     ("memory_map", memory::map),
+    ("tlb_shootdown", memory::shootdown),
     ("fault_delivery", faults::delivery),
     ("fault_kill", faults::kill),
     ("kernel_pool_exhaustion", caps::pool_exhaustion),
