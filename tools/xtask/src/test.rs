@@ -16,11 +16,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
     prereq::ensure_target()?;
     prereq::ensure_qemu()?;
     if !args.guest_only {
-        eprintln!("xtask: host tests (cargo test)");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        if !Command::new(cargo).current_dir(workspace_root()).arg("test").status()?.success() {
-            bail!("host tests failed");
-        }
+        host_tests()?;
     }
     let artifacts = build::build(&args.build)?;
     let machine = MachineArgs { smp: 1, mem: "512M".into(), accel: qemu::Accel::Tcg, icount: false, gdb: false, timeout: 120 };
@@ -54,6 +50,27 @@ pub fn run(args: &TestArgs) -> Result<()> {
     println!("guest: {passed} passed, {failed} failed");
     if failed > 0 {
         bail!("{failed} guest checks failed");
+    }
+    Ok(())
+}
+
+/// The host crates' tests, then the loom models of libs/refcount (in a
+/// target directory of their own: `--cfg loom` rebuilds everything).
+fn host_tests() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: host tests (cargo test)");
+    if !Command::new(&cargo).current_dir(workspace_root()).arg("test").status()?.success() {
+        bail!("host tests failed");
+    }
+    eprintln!("xtask: loom models of libs/refcount (--cfg loom)");
+    let loom = Command::new(&cargo)
+        .current_dir(workspace_root())
+        .args(["test", "--package", "refcount", "--release", "--test", "loom"])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", build::target_dir().join("loom"))
+        .status()?;
+    if !loom.success() {
+        bail!("loom models failed");
     }
     Ok(())
 }

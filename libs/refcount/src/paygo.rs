@@ -1,0 +1,265 @@
+//! PAYGO (Jung et al., "Pay Migration Tax to Homeland: Anchor-based Scalable Reference
+//! Counting for Multicores", FAST'19): per-core local counters, plus anchor counters for
+//! references that migrated.
+//!
+//! An increment bumps the calling core's local counter: that core is the reference's
+//! *homeland*. A decrement on the homeland is a plain store to the same local counter; a
+//! decrement on a *foreign* core pays the "migration tax": an atomic increment of the
+//! homeland's anchor counter. Every core's `local − anchor` sums to the count. The explicit
+//! API ([`Paygo::dec_from`]) takes the homeland; the trait's `dec` does not know it, so it
+//! uses the calling core when that core has references homed there, and otherwise the first
+//! core that has (references are interchangeable: only the sum matters).
+//!
+//! **Zero detection** (the flag protocol): a decrement flags the object on the calling
+//! core's list; at that core's next quiescent point it publishes (one shared RMW, so the
+//! last core to get there sees every earlier decrement) and reads all cores' counters as one
+//! consistent snapshot (`seq.rs`). A snapshot sum of zero is final: nobody holds a reference,
+//! so nobody can add one. A compare-and-swap on the object's live word reports it once even
+//! if several cores flagged it. A snapshot disturbed by a concurrent operation is retried at
+//! the next quiescent point.
+//!
+//! This port indexes counters directly by object (PAYGO hashes them per core to save
+//! memory): 32 bytes per object per core (local, anchor, flag link, sequence word), plus 8
+//! shared. Increments and homeland decrements touch only the core's own lines; foreign
+//! decrements are one atomic on the homeland's.
+
+use crate::layout::{PerCore, Planner, Span, claim};
+use crate::lists::Lists;
+use crate::seq::Seqs;
+use crate::strategy::RefCount;
+use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use crate::{Config, LayoutError, Word, Words};
+
+const LIVE: u64 = 1;
+
+/// Local and anchor counters per core, zero found by a consistent snapshot.
+pub struct Paygo<M: Words> {
+    mem: M,
+    cfg: Config,
+    live: Span,
+    local: PerCore,
+    anchor: PerCore,
+    seqs: Seqs,
+    flagged: Lists,
+}
+
+struct Plan {
+    p: Planner,
+    live: Span,
+    local: PerCore,
+    anchor: PerCore,
+    seqs: Seqs,
+    flagged: Lists,
+}
+
+fn plan(cfg: &Config) -> Plan {
+    let mut p = Planner::new();
+    let live = p.shared(cfg.n_objects, 1);
+    let local = p.per_core(cfg.n_cores, cfg.n_objects, 1);
+    let anchor = p.per_core(cfg.n_cores, cfg.n_objects, 1);
+    let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
+    let flagged = Lists::plan_per_core(&mut p, cfg.n_cores, cfg.n_objects);
+    Plan {
+        p,
+        live,
+        local,
+        anchor,
+        seqs,
+        flagged,
+    }
+}
+
+impl<M: Words> Paygo<M> {
+    #[inline]
+    fn local(&self, core: usize, obj: u32) -> &Word {
+        self.local.at(&self.mem, core, obj as usize, 0)
+    }
+
+    #[inline]
+    fn anchor(&self, core: usize, obj: u32) -> &Word {
+        self.anchor.at(&self.mem, core, obj as usize, 0)
+    }
+
+    /// References homed on `core` and not yet returned (a racy read for other cores).
+    #[inline]
+    fn homed(&self, core: usize, obj: u32) -> i64 {
+        self.local(core, obj)
+            .load(Relaxed)
+            .wrapping_sub(self.anchor(core, obj).load(Relaxed)) as i64
+    }
+
+    #[inline]
+    fn add_local(&self, core: usize, obj: u32, delta: u64) {
+        let w = self.local(core, obj);
+        w.store(w.load(Relaxed).wrapping_add(delta), Relaxed);
+    }
+
+    fn sum(&self, obj: u32) -> u64 {
+        (0..self.cfg.n_cores).fold(0u64, |s, c| {
+            s.wrapping_add(self.local(c, obj).load(Relaxed))
+                .wrapping_sub(self.anchor(c, obj).load(Acquire))
+        })
+    }
+
+    /// Drops a reference taken on `home`, from `core`: local if they are the same core, an
+    /// atomic on `home`'s anchor if not.
+    #[inline]
+    pub fn dec_from(&self, core: usize, home: usize, obj: u32) {
+        self.seqs.write(&self.mem, core, obj, || {
+            if home == core {
+                self.add_local(core, obj, u64::MAX);
+            } else {
+                self.anchor(home, obj).fetch_add(1, Release);
+            }
+        });
+        self.flag(core, obj);
+    }
+
+    #[inline]
+    fn flag(&self, core: usize, obj: u32) {
+        if !self.flagged.listed(&self.mem, core, obj) {
+            self.flagged.push(&self.mem, core, obj);
+        }
+    }
+
+    #[inline]
+    fn homeland(&self, core: usize, obj: u32) -> usize {
+        if self.homed(core, obj) > 0 {
+            return core;
+        }
+        (1..self.cfg.n_cores)
+            .map(|i| (core + i) % self.cfg.n_cores)
+            .find(|&h| self.homed(h, obj) > 0)
+            .unwrap_or(core)
+    }
+}
+
+impl<M: Words> RefCount for Paygo<M> {
+    type Mem = M;
+    const NAME: &'static str = "paygo";
+    const SETTLE_ROUNDS: usize = 1;
+
+    fn words_needed(cfg: &Config) -> usize {
+        plan(cfg).p.total()
+    }
+
+    fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
+        cfg.validate()?;
+        let Plan {
+            p,
+            live,
+            local,
+            anchor,
+            seqs,
+            flagged,
+        } = plan(&cfg);
+        claim(&mem, p.total())?;
+        Ok(Paygo {
+            mem,
+            cfg,
+            live,
+            local,
+            anchor,
+            seqs,
+            flagged,
+        })
+    }
+
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn create(&self, core: usize, obj: u32) {
+        self.seqs.write(&self.mem, core, obj, || {
+            self.add_local(core, obj, 1);
+            self.live
+                .at(&self.mem, obj as usize, 0)
+                .store(LIVE, Release);
+        })
+    }
+
+    #[inline]
+    fn inc(&self, core: usize, obj: u32) {
+        self.seqs
+            .write(&self.mem, core, obj, || self.add_local(core, obj, 1))
+    }
+
+    #[inline]
+    fn dec(&self, core: usize, obj: u32, _freed: &mut impl FnMut(u32)) {
+        self.dec_from(core, self.homeland(core, obj), obj)
+    }
+
+    fn try_remove_unique(&self, _core: usize, obj: u32) -> bool {
+        self.seqs.read(&self.mem, obj, || self.sum(obj)) == Some(1)
+    }
+
+    fn quiescent(&self, core: usize, freed: &mut impl FnMut(u32)) {
+        self.seqs.publish(&self.mem);
+        self.flagged.drain(&self.mem, core, |obj| {
+            let live = self.live.at(&self.mem, obj as usize, 0);
+            if live.load(Acquire) != LIVE {
+                return;
+            }
+            match self.seqs.read(&self.mem, obj, || self.sum(obj)) {
+                Some(0) => {
+                    if live.compare_exchange(LIVE, 0, AcqRel, Relaxed).is_ok() {
+                        freed(obj);
+                    }
+                }
+                Some(_) => {}
+                None => self.flagged.push(&self.mem, core, obj),
+            }
+        });
+    }
+
+    fn read_exact(&self, obj: u32) -> u64 {
+        if self.live.at(&self.mem, obj as usize, 0).load(Acquire) == LIVE {
+            self.sum(obj)
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(all(test, not(loom), feature = "alloc"))]
+mod tests {
+    use super::*;
+    use crate::{Region, build};
+
+    #[test]
+    fn foreign_decrements_pay_on_the_anchor() {
+        let p: Paygo<Region> = build(Config::new(2, 3)).unwrap();
+        let mut freed = Vec::new();
+        p.create(0, 1);
+        p.inc(2, 1);
+        p.dec_from(1, 0, 1); // migrated to core 1: anchor of core 0
+        assert_eq!(p.anchor(0, 1).load(Relaxed), 1);
+        assert_eq!(
+            p.local(0, 1).load(Relaxed),
+            1,
+            "the homeland's local counter is untouched"
+        );
+        assert_eq!(p.read_exact(1), 1);
+        p.dec(2, 1, &mut |_| {}); // homed on core 2: local
+        assert_eq!(p.anchor(2, 1).load(Relaxed), 0);
+        for c in 0..3 {
+            p.quiescent(c, &mut |o| freed.push(o));
+        }
+        assert_eq!(freed, vec![1], "flagged on two cores, reported once");
+        assert_eq!(p.read_exact(1), 0);
+    }
+
+    #[test]
+    fn trait_dec_finds_a_homeland() {
+        let p: Paygo<Region> = build(Config::new(1, 2)).unwrap();
+        p.create(0, 0);
+        p.inc(0, 0);
+        p.dec(1, 0, &mut |_| {});
+        assert_eq!(
+            p.anchor(0, 0).load(Relaxed),
+            1,
+            "core 1 homes nothing: core 0's anchor"
+        );
+        assert!(p.try_remove_unique(1, 0));
+    }
+}

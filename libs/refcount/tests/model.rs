@@ -1,0 +1,223 @@
+//! Every strategy against a sequential reference model: random operations from simulated
+//! cores, one at a time, must give the model's counts at every step, report each object free
+//! exactly once and only at zero, and leave nothing unreported after settling.
+
+#![cfg(not(loom))]
+
+use proptest::prelude::*;
+use refcount::{
+    Atomic, Biased, Config, Deferred, Paygo, PercpuRef, RefCache, RefCount, Region, Sloppy, Snzi,
+    Striped, build,
+};
+
+const OBJECTS: usize = 4;
+const CORES: usize = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    Free,
+    Live(u64),
+    /// Count zero, not reported yet.
+    Zero,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    CreateOrInc,
+    Dec,
+    IncBatch,
+    DecBatch,
+    Unique,
+    Quiescent,
+}
+
+fn op() -> impl Strategy<Value = (Op, usize, u32)> {
+    let kind = prop_oneof![
+        3 => Just(Op::CreateOrInc),
+        3 => Just(Op::Dec),
+        1 => Just(Op::IncBatch),
+        1 => Just(Op::DecBatch),
+        1 => Just(Op::Unique),
+        2 => Just(Op::Quiescent),
+    ];
+    (kind, 0..CORES, 0..OBJECTS as u32)
+}
+
+fn config() -> Config {
+    // Tiny tunables so evictions, threshold flushes and spare returns all happen.
+    Config {
+        cache_slots: 2,
+        batch: 2,
+        spares: 2,
+        ..Config::new(OBJECTS, CORES)
+    }
+}
+
+struct Model<S> {
+    s: S,
+    state: Vec<State>,
+    /// Whether `try_remove_unique` must succeed whenever the count is 1 (all but deferred,
+    /// whose buffered decrements may hide a unique frame).
+    exact_unique: bool,
+}
+
+impl<S: RefCount<Mem = Region>> Model<S> {
+    fn new(exact_unique: bool) -> Self {
+        Model {
+            s: build(config()).unwrap(),
+            state: vec![State::Free; OBJECTS],
+            exact_unique,
+        }
+    }
+
+    fn reported(&mut self, freed: Vec<u32>) {
+        for o in freed {
+            assert_eq!(
+                self.state[o as usize],
+                State::Zero,
+                "{}: object {o} reported free",
+                S::NAME
+            );
+            self.state[o as usize] = State::Free;
+        }
+    }
+
+    fn drop_one(&mut self, obj: u32) {
+        if let State::Live(n) = &mut self.state[obj as usize] {
+            *n -= 1;
+            if *n == 0 {
+                self.state[obj as usize] = State::Zero;
+            }
+        }
+    }
+
+    fn apply(&mut self, (op, core, obj): (Op, usize, u32)) {
+        let mut freed = Vec::new();
+        let st = self.state[obj as usize];
+        match (op, st) {
+            (Op::CreateOrInc, State::Free) => {
+                self.s.create(core, obj);
+                self.state[obj as usize] = State::Live(1);
+            }
+            (Op::CreateOrInc, State::Live(n)) => {
+                self.s.inc(core, obj);
+                self.state[obj as usize] = State::Live(n + 1);
+            }
+            (Op::IncBatch, State::Live(n)) => {
+                self.s.inc_batch(core, &[obj, obj]);
+                self.state[obj as usize] = State::Live(n + 2);
+            }
+            (Op::Dec, State::Live(_)) => {
+                self.s.dec(core, obj, &mut |o| freed.push(o));
+                self.drop_one(obj);
+            }
+            (Op::DecBatch, State::Live(n)) if n >= 2 => {
+                self.s.dec_batch(core, &[obj, obj], &mut |o| freed.push(o));
+                self.drop_one(obj);
+                self.drop_one(obj);
+            }
+            (Op::Unique, State::Live(n)) => {
+                let unique = self.s.try_remove_unique(core, obj);
+                assert!(!unique || n == 1, "{}: unique with {n} references", S::NAME);
+                assert!(
+                    unique || n != 1 || !self.exact_unique,
+                    "{}: missed a unique reference",
+                    S::NAME
+                );
+            }
+            (Op::Quiescent, _) => self.s.quiescent(core, &mut |o| freed.push(o)),
+            _ => {}
+        }
+        self.reported(freed);
+        self.check_counts();
+    }
+
+    fn check_counts(&self) {
+        for (o, st) in self.state.iter().enumerate() {
+            let want = match st {
+                State::Live(n) => *n,
+                _ => 0,
+            };
+            assert_eq!(
+                self.s.read_exact(o as u32),
+                want,
+                "{}: count of object {o}",
+                S::NAME
+            );
+        }
+    }
+
+    fn settle(&mut self) {
+        let mut freed = Vec::new();
+        for _ in 0..S::SETTLE_ROUNDS {
+            for c in 0..CORES {
+                self.s.quiescent(c, &mut |o| freed.push(o));
+            }
+        }
+        self.reported(freed);
+        assert!(
+            !self.state.contains(&State::Zero),
+            "{}: zero not reported after settling: {:?}",
+            S::NAME,
+            self.state
+        );
+    }
+
+    /// Settles, then drops every remaining reference from rotating cores, and settles again:
+    /// everything must come back.
+    fn finish(mut self) {
+        self.settle();
+        let mut core = 0;
+        for o in 0..OBJECTS as u32 {
+            while let State::Live(_) = self.state[o as usize] {
+                let mut freed = Vec::new();
+                self.s.dec(core, o, &mut |x| freed.push(x));
+                self.drop_one(o);
+                self.reported(freed);
+                core = (core + 1) % CORES;
+            }
+        }
+        self.settle();
+        assert!(
+            self.state.iter().all(|s| *s == State::Free),
+            "{}: leaked {:?}",
+            S::NAME,
+            self.state
+        );
+        self.check_counts();
+    }
+}
+
+fn run<S: RefCount<Mem = Region>>(ops: &[(Op, usize, u32)], exact_unique: bool) {
+    let mut m = Model::<S>::new(exact_unique);
+    for &o in ops {
+        m.apply(o);
+    }
+    m.finish();
+}
+
+macro_rules! model_tests {
+    ($($name:ident: $ty:ty, $exact:expr;)*) => {
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+            $(
+                #[test]
+                fn $name(ops in proptest::collection::vec(op(), 1..160)) {
+                    run::<$ty>(&ops, $exact);
+                }
+            )*
+        }
+    };
+}
+
+model_tests! {
+    atomic: Atomic<Region>, true;
+    deferred: Deferred<Region>, false;
+    percpu: PercpuRef<Region>, true;
+    refcache: RefCache<Region>, true;
+    paygo: Paygo<Region>, true;
+    sloppy: Sloppy<Region>, true;
+    striped: Striped<Region>, true;
+    snzi: Snzi<Region>, true;
+    biased: Biased<Region>, true;
+}
