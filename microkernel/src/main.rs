@@ -23,6 +23,7 @@ mod mm;
 mod object;
 mod program;
 mod selftest;
+mod capture;
 mod uaccess;
 
 use abi::exit::GuestExit;
@@ -43,6 +44,7 @@ fn kmain(info: &'static BootInfo) -> ! {
         panic!("kernel page tables: {error:?}");
     }
     let cpus = arch::start_cpus(info);
+    capture::configure_from_cmdline(info.cmdline());
     println!("cpus online: {cpus}");
     println!("memory: {} MiB usable", info.usable_bytes() >> 20);
     report_boot_image(info);
@@ -118,5 +120,6 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         )),
         None => arch::console_write_forced(format_args!("\nKERNEL PANIC on cpu {cpu}: {}\n", info.message())),
     }
+    capture::drain_all();
     arch::exit(GuestExit::Failure)
 }

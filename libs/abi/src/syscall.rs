@@ -91,6 +91,11 @@ pub enum Sysnum {
     IrqBind = 62,
     /// `(irq_line)`: the handler is done; unmask the line again.
     IrqAck = 63,
+    /// `(console_ports, op, arg)`: IPC tracing, with authority over the
+    /// console: [`TRACE_SET_MASK`], [`TRACE_SET_MODE`], [`TRACE_FLUSH`].
+    TraceControl = 64,
+    /// `(slot, ptr, len)`: names the thread or endpoint in `slot` in the trace.
+    TraceName = 65,
 }
 
 impl TryFrom<u64> for Sysnum {
@@ -104,7 +109,7 @@ impl TryFrom<u64> for Sysnum {
             ThreadState, Send, NbSend, Recv, NbRecv, Call, Reply, ReplyRecv, ReplySave, Signal, Wait, Poll, MapBatch, Unmap,
             Protect, Query, ShareCow, PortIn,
         ];
-        ALL.into_iter().chain([PortOut, IrqBind, IrqAck]).find(|s| *s as u64 == number).ok_or(SysError::UnknownSyscall)
+        ALL.into_iter().chain([PortOut, IrqBind, IrqAck, TraceControl, TraceName]).find(|s| *s as u64 == number).ok_or(SysError::UnknownSyscall)
     }
 }
 
@@ -116,6 +121,15 @@ pub const KERNEL_INFO_CPUS: u64 = 101;
 pub const KERNEL_INFO_KILLS: u64 = 102;
 /// `KernelInfo` selector for the TSC frequency in Hz, as the kernel calibrated it.
 pub const KERNEL_INFO_TSC_HZ: u64 = 103;
+
+/// `TraceControl` operations: the category mask (1 IPC, 2 notifications,
+/// 4 faults; 0 = off), the full-ring mode (0 stream, 1 stop when full,
+/// 2 flight recorder), and sending everything captured now.
+pub const TRACE_SET_MASK: u64 = 0;
+pub const TRACE_SET_MODE: u64 = 1;
+pub const TRACE_FLUSH: u64 = 2;
+/// Longest name `TraceName` takes.
+pub const TRACE_NAME_MAX: usize = 32;
 
 /// `Reply` argument meaning "the caller I last received from".
 pub const IMPLICIT_REPLY: u64 = u64::MAX;

@@ -195,6 +195,16 @@ pub fn irq_ack(line: Slot) -> Result<(), SysError> {
     unit(call(Sysnum::IrqAck, [line, 0, 0, 0, 0, 0]))
 }
 
+/// Names the thread or endpoint in `slot` in the IPC trace.
+pub fn trace_name(slot: Slot, name: &str) -> Result<(), SysError> {
+    unit(call(Sysnum::TraceName, [slot, name.as_ptr() as u64, name.len() as u64, 0, 0, 0]))
+}
+
+/// Sends every captured trace record now; returns how many.
+pub fn trace_flush(console: Slot) -> SysResult {
+    call(Sysnum::TraceControl, [console, abi::syscall::TRACE_FLUSH, 0, 0, 0, 0])
+}
+
 pub fn port_out(ports: Slot, port: u16, width: u8, value: u64) -> Result<(), SysError> {
     unit(call(Sysnum::PortOut, [ports, u64::from(port), u64::from(width), value, 0, 0]))
 }

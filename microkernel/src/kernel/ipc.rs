@@ -18,6 +18,13 @@ use abi::cap::ObjectKind;
 
 use super::sched::{pop, push, unlink};
 use super::{Kernel, UserFault, vm};
+use crate::capture::{self, category};
+use trace::{Kind, Record, ThreadRef};
+
+/// Message bytes a record reports: the registers plus the payload.
+fn message_len(info: MsgInfo) -> u32 {
+    (abi::msg::MESSAGE_REGISTERS * 8 + info.length().min(IPC_BUFFER_DATA)) as u32
+}
 
 impl Kernel {
     /// Writes a system call's result into `t`'s saved registers.
@@ -51,16 +58,21 @@ impl Kernel {
         let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) else {
             return self.set_result(t, Err(SysError::ObjectDeleted));
         };
-        if let Some(receiver) = pop(&mut self.threads, &mut endpoint.receivers) {
+        let receiver = pop(&mut self.threads, &mut endpoint.receivers);
+        self.trace_send(t, ep, badge, call, receiver, block);
+        if let Some(receiver) = receiver {
             self.transfer(t, receiver, badge, grant);
-            self.wake(receiver);
+            let fast = self.wake(receiver);
+            self.trace_delivery(t, receiver, ep, badge, call, fast);
             if call {
                 self.await_reply(t, receiver);
             } else {
                 self.set_result(t, Ok(0));
             }
         } else if block {
-            push(&mut self.threads, &mut endpoint.senders, t);
+            if let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) {
+                push(&mut self.threads, &mut endpoint.senders, t);
+            }
             if let Some(thread) = self.threads.at_mut(t) {
                 thread.state = State::Blocked(Blocked::Send { ep, badge, call, grant });
             }
@@ -83,6 +95,7 @@ impl Kernel {
                 return self.set_result(t, Err(SysError::BadState));
             };
             self.transfer(sender, t, badge, grant);
+            self.trace_delivery(sender, t, ep, badge, call, false);
             if call {
                 self.await_reply(sender, t);
             } else {
@@ -140,7 +153,8 @@ impl Kernel {
 
     /// `Reply` by thread `t`: to the caller named by the Reply capability
     /// in `slot` (which is used up), or to the last caller it received from.
-    pub fn reply(&mut self, t: u16, slot: u64) -> Result<u64, SysError> {
+    /// `then_recv` marks the reply half of a `ReplyRecv` (for the trace).
+    pub fn reply(&mut self, t: u16, slot: u64, then_recv: bool) -> Result<u64, SysError> {
         self.capture(t);
         let caller = if slot == abi::syscall::IMPLICIT_REPLY {
             self.threads.at_mut(t).and_then(|s| s.reply_to.take()).ok_or(SysError::NoReply)?
@@ -154,12 +168,14 @@ impl Kernel {
             return Err(SysError::NoReply);
         }
         let from_kernel = self.threads.at(caller.index).is_some_and(|c| c.outgoing.from_kernel);
+        self.trace_reply(t, caller.index, from_kernel, then_recv);
         if from_kernel {
             let label = self.threads.at(t).map_or(0, |s| s.outgoing.info().label());
             if label == kernel_label::RESUME {
                 self.make_ready(caller.index);
             } else {
                 crate::println!("thread {} killed by its pager (reply label {label:#x})", caller.index);
+                self.trace_kill(self.tref(t), caller.index);
                 self.stop_thread(caller.index, State::Dead);
             }
         } else {
@@ -244,11 +260,13 @@ impl Kernel {
         sent
     }
 
-    /// `Signal`: sets bits and wakes the waiter, if any.
-    pub fn signal(&mut self, cap: Cap, bits: u64) -> Result<u64, SysError> {
+    /// `Signal` by thread `t`: sets bits and wakes the waiter, if any.
+    pub fn signal(&mut self, t: u16, cap: Cap, bits: u64) -> Result<u64, SysError> {
         if !cap.rights.contains(Rights::WRITE) {
             return Err(SysError::NoRight);
         }
+        let src = self.tref(t);
+        capture::emit(category::NOTIFY, || Record { src, endpoint: u32::from(cap.obj.index), badge: bits | cap.badge, ..Record::empty(Kind::NotifySignal) });
         self.notify(cap.obj, bits | cap.badge)
     }
 
@@ -258,6 +276,7 @@ impl Kernel {
         notification.bits |= bits;
         if let Some(waiter) = notification.waiter.take() {
             let bits = core::mem::take(&mut notification.bits);
+            self.trace_wait(waiter, ntfn, bits);
             self.set_result(waiter, Ok(bits));
             self.make_ready(waiter);
         }
@@ -275,6 +294,7 @@ impl Kernel {
         };
         if notification.bits != 0 || !block {
             let bits = core::mem::take(&mut notification.bits);
+            self.trace_wait(t, ntfn, bits);
             return self.set_result(t, Ok(bits));
         }
         if notification.waiter.is_some() {
@@ -311,6 +331,7 @@ impl Kernel {
                     );
                 }
                 self.kills += 1;
+                self.trace_kill(ThreadRef::NONE, t);
                 self.stop_thread(t, State::Dead);
                 self.check_init_alive(t);
             }
@@ -373,5 +394,104 @@ impl Kernel {
             self.set_result(t, Err(SysError::ObjectDeleted));
             self.make_ready(t);
         }
+    }
+
+    /// The trace name of thread `t`.
+    pub fn tref(&self, t: u16) -> ThreadRef {
+        self.threads.generation_of(t).map_or(ThreadRef::NONE, |g| ThreadRef::new(u32::from(t), g))
+    }
+
+    /// A send, call or fault delivery by `t`; a call gets its trace id here.
+    #[inline(always)]
+    fn trace_send(&mut self, t: u16, ep: ObjRef, badge: u64, call: bool, receiver: Option<u16>, block: bool) {
+        if !capture::active() {
+            return;
+        }
+        let Some(message) = self.threads.at(t).map(|s| s.outgoing) else { return };
+        let (kind, category) = match (message.from_kernel, call) {
+            (true, _) => (Kind::FaultDelivery, category::FAULT),
+            (false, true) => (Kind::Call, category::IPC),
+            (false, false) => (Kind::Send, category::IPC),
+        };
+        if !capture::on(category) {
+            return;
+        }
+        let call_id = if call { capture::new_call_id() } else { 0 };
+        if let Some(thread) = self.threads.at_mut(t) {
+            thread.call_id = call_id;
+        }
+        let info = message.info();
+        let status = if receiver.is_none() && !block { SysError::WouldBlock.code() as u16 } else { 0 };
+        let (src, dst) = (self.tref(t), receiver.map_or(ThreadRef::NONE, |r| self.tref(r)));
+        capture::emit(category, || Record {
+            call_id,
+            badge,
+            label: info.label(),
+            src,
+            dst,
+            endpoint: u32::from(ep.index),
+            len: message_len(info),
+            status,
+            caps: u8::from(info.with_cap()),
+            ..Record::empty(kind)
+        });
+    }
+
+    /// A message from `sender` reached `receiver`.
+    #[inline(always)]
+    fn trace_delivery(&self, sender: u16, receiver: u16, ep: ObjRef, badge: u64, call: bool, fast: bool) {
+        if !capture::active() {
+            return;
+        }
+        let Some(from) = self.threads.at(sender) else { return };
+        let category = if from.outgoing.from_kernel { category::FAULT } else { category::IPC };
+        let (message, call_id) = (from.outgoing, if call { from.call_id } else { 0 });
+        let (src, dst) = (self.tref(sender), self.tref(receiver));
+        capture::emit(category, || Record {
+            call_id,
+            badge,
+            label: message.info().label(),
+            src,
+            dst,
+            endpoint: u32::from(ep.index),
+            len: message_len(message.info()),
+            flags: if fast { Record::FLAG_FAST_PATH } else { 0 },
+            ..Record::empty(Kind::Recv)
+        });
+    }
+
+    #[inline(always)]
+    fn trace_reply(&self, server: u16, caller: u16, fault: bool, then_recv: bool) {
+        if !capture::active() {
+            return;
+        }
+        let kind = match (fault, then_recv) {
+            (true, _) => Kind::FaultReply,
+            (false, true) => Kind::ReplyRecv,
+            (false, false) => Kind::Reply,
+        };
+        let category = if fault { category::FAULT } else { category::IPC };
+        let call_id = self.threads.at(caller).map_or(0, |c| c.call_id);
+        let info = self.threads.at(server).map_or(MsgInfo(0), |s| s.outgoing.info());
+        let (src, dst) = (self.tref(server), self.tref(caller));
+        capture::emit(category, || Record { call_id, label: info.label(), src, dst, len: message_len(info), ..Record::empty(kind) });
+    }
+
+    #[inline(always)]
+    fn trace_kill(&self, by: ThreadRef, victim: u16) {
+        if !capture::active() {
+            return;
+        }
+        let dst = self.tref(victim);
+        capture::emit(category::FAULT, || Record { src: by, dst, ..Record::empty(Kind::Kill) });
+    }
+
+    #[inline(always)]
+    fn trace_wait(&self, waiter: u16, ntfn: ObjRef, bits: u64) {
+        if !capture::active() {
+            return;
+        }
+        let dst = self.tref(waiter);
+        capture::emit(category::NOTIFY, || Record { dst, endpoint: u32::from(ntfn.index), badge: bits, ..Record::empty(Kind::NotifyWait) });
     }
 }

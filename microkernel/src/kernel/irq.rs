@@ -44,6 +44,11 @@ impl Kernel {
         let Some((mode, target)) = bound else { return };
         arch::irq_route(pin, mode, true);
         if let Some((ntfn, bits)) = target {
+            crate::capture::emit(crate::capture::category::NOTIFY, || trace::Record {
+                endpoint: u32::from(ntfn.index),
+                badge: bits,
+                ..trace::Record::empty(trace::Kind::NotifySignal)
+            });
             let _ = self.notify(ntfn, bits);
         }
     }

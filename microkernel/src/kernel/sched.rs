@@ -83,9 +83,10 @@ impl Kernel {
     /// Wakes `t`, a partner of an IPC on this CPU. When it belongs here and
     /// outranks every ready thread, the next switch runs it directly (the
     /// fast path: no ready queue, no IPI); otherwise it is made ready.
-    pub fn wake(&mut self, t: u16) {
+    /// Returns whether it took the fast path.
+    pub fn wake(&mut self, t: u16) -> bool {
         let cpu = arch::cpu_index();
-        let Some(thread) = self.threads.at(t) else { return };
+        let Some(thread) = self.threads.at(t) else { return false };
         let priority = usize::from(thread.priority);
         let outranks = self.highest_ready(cpu).is_none_or(|best| priority > best);
         if usize::from(thread.cpu) == cpu && outranks && self.cpus[cpu].handoff.is_none() {
@@ -93,8 +94,10 @@ impl Kernel {
                 thread.state = State::Ready;
             }
             self.cpus[cpu].handoff = Some(t);
+            true
         } else {
             self.make_ready(t);
+            false
         }
     }
 

@@ -7,7 +7,7 @@ use abi::syscall::{DEBUG_WRITE_MAX, SysError, Sysnum};
 
 use crate::object::thread::{State, Thread};
 use crate::object::{CSpace, Endpoint, Notification, ObjRef, Space};
-use crate::{arch, mm::frame, uaccess};
+use crate::{arch, capture, mm::frame, uaccess};
 
 use super::Kernel;
 
@@ -65,7 +65,7 @@ impl Kernel {
                     Err(error) => self.set_result(t, Err(error)),
                 };
             }
-            Sysnum::Reply => self.reply(t, args[0]),
+            Sysnum::Reply => self.reply(t, args[0], false),
             Sysnum::ReplySave => self.reply_save(t, args[0]),
             Sysnum::ReplyRecv => {
                 let cap = match self.lookup_as(t, args[0], ObjectKind::Endpoint, Rights::NONE) {
@@ -74,10 +74,10 @@ impl Kernel {
                 };
                 // A missing caller is not an error here: the first ReplyRecv
                 // of a server loop has nobody to answer.
-                let _ = self.reply(t, abi::syscall::IMPLICIT_REPLY);
+                let _ = self.reply(t, abi::syscall::IMPLICIT_REPLY, true);
                 return self.recv(t, cap, true);
             }
-            Sysnum::Signal => self.lookup_as(t, args[0], ObjectKind::Notification, Rights::NONE).and_then(|cap| self.signal(cap, args[1])),
+            Sysnum::Signal => self.lookup_as(t, args[0], ObjectKind::Notification, Rights::NONE).and_then(|cap| self.signal(t, cap, args[1])),
             Sysnum::Wait | Sysnum::Poll => {
                 return match self.lookup_as(t, args[0], ObjectKind::Notification, Rights::NONE) {
                     Ok(cap) => self.wait(t, cap, sysnum == Sysnum::Wait),
@@ -93,6 +93,8 @@ impl Kernel {
             Sysnum::PortOut => self.port_out(t, args),
             Sysnum::IrqBind => self.irq_bind(t, args[0], args[1], args[2]),
             Sysnum::IrqAck => self.irq_ack(t, args[0]),
+            Sysnum::TraceControl => self.trace_control(t, args[0], args[1], args[2]),
+            Sysnum::TraceName => self.trace_name(t, args[0], args[1], args[2]),
         };
         self.set_result(t, result);
     }
@@ -147,6 +149,41 @@ impl Kernel {
             ObjectKind::IrqLine => pack(self.irq_lines.used(), self.irq_lines.capacity()),
             ObjectKind::IoPorts => pack(self.io_ports.used(), self.io_ports.capacity()),
         })
+    }
+
+    fn trace_control(&self, t: u16, console: u64, op: u64, arg: u64) -> Result<u64, SysError> {
+        self.lookup_as(t, console, ObjectKind::IoPorts, Rights::WRITE)?;
+        match op {
+            abi::syscall::TRACE_SET_MASK => {
+                let mask = u32::try_from(arg).map_err(|_| SysError::BadArgument)?;
+                capture::configure(mask, capture::mode());
+            }
+            abi::syscall::TRACE_SET_MODE => {
+                let mode = capture::Mode::from_raw(arg).ok_or(SysError::BadArgument)?;
+                capture::configure(capture::mask(), mode);
+            }
+            abi::syscall::TRACE_FLUSH => return Ok(capture::drain(u64::MAX)),
+            _ => return Err(SysError::BadArgument),
+        }
+        Ok(0)
+    }
+
+    fn trace_name(&self, t: u16, slot: u64, ptr: u64, len: u64) -> Result<u64, SysError> {
+        let cap = self.lookup(t, slot)?;
+        let kind = match cap.obj.kind {
+            ObjectKind::Thread => trace::NameKind::Thread,
+            ObjectKind::Endpoint | ObjectKind::Notification => trace::NameKind::Endpoint,
+            _ => return Err(SysError::WrongType),
+        };
+        if len > abi::syscall::TRACE_NAME_MAX as u64 {
+            return Err(SysError::BadLength);
+        }
+        let mut buffer = [0u8; abi::syscall::TRACE_NAME_MAX];
+        let bytes = &mut buffer[..len as usize];
+        uaccess::copy_from_user(ptr, bytes)?;
+        let name = core::str::from_utf8(bytes).map_err(|_| SysError::BadArgument)?;
+        capture::name(trace::NameEntry::new(kind, u32::from(cap.obj.index), cap.obj.generation, name));
+        Ok(0)
     }
 
     fn ports(&self, t: u16, slot: u64, port: u64, width: u64, rights: Rights) -> Result<u16, SysError> {

@@ -64,6 +64,8 @@ pub struct Thread {
     pub outgoing: Message,
     /// The caller waiting for this thread's reply.
     pub reply_to: Option<ObjRef>,
+    /// Trace id of this thread's outstanding call (0 = none).
+    pub call_id: u64,
 }
 
 impl Thread {
@@ -80,6 +82,7 @@ impl Thread {
             next: None,
             outgoing: Message::default(),
             reply_to: None,
+            call_id: 0,
         }
     }
 }

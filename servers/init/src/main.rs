@@ -37,19 +37,24 @@ fn main(args: rt::StartArgs) -> ! {
     power_off(if passed { GuestExit::Success } else { GuestExit::Failure })
 }
 
-/// The default boot: one IPC round trip through a server thread, to show
-/// the system working end to end.
+/// The default boot: IPC round trips with a server thread on init's CPU
+/// and on another, to show the system working end to end (and to give
+/// `--trace` something to record).
 fn demo(env: &Env) -> bool {
-    match tests::ipc::round_trips(env, 0, 100) {
-        Ok(cycles) => {
-            rt::println!("init: 100 IPC round trips with a server thread, {cycles} TSC cycles each");
-            true
-        }
-        Err(reason) => {
-            rt::println!("init: IPC demo failed: {reason}");
-            false
+    let _ = rt::sys::trace_name(boot_slot::THREAD, "init");
+    for cpu in [0, env.other_cpu()] {
+        match tests::ipc::round_trips(env, cpu, 100) {
+            Ok(cycles) => rt::println!("init: 100 IPC round trips with a server on cpu {cpu}, {cycles} TSC cycles each"),
+            Err(reason) => {
+                rt::println!("init: IPC demo failed: {reason}");
+                return false;
+            }
         }
     }
+    if let Some(sent) = rt::sys::trace_flush(boot_slot::CONSOLE_PORTS).ok().filter(|&n| n > 0) {
+        rt::println!("init: flushed {sent} trace records");
+    }
+    true
 }
 
 /// `cargo xtask bench ipc`: call/reply round trips with a server on the

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
 use crate::build::{self, target_dir, workspace_root};
-use crate::qemu::{self, Accel, Echo, MachineArgs};
+use crate::qemu::{self, Echo, MachineArgs};
 use crate::{BuildArgs, prereq};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -66,9 +66,11 @@ fn parse_ipc_line(line: &str) -> Option<IpcLine> {
     Some(IpcLine { name, mean_tsc: field("mean_tsc")?, tsc_hz: field("tsc_hz")? })
 }
 
-/// Boots the IPC benchmark once; returns the mean round trip of each case.
-fn boot_ipc(artifacts: &build::Artifacts, machine: &MachineArgs) -> Result<Vec<IpcLine>> {
-    let outcome = qemu::boot(artifacts, machine, abi::selftest::BENCH_IPC_FLAG, Echo::Indented)?;
+/// Boots the IPC benchmark once (`extra` on the command line); returns the
+/// mean round trip of each case.
+fn boot_ipc(artifacts: &build::Artifacts, machine: &MachineArgs, extra: &str) -> Result<Vec<IpcLine>> {
+    let cmdline = format!("{} {extra}", abi::selftest::BENCH_IPC_FLAG);
+    let outcome = qemu::boot(artifacts, machine, cmdline.trim(), Echo::Indented)?;
     let lines: Vec<IpcLine> = outcome.lines.iter().filter_map(|l| parse_ipc_line(l)).collect();
     outcome.into_result()?;
     if lines.len() != 2 {
@@ -89,16 +91,23 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn ipc(quick: bool) -> Result<()> {
     prereq::ensure_target()?;
     prereq::ensure_qemu()?;
-    let artifacts = build::build(&BuildArgs { release: true })?;
-    let machine = MachineArgs { smp: 2, mem: "512M".into(), accel: Accel::Tcg, icount: false, gdb: false, timeout: 300 };
+    let release = BuildArgs { release: true };
+    let artifacts = build::build(&release)?;
+    let untraced = build::build_flavour(&release, build::Flavour::NoTrace)?;
+    let machine = MachineArgs::tcg(2, 300);
+    let exact_machine = MachineArgs { icount: true, ..machine.clone() };
 
-    eprintln!("xtask: IPC benchmark, --icount (instructions)");
-    let exact = boot_ipc(&artifacts, &MachineArgs { icount: true, ..machine.clone() })?;
+    eprintln!("xtask: IPC benchmark, --icount (instructions), kernel without trace points");
+    let baseline = boot_ipc(&untraced, &exact_machine, "")?;
+    eprintln!("xtask: IPC benchmark, --icount, tracing off");
+    let exact = boot_ipc(&artifacts, &exact_machine, "")?;
+    eprintln!("xtask: IPC benchmark, --icount, tracing on (all categories, stream mode)");
+    let traced = boot_ipc(&artifacts, &exact_machine, "trace=all")?;
     let runs = if quick { 1 } else { 3 };
     let mut wall: Vec<Vec<IpcLine>> = Vec::new();
     for run in 1..=runs {
         eprintln!("xtask: IPC benchmark, wall clock, run {run} of {runs}");
-        wall.push(boot_ipc(&artifacts, &machine)?);
+        wall.push(boot_ipc(&artifacts, &machine, "")?);
     }
     let ns = |name: &str| -> Result<f64> {
         let samples = wall.iter().map(|lines| mean_of(lines, name).map(|l| l.mean_tsc as f64 * 1e9 / l.tsc_hz.max(1) as f64));
@@ -106,6 +115,11 @@ fn ipc(quick: bool) -> Result<()> {
     };
     let same_instr = mean_of(&exact, "same_cpu")?.mean_tsc;
     let cross_instr = mean_of(&exact, "cross_cpu")?.mean_tsc;
+    let same_base = mean_of(&baseline, "same_cpu")?.mean_tsc;
+    let same_traced = mean_of(&traced, "same_cpu")?.mean_tsc;
+    let cross_base = mean_of(&baseline, "cross_cpu")?.mean_tsc;
+    let cross_traced = mean_of(&traced, "cross_cpu")?.mean_tsc;
+    let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
     let (same_ns, cross_ns) = (ns("same_cpu")?, ns("cross_cpu")?);
 
     println!("IPC call/reply round trip (TCG, 2 CPUs, release build)");
@@ -113,6 +127,13 @@ fn ipc(quick: bool) -> Result<()> {
     println!("{:<12} {:>16} {:>16.0} {:>14}", "same CPU", same_instr, same_ns, "1.00x");
     println!("{:<12} {:>16} {:>16.0} {:>13.2}x", "cross CPU", cross_instr, cross_ns, cross_ns / same_ns.max(1.0));
     println!("(instructions: --icount, where the TSC advances by one per guest instruction on any CPU; wall ns: TCG without icount, median of {runs})");
+    println!();
+    println!("Tracing cost, instructions per round trip (--icount)");
+    println!("{:<12} {:>14} {:>14} {:>14} {:>10} {:>10}", "case", "no trace pts", "tracing off", "tracing on", "off cost", "on cost");
+    for (name, base, off, on) in [("same CPU", same_base, same_instr, same_traced), ("cross CPU", cross_base, cross_instr, cross_traced)] {
+        let (off_cost, on_cost) = ((ratio(off, base) - 1.0) * 100.0, (ratio(on, base) - 1.0) * 100.0);
+        println!("{name:<12} {base:>14} {off:>14} {on:>14} {off_cost:>9.1}% {on_cost:>9.1}%");
+    }
 
     let json = serde_json::json!({
         "accel": "tcg",
@@ -122,6 +143,12 @@ fn ipc(quick: bool) -> Result<()> {
         "cross_cpu_round_trip_instructions": cross_instr,
         "same_cpu_round_trip_ns": same_ns,
         "cross_cpu_round_trip_ns": cross_ns,
+        "same_cpu_round_trip_instructions_without_trace_points": same_base,
+        "same_cpu_round_trip_instructions_trace_on": same_traced,
+        "cross_cpu_round_trip_instructions_without_trace_points": cross_base,
+        "cross_cpu_round_trip_instructions_trace_on": cross_traced,
+        "trace_off_cost": ratio(same_instr, same_base) - 1.0,
+        "trace_on_cost": ratio(same_traced, same_base) - 1.0,
     });
     write_json(&target_dir().join("bench").join("ipc.json"), &json)
 }

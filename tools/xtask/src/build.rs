@@ -51,13 +51,32 @@ fn cargo() -> Command {
 }
 
 pub fn build(args: &BuildArgs) -> Result<Artifacts> {
+    build_flavour(args, Flavour::Standard)
+}
+
+/// Which kernel to build.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Standard,
+    /// Without trace points (`--no-default-features`), in its own target directory.
+    NoTrace,
+}
+
+pub fn build_flavour(args: &BuildArgs, flavour: Flavour) -> Result<Artifacts> {
     let profile = if args.release { "release" } else { "debug" };
     let manifest_path = workspace_root().join("image.toml");
     let manifest_text = std::fs::read_to_string(&manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
     let manifest: Manifest = toml::from_str(&manifest_text).with_context(|| format!("parsing {}", manifest_path.display()))?;
 
+    let kernel_dir = match flavour {
+        Flavour::Standard => target_dir(),
+        Flavour::NoTrace => target_dir().join("notrace"),
+    };
     let mut kernel = cargo();
-    kernel.args(["build", "--package", "microkernel", "--target", TARGET]);
+    kernel.args(["build", "--package", "microkernel", "--target", TARGET, "--target-dir"]).arg(&kernel_dir);
+    if flavour == Flavour::NoTrace {
+        kernel.arg("--no-default-features");
+    }
     run_cargo(kernel, args.release, "the kernel")?;
 
     let user_dir = target_dir().join("user");
@@ -82,7 +101,7 @@ pub fn build(args: &BuildArgs) -> Result<Artifacts> {
     let out = target_dir().join(TARGET).join(profile);
     let image = out.join("boot.img");
     std::fs::write(&image, packed).with_context(|| format!("writing {}", image.display()))?;
-    Ok(Artifacts { kernel: out.join("microkernel"), image })
+    Ok(Artifacts { kernel: kernel_dir.join(TARGET).join(profile).join("microkernel"), image })
 }
 
 fn run_cargo(mut command: Command, release: bool, what: &str) -> Result<()> {

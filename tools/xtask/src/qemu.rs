@@ -44,9 +44,17 @@ pub struct MachineArgs {
     /// Kill the guest after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Record the IPC trace (every category) from the second serial port into FILE.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl MachineArgs {
+    /// A TCG machine with 512 MiB, no debugger, no trace.
+    pub fn tcg(smp: usize, timeout: u64) -> Self {
+        Self { smp, mem: "512M".into(), accel: Accel::Tcg, icount: false, gdb: false, timeout, trace: None }
+    }
+
     pub fn with_smp(&self, smp: usize) -> Self {
         Self { smp, ..self.clone() }
     }
@@ -73,9 +81,14 @@ impl MachineArgs {
         if self.gdb {
             args.extend(["-s", "-S"].map(String::from));
         }
+        let mut cmdline = cmdline.to_string();
+        if let Some(file) = &self.trace {
+            args.extend(["-serial".into(), format!("file:{}", file.display())]);
+            cmdline.push_str(" trace=all");
+        }
         args.extend(["-kernel".into(), artifacts.kernel.display().to_string()]);
         args.extend(["-initrd".into(), artifacts.image.display().to_string()]);
-        args.extend(["-append".into(), cmdline.to_string()]);
+        args.extend(["-append".into(), cmdline.trim().to_string()]);
         Ok(args)
     }
 }

@@ -19,7 +19,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
         host_tests()?;
     }
     let artifacts = build::build(&args.build)?;
-    let machine = MachineArgs { smp: 1, mem: "512M".into(), accel: qemu::Accel::Tcg, icount: false, gdb: false, timeout: 120 };
+    let machine = MachineArgs::tcg(1, 120);
     let (mut passed, mut failed) = (0, 0);
     for smp in GUEST_SMP {
         eprintln!("xtask: guest self-tests, --smp {smp}");
@@ -47,6 +47,13 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let (failure_passed, failure_failed) = failure_paths(&artifacts, &machine)?;
     passed += failure_passed;
     failed += failure_failed;
+    match traced_boot(&artifacts) {
+        Ok(()) => passed += 1,
+        Err(error) => {
+            eprintln!("xtask: FAILED traced boot: {error:#}");
+            failed += 1;
+        }
+    }
     println!("guest: {passed} passed, {failed} failed");
     if failed > 0 {
         bail!("{failed} guest checks failed");
@@ -114,4 +121,26 @@ fn failure_paths(artifacts: &build::Artifacts, machine: &MachineArgs) -> Result<
         }
     }
     Ok((passed, failed))
+}
+
+/// Boots the default demo with the IPC trace recorded, and has
+/// `ipctrace check` find every call paired with its reply, no gap, no loss
+/// and no damage.
+fn traced_boot(artifacts: &build::Artifacts) -> Result<()> {
+    let file = build::target_dir().join("trace").join("e2e.trace");
+    std::fs::create_dir_all(file.parent().expect("has a parent"))?;
+    let _ = std::fs::remove_file(&file);
+    eprintln!("xtask: traced boot (--smp 2 --trace {})", file.display());
+    let machine = MachineArgs { trace: Some(file.clone()), ..MachineArgs::tcg(2, 120) };
+    let outcome = qemu::boot(artifacts, &machine, "", Echo::Indented)?;
+    outcome.report();
+    outcome.into_result()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ipctrace = |command: &str| {
+        Command::new(&cargo).current_dir(workspace_root()).args(["run", "--quiet", "--package", "ipctrace", "--"]).arg(&file).arg(command).status()
+    };
+    if !ipctrace("stats")?.success() || !ipctrace("check")?.success() {
+        bail!("ipctrace found problems in {}", file.display());
+    }
+    Ok(())
 }

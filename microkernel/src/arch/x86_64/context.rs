@@ -23,6 +23,8 @@ context_enter_first:
 
     .global context_idle_loop
 context_idle_loop:
+    cli
+    call {idle_work}
     sti
     hlt
     jmp context_idle_loop
@@ -31,6 +33,7 @@ context_idle_loop_end:
 "#,
     frame_size = const size_of::<TrapFrame>(),
     first = sym first_context,
+    idle_work = sym crate::capture::idle_work,
 );
 
 unsafe extern "C" {

@@ -225,6 +225,11 @@ pub fn console_write(args: core::fmt::Arguments) {
     serial::write_fmt(args);
 }
 
+/// Writes raw bytes to the trace port (COM2).
+pub fn trace_port_write(bytes: &[u8]) {
+    serial::write_trace(bytes);
+}
+
 pub fn console_write_forced(args: core::fmt::Arguments) {
     serial::write_fmt_forced(args);
 }

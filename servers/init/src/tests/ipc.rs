@@ -26,6 +26,9 @@ pub fn round_trips(env: &Env, cpu: u16, rounds: u64) -> Result<u64, &'static str
     let server = env.slots.alloc();
     sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create endpoint")?;
     spawn(&env.pages, server, spec(echo_server, ep, INIT_PRIORITY + 1, cpu)).map_err(|_| "spawn server")?;
+    // Names for the IPC trace (ignored while tracing is off).
+    let _ = sys::trace_name(ep, "echo");
+    let _ = sys::trace_name(server, if cpu == 0 { "echo-server/0" } else { "echo-server/1" });
     let start = tsc();
     let mut outcome = Ok(());
     for round in 0..rounds {
