@@ -77,7 +77,7 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
         runs[count] = (base, frames);
         count += 1;
     });
-    runs[..count].sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    runs[..count].sort_unstable_by_key(|run| core::cmp::Reverse(run.1));
     let mut ranges = 0;
     for &(base, frames) in &runs[..count] {
         let (index, generation) = kernel.phys_ranges.insert(PhysRange { base, frames }).map_err(oom)?;

@@ -165,11 +165,10 @@ pub struct UserFault {
 /// Saves the running thread's registers; returns this CPU's index.
 fn enter(kernel: &mut Kernel, frame: &UserContext) -> usize {
     let cpu = arch::cpu_index();
-    if frame.from_user() {
-        if let Some(thread) = kernel.cpus[cpu].current.and_then(|t| kernel.threads.at_mut(t)) {
+    if frame.came_from_user()
+        && let Some(thread) = kernel.cpus[cpu].current.and_then(|t| kernel.threads.at_mut(t)) {
             thread.ctx = *frame;
         }
-    }
     cpu
 }
 
@@ -192,7 +191,7 @@ pub fn on_user_fault(frame: &mut UserContext, fault: UserFault) {
 }
 
 pub fn on_tick(frame: &mut UserContext) {
-    if !started() || !(frame.from_user() || is_idle(frame)) {
+    if !started() || !(frame.came_from_user() || is_idle(frame)) {
         return;
     }
     let mut kernel = lock();
@@ -207,13 +206,13 @@ pub fn on_irq(frame: &mut UserContext, pin: u32) {
     let mut kernel = lock();
     let cpu = enter(&mut kernel, frame);
     kernel.irq(pin);
-    if frame.from_user() || is_idle(frame) {
+    if frame.came_from_user() || is_idle(frame) {
         kernel.switch(cpu, frame);
     }
 }
 
 pub fn on_resched(frame: &mut UserContext) {
-    if !started() || !(frame.from_user() || is_idle(frame)) {
+    if !started() || !(frame.came_from_user() || is_idle(frame)) {
         return;
     }
     let mut kernel = lock();

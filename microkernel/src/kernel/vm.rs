@@ -67,7 +67,7 @@ fn page_flags(rights: Rights) -> Flags {
 
 /// Checks a user range of `count` pages at `vaddr`.
 fn user_range(vaddr: u64, count: u64) -> Result<core::iter::StepBy<core::ops::Range<u64>>, SysError> {
-    if vaddr % PAGE_SIZE != 0 || count == 0 || count > MAX_BATCH {
+    if !vaddr.is_multiple_of(PAGE_SIZE) || count == 0 || count > MAX_BATCH {
         return Err(SysError::BadArgument);
     }
     let end = count.checked_mul(PAGE_SIZE).and_then(|len| vaddr.checked_add(len)).ok_or(SysError::BadAddress)?;
@@ -146,12 +146,11 @@ impl Kernel {
         let mut owned_count = 0;
         for page in pages {
             let kernel_owned = root.translate(page).is_some_and(|(_, flags)| flags.contains(KERNEL_OWNED));
-            if let Ok(paddr) = root.unmap(page) {
-                if kernel_owned {
+            if let Ok(paddr) = root.unmap(page)
+                && kernel_owned {
                     owned[owned_count] = paddr;
                     owned_count += 1;
                 }
-            }
         }
         self.shootdown(root);
         // Kernel-owned frames are never shared (ShareCow refuses them), so

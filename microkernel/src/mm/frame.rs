@@ -93,7 +93,7 @@ impl FrameAllocator {
     }
 
     fn free(&mut self, paddr: u64) -> Result<(), FrameError> {
-        if paddr % PAGE_SIZE != 0 {
+        if !paddr.is_multiple_of(PAGE_SIZE) {
             return Err(FrameError::Misaligned);
         }
         let frame = (paddr / PAGE_SIZE) as usize;

@@ -46,7 +46,7 @@ unsafe extern "C" {
 pub fn is_idle(frame: &TrapFrame) -> bool {
     let start = context_idle_loop as *const () as u64;
     let end = context_idle_loop_end as *const () as u64;
-    !frame.from_user() && (start..end).contains(&frame.rip)
+    !frame.came_from_user() && (start..end).contains(&frame.rip)
 }
 
 /// Per-CPU top of the stack the idle context runs on.

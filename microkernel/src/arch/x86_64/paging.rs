@@ -126,7 +126,7 @@ impl Root {
 
     fn map_sized(self, vaddr: u64, paddr: u64, flags: Flags, level: usize, frames: FrameSource) -> Result<(), MapError> {
         let size = if level == 1 { PAGE_SIZE } else { HUGE_2M };
-        if vaddr % size != 0 || paddr % size != 0 {
+        if !vaddr.is_multiple_of(size) || !paddr.is_multiple_of(size) {
             return Err(MapError::Misaligned);
         }
         let entry = self.walk(vaddr, level, Some(frames))?;
@@ -140,7 +140,7 @@ impl Root {
     /// Removes the 4 KiB mapping at `vaddr` and flushes it from this CPU's
     /// TLB; returns the frame that was mapped.
     pub fn unmap(self, vaddr: u64) -> Result<u64, MapError> {
-        if vaddr % PAGE_SIZE != 0 {
+        if !vaddr.is_multiple_of(PAGE_SIZE) {
             return Err(MapError::Misaligned);
         }
         let entry = self.walk(vaddr, 1, None)?;

@@ -145,7 +145,7 @@ impl TrapFrame {
     }
 
     /// Whether the CPU was in user mode when this frame was taken.
-    pub fn from_user(&self) -> bool {
+    pub fn came_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
 
@@ -217,7 +217,7 @@ fn exception(frame: &mut TrapFrame) {
         return;
     }
     let name = EXCEPTION_NAMES[frame.vector as usize];
-    if frame.from_user() {
+    if frame.came_from_user() {
         let fault = crate::kernel::UserFault { vector: frame.vector, addr: cr2, error: frame.error, name };
         crate::kernel::on_user_fault(frame, fault);
         return;
