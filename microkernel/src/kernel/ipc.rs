@@ -59,11 +59,15 @@ impl Kernel {
             return self.set_result(t, Err(SysError::ObjectDeleted));
         };
         let receiver = pop(&mut self.threads, &mut endpoint.receivers);
-        self.trace_send(t, ep, badge, call, receiver, block);
+        if capture::active() {
+            self.trace_send(t, ep, badge, call, receiver, block);
+        }
         if let Some(receiver) = receiver {
             self.transfer(t, receiver, badge, grant);
             let fast = self.wake(receiver);
-            self.trace_delivery(t, receiver, ep, badge, call, fast);
+            if capture::active() {
+                self.trace_delivery(t, receiver, ep, badge, call, fast);
+            }
             if call {
                 self.await_reply(t, receiver);
             } else {
@@ -95,7 +99,9 @@ impl Kernel {
                 return self.set_result(t, Err(SysError::BadState));
             };
             self.transfer(sender, t, badge, grant);
-            self.trace_delivery(sender, t, ep, badge, call, false);
+            if capture::active() {
+                self.trace_delivery(sender, t, ep, badge, call, false);
+            }
             if call {
                 self.await_reply(sender, t);
             } else {
@@ -168,14 +174,18 @@ impl Kernel {
             return Err(SysError::NoReply);
         }
         let from_kernel = self.threads.at(caller.index).is_some_and(|c| c.outgoing.from_kernel);
-        self.trace_reply(t, caller.index, from_kernel, then_recv);
+        if capture::active() {
+            self.trace_reply(t, caller.index, from_kernel, then_recv);
+        }
         if from_kernel {
             let label = self.threads.at(t).map_or(0, |s| s.outgoing.info().label());
             if label == kernel_label::RESUME {
                 self.make_ready(caller.index);
             } else {
                 crate::println!("thread {} killed by its pager (reply label {label:#x})", caller.index);
-                self.trace_kill(self.tref(t), caller.index);
+                if capture::active() {
+                    self.trace_kill(self.tref(t), caller.index);
+                }
                 self.stop_thread(caller.index, State::Dead);
             }
         } else {
@@ -276,7 +286,9 @@ impl Kernel {
         notification.bits |= bits;
         if let Some(waiter) = notification.waiter.take() {
             let bits = core::mem::take(&mut notification.bits);
-            self.trace_wait(waiter, ntfn, bits);
+            if capture::active() {
+                self.trace_wait(waiter, ntfn, bits);
+            }
             self.set_result(waiter, Ok(bits));
             self.make_ready(waiter);
         }
@@ -294,7 +306,9 @@ impl Kernel {
         };
         if notification.bits != 0 || !block {
             let bits = core::mem::take(&mut notification.bits);
-            self.trace_wait(t, ntfn, bits);
+            if capture::active() {
+                self.trace_wait(t, ntfn, bits);
+            }
             return self.set_result(t, Ok(bits));
         }
         if notification.waiter.is_some() {
@@ -331,7 +345,9 @@ impl Kernel {
                     );
                 }
                 self.kills += 1;
-                self.trace_kill(ThreadRef::NONE, t);
+                if capture::active() {
+                    self.trace_kill(ThreadRef::NONE, t);
+                }
                 self.stop_thread(t, State::Dead);
                 self.check_init_alive(t);
             }
@@ -402,11 +418,9 @@ impl Kernel {
     }
 
     /// A send, call or fault delivery by `t`; a call gets its trace id here.
-    #[inline(always)]
+    #[cold]
+    #[inline(never)]
     fn trace_send(&mut self, t: u16, ep: ObjRef, badge: u64, call: bool, receiver: Option<u16>, block: bool) {
-        if !capture::active() {
-            return;
-        }
         let Some(message) = self.threads.at(t).map(|s| s.outgoing) else { return };
         let (kind, category) = match (message.from_kernel, call) {
             (true, _) => (Kind::FaultDelivery, category::FAULT),
@@ -438,11 +452,9 @@ impl Kernel {
     }
 
     /// A message from `sender` reached `receiver`.
-    #[inline(always)]
+    #[cold]
+    #[inline(never)]
     fn trace_delivery(&self, sender: u16, receiver: u16, ep: ObjRef, badge: u64, call: bool, fast: bool) {
-        if !capture::active() {
-            return;
-        }
         let Some(from) = self.threads.at(sender) else { return };
         let category = if from.outgoing.from_kernel { category::FAULT } else { category::IPC };
         let (message, call_id) = (from.outgoing, if call { from.call_id } else { 0 });
@@ -460,11 +472,9 @@ impl Kernel {
         });
     }
 
-    #[inline(always)]
+    #[cold]
+    #[inline(never)]
     fn trace_reply(&self, server: u16, caller: u16, fault: bool, then_recv: bool) {
-        if !capture::active() {
-            return;
-        }
         let kind = match (fault, then_recv) {
             (true, _) => Kind::FaultReply,
             (false, true) => Kind::ReplyRecv,
@@ -477,20 +487,16 @@ impl Kernel {
         capture::emit(category, || Record { call_id, label: info.label(), src, dst, len: message_len(info), ..Record::empty(kind) });
     }
 
-    #[inline(always)]
+    #[cold]
+    #[inline(never)]
     fn trace_kill(&self, by: ThreadRef, victim: u16) {
-        if !capture::active() {
-            return;
-        }
         let dst = self.tref(victim);
         capture::emit(category::FAULT, || Record { src: by, dst, ..Record::empty(Kind::Kill) });
     }
 
-    #[inline(always)]
+    #[cold]
+    #[inline(never)]
     fn trace_wait(&self, waiter: u16, ntfn: ObjRef, bits: u64) {
-        if !capture::active() {
-            return;
-        }
         let dst = self.tref(waiter);
         capture::emit(category::NOTIFY, || Record { dst, endpoint: u32::from(ntfn.index), badge: bits, ..Record::empty(Kind::NotifyWait) });
     }
