@@ -101,15 +101,52 @@ pub enum Sysnum {
 impl TryFrom<u64> for Sysnum {
     type Error = SysError;
 
+    /// A `match`, so the kernel decodes a number with one jump table.
     fn try_from(number: u64) -> Result<Self, SysError> {
         use Sysnum::*;
-        const ALL: [Sysnum; 35] = [
-            DebugWrite, ThreadExit, Yield, KernelInfo, CapCopy, CapMint, CapMove, CapDelete, CapRevoke, CapIdentify, Create,
-            ThreadConfigure, ThreadStart, ThreadSuspend, ThreadResume, ThreadSetAffinity, ThreadSetPriority,
-            ThreadState, Send, NbSend, Recv, NbRecv, Call, Reply, ReplyRecv, ReplySave, Signal, Wait, Poll, MapBatch, Unmap,
-            Protect, Query, ShareCow, PortIn,
-        ];
-        ALL.into_iter().chain([PortOut, IrqBind, IrqAck, TraceControl, TraceName]).find(|s| *s as u64 == number).ok_or(SysError::UnknownSyscall)
+        Ok(match number {
+            1 => DebugWrite,
+            2 => ThreadExit,
+            3 => Yield,
+            4 => KernelInfo,
+            10 => CapCopy,
+            11 => CapMint,
+            12 => CapMove,
+            13 => CapDelete,
+            14 => CapRevoke,
+            15 => CapIdentify,
+            16 => Create,
+            20 => ThreadConfigure,
+            21 => ThreadStart,
+            22 => ThreadSuspend,
+            23 => ThreadResume,
+            24 => ThreadSetAffinity,
+            25 => ThreadSetPriority,
+            26 => ThreadState,
+            30 => Send,
+            31 => NbSend,
+            32 => Recv,
+            33 => NbRecv,
+            34 => Call,
+            35 => Reply,
+            36 => ReplyRecv,
+            37 => ReplySave,
+            40 => Signal,
+            41 => Wait,
+            42 => Poll,
+            50 => MapBatch,
+            51 => Unmap,
+            52 => Protect,
+            53 => Query,
+            54 => ShareCow,
+            60 => PortIn,
+            61 => PortOut,
+            62 => IrqBind,
+            63 => IrqAck,
+            64 => TraceControl,
+            65 => TraceName,
+            _ => return Err(SysError::UnknownSyscall),
+        })
     }
 }
 
