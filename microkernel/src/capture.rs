@@ -242,12 +242,18 @@ pub fn drain(budget: u64) -> u64 {
 
 /// Drains a little from the idle loop (interrupts off, so bounded).
 pub extern "C" fn idle_work() {
-    // One batch per idle entry: the drain runs with interrupts off, so it
-    // delays a wake-up by at most one frame's worth of serial output.
+    // One full batch per idle entry: the drain runs with interrupts off, so
+    // it delays a wake-up by at most one frame's worth of serial output, and
+    // waiting for a full batch keeps the per-frame cost rare.
     const IDLE_BUDGET: u64 = BATCH_MAX as u64;
-    if MASK.load(Ordering::Relaxed) != 0 {
+    if MASK.load(Ordering::Relaxed) != 0 && pending() >= IDLE_BUDGET {
         drain(IDLE_BUDGET);
     }
+}
+
+/// Records waiting in the rings of the CPUs online.
+fn pending() -> u64 {
+    RINGS.iter().take(arch::cpu_count()).map(|r| r.written.load(Ordering::Acquire) - r.drained.load(Ordering::Acquire)).sum()
 }
 
 /// Sends everything waiting (a flush, or the flight recorder at a panic).
