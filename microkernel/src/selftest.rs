@@ -50,6 +50,7 @@ fn check(condition: bool, reason: &'static str) -> TestResult {
 
 fn boot_info(info: &BootInfo) -> TestResult {
     check(info.usable().count() > 0, "no usable memory in the map")?;
+    check(info.regions_dropped == 0, "memory-map entries were dropped")?;
     check(info.has_flag(abi::selftest::CMDLINE_FLAG), "command line lost")?;
     let image = crate::boot_image(info).map_err(|_| "boot image missing or unreadable")?;
     check(image.find(bootimage::MANIFEST).is_some(), "boot image has no manifest")?;

@@ -15,13 +15,11 @@ struct Slot<T> {
 pub struct Pool<T, const N: usize> {
     slots: [Slot<T>; N],
     used: usize,
-    /// Most slots ever in use at once.
-    peak: usize,
 }
 
 impl<T, const N: usize> Pool<T, N> {
     pub const fn new() -> Self {
-        Self { slots: [const { Slot { generation: 0, refs: 0, value: None } }; N], used: 0, peak: 0 }
+        Self { slots: [const { Slot { generation: 0, refs: 0, value: None } }; N], used: 0 }
     }
 
     /// Stores `value` with no references yet; `(index, generation)` name it.
@@ -31,7 +29,6 @@ impl<T, const N: usize> Pool<T, N> {
         slot.value = Some(value);
         slot.refs = 0;
         self.used += 1;
-        self.peak = self.peak.max(self.used);
         Ok((index as u16, slot.generation))
     }
 
