@@ -8,7 +8,7 @@ use abi::syscall::SysError;
 use rt::sys;
 use rt::thread::{Spec, spawn};
 
-use super::{TestResult, check, expect_err, pause_for, tsc, wait_for};
+use super::{PATIENCE, TestResult, check, expect_err, pause_for, tsc, wait_for};
 use crate::env::{Env, INIT_PRIORITY};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -26,6 +26,20 @@ extern "C" fn spin(counter: u64) -> ! {
     loop {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The counter's value once it stopped changing over a pause, if it does
+/// within [`PATIENCE`].
+fn settled(counter: &AtomicU64) -> Option<u64> {
+    let start = tsc();
+    while tsc() - start < PATIENCE {
+        let before = counter.load(Ordering::Relaxed);
+        pause_for(10_000_000);
+        if counter.load(Ordering::Relaxed) == before {
+            return Some(before);
+        }
+    }
+    None
 }
 
 pub fn spec(entry: extern "C" fn(u64) -> !, arg: u64, priority: u8, cpu: u16) -> Spec {
@@ -53,9 +67,9 @@ pub fn lifecycle(env: &Env) -> TestResult {
     check(wait_for(|| SPINS.load(Ordering::Relaxed) > 0), "the spinner never ran")?;
     sys::thread_suspend(spinner).map_err(|_| "suspend")?;
     check(sys::thread_state(spinner) == Ok(ThreadState::Suspended), "suspended thread not reported suspended")?;
-    // Give a CPU that was running it time to switch away, then watch it stay still.
-    pause_for(10_000_000);
-    let frozen = SPINS.load(Ordering::Relaxed);
+    // Its CPU stops it at its next switch: wait until the count holds still,
+    // then watch it stay still.
+    let frozen = settled(&SPINS).ok_or("a suspended thread never stopped")?;
     pause_for(50_000_000);
     check(SPINS.load(Ordering::Relaxed) == frozen, "a suspended thread kept running")?;
     sys::thread_resume(spinner).map_err(|_| "resume")?;
@@ -80,8 +94,8 @@ pub fn preemption(env: &Env) -> TestResult {
     let counter = &PREEMPTED_SPINS as *const AtomicU64 as u64;
     spawn(&env.pages, spinner, spec(spin, counter, INIT_PRIORITY, 0)).map_err(|_| "spawn")?;
     let start = tsc();
-    // Busy-wait without system calls, for at most ~20 timer ticks at 1 GHz.
-    while PREEMPTED_SPINS.load(Ordering::Relaxed) == 0 && tsc() - start < 200_000_000 {
+    // Busy-wait without system calls.
+    while PREEMPTED_SPINS.load(Ordering::Relaxed) == 0 && tsc() - start < PATIENCE {
         core::hint::spin_loop();
     }
     let ran = PREEMPTED_SPINS.load(Ordering::Relaxed) > 0;
