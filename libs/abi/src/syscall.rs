@@ -32,7 +32,8 @@ pub enum Sysnum {
     CapDelete = 13,
     /// `(slot)`: delete every capability derived from this one.
     CapRevoke = 14,
-    /// `(slot)` → `kind | rights << 8`, badge in the second result.
+    /// `(slot)` → `kind | rights << 8`; the badge comes back in `rsi` and the
+    /// object's size (frames of a PhysRange, ports of an I/O range) in `r10`.
     CapIdentify = 15,
     /// `(kind, dst)`: create a kernel object and put its capability in `dst`.
     Create = 16,

@@ -10,6 +10,7 @@ pub mod console;
 pub mod heap;
 pub mod ipc;
 pub mod mem;
+pub mod process;
 pub mod sys;
 pub mod thread;
 

@@ -94,10 +94,21 @@ pub fn cap_revoke(slot: Slot) -> SysResult {
     call(Sysnum::CapRevoke, [slot, 0, 0, 0, 0, 0])
 }
 
-/// The kind and rights of the capability in `slot`, and its badge.
-pub fn cap_identify(slot: Slot) -> Result<(u64, Rights, u64), SysError> {
-    let (rax, rdx, rsi): (u64, u64, u64);
-    // SAFETY: as in `raw_syscall`; the kernel returns the badge in rsi.
+/// What `CapIdentify` says about a capability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub kind: u64,
+    pub rights: Rights,
+    pub badge: u64,
+    /// Frames of a PhysRange, ports of an I/O range, 0 otherwise.
+    pub size: u64,
+}
+
+/// The kind, rights, badge and size of the capability in `slot`.
+pub fn identify(slot: Slot) -> Result<Identity, SysError> {
+    let (rax, rdx, rsi, r10): (u64, u64, u64, u64);
+    // SAFETY: as in `raw_syscall`; the kernel returns the badge in rsi and
+    // the size in r10.
     unsafe {
         core::arch::asm!(
             "syscall",
@@ -105,13 +116,19 @@ pub fn cap_identify(slot: Slot) -> Result<(u64, Rights, u64), SysError> {
             in("rdi") slot,
             inlateout("rsi") 0u64 => rsi,
             inlateout("rdx") 0u64 => rdx,
+            inlateout("r10") 0u64 => r10,
             out("rcx") _,
             out("r11") _,
             options(nostack),
         );
     }
     let word = decode(rax, rdx)?;
-    Ok((word & 0xFF, Rights((word >> 8) as u8), rsi))
+    Ok(Identity { kind: word & 0xFF, rights: Rights((word >> 8) as u8), badge: rsi, size: r10 })
+}
+
+/// The kind and rights of the capability in `slot`, and its badge.
+pub fn cap_identify(slot: Slot) -> Result<(u64, Rights, u64), SysError> {
+    identify(slot).map(|id| (id.kind, id.rights, id.badge))
 }
 
 pub fn create(kind: ObjectKind, dst: Slot) -> Result<(), SysError> {

@@ -40,8 +40,10 @@ impl Kernel {
             Sysnum::CapDelete => self.cap_delete(t, args[0]),
             Sysnum::CapRevoke => self.cap_revoke(t, args[0]),
             Sysnum::CapIdentify => self.lookup(t, args[0]).map(|cap| {
+                let size = self.object_size(cap.obj);
                 if let Some(thread) = self.threads.at_mut(t) {
                     thread.ctx.rsi = cap.badge;
+                    thread.ctx.r10 = size;
                 }
                 cap.obj.kind as u64 | u64::from(cap.rights.0) << 8
             }),
@@ -127,6 +129,16 @@ impl Kernel {
             return Err(error);
         }
         Ok(0)
+    }
+
+    /// What `CapIdentify` reports as an object's size: frames of a
+    /// PhysRange, ports of an I/O port range, 0 for the rest.
+    fn object_size(&self, obj: ObjRef) -> u64 {
+        match obj.kind {
+            ObjectKind::PhysRange => self.phys_ranges.get(obj.index, obj.generation).map_or(0, |r| r.frames),
+            ObjectKind::IoPorts => self.io_ports.get(obj.index, obj.generation).map_or(0, |p| u64::from(p.count)),
+            _ => 0,
+        }
     }
 
     fn kernel_info(&self, what: u64) -> Result<u64, SysError> {

@@ -7,6 +7,7 @@ pub mod faults;
 pub mod fuzz;
 pub mod ipc;
 pub mod memory;
+pub mod process;
 pub mod syscalls;
 pub mod threads;
 
@@ -18,7 +19,7 @@ use crate::env::Env;
 /// A failed check, with what was expected.
 pub type TestResult = Result<(), &'static str>;
 
-const TESTS: [(&str, fn(&Env) -> TestResult); 21] = [
+const TESTS: [(&str, fn(&Env) -> TestResult); 22] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -36,6 +37,7 @@ const TESTS: [(&str, fn(&Env) -> TestResult); 21] = [
     ("cap_revoke", caps::revoke),
     ("memory_map", memory::map),
     ("tlb_shootdown", memory::shootdown),
+    ("spawn_program", process::spawn_program),
     ("fault_delivery", faults::delivery),
     ("fault_kill", faults::kill),
     ("kernel_pool_exhaustion", caps::pool_exhaustion),

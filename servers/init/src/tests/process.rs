@@ -1,0 +1,54 @@
+//! Programs of their own: init maps the boot image, finds `hello`, and
+//! starts it in a new address space with a new capability table holding
+//! only a notification; hello answers on it and exits. Deleting its
+//! capabilities returns every kernel object and page-table frame.
+
+use abi::cap::{ObjectKind, Rights, ThreadState, boot_slot};
+use abi::syscall::KERNEL_INFO_FREE_FRAMES;
+use rt::ipc;
+use rt::mem::PAGE_SIZE;
+use rt::process::{Slots, prepare};
+use rt::sys;
+
+use super::{TestResult, check, wait_for};
+use crate::env::{Env, INIT_PRIORITY};
+
+const ANSWER_BITS: u64 = 0x42;
+
+pub fn spawn_program(env: &Env) -> TestResult {
+    let frames = sys::identify(boot_slot::BOOT_IMAGE).map_err(|_| "identify the boot image")?.size;
+    let image_at = env.pages.window(frames);
+    sys::map_batch(boot_slot::ADDRESS_SPACE, boot_slot::BOOT_IMAGE, 0, image_at, frames, Rights::READ).map_err(|_| "map the boot image")?;
+    // SAFETY: the boot image was just mapped read-only there.
+    let bytes = unsafe { core::slice::from_raw_parts(image_at as *const u8, (frames * PAGE_SIZE) as usize) };
+    let elf = bootimage::Image::parse(bytes).ok().and_then(|image| image.find("hello")).ok_or("no hello in the boot image")?;
+
+    let pools = [ObjectKind::Thread, ObjectKind::AddressSpace, ObjectKind::CSpace].map(|k| sys::pool_usage(k).map(|u| u.0));
+    let free_before = sys::kernel_info(KERNEL_INFO_FREE_FRAMES);
+    let slots = Slots { space: env.slots.alloc(), cspace: env.slots.alloc(), thread: env.slots.alloc() };
+    let answer = env.slots.alloc();
+    sys::create(ObjectKind::Notification, answer).map_err(|_| "create")?;
+    // hello's table gets its one capability before its thread starts.
+    let mut outcome = prepare(elf.data, &env.pages, slots, INIT_PRIORITY, env.other_cpu())
+        .map_err(|_| "load hello")
+        .and_then(|program| {
+            sys::cap_mint_to(answer, slots.cspace, 1, Rights::WRITE, 0).map_err(|_| "give hello its notification")?;
+            program.start(ANSWER_BITS).map_err(|_| "start hello")
+        });
+    if outcome.is_ok() {
+        outcome = match ipc::wait(answer) {
+            Ok(ANSWER_BITS) => Ok(()),
+            _ => Err("hello did not answer"),
+        };
+    }
+    let exited = wait_for(|| sys::thread_state(slots.thread) == Ok(ThreadState::Dead));
+    for slot in [slots.thread, slots.cspace, slots.space, answer] {
+        env.slots.release(slot);
+    }
+    sys::unmap(boot_slot::ADDRESS_SPACE, image_at, frames).map_err(|_| "unmap the boot image")?;
+    outcome?;
+    check(exited, "hello did not exit")?;
+    let pools_after = [ObjectKind::Thread, ObjectKind::AddressSpace, ObjectKind::CSpace].map(|k| sys::pool_usage(k).map(|u| u.0));
+    check(pools_after == pools, "hello's kernel objects were not all freed")?;
+    check(sys::kernel_info(KERNEL_INFO_FREE_FRAMES) == free_before, "hello's page tables did not return")
+}
