@@ -64,7 +64,7 @@ fn tame(number: u64, args: &mut [u64; 6]) -> u64 {
             number
         }
         Sysnum::ThreadConfigure => {
-            args[5] = (args[5] & !0xFF) | (args[5] & 0xFF) % WAITING_PRIORITY;
+            args[5] = (args[5] & !0xFF) | ((args[5] & 0xFF) % WAITING_PRIORITY);
             number
         }
         // Capability tables that hold capabilities to each other never die.

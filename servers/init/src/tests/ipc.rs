@@ -232,7 +232,7 @@ pub fn irq_timer(env: &Env) -> TestResult {
     let mut outcome = Ok(());
     while seen < 5 {
         match ipc::wait(ntfn) {
-            Ok(bits) if bits == 0b10 => seen += 1,
+            Ok(0b10) => seen += 1,
             _ => {
                 outcome = Err("the interrupt arrived with the wrong bits");
                 break;

@@ -19,7 +19,10 @@ use crate::env::Env;
 /// A failed check, with what was expected.
 pub type TestResult = Result<(), &'static str>;
 
-const TESTS: [(&str, fn(&Env) -> TestResult); 22] = [
+/// A named test.
+type Test = (&'static str, fn(&Env) -> TestResult);
+
+const TESTS: [Test; 22] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
