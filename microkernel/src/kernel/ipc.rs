@@ -187,6 +187,7 @@ impl Kernel {
                     self.trace_kill(self.tref(t), caller.index);
                 }
                 self.stop_thread(caller.index, State::Dead);
+                self.check_init_alive(caller.index);
             }
         } else {
             self.transfer(t, caller.index, 0, false);
