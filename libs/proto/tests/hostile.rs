@@ -1,0 +1,360 @@
+//! Hostile and broken input: truncation at every length, random bytes, wrong
+//! labels and versions, length prefixes beyond a vector's capacity, unknown
+//! tags and trailing bytes all give an error (and, through `accept`, an error
+//! reply) without a panic, and a server keeps serving after them.
+
+#![allow(
+    clippy::result_large_err,
+    reason = "accept's error reply is a whole message by design"
+)]
+
+mod common;
+
+use abi::msg::{IPC_BUFFER_DATA, kernel_label};
+use common::*;
+use proptest::prelude::*;
+use proto::memory::MAX_RUNS;
+use proto::{
+    FrameRun, MEMORY_PROTOCOL, MemoryProtocol, MemoryReply, MemoryRequest, PROCESS_PROTOCOL,
+    ProcessProtocol, ProcessReply, ProcessRequest, ProtoError, Protocol, accept, decode, encode,
+    label, payload, read_reply, respond,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn bytes_of<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut buf = [0u8; IPC_BUFFER_DATA];
+    let length = encode(value, &mut buf).unwrap();
+    buf[..length].to_vec()
+}
+
+/// Every strict prefix of a message fails to decode, and so does the message
+/// with a byte appended.
+fn truncations_and_trailers_fail<T: Serialize + DeserializeOwned + core::fmt::Debug>(value: &T) {
+    let bytes = bytes_of(value);
+    for length in 0..bytes.len() {
+        let result = decode::<T>(&bytes[..length]);
+        assert_eq!(
+            result.err(),
+            Some(ProtoError::Malformed),
+            "{value:?} cut to {length} bytes"
+        );
+    }
+    for extra in [0u8, 1, 0xFF] {
+        let mut longer = bytes.clone();
+        longer.push(extra);
+        assert_eq!(
+            decode::<T>(&longer).err(),
+            Some(ProtoError::TrailingBytes),
+            "{value:?} + {extra}"
+        );
+    }
+}
+
+#[test]
+fn truncated_or_extended_messages_are_rejected() {
+    for value in memory_requests() {
+        truncations_and_trailers_fail(&value);
+        truncations_and_trailers_fail(&largest_memory_request(&value));
+    }
+    for value in memory_replies() {
+        truncations_and_trailers_fail(&value);
+        truncations_and_trailers_fail(&largest_memory_reply(&value));
+    }
+    for value in process_requests() {
+        truncations_and_trailers_fail(&value);
+        truncations_and_trailers_fail(&largest_process_request(&value));
+    }
+    for value in process_replies() {
+        truncations_and_trailers_fail(&value);
+        truncations_and_trailers_fail(&largest_process_reply(&value));
+    }
+}
+
+#[test]
+fn the_server_answers_truncation_and_trailers_with_errors() {
+    let bytes = bytes_of(&MemoryRequest::TryRemoveUnique { frame: 0x1234_5678 });
+    assert_eq!(
+        accept::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes[..bytes.len() - 1]),
+        Err(MemoryReply::Error(ProtoError::Malformed))
+    );
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(
+        accept::<MemoryProtocol>(MEMORY_PROTOCOL, &longer),
+        Err(MemoryReply::Error(ProtoError::TrailingBytes))
+    );
+    assert_eq!(
+        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[]),
+        Err(ProcessReply::Error(ProtoError::Malformed))
+    );
+}
+
+#[test]
+fn wrong_protocol_or_version_is_refused() {
+    let bytes = bytes_of(&MemoryRequest::Stats);
+    let refused = |label| accept::<MemoryProtocol>(label, &bytes);
+    assert_eq!(refused(MEMORY_PROTOCOL), Ok(MemoryRequest::Stats));
+    assert_eq!(
+        refused(PROCESS_PROTOCOL),
+        Err(MemoryReply::Error(ProtoError::WrongProtocol))
+    );
+    assert_eq!(
+        refused(label(0x4D45, 2)),
+        Err(MemoryReply::Error(ProtoError::UnsupportedVersion))
+    );
+    assert_eq!(
+        refused(kernel_label::FAULT),
+        Err(MemoryReply::Error(ProtoError::WrongProtocol))
+    );
+    assert_eq!(
+        refused(kernel_label::RESUME),
+        Err(MemoryReply::Error(ProtoError::WrongProtocol))
+    );
+    // A client reading a reply checks the label too.
+    let reply = bytes_of(&ProcessReply::Pid(7));
+    assert_eq!(
+        read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &reply),
+        Ok(ProcessReply::Pid(7))
+    );
+    assert_eq!(
+        read_reply::<ProcessProtocol>(MEMORY_PROTOCOL, &reply),
+        Err(ProtoError::WrongProtocol)
+    );
+    assert_eq!(
+        read_reply::<ProcessProtocol>(label(0x5052, 9), &reply),
+        Err(ProtoError::UnsupportedVersion)
+    );
+}
+
+#[test]
+fn unknown_tags_are_unknown_requests() {
+    let memory = |bytes: &[u8]| accept::<MemoryProtocol>(MEMORY_PROTOCOL, bytes);
+    let unknown = Err(MemoryReply::Error(ProtoError::UnknownRequest));
+    // MemoryRequest has 6 variants (tags 0..=5), ProcessRequest 9.
+    assert_eq!(memory(&[6]), unknown);
+    assert_eq!(memory(&[6, 1, 2, 3]), unknown);
+    assert_eq!(
+        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[9]),
+        Err(ProcessReply::Error(ProtoError::UnknownRequest))
+    );
+    // Tag 200 as a two-byte varint, and u32::MAX.
+    assert_eq!(memory(&[0xC8, 0x01]), unknown);
+    assert_eq!(memory(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F]), unknown);
+    // A known tag with a bad body is malformed, not unknown.
+    assert_eq!(
+        memory(&[0, 0xFF]),
+        Err(MemoryReply::Error(ProtoError::Malformed))
+    );
+    // A tag varint longer than a u32 is no tag at all.
+    assert_eq!(
+        memory(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+        Err(MemoryReply::Error(ProtoError::Malformed))
+    );
+    // The bare codec cannot know the variant count: it says malformed.
+    assert_eq!(decode::<MemoryRequest>(&[6]), Err(ProtoError::Malformed));
+    // Replies: an unknown reply kind, and an unknown error kind inside an
+    // Error reply (a known reply kind with a bad body).
+    assert_eq!(
+        read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[6]),
+        Err(ProtoError::UnknownRequest)
+    );
+    assert_eq!(
+        read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[5, 14]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(
+        read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[8]),
+        Err(ProtoError::UnknownRequest)
+    );
+}
+
+/// The bytes of a `FreeFrames` whose length prefix says `claimed` and that
+/// then carries `present` small runs.
+fn free_frames_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
+    let mut bytes = vec![1u8]; // the FreeFrames tag
+    bytes.extend_from_slice(claimed);
+    for frame in 0..present {
+        bytes.extend_from_slice(&[frame as u8, 1]); // first = frame, count = 1
+    }
+    bytes
+}
+
+#[test]
+fn length_prefixes_beyond_capacity_are_rejected() {
+    // Sanity: the hand-built form is what postcard produces.
+    let runs = (0..3u64).map(|frame| FrameRun::new(frame, 1)).collect();
+    assert_eq!(
+        free_frames_claiming(&[3], 3),
+        bytes_of(&MemoryRequest::FreeFrames { runs })
+    );
+    // 64 runs is the capacity, 65 one too many, even with all 65 present.
+    assert!(decode::<MemoryRequest>(&free_frames_claiming(&[MAX_RUNS as u8], MAX_RUNS)).is_ok());
+    let one_more = free_frames_claiming(&[MAX_RUNS as u8 + 1], MAX_RUNS + 1);
+    assert_eq!(
+        decode::<MemoryRequest>(&one_more),
+        Err(ProtoError::Malformed)
+    );
+    // Huge claims with few elements behind them: no allocation, no panic.
+    for claim in [
+        &[0xFF, 0xFF, 0xFF, 0xFF, 0x0F][..],
+        &[0xFF; 9][..],
+        &[0xFF; 10][..],
+        &[0x80, 0x08][..],
+    ] {
+        assert_eq!(
+            decode::<MemoryRequest>(&free_frames_claiming(claim, 2)),
+            Err(ProtoError::Malformed)
+        );
+    }
+    // RefBatch (tag 2): client 0, then 200 ops claimed as a 2-byte varint.
+    assert_eq!(
+        decode::<MemoryRequest>(&[2, 0, 0xC8, 0x01, 1, 1]),
+        Err(ProtoError::Malformed)
+    );
+    // A program name of 33 bytes (Spawn, tag 0).
+    let mut long_name = vec![0u8, 33];
+    long_name.extend_from_slice(&[b'a'; 33]);
+    assert_eq!(
+        decode::<ProcessRequest>(&long_name),
+        Err(ProtoError::Malformed)
+    );
+    // A name that is not UTF-8, and a bool that is neither 0 nor 1.
+    assert_eq!(
+        decode::<ProcessRequest>(&[0, 2, 0xC3, 0x28]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(decode::<MemoryReply>(&[3, 2]), Err(ProtoError::Malformed));
+    // An Option tag that is neither None nor Some (Wait, tag 3).
+    assert_eq!(
+        decode::<ProcessRequest>(&[3, 2, 1]),
+        Err(ProtoError::Malformed)
+    );
+    // A u16 count whose varint overflows 16 bits (AllocFrames, tag 0).
+    assert_eq!(
+        decode::<MemoryRequest>(&[0, 0xFF, 0xFF, 0x04]),
+        Err(ProtoError::Malformed)
+    );
+}
+
+#[test]
+fn claimed_payload_lengths_are_bounded() {
+    let data = [0u8; IPC_BUFFER_DATA];
+    // The message info has 12 bits of length: up to 4095 can be claimed.
+    assert_eq!(payload(&data, 4095), Err(ProtoError::TooLarge));
+    assert_eq!(
+        decode::<MemoryRequest>(&[0u8; IPC_BUFFER_DATA + 1]),
+        Err(ProtoError::TooLarge)
+    );
+}
+
+/// A memory server's turn: decode, act (here: answer from a fixed table),
+/// encode. Returns the reply the client reads.
+fn serve_one(label: u64, bytes: &[u8]) -> Result<MemoryReply, ProtoError> {
+    let reply = match accept::<MemoryProtocol>(label, bytes) {
+        Ok(MemoryRequest::AllocFrames { count }) => MemoryReply::Frames {
+            runs: [FrameRun::new(0x100, count)].into_iter().collect(),
+        },
+        Ok(MemoryRequest::TryRemoveUnique { frame }) => MemoryReply::Unique(frame % 2 == 0),
+        Ok(_) => MemoryReply::Ok,
+        Err(error_reply) => error_reply,
+    };
+    let mut out = [0u8; IPC_BUFFER_DATA];
+    let sent = respond::<MemoryProtocol>(&reply, &mut out).unwrap();
+    read_reply::<MemoryProtocol>(sent.label, &out[..sent.length])
+}
+
+#[test]
+fn a_server_keeps_serving_after_bad_messages() {
+    let good = bytes_of(&MemoryRequest::AllocFrames { count: 3 });
+    assert_eq!(
+        serve_one(MEMORY_PROTOCOL, &good),
+        Ok(MemoryReply::Frames {
+            runs: [FrameRun::new(0x100, 3)].into_iter().collect()
+        })
+    );
+    assert_eq!(
+        serve_one(MEMORY_PROTOCOL, &[7, 0, 0]),
+        Err(ProtoError::UnknownRequest)
+    );
+    assert_eq!(
+        serve_one(MEMORY_PROTOCOL, &[0xFF; 7]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(
+        serve_one(MEMORY_PROTOCOL, &good[..1]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(
+        serve_one(PROCESS_PROTOCOL, &good),
+        Err(ProtoError::WrongProtocol)
+    );
+    assert_eq!(
+        serve_one(
+            MEMORY_PROTOCOL,
+            &bytes_of(&MemoryRequest::AllocFrames { count: 0 })
+        ),
+        Err(ProtoError::InvalidArgument)
+    );
+    let unique = bytes_of(&MemoryRequest::TryRemoveUnique { frame: 4 });
+    assert_eq!(
+        serve_one(MEMORY_PROTOCOL, &unique),
+        Ok(MemoryReply::Unique(true))
+    );
+}
+
+/// `accept` on arbitrary bytes: no panic, and the answer always encodes.
+fn accept_any<P: Protocol>(label: u64, bytes: &[u8]) -> Result<(), TestCaseError>
+where
+    P::Request: PartialEq + core::fmt::Debug,
+{
+    let mut out = [0u8; IPC_BUFFER_DATA];
+    match accept::<P>(label, bytes) {
+        Ok(request) => {
+            // What is accepted is valid, and decodes to the same value again.
+            prop_assert_eq!(P::validate(&request), Ok(()));
+            let again = bytes_of(&request);
+            prop_assert_eq!(decode::<P::Request>(&again).ok(), Some(request));
+        }
+        Err(error_reply) => {
+            prop_assert!(P::reply_error(&error_reply).is_some());
+            let sent = respond::<P>(&error_reply, &mut out).unwrap();
+            prop_assert!(read_reply::<P>(sent.label, &out[..sent.length]).is_err());
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..=IPC_BUFFER_DATA + 8)) {
+        accept_any::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes)?;
+        accept_any::<ProcessProtocol>(PROCESS_PROTOCOL, &bytes)?;
+        let _ = decode::<MemoryReply>(&bytes);
+        let _ = decode::<ProcessReply>(&bytes);
+        prop_assert!(accept::<MemoryProtocol>(PROCESS_PROTOCOL, &bytes).is_err());
+    }
+
+    #[test]
+    fn random_bytes_behind_a_valid_tag_never_panic(tag in 0u8..9, body in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let mut bytes = vec![tag];
+        bytes.extend_from_slice(&body);
+        accept_any::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes)?;
+        accept_any::<ProcessProtocol>(PROCESS_PROTOCOL, &bytes)?;
+    }
+
+    #[test]
+    fn any_label_but_ours_is_refused(label in any::<u64>()) {
+        let bytes = bytes_of(&ProcessRequest::GetPid);
+        let result = accept::<ProcessProtocol>(label, &bytes);
+        prop_assert_eq!(result.is_ok(), label == PROCESS_PROTOCOL);
+    }
+
+    #[test]
+    fn flipping_a_byte_of_a_valid_message_never_panics(value in arb_memory_request(), at in any::<prop::sample::Index>(), with in any::<u8>()) {
+        let mut bytes = bytes_of(&value);
+        let at = at.index(bytes.len());
+        bytes[at] = with;
+        accept_any::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes)?;
+    }
+}
