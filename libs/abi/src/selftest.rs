@@ -40,6 +40,7 @@ pub const USER_TESTS: &[&str] = &[
     "cap_revoke",
     "memory_map",
     "tlb_shootdown",
+    "phys_range_carve",
     "spawn_program",
     "fault_delivery",
     "fault_kill",

@@ -82,6 +82,9 @@ pub enum Sysnum {
     Query = 53,
     /// `(src_space, dst_space, vaddr, count)`: map the same frames read-only in both.
     ShareCow = 54,
+    /// `(range, first_frame, frames, dst)`: a PhysRange over part of another,
+    /// derived from it (revoking the source removes it), with its rights.
+    PhysRangeCarve = 55,
 
     /// `(io_ports, port, width)` → value.
     PortIn = 60,
@@ -140,6 +143,7 @@ impl TryFrom<u64> for Sysnum {
             52 => Protect,
             53 => Query,
             54 => ShareCow,
+            55 => PhysRangeCarve,
             60 => PortIn,
             61 => PortOut,
             62 => IrqBind,

@@ -194,6 +194,11 @@ pub fn query(space: Slot, vaddr: u64) -> Result<(u64, Rights), SysError> {
     Ok((word & !0xFFF, Rights((word & 0xFF) as u8)))
 }
 
+/// A PhysRange capability in `dst` over `frames` frames of `range` from `first_frame`.
+pub fn phys_range_carve(range: Slot, first_frame: u64, frames: u64, dst: Slot) -> Result<(), SysError> {
+    unit(call(Sysnum::PhysRangeCarve, [range, first_frame, frames, dst, 0, 0]))
+}
+
 pub fn share_cow(src: Slot, dst: Slot, vaddr: u64, count: u64) -> SysResult {
     call(Sysnum::ShareCow, [src, dst, vaddr, count, 0, 0])
 }

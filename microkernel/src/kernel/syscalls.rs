@@ -91,6 +91,7 @@ impl Kernel {
             Sysnum::Protect => self.protect(t, args),
             Sysnum::Query => self.query(t, args),
             Sysnum::ShareCow => self.share_cow(t, args),
+            Sysnum::PhysRangeCarve => self.phys_range_carve(t, args),
             Sysnum::PortIn => self.port_in(t, args),
             Sysnum::PortOut => self.port_out(t, args),
             Sysnum::IrqBind => self.irq_bind(t, args[0], args[1], args[2]),

@@ -9,7 +9,7 @@ use abi::syscall::{SysError, USER_END};
 
 use crate::arch::paging::{MapError, PAGE_SIZE, PageTableFlags as Flags, Root, phys_to_virt};
 use crate::mm::frame;
-use crate::object::{Space, ObjRef};
+use crate::object::{ObjRef, PhysRange, Space};
 
 use super::Kernel;
 
@@ -194,6 +194,30 @@ impl Kernel {
             rights = rights.union(Rights::GRANT);
         }
         Ok(paddr | u64::from(rights.0))
+    }
+
+    /// `PhysRangeCarve(range, first_frame, frames, dst)`: a new PhysRange over
+    /// `frames` frames of the source from `first_frame`, whose capability is
+    /// a child of the source's (so revoking the source takes it away), with
+    /// the source's rights. The kernel keeps no record of who uses which
+    /// frames: carving hands out authority, not memory.
+    pub fn phys_range_carve(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
+        let [range_slot, first, frames, dst, _, _] = args;
+        let cap = self.lookup_as(t, range_slot, ObjectKind::PhysRange, Rights::DERIVE)?;
+        let range = self.phys_ranges.get(cap.obj.index, cap.obj.generation).ok_or(SysError::ObjectDeleted)?;
+        let end = first.checked_add(frames).ok_or(SysError::BadArgument)?;
+        if frames == 0 || end > range.frames {
+            return Err(SysError::BadArgument);
+        }
+        let carved = PhysRange { base: range.base + first * PAGE_SIZE, frames };
+        let cspace = self.cspace_of(t)?;
+        let (index, generation) = self.phys_ranges.insert(carved)?;
+        let obj = ObjRef { kind: ObjectKind::PhysRange, index, generation };
+        if let Err(error) = self.insert_cap(cspace, dst, obj, cap.rights, 0, cap.id) {
+            self.drop_ref(obj);
+            return Err(error);
+        }
+        Ok(0)
     }
 
     /// `ShareCow(src, dst, vaddr, count)`: every mapped page of the range in

@@ -84,3 +84,33 @@ pub fn shootdown(env: &Env) -> TestResult {
     env.slots.release(ep);
     check(fault, "the reader kept reading an unmapped page: stale TLB on its CPU")
 }
+
+/// Carving a PhysRange: the part maps the same frames, refuses frames past
+/// its end, needs the derive right, and goes away when its source is revoked.
+pub fn carve(env: &Env) -> TestResult {
+    let (ram, space) = (boot_slot::FIRST_RAM, boot_slot::ADDRESS_SPACE);
+    let rw = Rights::READ.union(Rights::WRITE);
+    let (part, piece, weak) = (env.slots.alloc(), env.slots.alloc(), env.slots.alloc());
+    let first = env.pages.frames(4);
+    sys::phys_range_carve(ram, first, 4, part).map_err(|_| "carve")?;
+    check(sys::identify(part).map(|id| id.size) == Ok(4), "the carved range has the wrong size")?;
+    let (whole_at, part_at) = (env.pages.window(1), env.pages.window(1));
+    sys::map_batch(space, ram, first + 2, whole_at, 1, rw).map_err(|_| "map from the whole")?;
+    sys::map_batch(space, part, 2, part_at, 1, rw).map_err(|_| "map from the part")?;
+    let same = sys::query(space, whole_at).map(|q| q.0) == sys::query(space, part_at).map(|q| q.0);
+    sys::unmap(space, whole_at, 1).map_err(|_| "unmap")?;
+    sys::unmap(space, part_at, 1).map_err(|_| "unmap")?;
+    check(same, "the part does not map the same frame as the whole")?;
+    expect_err(sys::map_batch(space, part, 4, part_at, 1, rw), SysError::BadArgument, "a frame past the part's end")?;
+    expect_err(sys::phys_range_carve(part, 3, 2, piece), SysError::BadArgument, "a carve past the end")?;
+    expect_err(sys::phys_range_carve(part, 0, 0, piece), SysError::BadArgument, "a carve of no frames")?;
+    sys::cap_mint(part, weak, Rights::READ, 0).map_err(|_| "mint")?;
+    expect_err(sys::phys_range_carve(weak, 0, 1, piece), SysError::NoRight, "a carve without derive")?;
+    sys::phys_range_carve(part, 1, 2, piece).map_err(|_| "carve of a carve")?;
+    check(sys::cap_revoke(part) == Ok(2), "revoke did not take the piece and the mint")?;
+    expect_err(sys::identify(piece), SysError::EmptySlot, "the piece survived its source's revoke")?;
+    for slot in [part, piece, weak] {
+        env.slots.release(slot);
+    }
+    Ok(())
+}

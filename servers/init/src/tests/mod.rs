@@ -22,7 +22,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 22] = [
+const TESTS: [Test; 23] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -40,6 +40,7 @@ const TESTS: [Test; 22] = [
     ("cap_revoke", caps::revoke),
     ("memory_map", memory::map),
     ("tlb_shootdown", memory::shootdown),
+    ("phys_range_carve", memory::carve),
     ("spawn_program", process::spawn_program),
     ("fault_delivery", faults::delivery),
     ("fault_kill", faults::kill),
