@@ -42,6 +42,7 @@ pub const USER_TESTS: &[&str] = &[
     "tlb_shootdown",
     "phys_range_carve",
     "spawn_program",
+    "memory_server",
     "fault_delivery",
     "fault_kill",
     "kernel_pool_exhaustion",

@@ -155,6 +155,9 @@ impl TryFrom<u64> for Sysnum {
     }
 }
 
+/// Most pages one `MapBatch`, `Unmap`, `Protect` or `ShareCow` covers.
+pub const MAP_BATCH_MAX: u64 = 1024;
+
 /// `KernelInfo` selector for the kernel's free frames.
 pub const KERNEL_INFO_FREE_FRAMES: u64 = 100;
 /// `KernelInfo` selector for the number of CPUs online.

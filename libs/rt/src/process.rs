@@ -16,6 +16,9 @@ use crate::sys::{self, Slot, ThreadConfig};
 /// Stack pages of a spawned program, under `USER_END` with a guard page.
 pub const STACK_PAGES: u64 = 16;
 const STACK_TOP: u64 = USER_END - PAGE_SIZE;
+/// Where a spawned program finds its IPC buffer: the page under its stack's
+/// guard page.
+pub const IPC_BUFFER: u64 = STACK_TOP - (STACK_PAGES + 2) * PAGE_SIZE;
 
 /// Why a program could not be started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,9 +68,11 @@ pub fn prepare(elf: &[u8], pages: &PageSource, slots: Slots, priority: u8, cpu: 
     sys::create(ObjectKind::CSpace, slots.cspace)?;
     let entry = load(elf, pages, slots.space)?;
     let stack = STACK_TOP - STACK_PAGES * PAGE_SIZE;
-    place(pages, slots.space, stack, STACK_PAGES, &[], Rights::READ.union(Rights::WRITE))?;
+    let rw = Rights::READ.union(Rights::WRITE);
+    place(pages, slots.space, stack, STACK_PAGES, &[], rw)?;
+    place(pages, slots.space, IPC_BUFFER, 1, &[], rw)?;
     sys::create(ObjectKind::Thread, slots.thread)?;
-    let config = ThreadConfig { space: slots.space, cspace: slots.cspace, ipc_buffer: 0, fault_endpoint: None, priority, cpu };
+    let config = ThreadConfig { space: slots.space, cspace: slots.cspace, ipc_buffer: IPC_BUFFER, fault_endpoint: None, priority, cpu };
     sys::thread_configure(slots.thread, &config)?;
     Ok(Prepared { slots, entry })
 }
@@ -88,7 +93,7 @@ pub fn load(elf: &[u8], pages: &PageSource, space: Slot) -> Result<u64, SpawnErr
             .zip(usize::try_from(segment.p_filesz).ok())
             .and_then(|(offset, len)| elf.get(offset..offset.checked_add(len)?))
             .ok_or(bad)?;
-        if end > STACK_TOP - (STACK_PAGES + 1) * PAGE_SIZE || segment.p_filesz > segment.p_memsz {
+        if end > IPC_BUFFER || segment.p_filesz > segment.p_memsz {
             return Err(bad);
         }
         let mut rights = Rights::READ;

@@ -190,7 +190,9 @@ impl Kernel {
                 self.check_init_alive(caller.index);
             }
         } else {
-            self.transfer(t, caller.index, 0, false);
+            // A reply may carry a capability: the caller opted in by naming
+            // an empty receive slot.
+            self.transfer(t, caller.index, 0, true);
             self.wake(caller.index);
         }
         Ok(0)

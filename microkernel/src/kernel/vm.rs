@@ -16,7 +16,7 @@ use super::Kernel;
 /// A leaf mapping whose frame the kernel allocated (init's image).
 pub const KERNEL_OWNED: Flags = Flags::BIT_9;
 /// Most pages one call may cover.
-pub const MAX_BATCH: u64 = 1024;
+const MAX_BATCH: u64 = abi::syscall::MAP_BATCH_MAX;
 
 /// Kernel pointer to user address `vaddr` in `root`, if mapped for user
 /// access (and writable when `write`).

@@ -7,6 +7,7 @@ pub mod faults;
 pub mod fuzz;
 pub mod ipc;
 pub mod memory;
+pub mod memserver;
 pub mod process;
 pub mod syscalls;
 pub mod threads;
@@ -22,7 +23,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 23] = [
+const TESTS: [Test; 24] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -42,6 +43,7 @@ const TESTS: [Test; 23] = [
     ("tlb_shootdown", memory::shootdown),
     ("phys_range_carve", memory::carve),
     ("spawn_program", process::spawn_program),
+    ("memory_server", memserver::memory_server),
     ("fault_delivery", faults::delivery),
     ("fault_kill", faults::kill),
     ("kernel_pool_exhaustion", caps::pool_exhaustion),

@@ -15,13 +15,48 @@ use crate::env::{Env, INIT_PRIORITY};
 
 const ANSWER_BITS: u64 = 0x42;
 
+/// The boot image, mapped read-only into init for as long as it lives.
+pub struct BootImage {
+    at: u64,
+    frames: u64,
+}
+
+impl BootImage {
+    pub fn map(env: &Env) -> Result<Self, &'static str> {
+        let frames = sys::identify(boot_slot::BOOT_IMAGE).map_err(|_| "identify the boot image")?.size;
+        let at = env.pages.window(frames);
+        // The kernel maps at most MAX_BATCH pages a call.
+        for first in (0..frames).step_by(BATCH as usize) {
+            let count = BATCH.min(frames - first);
+            sys::map_batch(boot_slot::ADDRESS_SPACE, boot_slot::BOOT_IMAGE, first, at + first * PAGE_SIZE, count, Rights::READ)
+                .map_err(|_| "map the boot image")?;
+        }
+        Ok(Self { at, frames })
+    }
+
+    /// The program called `name`.
+    pub fn program(&self, name: &str) -> Result<&[u8], &'static str> {
+        // SAFETY: the boot image stays mapped read-only until `self` drops.
+        let bytes = unsafe { core::slice::from_raw_parts(self.at as *const u8, (self.frames * PAGE_SIZE) as usize) };
+        let image = bootimage::Image::parse(bytes).map_err(|_| "the boot image is unreadable")?;
+        image.find(name).map(|file| file.data).ok_or("program not in the boot image")
+    }
+}
+
+impl Drop for BootImage {
+    fn drop(&mut self) {
+        for first in (0..self.frames).step_by(BATCH as usize) {
+            let _ = sys::unmap(boot_slot::ADDRESS_SPACE, self.at + first * PAGE_SIZE, BATCH.min(self.frames - first));
+        }
+    }
+}
+
+/// Pages per map or unmap call.
+const BATCH: u64 = abi::syscall::MAP_BATCH_MAX;
+
 pub fn spawn_program(env: &Env) -> TestResult {
-    let frames = sys::identify(boot_slot::BOOT_IMAGE).map_err(|_| "identify the boot image")?.size;
-    let image_at = env.pages.window(frames);
-    sys::map_batch(boot_slot::ADDRESS_SPACE, boot_slot::BOOT_IMAGE, 0, image_at, frames, Rights::READ).map_err(|_| "map the boot image")?;
-    // SAFETY: the boot image was just mapped read-only there.
-    let bytes = unsafe { core::slice::from_raw_parts(image_at as *const u8, (frames * PAGE_SIZE) as usize) };
-    let elf = bootimage::Image::parse(bytes).ok().and_then(|image| image.find("hello")).ok_or("no hello in the boot image")?;
+    let image = BootImage::map(env)?;
+    let elf = image.program("hello")?;
 
     let pools = [ObjectKind::Thread, ObjectKind::AddressSpace, ObjectKind::CSpace].map(|k| sys::pool_usage(k).map(|u| u.0));
     let free_before = sys::kernel_info(KERNEL_INFO_FREE_FRAMES);
@@ -29,7 +64,7 @@ pub fn spawn_program(env: &Env) -> TestResult {
     let answer = env.slots.alloc();
     sys::create(ObjectKind::Notification, answer).map_err(|_| "create")?;
     // hello's table gets its one capability before its thread starts.
-    let mut outcome = prepare(elf.data, &env.pages, slots, INIT_PRIORITY, env.other_cpu())
+    let mut outcome = prepare(elf, &env.pages, slots, INIT_PRIORITY, env.other_cpu())
         .map_err(|_| "load hello")
         .and_then(|program| {
             sys::cap_mint_to(answer, slots.cspace, 1, Rights::WRITE, 0).map_err(|_| "give hello its notification")?;
@@ -45,7 +80,6 @@ pub fn spawn_program(env: &Env) -> TestResult {
     for slot in [slots.thread, slots.cspace, slots.space, answer] {
         env.slots.release(slot);
     }
-    sys::unmap(boot_slot::ADDRESS_SPACE, image_at, frames).map_err(|_| "unmap the boot image")?;
     outcome?;
     check(exited, "hello did not exit")?;
     let pools_after = [ObjectKind::Thread, ObjectKind::AddressSpace, ObjectKind::CSpace].map(|k| sys::pool_usage(k).map(|u| u.0));
