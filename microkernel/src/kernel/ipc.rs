@@ -59,13 +59,14 @@ impl Kernel {
             return self.set_result(t, Err(SysError::ObjectDeleted));
         };
         let receiver = pop(&mut self.threads, &mut endpoint.receivers);
-        if capture::active() {
+        let tracing = capture::active();
+        if tracing {
             self.trace_send(t, ep, badge, call, receiver, block);
         }
         if let Some(receiver) = receiver {
             self.transfer(t, receiver, badge, grant);
             let fast = self.wake(receiver);
-            if capture::active() {
+            if tracing {
                 self.trace_delivery(t, receiver, ep, badge, call, fast);
             }
             if call {
