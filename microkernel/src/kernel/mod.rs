@@ -190,14 +190,9 @@ pub fn on_user_fault(frame: &mut UserContext, fault: UserFault) {
     kernel.switch(cpu, frame);
 }
 
+/// The timer: the running thread's time slice is over.
 pub fn on_tick(frame: &mut UserContext) {
-    if !started() || !(frame.came_from_user() || is_idle(frame)) {
-        return;
-    }
-    let mut kernel = lock();
-    let cpu = enter(&mut kernel, frame);
-    kernel.cpus[cpu].slice_over = true;
-    kernel.switch(cpu, frame);
+    reschedule(frame, true);
 }
 
 /// A device interrupt on I/O APIC `pin`: masked until acknowledged, and
@@ -211,12 +206,20 @@ pub fn on_irq(frame: &mut UserContext, pin: u32) {
     }
 }
 
+/// Another CPU changed this CPU's run queue.
 pub fn on_resched(frame: &mut UserContext) {
+    reschedule(frame, false);
+}
+
+/// Chooses again what this CPU runs, rotating the current thread when its
+/// slice is over; only from user mode or the idle loop.
+fn reschedule(frame: &mut UserContext, slice_over: bool) {
     if !started() || !(frame.came_from_user() || is_idle(frame)) {
         return;
     }
     let mut kernel = lock();
     let cpu = enter(&mut kernel, frame);
+    kernel.cpus[cpu].slice_over |= slice_over;
     kernel.switch(cpu, frame);
 }
 

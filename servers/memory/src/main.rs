@@ -55,14 +55,7 @@ fn main(_: rt::StartArgs) -> ! {
     // SAFETY: the parent mapped this thread's IPC buffer there; only this
     // thread uses it.
     let buffer = unsafe { ipc::buffer_at(rt::process::IPC_BUFFER) };
-    let mut answer = None;
-    loop {
-        let received = match answer.take() {
-            None => ipc::recv(slot::SERVICE),
-            Some(reply) => ipc::reply_recv(slot::SERVICE, reply),
-        };
-        answer = received.ok().map(|message| serve(&mut pool, buffer, message));
-    }
+    ipc::serve(slot::SERVICE, |message| serve(&mut pool, buffer, message))
 }
 
 /// Handles one request; returns the reply message (its payload already in
