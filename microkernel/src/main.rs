@@ -54,7 +54,7 @@ fn kmain(info: &'static BootInfo) -> ! {
         println!("{} done", abi::selftest::MARKER);
         arch::exit(GuestExit::Failure);
     }
-    start_init(info, selftest);
+    start_init(info);
     arch::start_scheduling()
 }
 
@@ -75,15 +75,15 @@ fn crash_if_asked(info: &BootInfo) {
 }
 
 /// Creates init from the boot image; without it there is nothing to run.
-fn start_init(info: &BootInfo, selftest: bool) {
+fn start_init(info: &BootInfo) {
     let (Ok(image), Some(blob)) = (boot_image(info), info.initrd) else {
         panic!("no readable boot image: nothing to run");
     };
     let Some(init) = image.find("init") else {
         panic!("the boot image has no init");
     };
-    let bench = info.has_flag(abi::selftest::BENCH_IPC_FLAG);
-    if let Err(error) = kernel::start_init(init.data, blob, abi::selftest::init_flags(selftest, bench)) {
+    let flags = abi::selftest::init_flags(info.cmdline().split_ascii_whitespace());
+    if let Err(error) = kernel::start_init(init.data, blob, flags) {
         panic!("init could not start: {error:?}");
     }
 }

@@ -9,5 +9,7 @@
 pub mod cap;
 pub mod exit;
 pub mod msg;
+pub mod process;
 pub mod selftest;
 pub mod syscall;
+pub mod workload;

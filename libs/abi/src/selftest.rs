@@ -49,21 +49,65 @@ pub const USER_TESTS: &[&str] = &[
     "syscall_fuzz",
 ];
 
+/// The system tests init runs next, once it has started the memory and
+/// process servers (`system_start`), in this order.
+pub const SYSTEM_TESTS: &[&str] = &[
+    "system_start",
+    "process_protocol_errors",
+    "apps_misc",
+    "fork_cow",
+    "fork_exec",
+    "fork_tree",
+    "fork_crash",
+    "fork_oom",
+    "forkbench_quick",
+];
+
 /// Bit 0 of init's start flags (in `rsi`): run the self-tests.
 pub const INIT_FLAG_SELFTEST: u64 = 1;
 /// Bit 1: run the IPC benchmark and print [`BENCH_MARKER`] lines.
 pub const INIT_FLAG_BENCH_IPC: u64 = 2;
+/// Bit 2: run the fork benchmark and print [`BENCH_MARKER`] lines.
+pub const INIT_FLAG_BENCH_FORK: u64 = 4;
+/// Bit 3: the machine counts instructions (`--icount`), so TSC deltas are
+/// instruction counts.
+pub const INIT_FLAG_ICOUNT: u64 = 8;
+/// Bits 8..15: the refcount strategy's index (`crate::process::Strategy`).
+pub const INIT_STRATEGY_SHIFT: u32 = 8;
 
 /// The kernel command-line word that boots into the IPC benchmark.
 pub const BENCH_IPC_FLAG: &str = "bench=ipc";
+/// The kernel command-line word that boots into the fork benchmark.
+pub const BENCH_FORK_FLAG: &str = "bench=fork";
+/// The kernel command-line word that says the machine runs with `--icount`.
+pub const ICOUNT_FLAG: &str = "icount";
 
 /// Prefix of benchmark result lines:
 /// `[bench] ipc NAME rounds=N mean_tsc=T tsc_hz=F`.
 pub const BENCH_MARKER: &str = "[bench]";
 
-/// The flags the kernel passes to init.
-pub const fn init_flags(selftest: bool, bench_ipc: bool) -> u64 {
-    (if selftest { INIT_FLAG_SELFTEST } else { 0 }) | (if bench_ipc { INIT_FLAG_BENCH_IPC } else { 0 })
+/// The flags the kernel passes to init, from the words of its command line.
+/// An unknown strategy name leaves the default (deferred).
+pub fn init_flags<'a>(words: impl Iterator<Item = &'a str>) -> u64 {
+    let mut flags = 0;
+    for word in words {
+        flags |= match word {
+            CMDLINE_FLAG => INIT_FLAG_SELFTEST,
+            BENCH_IPC_FLAG => INIT_FLAG_BENCH_IPC,
+            BENCH_FORK_FLAG => INIT_FLAG_BENCH_FORK,
+            ICOUNT_FLAG => INIT_FLAG_ICOUNT,
+            _ => word
+                .strip_prefix(crate::process::STRATEGY_FLAG)
+                .and_then(crate::process::Strategy::from_name)
+                .map_or(0, |strategy| (strategy as u64) << INIT_STRATEGY_SHIFT),
+        };
+    }
+    flags
+}
+
+/// The strategy named in init's flags.
+pub fn strategy_of(flags: u64) -> crate::process::Strategy {
+    crate::process::Strategy::from_index((flags >> INIT_STRATEGY_SHIFT) & 0xFF).unwrap_or(crate::process::Strategy::Deferred)
 }
 
 /// What one marker line says.
@@ -104,6 +148,14 @@ mod tests {
         assert_eq!(Marker::parse("[selftest] done"), Some(Marker::Done));
         assert_eq!(Marker::parse("cpus online: 4"), None);
         assert_eq!(Marker::parse("[selftest] bogus"), None);
+    }
+
+    #[test]
+    fn init_flags_come_from_the_command_line() {
+        let flags = init_flags("selftest strategy=atomic bench=fork icount".split(' '));
+        assert_eq!(flags & 0xFF, INIT_FLAG_SELFTEST | INIT_FLAG_BENCH_FORK | INIT_FLAG_ICOUNT);
+        assert_eq!(strategy_of(flags), crate::process::Strategy::Atomic);
+        assert_eq!(strategy_of(init_flags("strategy=bogus".split(' '))), crate::process::Strategy::Deferred);
     }
 }
 

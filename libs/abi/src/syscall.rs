@@ -40,7 +40,8 @@ pub enum Sysnum {
 
     /// `(thread, space, cspace, ipc_buffer, fault_ep, priority | cpu << 8)`.
     ThreadConfigure = 20,
-    /// `(thread, rip, rsp, arg)`: start a configured thread.
+    /// `(thread, rip, rsp, rdi, rsi, rdx)`: start a configured thread with
+    /// three start registers.
     ThreadStart = 21,
     ThreadSuspend = 22,
     ThreadResume = 23,

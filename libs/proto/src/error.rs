@@ -32,7 +32,7 @@ pub enum ProtoError {
     /// not get one).
     NoMemory,
     /// A frame the caller does not hold (free of a frame it never got, or a
-    /// reference change on a frame that is not shared).
+    /// reference change on a frame that is free).
     NotOwned,
     /// No process has that pid.
     NoSuchProcess,

@@ -1,18 +1,25 @@
-//! The memory server protocol: frames handed out and taken back in runs, and
-//! the reference-count batches of the deferred strategy. It owns the message
-//! types, their bounds and their validation; the counting itself lives in the
-//! memory server and `libs/refcount`.
+//! The memory server protocol: frames handed out and taken back in batches,
+//! the reference-count batches of the process servers, and the counter table
+//! they read. It owns the message types, their bounds and their validation;
+//! the counting itself lives in the memory server.
+//!
+//! # The counter table
+//!
+//! The memory server keeps one [`table`] word per frame of its pool, in pages
+//! it maps read-only into the process servers ([`MemoryRequest::Attach`]), so
+//! a copy-on-write fault reads a frame's count without IPC. Only the memory
+//! server writes it.
 //!
 //! # Ordering rule of the deferred strategy
 //!
 //! A decrement is never committed before the increment it matches. Clients
 //! guarantee it across batches: a process server commits a fork's increments
-//! (and its [`MemoryRequest::MakeShared`]) before the fork returns, so any
-//! later decrement of those frames travels in the same batch or a later one.
-//! The server guarantees it within a batch: it applies all increments of a
-//! [`MemoryRequest::RefBatch`] before any of its decrements, each group in the
-//! order sent ([`commit_order`]). So a batch that holds both the `+1` and the
-//! `-1` of a frame never drops it to zero in between.
+//! before the fork returns, so any later decrement of those frames travels in
+//! the same batch or a later one. The server guarantees it within a batch: it
+//! applies all increments of a [`MemoryRequest::RefBatch`] before any of its
+//! decrements, each group in the order sent ([`commit_order`]). So a batch
+//! that holds both the `+1` and the `-1` of a frame never drops it to zero in
+//! between.
 
 use abi::msg::IPC_BUFFER_DATA;
 use heapless::Vec;
@@ -21,17 +28,28 @@ use serde::{Deserialize, Serialize};
 use crate::codec::size;
 use crate::{MEMORY_PROTOCOL, ProtoError, Protocol};
 
-/// Runs per `AllocFrames` reply or `FreeFrames` request.
+/// Runs per `AllocFrames` reply.
 pub const MAX_RUNS: usize = 64;
 /// Operations per `RefBatch`.
-pub const MAX_REF_OPS: usize = 90;
-/// Frames per `MakeShared`.
-pub const MAX_SHARE_FRAMES: usize = 96;
+pub const MAX_REF_OPS: usize = 160;
+/// Frames per `FreeFrames`.
+pub const MAX_FREE_FRAMES: usize = 200;
 
-/// Consecutive physical frames: frame numbers `first .. first + count`.
+/// The words of the counter table, one per frame of the pool.
+pub mod table {
+    /// A free frame (or one that is not the pool's: the server's own).
+    pub const FREE: u64 = 0;
+    /// Deferred strategy: a frame with one owner and no counter. Its owner
+    /// may fork it without a message: while the owner's process server
+    /// treats it as shared, `OWNED` stands for a count of 2, and the first
+    /// counter change the server applies to it starts from 2.
+    pub const OWNED: u64 = 1 << 63;
+}
+
+/// Consecutive frames of the pool: frame numbers `first .. first + count`
+/// (frame numbers count pages from the start of the pool's PhysRange).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FrameRun {
-    /// Frame number (physical address / 4096) of the first frame.
     pub first: u64,
     pub count: u16,
 }
@@ -55,21 +73,21 @@ impl FrameRun {
     }
 }
 
-/// A change of one shared frame's counter by `delta` (never 0). Positive
+/// A change of one counted frame's counter by `delta` (never 0). Positive
 /// deltas are increments (fork of a shared page), negative ones decrements
 /// (copy-on-write copy, unmap, exit); a client may merge several of one kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RefOp {
-    pub frame: u64,
+    pub frame: u32,
     pub delta: i8,
 }
 
 impl RefOp {
-    pub const fn inc(frame: u64) -> Self {
+    pub const fn inc(frame: u32) -> Self {
         Self { frame, delta: 1 }
     }
 
-    pub const fn dec(frame: u64) -> Self {
+    pub const fn dec(frame: u32) -> Self {
         Self { frame, delta: -1 }
     }
 
@@ -88,7 +106,26 @@ pub fn commit_order(ops: &[RefOp]) -> impl Iterator<Item = &RefOp> {
 
 pub type Runs = Vec<FrameRun, MAX_RUNS>;
 pub type RefOps = Vec<RefOp, MAX_REF_OPS>;
-pub type ShareFrames = Vec<u64, MAX_SHARE_FRAMES>;
+pub type FreeList = Vec<u32, MAX_FREE_FRAMES>;
+
+/// The capability an [`MemoryRequest::Attach`] asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttachPart {
+    /// The pool's frames, read-write: the client maps the frames it is
+    /// given from it.
+    Frames,
+    /// The counter table's pages, read-only.
+    Table,
+}
+
+/// Where things are, as [`MemoryReply::Attached`] tells a client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Frames of the pool (entries of the counter table).
+    pub pool_frames: u32,
+    /// Pages of the counter table.
+    pub table_pages: u32,
+}
 
 /// Requests to the memory server (sent by process servers).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,27 +134,24 @@ pub type ShareFrames = Vec<u64, MAX_SHARE_FRAMES>;
     reason = "no heap in servers: a message is its bounded inline capacity, and lives in one buffer at a time"
 )]
 pub enum MemoryRequest {
-    /// Up to `count` (at least 1) new owned frames. → [`MemoryReply::Frames`]
+    /// Up to `count` (at least 1) new frames for the caller. → [`MemoryReply::Frames`]
     /// with at least one frame and at most `count`, in at most [`MAX_RUNS`]
     /// runs; a client that got fewer asks again. [`ProtoError::NoMemory`]
     /// when no frame is free.
     AllocFrames { count: u16 },
-    /// Gives owned frames back to the pool. → [`MemoryReply::Ok`]
-    FreeFrames { runs: Runs },
-    /// Commits the counter changes a client (`client`: the process server's
-    /// index) has queued; see the module's ordering rule.
-    /// → [`MemoryReply::RefBatchDone`] with the number of frames freed.
+    /// Gives frames the caller holds alone (uncounted, or counted at 1)
+    /// back to the pool. → [`MemoryReply::Ok`]; [`ProtoError::NotOwned`]
+    /// (and nothing freed) if one of them is free or shared.
+    FreeFrames { frames: FreeList },
+    /// Applies the counter changes a client (`client`: the process server's
+    /// index) has queued; see the module's ordering rule. Frames whose count
+    /// reaches zero go back to the pool. → [`MemoryReply::RefBatchDone`]
+    /// with the number freed; [`ProtoError::NotOwned`] (and nothing applied)
+    /// if a frame is free.
     RefBatch { client: u16, ops: RefOps },
-    /// Turns owned frames into shared ones with count 2: the first fork of a
-    /// page. The counter table is read-only to process servers, so this write
-    /// goes through the server; the fork sends it before it returns, like its
-    /// increments. → [`MemoryReply::Ok`]
-    MakeShared { frames: ShareFrames },
-    /// `try_remove_unique` under the server's lock: if the counter is 1 the
-    /// frame becomes owned again. Process servers normally read the shared
-    /// table without IPC; this is the path for strategies whose counters the
-    /// reader cannot see. → [`MemoryReply::Unique`]
-    TryRemoveUnique { frame: u64 },
+    /// A capability for part of the pool, sent with the reply.
+    /// → [`MemoryReply::Attached`]
+    Attach { part: AttachPart },
     /// → [`MemoryReply::Stats`]
     Stats,
 }
@@ -127,9 +161,9 @@ pub enum MemoryRequest {
 pub struct MemoryStats {
     /// Frames in the pool.
     pub free: u64,
-    /// Frames handed out and not shared.
+    /// Frames handed out and held by one reference (uncounted, or counted 1).
     pub owned: u64,
-    /// Frames with a counter.
+    /// Frames counted at 2 or more.
     pub shared: u64,
     /// Counter changes queued and not applied yet (strategies that defer on
     /// the server side; 0 for the others).
@@ -151,7 +185,7 @@ pub enum MemoryReply {
     Frames { runs: Runs },
     Ok,
     RefBatchDone { freed: u16 },
-    Unique(bool),
+    Attached(Layout),
     Stats(MemoryStats),
     Error(ProtoError),
 }
@@ -160,24 +194,21 @@ pub enum MemoryReply {
 pub struct MemoryProtocol;
 
 const RUN_LEN: usize = size::U64 + size::U16;
-const REF_OP_LEN: usize = size::U64 + size::BYTE;
+const REF_OP_LEN: usize = size::U32 + size::BYTE;
 
 impl Protocol for MemoryProtocol {
     const LABEL: u64 = MEMORY_PROTOCOL;
-    const REQUEST_KINDS: u32 = 6;
+    const REQUEST_KINDS: u32 = 5;
     const REPLY_KINDS: u32 = 6;
     const MAX_REQUEST_LEN: usize = size::TAG
         + size::max(
-            size::max(size::U16, size::seq(MAX_RUNS, RUN_LEN)),
-            size::max(
-                size::U16 + size::seq(MAX_REF_OPS, REF_OP_LEN),
-                size::max(size::seq(MAX_SHARE_FRAMES, size::U64), size::U64),
-            ),
+            size::max(size::U16, size::seq(MAX_FREE_FRAMES, size::U32)),
+            size::max(size::U16 + size::seq(MAX_REF_OPS, REF_OP_LEN), size::TAG),
         );
     const MAX_REPLY_LEN: usize = size::TAG
         + size::max(
             size::max(size::seq(MAX_RUNS, RUN_LEN), size::U16),
-            size::max(size::BYTE, size::max(6 * size::U64, size::TAG)),
+            size::max(2 * size::U32, size::max(6 * size::U64, size::TAG)),
         );
     type Request = MemoryRequest;
     type Reply = MemoryReply;
@@ -196,18 +227,13 @@ impl Protocol for MemoryProtocol {
     fn validate(request: &MemoryRequest) -> Result<(), ProtoError> {
         let valid = match request {
             MemoryRequest::AllocFrames { count } => *count > 0,
-            MemoryRequest::FreeFrames { runs } => valid_runs(runs),
+            MemoryRequest::FreeFrames { frames } => {
+                !frames.is_empty() && frames.iter().enumerate().all(|(i, f)| !frames[..i].contains(f))
+            }
             MemoryRequest::RefBatch { ops, .. } => {
                 !ops.is_empty() && ops.iter().all(|op| op.delta != 0)
             }
-            MemoryRequest::MakeShared { frames } => {
-                !frames.is_empty()
-                    && frames
-                        .iter()
-                        .enumerate()
-                        .all(|(i, f)| !frames[..i].contains(f))
-            }
-            MemoryRequest::TryRemoveUnique { .. } | MemoryRequest::Stats => true,
+            MemoryRequest::Attach { .. } | MemoryRequest::Stats => true,
         };
         if valid {
             Ok(())
@@ -215,17 +241,6 @@ impl Protocol for MemoryProtocol {
             Err(ProtoError::InvalidArgument)
         }
     }
-}
-
-/// Non-empty, no empty or overflowing run, no frame twice (a double free
-/// within one message).
-fn valid_runs(runs: &[FrameRun]) -> bool {
-    !runs.is_empty()
-        && runs.iter().enumerate().all(|(i, run)| {
-            run.count > 0
-                && run.end().is_some()
-                && !runs[..i].iter().any(|earlier| earlier.overlaps(run))
-        })
 }
 
 const _: () = {
@@ -240,14 +255,21 @@ mod tests {
     use super::*;
     use crate::accept;
 
-    fn runs(list: &[(u64, u16)]) -> Runs {
-        list.iter()
-            .map(|&(first, count)| FrameRun::new(first, count))
-            .collect()
-    }
-
     fn check(request: MemoryRequest) -> Result<(), ProtoError> {
         MemoryProtocol::validate(&request)
+    }
+
+    fn free(list: &[u32]) -> MemoryRequest {
+        MemoryRequest::FreeFrames {
+            frames: list.iter().copied().collect(),
+        }
+    }
+
+    fn batch(list: &[RefOp]) -> MemoryRequest {
+        MemoryRequest::RefBatch {
+            client: 0,
+            ops: list.iter().copied().collect(),
+        }
     }
 
     #[test]
@@ -287,82 +309,79 @@ mod tests {
     }
 
     #[test]
+    fn table_words_tell_owned_from_any_count() {
+        assert_ne!(table::FREE, table::OWNED);
+        // A count (at most one per reference to a frame) never reaches the
+        // marker bit, so a word is a count or `OWNED`, never both.
+        assert_eq!(table::OWNED.count_ones(), 1);
+        assert!(table::OWNED > u64::from(u32::MAX));
+    }
+
+    #[test]
     fn validation_rejects_nonsense() {
         let bad = Err(ProtoError::InvalidArgument);
         assert_eq!(check(MemoryRequest::AllocFrames { count: 0 }), bad);
         assert_eq!(check(MemoryRequest::AllocFrames { count: 1 }), Ok(()));
-        assert_eq!(check(MemoryRequest::FreeFrames { runs: runs(&[]) }), bad);
+
+        // FreeFrames: non-empty, no frame twice (a double free in one message).
+        assert_eq!(check(free(&[])), bad);
+        assert_eq!(check(free(&[1, 2, 1])), bad);
+        assert_eq!(check(free(&[7, 7])), bad);
+        assert_eq!(check(free(&[0])), Ok(()));
+        assert_eq!(check(free(&[1, 2, u32::MAX])), Ok(()));
+        let all: FreeList = (0..MAX_FREE_FRAMES as u32).rev().collect();
         assert_eq!(
             check(MemoryRequest::FreeFrames {
-                runs: runs(&[(5, 0)])
-            }),
-            bad
-        );
-        assert_eq!(
-            check(MemoryRequest::FreeFrames {
-                runs: runs(&[(u64::MAX - 1, 2)])
-            }),
-            bad
-        );
-        assert_eq!(
-            check(MemoryRequest::FreeFrames {
-                runs: runs(&[(0, 4), (3, 1)])
-            }),
-            bad
-        );
-        assert_eq!(
-            check(MemoryRequest::FreeFrames {
-                runs: runs(&[(0, 4), (4, 1)])
+                frames: all.clone()
             }),
             Ok(())
         );
-        let ops = |list: &[RefOp]| list.iter().copied().collect::<RefOps>();
+        let mut last_repeats_first = all;
+        last_repeats_first[MAX_FREE_FRAMES - 1] = last_repeats_first[0];
         assert_eq!(
-            check(MemoryRequest::RefBatch {
-                client: 0,
-                ops: ops(&[])
+            check(MemoryRequest::FreeFrames {
+                frames: last_repeats_first
             }),
             bad
         );
+
+        // RefBatch: non-empty, no zero delta; a frame may appear twice.
+        assert_eq!(check(batch(&[])), bad);
+        assert_eq!(check(batch(&[RefOp { frame: 1, delta: 0 }])), bad);
         assert_eq!(
-            check(MemoryRequest::RefBatch {
-                client: 0,
-                ops: ops(&[RefOp { frame: 1, delta: 0 }])
-            }),
+            check(batch(&[RefOp::inc(1), RefOp { frame: 2, delta: 0 }])),
             bad
         );
+        assert_eq!(check(batch(&[RefOp::inc(1), RefOp::dec(1)])), Ok(()));
         assert_eq!(
-            check(MemoryRequest::RefBatch {
-                client: 0,
-                ops: ops(&[RefOp::inc(1), RefOp::dec(1)])
-            }),
+            check(batch(&[
+                RefOp {
+                    frame: u32::MAX,
+                    delta: i8::MIN
+                },
+                RefOp {
+                    frame: 0,
+                    delta: i8::MAX
+                }
+            ])),
             Ok(())
         );
-        let frames = |list: &[u64]| list.iter().copied().collect::<ShareFrames>();
-        assert_eq!(
-            check(MemoryRequest::MakeShared {
-                frames: frames(&[])
-            }),
-            bad
-        );
-        assert_eq!(
-            check(MemoryRequest::MakeShared {
-                frames: frames(&[1, 2, 1])
-            }),
-            bad
-        );
-        assert_eq!(
-            check(MemoryRequest::MakeShared {
-                frames: frames(&[1, 2])
-            }),
-            Ok(())
-        );
+
+        for part in [AttachPart::Frames, AttachPart::Table] {
+            assert_eq!(check(MemoryRequest::Attach { part }), Ok(()));
+        }
+        assert_eq!(check(MemoryRequest::Stats), Ok(()));
     }
 
     #[test]
     fn accept_answers_an_invalid_request_with_an_error() {
         let mut buf = [0u8; 16];
         let length = crate::encode(&MemoryRequest::AllocFrames { count: 0 }, &mut buf).unwrap();
+        assert_eq!(
+            accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]),
+            Err(MemoryReply::Error(ProtoError::InvalidArgument))
+        );
+        let length = crate::encode(&free(&[3, 3]), &mut buf).unwrap();
         assert_eq!(
             accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]),
             Err(MemoryReply::Error(ProtoError::InvalidArgument))

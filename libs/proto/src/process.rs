@@ -1,15 +1,20 @@
-//! The process server protocol: spawn, fork, exec, exit, wait and the
-//! address-space calls of a process (brk, mmap, munmap). It owns the message
-//! types, their bounds and their validation; processes themselves live in the
-//! process server.
+//! The process server protocol: spawn, fork, exec, exit, wait, the
+//! address-space calls of a process (brk, mmap, munmap), and the system's
+//! own requests (quiesce, stats). It owns the message types, their bounds
+//! and their validation; processes themselves live in the process server.
 //!
-//! Fork replies twice, like Unix: the parent gets
-//! [`ProcessReply::Forked`] with the child's pid, and the child starts by
-//! receiving `Forked { child_pid: 0 }`. Pid 0 is never a process's pid.
+//! A process reaches its server through the endpoint capability in slot
+//! [`abi::process::SERVER_SLOT`] of its table, badged with its pid.
 //!
-//! `Exit` and a successful `Exec` get no reply: the caller's threads are
-//! destroyed, or resume at the new program's entry point. A failed `Exec`
-//! gets an `Error` reply and the old program goes on.
+//! Fork replies like Unix: the parent gets [`ProcessReply::Forked`] with the
+//! child's pid. The child gets no message: its thread starts at `resume`
+//! with its stack pointer at `stack` (both chosen by the parent's runtime,
+//! which saved its registers there before the call), and its runtime makes
+//! `fork` return 0. Pid 0 is never a process's pid.
+//!
+//! `Exit` and a successful `Exec` get no reply: the caller's thread is
+//! destroyed, or replaced by one running the new program under the same
+//! pid. A failed `Exec` gets an `Error` reply and the old program goes on.
 
 use abi::msg::IPC_BUFFER_DATA;
 use serde::{Deserialize, Serialize};
@@ -25,21 +30,24 @@ pub const PAGE_SIZE: u64 = 4096;
 /// A program's name in the boot image.
 pub type ProgramName = heapless::String<PROGRAM_NAME_LEN>;
 
-/// Requests to a process server (sent by processes).
+/// Requests to a process server (sent by processes, and by init).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProcessRequest {
-    /// Starts `program` as a new child. → [`ProcessReply::Spawned`]
-    Spawn { program: ProgramName },
-    /// Copies the caller (copy-on-write). → [`ProcessReply::Forked`] twice,
-    /// see the module docs.
-    Fork,
+    /// Starts `program` as a new child; its `main` gets `arg`.
+    /// → [`ProcessReply::Spawned`]
+    Spawn { program: ProgramName, arg: u64 },
+    /// Copies the caller (copy-on-write); the child is served by the
+    /// process server of `cpu`, or the caller's own when `None`.
+    /// → [`ProcessReply::Forked`], see the module docs.
+    Fork { resume: u64, stack: u64, cpu: Option<u16> },
     /// Ends the caller with `status`. No reply.
     Exit { status: i32 },
     /// Waits for the child `pid` to exit, or any child when `None`.
     /// → [`ProcessReply::Exited`]
     Wait { pid: Option<u32> },
-    /// Replaces the caller's program. No reply on success.
-    Exec { program: ProgramName },
+    /// Replaces the caller's program by `program`, whose `main` gets `arg`.
+    /// No reply on success.
+    Exec { program: ProgramName, arg: u64 },
     /// → [`ProcessReply::Pid`]
     GetPid,
     /// Moves the end of the heap to `new_end`. → [`ProcessReply::BrkSet`]
@@ -50,6 +58,34 @@ pub enum ProcessRequest {
     /// Unmaps `pages` pages from the page-aligned `addr`.
     /// → [`ProcessReply::Unmapped`]
     Munmap { addr: u64, pages: u32 },
+    /// Flushes the server's buffered counter changes and returns the frames
+    /// it keeps at hand to the memory server, so that the memory server's
+    /// counts are exact. → [`ProcessReply::Quiesced`]
+    Quiesce,
+    /// → [`ProcessReply::Stats`]
+    Stats,
+}
+
+/// The process servers' counters (summed over every CPU's server).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// Processes alive (zombies included).
+    pub processes: u32,
+    pub forks: u64,
+    /// Write faults on copy-on-write pages.
+    pub cow_faults: u64,
+    /// Of those, the ones that copied the page.
+    pub cow_copies: u64,
+    /// The ones that found the page unique and wrote it in place.
+    pub cow_reused: u64,
+    /// Demand-zero faults.
+    pub zero_fills: u64,
+    /// `RefBatch` messages sent to the memory server.
+    pub ref_messages: u64,
+    /// Counter changes in those messages.
+    pub ref_ops: u64,
+    /// `AllocFrames` and `FreeFrames` messages sent to the memory server.
+    pub frame_messages: u64,
 }
 
 /// Replies of a process server.
@@ -63,26 +99,30 @@ pub enum ProcessReply {
     Mapped { addr: u64 },
     Unmapped,
     Error(ProtoError),
+    Quiesced,
+    Stats(ProcessStats),
 }
 
 /// The process server protocol, for the helpers of [`crate::protocol`].
 pub struct ProcessProtocol;
 
 const NAME_LEN: usize = size::seq(PROGRAM_NAME_LEN, size::BYTE);
+const FORK_LEN: usize = 2 * size::U64 + size::BYTE + size::U16;
+const STATS_LEN: usize = size::U32 + 8 * size::U64;
 
 impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;
-    const REQUEST_KINDS: u32 = 9;
-    const REPLY_KINDS: u32 = 8;
+    const REQUEST_KINDS: u32 = 11;
+    const REPLY_KINDS: u32 = 10;
     const MAX_REQUEST_LEN: usize = size::TAG
         + size::max(
-            size::max(NAME_LEN, size::I32),
+            size::max(NAME_LEN + size::U64, FORK_LEN),
             size::max(size::BYTE + size::U32, size::U64 + size::U32),
         );
     const MAX_REPLY_LEN: usize = size::TAG
         + size::max(
             size::max(size::U32, size::U32 + size::I32),
-            size::max(size::U64, size::TAG),
+            size::max(size::U64, STATS_LEN),
         );
     type Request = ProcessRequest;
     type Reply = ProcessReply;
@@ -100,10 +140,10 @@ impl Protocol for ProcessProtocol {
 
     fn validate(request: &ProcessRequest) -> Result<(), ProtoError> {
         let valid = match request {
-            ProcessRequest::Spawn { program } | ProcessRequest::Exec { program } => {
+            ProcessRequest::Spawn { program, .. } | ProcessRequest::Exec { program, .. } => {
                 !program.is_empty()
             }
-            // Pid 0 is what a fork child is told, never a process.
+            // Pid 0 is never a process.
             ProcessRequest::Wait { pid } => *pid != Some(0),
             ProcessRequest::Mmap { pages } => *pages > 0,
             ProcessRequest::Munmap { addr, pages } => {
@@ -114,10 +154,12 @@ impl Protocol for ProcessProtocol {
                         .and_then(|len| addr.checked_add(len))
                         .is_some()
             }
-            ProcessRequest::Fork
-            | ProcessRequest::Exit { .. }
+            ProcessRequest::Fork { stack, .. } => stack % 8 == 0,
+            ProcessRequest::Exit { .. }
             | ProcessRequest::GetPid
-            | ProcessRequest::Brk { .. } => true,
+            | ProcessRequest::Brk { .. }
+            | ProcessRequest::Quiesce
+            | ProcessRequest::Stats => true,
         };
         if valid {
             Ok(())
@@ -140,24 +182,42 @@ mod tests {
         ProcessProtocol::validate(&request)
     }
 
+    fn fork(stack: u64) -> ProcessRequest {
+        ProcessRequest::Fork {
+            resume: 0x40_1000,
+            stack,
+            cpu: None,
+        }
+    }
+
     #[test]
     fn validation_rejects_nonsense() {
         let bad = Err(ProtoError::InvalidArgument);
         assert_eq!(
             check(ProcessRequest::Spawn {
-                program: ProgramName::new()
+                program: ProgramName::new(),
+                arg: 0
             }),
             bad
         );
         assert_eq!(
             check(ProcessRequest::Exec {
-                program: ProgramName::new()
+                program: ProgramName::new(),
+                arg: 1
             }),
             bad
         );
         assert_eq!(
             check(ProcessRequest::Spawn {
-                program: ProgramName::try_from("forktest").unwrap()
+                program: ProgramName::try_from("forktest").unwrap(),
+                arg: u64::MAX
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            check(ProcessRequest::Exec {
+                program: ProgramName::try_from("hello").unwrap(),
+                arg: 0
             }),
             Ok(())
         );
@@ -193,5 +253,35 @@ mod tests {
             Ok(())
         );
         assert_eq!(check(ProcessRequest::Brk { new_end: u64::MAX }), Ok(()));
+        assert_eq!(check(ProcessRequest::Quiesce), Ok(()));
+        assert_eq!(check(ProcessRequest::Stats), Ok(()));
+    }
+
+    #[test]
+    fn fork_needs_an_aligned_stack() {
+        let bad = Err(ProtoError::InvalidArgument);
+        for misaligned in [1, 4, 0x7FFF_FFFC, 0x7FFF_FFFF, u64::MAX] {
+            assert_eq!(check(fork(misaligned)), bad, "stack {misaligned:#x}");
+        }
+        for aligned in [0, 8, 0x7FFF_FFF8, u64::MAX - 7] {
+            assert_eq!(check(fork(aligned)), Ok(()), "stack {aligned:#x}");
+        }
+        // The resume address and the CPU are the process's business.
+        assert_eq!(
+            check(ProcessRequest::Fork {
+                resume: u64::MAX,
+                stack: 0x7FFF_F000,
+                cpu: Some(u16::MAX)
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            check(ProcessRequest::Fork {
+                resume: 0,
+                stack: 0x7FFF_F004,
+                cpu: Some(0)
+            }),
+            bad
+        );
     }
 }

@@ -13,11 +13,11 @@ mod common;
 use abi::msg::{IPC_BUFFER_DATA, kernel_label};
 use common::*;
 use proptest::prelude::*;
-use proto::memory::MAX_RUNS;
+use proto::memory::{AttachPart, Layout, MAX_FREE_FRAMES, MAX_REF_OPS};
 use proto::{
     FrameRun, MEMORY_PROTOCOL, MemoryProtocol, MemoryReply, MemoryRequest, PROCESS_PROTOCOL,
-    ProcessProtocol, ProcessReply, ProcessRequest, ProtoError, Protocol, accept, decode, encode,
-    label, payload, read_reply, respond,
+    ProcessProtocol, ProcessReply, ProcessRequest, ProtoError, Protocol, RefOp, accept, decode,
+    encode, label, payload, read_reply, respond,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -73,7 +73,11 @@ fn truncated_or_extended_messages_are_rejected() {
 
 #[test]
 fn the_server_answers_truncation_and_trailers_with_errors() {
-    let bytes = bytes_of(&MemoryRequest::TryRemoveUnique { frame: 0x1234_5678 });
+    let bytes = bytes_of(&MemoryRequest::RefBatch {
+        client: 1,
+        ops: [RefOp::dec(0x1234_5678)].into_iter().collect(),
+    });
+    assert!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes).is_ok());
     assert_eq!(
         accept::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes[..bytes.len() - 1]),
         Err(MemoryReply::Error(ProtoError::Malformed))
@@ -88,6 +92,18 @@ fn the_server_answers_truncation_and_trailers_with_errors() {
         accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[]),
         Err(ProcessReply::Error(ProtoError::Malformed))
     );
+    // A fork cut before its CPU: the stack must not be read as the CPU.
+    let fork = bytes_of(&ProcessRequest::Fork {
+        resume: 0x40_1000,
+        stack: 0x7FFF_FF00,
+        cpu: Some(2),
+    });
+    for length in 0..fork.len() {
+        assert_eq!(
+            accept::<ProcessProtocol>(PROCESS_PROTOCOL, &fork[..length]),
+            Err(ProcessReply::Error(ProtoError::Malformed))
+        );
+    }
 }
 
 #[test]
@@ -100,7 +116,7 @@ fn wrong_protocol_or_version_is_refused() {
         Err(MemoryReply::Error(ProtoError::WrongProtocol))
     );
     assert_eq!(
-        refused(label(0x4D45, 2)),
+        refused(label(0x4D45, 3)),
         Err(MemoryReply::Error(ProtoError::UnsupportedVersion))
     );
     assert_eq!(
@@ -131,12 +147,23 @@ fn wrong_protocol_or_version_is_refused() {
 fn unknown_tags_are_unknown_requests() {
     let memory = |bytes: &[u8]| accept::<MemoryProtocol>(MEMORY_PROTOCOL, bytes);
     let unknown = Err(MemoryReply::Error(ProtoError::UnknownRequest));
-    // MemoryRequest has 6 variants (tags 0..=5), ProcessRequest 9.
-    assert_eq!(memory(&[6]), unknown);
-    assert_eq!(memory(&[6, 1, 2, 3]), unknown);
+    // MemoryRequest has 5 variants (tags 0..=4), ProcessRequest 11.
+    assert_eq!(memory(&[5]), unknown);
+    assert_eq!(memory(&[5, 1, 2, 3]), unknown);
+    assert_eq!(
+        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]),
+        Err(ProcessReply::Error(ProtoError::UnknownRequest))
+    );
+    // The last tags are known: Stats (memory tag 4, process tag 10), and
+    // Quiesce (process tag 9).
+    assert_eq!(memory(&[4]), Ok(MemoryRequest::Stats));
+    assert_eq!(
+        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[10]),
+        Ok(ProcessRequest::Stats)
+    );
     assert_eq!(
         accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[9]),
-        Err(ProcessReply::Error(ProtoError::UnknownRequest))
+        Ok(ProcessRequest::Quiesce)
     );
     // Tag 200 as a two-byte varint, and u32::MAX.
     assert_eq!(memory(&[0xC8, 0x01]), unknown);
@@ -152,7 +179,7 @@ fn unknown_tags_are_unknown_requests() {
         Err(MemoryReply::Error(ProtoError::Malformed))
     );
     // The bare codec cannot know the variant count: it says malformed.
-    assert_eq!(decode::<MemoryRequest>(&[6]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<MemoryRequest>(&[5]), Err(ProtoError::Malformed));
     // Replies: an unknown reply kind, and an unknown error kind inside an
     // Error reply (a known reply kind with a bad body).
     assert_eq!(
@@ -163,34 +190,78 @@ fn unknown_tags_are_unknown_requests() {
         read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[5, 14]),
         Err(ProtoError::Malformed)
     );
+    // ProcessReply has 10 variants; Quiesced (8) and Stats (9) come after
+    // Error (7).
+    assert_eq!(
+        read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[10]),
+        Err(ProtoError::UnknownRequest)
+    );
     assert_eq!(
         read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[8]),
-        Err(ProtoError::UnknownRequest)
+        Ok(ProcessReply::Quiesced)
+    );
+    assert_eq!(
+        read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[7, 14]),
+        Err(ProtoError::Malformed)
     );
 }
 
+/// A length prefix: postcard's varint, as for a `u32`.
+fn prefix(len: usize) -> Vec<u8> {
+    bytes_of(&u32::try_from(len).unwrap())
+}
+
 /// The bytes of a `FreeFrames` whose length prefix says `claimed` and that
-/// then carries `present` small runs.
+/// then carries `present` distinct frames.
 fn free_frames_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
     let mut bytes = vec![1u8]; // the FreeFrames tag
     bytes.extend_from_slice(claimed);
     for frame in 0..present {
-        bytes.extend_from_slice(&[frame as u8, 1]); // first = frame, count = 1
+        bytes.extend(bytes_of(&u32::try_from(frame).unwrap()));
+    }
+    bytes
+}
+
+/// The bytes of a `RefBatch` from client 0 whose length prefix says
+/// `claimed` and that then carries `present` increments.
+fn ref_batch_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
+    let mut bytes = vec![2u8, 0]; // the RefBatch tag, client 0
+    bytes.extend_from_slice(claimed);
+    for frame in 0..present {
+        bytes.extend(bytes_of(&RefOp::inc(u32::try_from(frame).unwrap())));
     }
     bytes
 }
 
 #[test]
 fn length_prefixes_beyond_capacity_are_rejected() {
-    // Sanity: the hand-built form is what postcard produces.
-    let runs = (0..3u64).map(|frame| FrameRun::new(frame, 1)).collect();
+    // Sanity: the hand-built forms are what postcard produces.
     assert_eq!(
         free_frames_claiming(&[3], 3),
-        bytes_of(&MemoryRequest::FreeFrames { runs })
+        bytes_of(&MemoryRequest::FreeFrames {
+            frames: [0u32, 1, 2].into_iter().collect()
+        })
     );
-    // 64 runs is the capacity, 65 one too many, even with all 65 present.
-    assert!(decode::<MemoryRequest>(&free_frames_claiming(&[MAX_RUNS as u8], MAX_RUNS)).is_ok());
-    let one_more = free_frames_claiming(&[MAX_RUNS as u8 + 1], MAX_RUNS + 1);
+    assert_eq!(
+        ref_batch_claiming(&[2], 2),
+        bytes_of(&MemoryRequest::RefBatch {
+            client: 0,
+            ops: [RefOp::inc(0), RefOp::inc(1)].into_iter().collect()
+        })
+    );
+    // 200 frames is the capacity (a 2-byte prefix), 201 one too many, even
+    // with all 201 present.
+    let full = free_frames_claiming(&prefix(MAX_FREE_FRAMES), MAX_FREE_FRAMES);
+    assert!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &full).is_ok());
+    let one_more = free_frames_claiming(&prefix(MAX_FREE_FRAMES + 1), MAX_FREE_FRAMES + 1);
+    assert_eq!(
+        decode::<MemoryRequest>(&one_more),
+        Err(ProtoError::Malformed)
+    );
+    // The same for the 160 operations of a RefBatch.
+    let full = ref_batch_claiming(&prefix(MAX_REF_OPS), MAX_REF_OPS);
+    assert!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &full).is_ok());
+    let one_more = ref_batch_claiming(&prefix(MAX_REF_OPS + 1), MAX_REF_OPS + 1);
     assert_eq!(
         decode::<MemoryRequest>(&one_more),
         Err(ProtoError::Malformed)
@@ -207,29 +278,67 @@ fn length_prefixes_beyond_capacity_are_rejected() {
             Err(ProtoError::Malformed)
         );
     }
-    // RefBatch (tag 2): client 0, then 200 ops claimed as a 2-byte varint.
     assert_eq!(
-        decode::<MemoryRequest>(&[2, 0, 0xC8, 0x01, 1, 1]),
+        decode::<MemoryRequest>(&ref_batch_claiming(&[0xFF; 10], 2)),
         Err(ProtoError::Malformed)
     );
-    // A program name of 33 bytes (Spawn, tag 0).
+    // A program name of 33 bytes (Spawn, tag 0), then its arg.
     let mut long_name = vec![0u8, 33];
     long_name.extend_from_slice(&[b'a'; 33]);
+    long_name.push(0);
     assert_eq!(
         decode::<ProcessRequest>(&long_name),
         Err(ProtoError::Malformed)
     );
-    // A name that is not UTF-8, and a bool that is neither 0 nor 1.
+    // Sanity: a good name with its arg decodes.
     assert_eq!(
-        decode::<ProcessRequest>(&[0, 2, 0xC3, 0x28]),
+        decode::<ProcessRequest>(&[0, 2, b'o', b'k', 5]),
+        Ok(ProcessRequest::Spawn {
+            program: name("ok"),
+            arg: 5
+        })
+    );
+    // A name that is not UTF-8 (Spawn and Exec, tags 0 and 4).
+    assert_eq!(
+        decode::<ProcessRequest>(&[0, 2, 0xC3, 0x28, 5]),
         Err(ProtoError::Malformed)
     );
-    assert_eq!(decode::<MemoryReply>(&[3, 2]), Err(ProtoError::Malformed));
-    // An Option tag that is neither None nor Some (Wait, tag 3).
+    assert_eq!(
+        decode::<ProcessRequest>(&[4, 2, 0xC3, 0x28, 5]),
+        Err(ProtoError::Malformed)
+    );
+    // An AttachPart that is neither Frames nor Table (Attach, tag 3).
+    assert_eq!(
+        decode::<MemoryRequest>(&[3, 1]),
+        Ok(MemoryRequest::Attach {
+            part: AttachPart::Table
+        })
+    );
+    assert_eq!(decode::<MemoryRequest>(&[3, 2]), Err(ProtoError::Malformed));
+    // An Option tag that is neither None nor Some (Wait, tag 3; the CPU of
+    // a Fork, tag 1, after resume 0 and stack 8).
     assert_eq!(
         decode::<ProcessRequest>(&[3, 2, 1]),
         Err(ProtoError::Malformed)
     );
+    assert_eq!(
+        decode::<ProcessRequest>(&[1, 0, 8, 1, 1]),
+        Ok(ProcessRequest::Fork {
+            resume: 0,
+            stack: 8,
+            cpu: Some(1)
+        })
+    );
+    assert_eq!(
+        decode::<ProcessRequest>(&[1, 0, 8, 2, 1]),
+        Err(ProtoError::Malformed)
+    );
+    // A frame whose varint overflows 32 bits (FreeFrames, tag 1, one frame).
+    assert_eq!(
+        decode::<MemoryRequest>(&[1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]),
+        Err(ProtoError::Malformed)
+    );
+    assert!(decode::<MemoryRequest>(&[1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]).is_ok());
     // A u16 count whose varint overflows 16 bits (AllocFrames, tag 0).
     assert_eq!(
         decode::<MemoryRequest>(&[0, 0xFF, 0xFF, 0x04]),
@@ -255,7 +364,13 @@ fn serve_one(label: u64, bytes: &[u8]) -> Result<MemoryReply, ProtoError> {
         Ok(MemoryRequest::AllocFrames { count }) => MemoryReply::Frames {
             runs: [FrameRun::new(0x100, count)].into_iter().collect(),
         },
-        Ok(MemoryRequest::TryRemoveUnique { frame }) => MemoryReply::Unique(frame % 2 == 0),
+        Ok(MemoryRequest::Attach { part }) => MemoryReply::Attached(Layout {
+            pool_frames: 0x8000,
+            table_pages: match part {
+                AttachPart::Frames => 0,
+                AttachPart::Table => 64,
+            },
+        }),
         Ok(_) => MemoryReply::Ok,
         Err(error_reply) => error_reply,
     };
@@ -296,10 +411,24 @@ fn a_server_keeps_serving_after_bad_messages() {
         ),
         Err(ProtoError::InvalidArgument)
     );
-    let unique = bytes_of(&MemoryRequest::TryRemoveUnique { frame: 4 });
     assert_eq!(
-        serve_one(MEMORY_PROTOCOL, &unique),
-        Ok(MemoryReply::Unique(true))
+        serve_one(
+            MEMORY_PROTOCOL,
+            &bytes_of(&MemoryRequest::FreeFrames {
+                frames: [9u32, 9].into_iter().collect()
+            })
+        ),
+        Err(ProtoError::InvalidArgument)
+    );
+    let attach = bytes_of(&MemoryRequest::Attach {
+        part: AttachPart::Table,
+    });
+    assert_eq!(
+        serve_one(MEMORY_PROTOCOL, &attach),
+        Ok(MemoryReply::Attached(Layout {
+            pool_frames: 0x8000,
+            table_pages: 64
+        }))
     );
 }
 
@@ -336,7 +465,7 @@ proptest! {
     }
 
     #[test]
-    fn random_bytes_behind_a_valid_tag_never_panic(tag in 0u8..9, body in proptest::collection::vec(any::<u8>(), 0..64)) {
+    fn random_bytes_behind_a_valid_tag_never_panic(tag in 0u8..=ProcessProtocol::REQUEST_KINDS as u8, body in proptest::collection::vec(any::<u8>(), 0..64)) {
         let mut bytes = vec![tag];
         bytes.extend_from_slice(&body);
         accept_any::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes)?;
@@ -356,5 +485,13 @@ proptest! {
         let at = at.index(bytes.len());
         bytes[at] = with;
         accept_any::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes)?;
+    }
+
+    #[test]
+    fn flipping_a_byte_of_a_valid_process_request_never_panics(value in arb_process_request(), at in any::<prop::sample::Index>(), with in any::<u8>()) {
+        let mut bytes = bytes_of(&value);
+        let at = at.index(bytes.len());
+        bytes[at] = with;
+        accept_any::<ProcessProtocol>(PROCESS_PROTOCOL, &bytes)?;
     }
 }

@@ -12,7 +12,7 @@ use common::*;
 use proptest::prelude::*;
 use proto::{
     MemoryProtocol, MemoryReply, MemoryRequest, ProcessProtocol, ProcessReply, ProcessRequest,
-    Protocol, accept, decode, encode, read_reply, request, respond,
+    ProtoError, Protocol, accept, decode, encode, read_reply, request, respond,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -82,11 +82,51 @@ fn declared_variant_counts_match_the_enums() {
         PROCESS_REQUEST_KINDS
     );
     assert_eq!(ProcessProtocol::REPLY_KINDS as usize, PROCESS_REPLY_KINDS);
-    // The last tag decodes, the next one is unknown.
-    let mut buf = [0u8; 8];
-    let last = encode(&ProcessRequest::Munmap { addr: 0, pages: 1 }, &mut buf).unwrap();
-    assert_eq!(buf[0] as u32, ProcessProtocol::REQUEST_KINDS - 1);
-    assert!(decode::<ProcessRequest>(&buf[..last]).is_ok());
+    // The last variant of each enum has the last declared tag.
+    let mut buf = [0u8; IPC_BUFFER_DATA];
+    let tag = |value: &dyn erased::Encode, buf: &mut [u8]| {
+        value.encode(buf);
+        u32::from(buf[0])
+    };
+    assert_eq!(
+        tag(&MemoryRequest::Stats, &mut buf),
+        MemoryProtocol::REQUEST_KINDS - 1
+    );
+    assert_eq!(
+        tag(&MemoryReply::Error(ProtoError::Malformed), &mut buf),
+        MemoryProtocol::REPLY_KINDS - 1
+    );
+    assert_eq!(
+        tag(&ProcessRequest::Stats, &mut buf),
+        ProcessProtocol::REQUEST_KINDS - 1
+    );
+    assert_eq!(
+        tag(&ProcessReply::Stats(Default::default()), &mut buf),
+        ProcessProtocol::REPLY_KINDS - 1
+    );
+}
+
+#[test]
+fn tags_follow_the_declared_order() {
+    // The first byte of a message is its variant's tag (all below 128): the
+    // `kind` functions state the order, and postcard must agree with them.
+    let mut buf = [0u8; IPC_BUFFER_DATA];
+    let mut tag = |value: &dyn erased::Encode| {
+        value.encode(&mut buf);
+        usize::from(buf[0])
+    };
+    for value in memory_requests() {
+        assert_eq!(tag(&value), memory_request_kind(&value), "{value:?}");
+    }
+    for value in memory_replies() {
+        assert_eq!(tag(&value), memory_reply_kind(&value), "{value:?}");
+    }
+    for value in process_requests() {
+        assert_eq!(tag(&value), process_request_kind(&value), "{value:?}");
+    }
+    for value in process_replies() {
+        assert_eq!(tag(&value), process_reply_kind(&value), "{value:?}");
+    }
 }
 
 #[test]
@@ -135,6 +175,20 @@ fn largest<T: Serialize + DeserializeOwned + PartialEq + core::fmt::Debug>(
 }
 
 #[test]
+fn largest_requests_are_valid() {
+    // The bounds hold for requests a server accepts, not only for bytes it
+    // can decode.
+    for value in memory_requests() {
+        let largest = largest_memory_request(&value);
+        assert_eq!(MemoryProtocol::validate(&largest), Ok(()), "{largest:?}");
+    }
+    for value in process_requests() {
+        let largest = largest_process_request(&value);
+        assert_eq!(ProcessProtocol::validate(&largest), Ok(()), "{largest:?}");
+    }
+}
+
+#[test]
 fn largest_messages_fit_with_the_declared_bound() {
     let memory_request = largest(memory_requests().iter().map(largest_memory_request));
     let memory_reply = largest(memory_replies().iter().map(largest_memory_reply));
@@ -151,7 +205,7 @@ fn largest_messages_fit_with_the_declared_bound() {
     // The numbers documented in the report.
     assert_eq!(
         (memory_request, memory_reply, process_request, process_reply),
-        (995, 834, 34, 11)
+        (1003, 834, 44, 86)
     );
 }
 
@@ -163,15 +217,15 @@ fn the_largest_messages_per_variant_are_as_computed() {
         .iter()
         .map(|r| size_of(&largest_memory_request(r)))
         .collect();
-    // AllocFrames, FreeFrames (2 alloc samples first), RefBatch, MakeShared, TryRemoveUnique, Stats.
-    assert_eq!(memory, [4, 4, 834, 995, 962, 11, 1]);
+    // AllocFrames (x2), FreeFrames, RefBatch, Attach (x2), Stats.
+    assert_eq!(memory, [4, 4, 1003, 966, 2, 2, 1]);
     let replies: Vec<usize> = memory_replies()
         .iter()
-        .take(6)
+        .take(5)
         .map(|r| size_of(&largest_memory_reply(r)))
         .collect();
-    // Frames, Ok, RefBatchDone, Unique (x2), Stats.
-    assert_eq!(replies, [834, 1, 4, 2, 2, 61]);
+    // Frames, Ok, RefBatchDone, Attached, Stats.
+    assert_eq!(replies, [834, 1, 4, 11, 61]);
     assert_eq!(
         size_of(&MemoryReply::Error(proto::ProtoError::NotMapped)),
         2
@@ -180,15 +234,20 @@ fn the_largest_messages_per_variant_are_as_computed() {
         .iter()
         .map(|r| size_of(&largest_process_request(r)))
         .collect();
-    // Spawn, Fork, Exit, Wait (x2), Exec, GetPid, Brk, Mmap, Munmap.
-    assert_eq!(process, [34, 1, 6, 7, 7, 34, 1, 11, 6, 16]);
+    // Spawn, Fork (x2), Exit, Wait (x2), Exec, GetPid, Brk, Mmap, Munmap,
+    // Quiesce, Stats.
+    assert_eq!(process, [44, 25, 25, 6, 7, 7, 44, 1, 11, 6, 16, 1, 1]);
     let replies: Vec<usize> = process_replies()
         .iter()
-        .take(8)
+        .take(9)
         .map(|r| size_of(&largest_process_reply(r)))
         .collect();
-    // Spawned, Forked (x2), Exited, Pid, BrkSet, Mapped, Unmapped.
-    assert_eq!(replies, [6, 6, 6, 11, 6, 11, 11, 1]);
+    // Spawned, Forked, Exited, Pid, BrkSet, Mapped, Unmapped, Quiesced, Stats.
+    assert_eq!(replies, [6, 6, 11, 6, 11, 11, 1, 1, 86]);
+    assert_eq!(
+        size_of(&ProcessReply::Error(proto::ProtoError::NotMapped)),
+        2
+    );
 }
 
 /// Encoding behind a trait object, to size values of different types alike.

@@ -6,10 +6,13 @@
 
 extern crate alloc;
 
+pub mod client;
 pub mod console;
+mod fork;
 pub mod heap;
 pub mod ipc;
 pub mod mem;
+pub mod proc;
 pub mod process;
 pub mod sys;
 pub mod thread;
@@ -27,12 +30,14 @@ macro_rules! entry {
         #[unsafe(no_mangle)]
         extern "C" fn _start(arg0: u64, arg1: u64, arg2: u64) -> ! {
             let main: fn($crate::StartArgs) -> ! = $main;
+            $crate::proc::note_start(arg1);
             main($crate::StartArgs([arg0, arg1, arg2]))
         }
     };
 }
 
-/// The start registers: for init, the number of RAM PhysRanges, the flags
+/// The start registers: for a process, its pid, `abi::process::START_MAGIC`
+/// and the argument of Spawn or Exec; for init, the number of RAM PhysRanges, the flags
 /// (`abi::selftest::INIT_FLAG_SELFTEST`), and its IPC buffer's address.
 #[derive(Clone, Copy, Debug)]
 pub struct StartArgs(pub [u64; 3]);
@@ -40,5 +45,6 @@ pub struct StartArgs(pub [u64; 3]);
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("user panic: {info}");
+    proc::exit_after_panic();
     sys::thread_exit()
 }

@@ -3,7 +3,7 @@
 //! address space. Enough for init and tests; the memory server replaces it.
 
 use abi::cap::Rights;
-use abi::syscall::SysError;
+use abi::syscall::{MAP_BATCH_MAX, SysError};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::sys::{self, Slot};
@@ -36,7 +36,12 @@ impl PageSource {
     /// Maps `count` fresh, writable pages; returns their address.
     pub fn alloc(&self, count: u64) -> Result<u64, SysError> {
         let vaddr = self.window(count);
-        sys::map_batch(self.space, self.range, self.frames(count), vaddr, count, Rights::READ.union(Rights::WRITE))?;
+        let frame = self.frames(count);
+        // The kernel maps at most MAP_BATCH_MAX pages a call.
+        for first in (0..count).step_by(MAP_BATCH_MAX as usize) {
+            let pages = MAP_BATCH_MAX.min(count - first);
+            sys::map_batch(self.space, self.range, frame + first, vaddr + first * PAGE_SIZE, pages, Rights::READ.union(Rights::WRITE))?;
+        }
         Ok(vaddr)
     }
 

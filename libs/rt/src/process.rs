@@ -15,7 +15,8 @@ use crate::sys::{self, Slot, ThreadConfig};
 
 /// Stack pages of a spawned program, under `USER_END` with a guard page.
 pub const STACK_PAGES: u64 = 16;
-const STACK_TOP: u64 = USER_END - PAGE_SIZE;
+/// One past the top of a program's stack (a guard page lies above).
+pub const STACK_TOP: u64 = USER_END - PAGE_SIZE;
 /// Where a spawned program finds its IPC buffer: the page under its stack's
 /// guard page.
 pub const IPC_BUFFER: u64 = STACK_TOP - (STACK_PAGES + 2) * PAGE_SIZE;
@@ -56,8 +57,13 @@ pub struct Prepared {
 impl Prepared {
     /// Starts the program's thread with `arg` in `rdi`.
     pub fn start(self, arg: u64) -> Result<(), SysError> {
+        self.start_with([arg, 0, 0])
+    }
+
+    /// Starts the program's thread with `rdi`, `rsi`, `rdx` set to `args`.
+    pub fn start_with(self, args: [u64; 3]) -> Result<(), SysError> {
         // The ABI wants rsp + 8 aligned to 16 at function entry.
-        sys::thread_start(self.slots.thread, self.entry, STACK_TOP - 8, arg)
+        sys::thread_start_with(self.slots.thread, self.entry, STACK_TOP - 8, args)
     }
 }
 

@@ -152,7 +152,12 @@ pub fn thread_configure(thread: Slot, config: &ThreadConfig) -> Result<(), SysEr
 }
 
 pub fn thread_start(thread: Slot, rip: u64, rsp: u64, arg: u64) -> Result<(), SysError> {
-    unit(call(Sysnum::ThreadStart, [thread, rip, rsp, arg, 0, 0]))
+    thread_start_with(thread, rip, rsp, [arg, 0, 0])
+}
+
+/// Starts a thread with three start registers (`rdi`, `rsi`, `rdx`).
+pub fn thread_start_with(thread: Slot, rip: u64, rsp: u64, args: [u64; 3]) -> Result<(), SysError> {
+    unit(call(Sysnum::ThreadStart, [thread, rip, rsp, args[0], args[1], args[2]]))
 }
 
 pub fn thread_suspend(thread: Slot) -> Result<(), SysError> {

@@ -8,7 +8,7 @@ use crate::mem::PageSource;
 use crate::sys::{self, Slot, ThreadConfig};
 
 /// Stack pages of a spawned thread.
-pub const STACK_PAGES: u64 = 4;
+pub const STACK_PAGES: u64 = 16;
 
 /// A thread started by [`spawn`].
 #[derive(Clone, Copy, Debug)]

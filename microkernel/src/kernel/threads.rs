@@ -68,6 +68,8 @@ impl Kernel {
             return Err(SysError::BadState);
         }
         thread.ctx = UserContext::new_user(args[1], args[2], args[3]);
+        thread.ctx.rsi = args[4];
+        thread.ctx.rdx = args[5];
         self.make_ready(target.index);
         Ok(0)
     }

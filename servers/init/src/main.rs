@@ -5,14 +5,20 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod env;
+mod system;
 mod tests;
+mod workloads;
 
 use abi::cap::boot_slot;
 use abi::exit::GuestExit;
-use abi::selftest::{INIT_FLAG_BENCH_IPC, INIT_FLAG_SELFTEST};
+use abi::selftest::{INIT_FLAG_BENCH_FORK, INIT_FLAG_BENCH_IPC, INIT_FLAG_ICOUNT, INIT_FLAG_SELFTEST};
+use abi::workload;
 
 use env::Env;
+use system::System;
 
 rt::entry!(main);
 
@@ -27,20 +33,23 @@ fn main(args: rt::StartArgs) -> ! {
         power_off(GuestExit::Failure);
     }
     rt::println!("init: hello from user mode ({ram_ranges} RAM ranges, {} CPUs)", env.cpus);
+    let strategy = abi::selftest::strategy_of(flags);
     let passed = if flags & INIT_FLAG_SELFTEST != 0 {
-        tests::run(&env)
+        tests::run(&env, strategy)
     } else if flags & INIT_FLAG_BENCH_IPC != 0 {
         bench_ipc(&env)
+    } else if flags & INIT_FLAG_BENCH_FORK != 0 {
+        bench_fork(&env, strategy, flags & INIT_FLAG_ICOUNT != 0)
     } else {
-        demo(&env)
+        demo(&env, strategy)
     };
     power_off(if passed { GuestExit::Success } else { GuestExit::Failure })
 }
 
 /// The default boot: IPC round trips with a server thread on init's CPU
-/// and on another, to show the system working end to end (and to give
-/// `--trace` something to record).
-fn demo(env: &Env) -> bool {
+/// and on another, then the whole system: a short forkbench and the memory
+/// server's counts (and all of it for `--trace` to record).
+fn demo(env: &Env, strategy: abi::process::Strategy) -> bool {
     let _ = rt::sys::trace_name(boot_slot::THREAD, "init");
     for cpu in [0, env.other_cpu()] {
         match tests::ipc::round_trips(env, cpu, 100) {
@@ -51,10 +60,41 @@ fn demo(env: &Env) -> bool {
             }
         }
     }
+    let system = match System::start(env, strategy) {
+        Ok(system) => system,
+        Err(reason) => {
+            rt::println!("init: the system did not start: {reason}");
+            return false;
+        }
+    };
+    rt::println!("init: memory and process servers up on {} CPUs, strategy {}", system.cpus, strategy.name());
+    let status = system.run(0, "apps", workload::encode(workload::FORKBENCH, 3, 0, 0));
+    match system.settled_memory() {
+        Ok(stats) => rt::println!(
+            "init: memory: {} frames free, {} owned, {} shared; {} reference batches, {} operations",
+            stats.free, stats.owned, stats.shared, stats.batches, stats.ops_in_batches
+        ),
+        Err(error) => rt::println!("init: no memory stats: {error}"),
+    }
     if let Some(sent) = rt::sys::trace_flush(boot_slot::CONSOLE_PORTS).ok().filter(|&n| n > 0) {
         rt::println!("init: flushed {sent} trace records");
     }
-    true
+    status == Ok(0)
+}
+
+/// `cargo xtask bench fork`: forkbench under the booted strategy.
+fn bench_fork(env: &Env, strategy: abi::process::Strategy, icount: bool) -> bool {
+    const ROUNDS: u64 = 20;
+    let system = match System::start(env, strategy) {
+        Ok(system) => system,
+        Err(reason) => {
+            rt::println!("init: the system did not start: {reason}");
+            return false;
+        }
+    };
+    rt::println!("{} fork strategy={} cpus={}", abi::selftest::BENCH_MARKER, strategy.name(), system.cpus);
+    let flags = if icount { workload::FORKBENCH_ICOUNT } else { 0 };
+    system.run(0, "apps", workload::encode(workload::FORKBENCH, ROUNDS, flags, 0)) == Ok(0)
 }
 
 /// `cargo xtask bench ipc`: call/reply round trips with a server on the

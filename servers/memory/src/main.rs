@@ -1,115 +1,177 @@
-//! The memory server: it owns a PhysRange of user frames and hands them out
-//! in batches over IPC (`libs/proto`'s memory protocol). A batch is one
-//! contiguous run, delivered with a PhysRange capability carved for it, so
-//! the client can map exactly those frames; freeing the run revokes that
-//! capability. Malformed or hostile requests get an error reply and the
-//! server keeps serving.
+//! The memory server: it owns the frames of its PhysRange and the sharing
+//! state of each (`counts`), hands frames to the process servers in batches
+//! (`pool`), and applies their reference-count batches under its single
+//! thread, the lock of the deferred manager. Frames whose count reaches
+//! zero go back to the pool. Malformed or hostile requests get an error
+//! reply and the server keeps serving.
 //!
-//! This first version serves frame batches and statistics. The sharing
-//! counts and the refcount strategies (RefBatch, MakeShared,
-//! TryRemoveUnique) arrive with the process servers; until then those
-//! requests are answered with `UnknownRequest`.
+//! Start: `rdi` = the strategy's index (`abi::process::Strategy`).
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+mod counts;
 mod pool;
 
+use core::sync::atomic::AtomicU64;
+
+use abi::cap::Rights;
 use abi::msg::IpcBuffer;
-use proto::memory::{FrameRun, MemoryProtocol, MemoryReply, MemoryRequest, MemoryStats};
+use abi::process::Strategy;
+use proto::memory::{AttachPart, Layout, MemoryProtocol, MemoryReply, MemoryRequest, MemoryStats};
 use proto::{ProtoError, accept, respond};
 use rt::ipc::{self, Message, Received};
-use rt::mem::PageSource;
+use rt::mem::{PAGE_SIZE, PageSource};
+use rt::sys;
 
+use counts::Counts;
 use pool::Pool;
 
 rt::entry!(main);
 
-/// Capability slots the parent fills before the server starts.
+/// Capability slots.
 mod slot {
-    /// The endpoint the server receives on.
+    /// The endpoint the server receives on (from the parent).
     pub const SERVICE: u64 = 1;
-    /// The server's own address space.
+    /// The server's own address space (from the parent).
     pub const SPACE: u64 = 2;
-    /// The frames it owns.
+    /// The frames it owns (from the parent).
     pub const FRAMES: u64 = 3;
-    /// First slot for carved ranges.
-    pub const FIRST_CARVE: u64 = 16;
+    /// The counter table's frames, carved from `FRAMES`.
+    pub const TABLE: u64 = 4;
+    /// The same, read-only: what clients get.
+    pub const TABLE_READ_ONLY: u64 = 5;
+    /// `FRAMES` without the right to carve: what clients get.
+    pub const FRAMES_FOR_CLIENTS: u64 = 6;
 }
 
-/// Where the server maps its own heap.
+/// Where the server maps its own heap and its counter table.
 const HEAP_WINDOW: u64 = 0x0000_2000_0000_0000;
 const HEAP_PAGES: u64 = 64;
 
-fn main(_: rt::StartArgs) -> ! {
-    let pages = PageSource::new(slot::SPACE, slot::FRAMES, HEAP_WINDOW);
-    let total = rt::sys::identify(slot::FRAMES).map(|id| id.size).unwrap_or(0);
-    if total <= HEAP_PAGES || rt::heap::init(&pages, HEAP_PAGES).is_err() {
-        rt::println!("memory: no usable frames ({total}); stopping");
-        rt::sys::thread_exit();
-    }
-    // Frames below `pages.frames(0)` are the server's own heap.
-    let mut pool = Pool::new(pages.frames(0), total, slot::FIRST_CARVE);
-    rt::println!("memory: serving {} frames", pool.free_frames());
+struct Server {
+    pool: Pool,
+    counts: Counts,
+    layout: Layout,
+    batches: u64,
+    ops_in_batches: u64,
+}
+
+fn main(args: rt::StartArgs) -> ! {
+    let strategy = Strategy::from_index(args.0[0]).unwrap_or(Strategy::Deferred);
+    let Some(mut server) = Server::start(strategy) else {
+        rt::println!("memory: no usable frames; stopping");
+        sys::thread_exit()
+    };
+    let _ = sys::trace_name(slot::SERVICE, "memory-server");
+    rt::println!("memory: serving {} frames, strategy {}", server.pool.free_frames(), strategy.name());
     // SAFETY: the parent mapped this thread's IPC buffer there; only this
     // thread uses it.
     let buffer = unsafe { ipc::buffer_at(rt::process::IPC_BUFFER) };
-    ipc::serve(slot::SERVICE, |message| serve(&mut pool, buffer, message))
+    ipc::serve(slot::SERVICE, |message| server.serve(buffer, message))
 }
 
-/// Handles one request; returns the reply message (its payload already in
-/// the IPC buffer).
-fn serve(pool: &mut Pool, buffer: &mut IpcBuffer, message: Received) -> Message {
-    let info = message.msg.info();
-    let reply = match proto::payload(&buffer.data, info.length()).map_err(MemoryReply::Error) {
-        Ok(payload) => match accept::<MemoryProtocol>(info.label(), payload) {
-            Ok(request) => handle(pool, request),
-            Err(error_reply) => Handled::plain(error_reply),
-        },
-        Err(error_reply) => Handled::plain(error_reply),
-    };
-    if let Some(slot) = reply.cap {
-        buffer.send_cap = slot;
+impl Server {
+    /// Takes the heap and the counter table from the start of the range;
+    /// the rest is the pool.
+    fn start(strategy: Strategy) -> Option<Self> {
+        let pages = PageSource::new(slot::SPACE, slot::FRAMES, HEAP_WINDOW);
+        let total = sys::identify(slot::FRAMES).ok()?.size;
+        let table_pages = (total * 8).div_ceil(PAGE_SIZE);
+        if total <= HEAP_PAGES + table_pages + 1 || rt::heap::init(&pages, HEAP_PAGES).is_err() {
+            return None;
+        }
+        let table_first = pages.frames(table_pages);
+        let table_at = pages.window(table_pages);
+        sys::phys_range_carve(slot::FRAMES, table_first, table_pages, slot::TABLE).ok()?;
+        sys::cap_mint(slot::TABLE, slot::TABLE_READ_ONLY, Rights::READ, 0).ok()?;
+        sys::cap_mint(slot::FRAMES, slot::FRAMES_FOR_CLIENTS, Rights::READ.union(Rights::WRITE), 0).ok()?;
+        let rw = Rights::READ.union(Rights::WRITE);
+        for first in (0..table_pages).step_by(abi::syscall::MAP_BATCH_MAX as usize) {
+            let count = abi::syscall::MAP_BATCH_MAX.min(table_pages - first);
+            sys::map_batch(slot::SPACE, slot::TABLE, first, table_at + first * PAGE_SIZE, count, rw).ok()?;
+        }
+        // SAFETY: the table's pages were just mapped writable there, fresh
+        // from the range (so zeroed: every entry FREE), and only this
+        // server's thread and its `Counts` use them.
+        let table = unsafe { core::slice::from_raw_parts(table_at as *const AtomicU64, total as usize) };
+        let pool = Pool::new(pages.frames(0), total);
+        let layout = Layout { pool_frames: total as u32, table_pages: table_pages as u32 };
+        Some(Self { pool, counts: Counts::new(table, strategy), layout, batches: 0, ops_in_batches: 0 })
     }
-    match respond::<MemoryProtocol>(&reply.reply, &mut buffer.data) {
-        Ok(out) => Message::with_payload(out.label, [0; 4], out.length, reply.cap.is_some()),
-        Err(_) => Message::default(),
+
+    /// Handles one request; returns the reply message (its payload already
+    /// in the IPC buffer).
+    fn serve(&mut self, buffer: &mut IpcBuffer, message: Received) -> Message {
+        let info = message.msg.info();
+        let (reply, cap) = match proto::payload(&buffer.data, info.length()).map_err(MemoryReply::Error) {
+            Ok(payload) => match accept::<MemoryProtocol>(info.label(), payload) {
+                Ok(request) => self.handle(request),
+                Err(error_reply) => (error_reply, None),
+            },
+            Err(error_reply) => (error_reply, None),
+        };
+        if let Some(slot) = cap {
+            buffer.send_cap = slot;
+        }
+        match respond::<MemoryProtocol>(&reply, &mut buffer.data) {
+            Ok(out) => Message::with_payload(out.label, [0; 4], out.length, cap.is_some()),
+            Err(_) => Message::default(),
+        }
     }
-}
 
-/// A reply, and the capability to send with it.
-struct Handled {
-    reply: MemoryReply,
-    cap: Option<u64>,
-}
-
-impl Handled {
-    fn plain(reply: MemoryReply) -> Self {
-        Self { reply, cap: None }
-    }
-}
-
-fn handle(pool: &mut Pool, request: MemoryRequest) -> Handled {
-    match request {
-        MemoryRequest::AllocFrames { count } => match pool.alloc(count) {
-            Ok((run, slot)) => {
-                let mut runs = proto::memory::Runs::new();
-                let _ = runs.push(run);
-                Handled { reply: MemoryReply::Frames { runs }, cap: Some(slot) }
+    /// The reply to `request`, and the capability to send with it.
+    fn handle(&mut self, request: MemoryRequest) -> (MemoryReply, Option<u64>) {
+        let reply = match request {
+            MemoryRequest::AllocFrames { count } => {
+                let runs = self.pool.alloc(count);
+                for run in &runs {
+                    (run.first..run.first + u64::from(run.count)).for_each(|frame| self.counts.hand_out(frame));
+                }
+                if runs.is_empty() { MemoryReply::Error(ProtoError::NoMemory) } else { MemoryReply::Frames { runs } }
             }
-            Err(error) => Handled::plain(MemoryReply::Error(error)),
-        },
-        MemoryRequest::FreeFrames { runs } => {
-            let freed = runs.iter().try_for_each(|run: &FrameRun| pool.release(*run));
-            Handled::plain(freed.map_or_else(MemoryReply::Error, |()| MemoryReply::Ok))
-        }
-        MemoryRequest::Stats => {
-            let stats = MemoryStats { free: pool.free_frames(), owned: pool.owned(), ..MemoryStats::default() };
-            Handled::plain(MemoryReply::Stats(stats))
-        }
-        MemoryRequest::RefBatch { .. } | MemoryRequest::MakeShared { .. } | MemoryRequest::TryRemoveUnique { .. } => {
-            Handled::plain(MemoryReply::Error(ProtoError::UnknownRequest))
-        }
+            MemoryRequest::FreeFrames { frames } => {
+                if frames.iter().all(|&frame| self.counts.held_alone(u64::from(frame))) {
+                    for &frame in &frames {
+                        self.counts.clear(u64::from(frame));
+                        self.pool.release(u64::from(frame));
+                    }
+                    MemoryReply::Ok
+                } else {
+                    MemoryReply::Error(ProtoError::NotOwned)
+                }
+            }
+            MemoryRequest::RefBatch { ops, .. } => {
+                self.batches += 1;
+                self.ops_in_batches += ops.len() as u64;
+                let mut freed = 0u16;
+                let pool = &mut self.pool;
+                let applied = self.counts.apply(&ops, &mut |frame| {
+                    pool.release(frame);
+                    freed += 1;
+                });
+                applied.map_or_else(MemoryReply::Error, |()| MemoryReply::RefBatchDone { freed })
+            }
+            MemoryRequest::Attach { part } => {
+                let cap = match part {
+                    AttachPart::Frames => slot::FRAMES_FOR_CLIENTS,
+                    AttachPart::Table => slot::TABLE_READ_ONLY,
+                };
+                return (MemoryReply::Attached(self.layout), Some(cap));
+            }
+            MemoryRequest::Stats => {
+                let census = self.counts.census();
+                MemoryReply::Stats(MemoryStats {
+                    free: self.pool.free_frames(),
+                    owned: census.owned,
+                    shared: census.shared,
+                    pending_ops: 0,
+                    batches: self.batches,
+                    ops_in_batches: self.ops_in_batches,
+                })
+            }
+        };
+        (reply, None)
     }
 }

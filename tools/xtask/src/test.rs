@@ -25,7 +25,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
         eprintln!("xtask: guest self-tests, --smp {smp}");
         let outcome = qemu::boot(&artifacts, &machine.with_smp(smp), abi::selftest::CMDLINE_FLAG, Echo::Indented)?;
         outcome.report();
-        let expected: Vec<&str> = abi::selftest::KERNEL_TESTS.iter().chain(abi::selftest::USER_TESTS).copied().collect();
+        let expected: Vec<&str> = abi::selftest::KERNEL_TESTS.iter().chain(abi::selftest::USER_TESTS).chain(abi::selftest::SYSTEM_TESTS).copied().collect();
         let verdict = Verdict::read(&outcome.lines, &expected);
         for (name, reason) in &verdict.failed {
             eprintln!("xtask: FAILED (smp {smp}) {name}: {reason}");

@@ -7,11 +7,13 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proto::memory::{MAX_REF_OPS, MAX_RUNS, MAX_SHARE_FRAMES, RefOps, Runs, ShareFrames};
-use proto::process::PROGRAM_NAME_LEN;
+use proto::memory::{
+    AttachPart, FreeList, Layout, MAX_FREE_FRAMES, MAX_REF_OPS, MAX_RUNS, RefOps, Runs,
+};
+use proto::process::{PAGE_SIZE, PROGRAM_NAME_LEN};
 use proto::{
-    FrameRun, MemoryReply, MemoryRequest, MemoryStats, ProcessReply, ProcessRequest, ProgramName,
-    ProtoError, RefOp,
+    FrameRun, MemoryReply, MemoryRequest, MemoryStats, ProcessReply, ProcessRequest, ProcessStats,
+    ProgramName, ProtoError, RefOp,
 };
 
 pub const ALL_ERRORS: [ProtoError; 14] = [
@@ -51,15 +53,17 @@ pub fn error_kind(error: ProtoError) -> usize {
     }
 }
 
-pub const MEMORY_REQUEST_KINDS: usize = 6;
+// The `kind` of a variant is its wire tag: `tags_follow_the_declared_order`
+// checks it against postcard, so these functions also pin the order.
+
+pub const MEMORY_REQUEST_KINDS: usize = 5;
 pub fn memory_request_kind(request: &MemoryRequest) -> usize {
     match request {
         MemoryRequest::AllocFrames { .. } => 0,
         MemoryRequest::FreeFrames { .. } => 1,
         MemoryRequest::RefBatch { .. } => 2,
-        MemoryRequest::MakeShared { .. } => 3,
-        MemoryRequest::TryRemoveUnique { .. } => 4,
-        MemoryRequest::Stats => 5,
+        MemoryRequest::Attach { .. } => 3,
+        MemoryRequest::Stats => 4,
     }
 }
 
@@ -69,17 +73,17 @@ pub fn memory_reply_kind(reply: &MemoryReply) -> usize {
         MemoryReply::Frames { .. } => 0,
         MemoryReply::Ok => 1,
         MemoryReply::RefBatchDone { .. } => 2,
-        MemoryReply::Unique(_) => 3,
+        MemoryReply::Attached(_) => 3,
         MemoryReply::Stats(_) => 4,
         MemoryReply::Error(_) => 5,
     }
 }
 
-pub const PROCESS_REQUEST_KINDS: usize = 9;
+pub const PROCESS_REQUEST_KINDS: usize = 11;
 pub fn process_request_kind(request: &ProcessRequest) -> usize {
     match request {
         ProcessRequest::Spawn { .. } => 0,
-        ProcessRequest::Fork => 1,
+        ProcessRequest::Fork { .. } => 1,
         ProcessRequest::Exit { .. } => 2,
         ProcessRequest::Wait { .. } => 3,
         ProcessRequest::Exec { .. } => 4,
@@ -87,10 +91,12 @@ pub fn process_request_kind(request: &ProcessRequest) -> usize {
         ProcessRequest::Brk { .. } => 6,
         ProcessRequest::Mmap { .. } => 7,
         ProcessRequest::Munmap { .. } => 8,
+        ProcessRequest::Quiesce => 9,
+        ProcessRequest::Stats => 10,
     }
 }
 
-pub const PROCESS_REPLY_KINDS: usize = 8;
+pub const PROCESS_REPLY_KINDS: usize = 10;
 pub fn process_reply_kind(reply: &ProcessReply) -> usize {
     match reply {
         ProcessReply::Spawned { .. } => 0,
@@ -101,6 +107,8 @@ pub fn process_reply_kind(reply: &ProcessReply) -> usize {
         ProcessReply::Mapped { .. } => 5,
         ProcessReply::Unmapped => 6,
         ProcessReply::Error(_) => 7,
+        ProcessReply::Quiesced => 8,
+        ProcessReply::Stats(_) => 9,
     }
 }
 
@@ -118,9 +126,7 @@ pub fn memory_requests() -> Vec<MemoryRequest> {
         MemoryRequest::AllocFrames { count: 1 },
         MemoryRequest::AllocFrames { count: 512 },
         MemoryRequest::FreeFrames {
-            runs: [FrameRun::new(0x100, 3), FrameRun::new(0x200, 1)]
-                .into_iter()
-                .collect(),
+            frames: [0x100u32, 0x101, 0x200, u32::MAX].into_iter().collect(),
         },
         MemoryRequest::RefBatch {
             client: 3,
@@ -135,10 +141,12 @@ pub fn memory_requests() -> Vec<MemoryRequest> {
             .into_iter()
             .collect(),
         },
-        MemoryRequest::MakeShared {
-            frames: [1u64, 2, 0xFFFF_FFFF].into_iter().collect(),
+        MemoryRequest::Attach {
+            part: AttachPart::Frames,
         },
-        MemoryRequest::TryRemoveUnique { frame: 0x12345 },
+        MemoryRequest::Attach {
+            part: AttachPart::Table,
+        },
         MemoryRequest::Stats,
     ]
 }
@@ -150,8 +158,10 @@ pub fn memory_replies() -> Vec<MemoryReply> {
         },
         MemoryReply::Ok,
         MemoryReply::RefBatchDone { freed: 2 },
-        MemoryReply::Unique(true),
-        MemoryReply::Unique(false),
+        MemoryReply::Attached(Layout {
+            pool_frames: 0x8000,
+            table_pages: 64,
+        }),
         MemoryReply::Stats(MemoryStats {
             free: 1,
             owned: 2,
@@ -169,13 +179,24 @@ pub fn process_requests() -> Vec<ProcessRequest> {
     vec![
         ProcessRequest::Spawn {
             program: name("forktest"),
+            arg: 3,
         },
-        ProcessRequest::Fork,
+        ProcessRequest::Fork {
+            resume: 0x40_1000,
+            stack: 0x7FFF_FF00,
+            cpu: None,
+        },
+        ProcessRequest::Fork {
+            resume: 0x40_1000,
+            stack: 0x7FFF_FF00,
+            cpu: Some(1),
+        },
         ProcessRequest::Exit { status: -1 },
         ProcessRequest::Wait { pid: None },
         ProcessRequest::Wait { pid: Some(42) },
         ProcessRequest::Exec {
             program: name("hello"),
+            arg: 0,
         },
         ProcessRequest::GetPid,
         ProcessRequest::Brk {
@@ -186,6 +207,8 @@ pub fn process_requests() -> Vec<ProcessRequest> {
             addr: 0x7000_0000,
             pages: 16,
         },
+        ProcessRequest::Quiesce,
+        ProcessRequest::Stats,
     ]
 }
 
@@ -193,35 +216,48 @@ pub fn process_replies() -> Vec<ProcessReply> {
     let mut replies = vec![
         ProcessReply::Spawned { pid: 2 },
         ProcessReply::Forked { child_pid: 3 },
-        ProcessReply::Forked { child_pid: 0 },
         ProcessReply::Exited { pid: 3, status: 0 },
         ProcessReply::Pid(1),
         ProcessReply::BrkSet(0x4000_0000),
         ProcessReply::Mapped { addr: 0x7000_0000 },
         ProcessReply::Unmapped,
+        ProcessReply::Quiesced,
+        ProcessReply::Stats(ProcessStats {
+            processes: 1,
+            forks: 2,
+            cow_faults: 3,
+            cow_copies: 4,
+            cow_reused: 5,
+            zero_fills: 6,
+            ref_messages: 7,
+            ref_ops: 8,
+            frame_messages: 9,
+        }),
     ];
     replies.extend(ALL_ERRORS.map(ProcessReply::Error));
     replies
 }
 
-/// The largest value of the request's variant (by encoded size).
+/// The largest value of the request's variant (by encoded size). Valid where
+/// the variant's largest value can be, so the bounds hold for what a server
+/// accepts, not only for what it can decode.
 pub fn largest_memory_request(like: &MemoryRequest) -> MemoryRequest {
     match like {
         MemoryRequest::AllocFrames { .. } => MemoryRequest::AllocFrames { count: u16::MAX },
+        // Distinct frames (no double free), each a 5-byte varint.
         MemoryRequest::FreeFrames { .. } => MemoryRequest::FreeFrames {
-            runs: full(FrameRun::new(u64::MAX, u16::MAX)),
+            frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect(),
         },
         MemoryRequest::RefBatch { .. } => MemoryRequest::RefBatch {
             client: u16::MAX,
             ops: full(RefOp {
-                frame: u64::MAX,
+                frame: u32::MAX,
                 delta: i8::MIN,
             }),
         },
-        MemoryRequest::MakeShared { .. } => MemoryRequest::MakeShared {
-            frames: full(u64::MAX),
+        MemoryRequest::Attach { .. } => MemoryRequest::Attach {
+            part: AttachPart::Table,
         },
-        MemoryRequest::TryRemoveUnique { .. } => MemoryRequest::TryRemoveUnique { frame: u64::MAX },
         MemoryRequest::Stats => MemoryRequest::Stats,
     }
 }
@@ -233,7 +269,10 @@ pub fn largest_memory_reply(like: &MemoryReply) -> MemoryReply {
         },
         MemoryReply::Ok => MemoryReply::Ok,
         MemoryReply::RefBatchDone { .. } => MemoryReply::RefBatchDone { freed: u16::MAX },
-        MemoryReply::Unique(_) => MemoryReply::Unique(true),
+        MemoryReply::Attached(_) => MemoryReply::Attached(Layout {
+            pool_frames: u32::MAX,
+            table_pages: u32::MAX,
+        }),
         MemoryReply::Stats(_) => MemoryReply::Stats(MemoryStats {
             free: u64::MAX,
             owned: u64::MAX,
@@ -249,20 +288,35 @@ pub fn largest_memory_reply(like: &MemoryReply) -> MemoryReply {
 pub fn largest_process_request(like: &ProcessRequest) -> ProcessRequest {
     let longest = || name(&"x".repeat(PROGRAM_NAME_LEN));
     match like {
-        ProcessRequest::Spawn { .. } => ProcessRequest::Spawn { program: longest() },
-        ProcessRequest::Fork => ProcessRequest::Fork,
+        ProcessRequest::Spawn { .. } => ProcessRequest::Spawn {
+            program: longest(),
+            arg: u64::MAX,
+        },
+        // The highest 8-aligned stack is still a 10-byte varint.
+        ProcessRequest::Fork { .. } => ProcessRequest::Fork {
+            resume: u64::MAX,
+            stack: u64::MAX - 7,
+            cpu: Some(u16::MAX),
+        },
         ProcessRequest::Exit { .. } => ProcessRequest::Exit { status: i32::MIN },
         ProcessRequest::Wait { .. } => ProcessRequest::Wait {
             pid: Some(u32::MAX),
         },
-        ProcessRequest::Exec { .. } => ProcessRequest::Exec { program: longest() },
+        ProcessRequest::Exec { .. } => ProcessRequest::Exec {
+            program: longest(),
+            arg: u64::MAX,
+        },
         ProcessRequest::GetPid => ProcessRequest::GetPid,
         ProcessRequest::Brk { .. } => ProcessRequest::Brk { new_end: u64::MAX },
         ProcessRequest::Mmap { .. } => ProcessRequest::Mmap { pages: u32::MAX },
+        // The most pages, at the highest page-aligned address that leaves
+        // the range's end within the address space.
         ProcessRequest::Munmap { .. } => ProcessRequest::Munmap {
-            addr: u64::MAX,
+            addr: (u64::MAX - u64::from(u32::MAX) * PAGE_SIZE) & !(PAGE_SIZE - 1),
             pages: u32::MAX,
         },
+        ProcessRequest::Quiesce => ProcessRequest::Quiesce,
+        ProcessRequest::Stats => ProcessRequest::Stats,
     }
 }
 
@@ -281,6 +335,18 @@ pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
         ProcessReply::Mapped { .. } => ProcessReply::Mapped { addr: u64::MAX },
         ProcessReply::Unmapped => ProcessReply::Unmapped,
         ProcessReply::Error(_) => ProcessReply::Error(ALL_ERRORS[ALL_ERRORS.len() - 1]),
+        ProcessReply::Quiesced => ProcessReply::Quiesced,
+        ProcessReply::Stats(_) => ProcessReply::Stats(ProcessStats {
+            processes: u32::MAX,
+            forks: u64::MAX,
+            cow_faults: u64::MAX,
+            cow_copies: u64::MAX,
+            cow_reused: u64::MAX,
+            zero_fills: u64::MAX,
+            ref_messages: u64::MAX,
+            ref_ops: u64::MAX,
+            frame_messages: u64::MAX,
+        }),
     }
 }
 
@@ -298,16 +364,25 @@ fn arb_runs() -> impl Strategy<Value = Runs> {
     vec(arb_run(), 0..=MAX_RUNS).prop_map(|runs| runs.into_iter().collect())
 }
 
+/// A frame number: often a small one, so that lists repeat frames.
+fn arb_frame() -> impl Strategy<Value = u32> {
+    prop_oneof![any::<u32>(), 0u32..16]
+}
+
 fn arb_ref_ops() -> impl Strategy<Value = RefOps> {
-    vec((any::<u64>(), any::<i8>()), 0..=MAX_REF_OPS).prop_map(|ops| {
+    vec((arb_frame(), any::<i8>()), 0..=MAX_REF_OPS).prop_map(|ops| {
         ops.into_iter()
             .map(|(frame, delta)| RefOp { frame, delta })
             .collect()
     })
 }
 
-fn arb_share_frames() -> impl Strategy<Value = ShareFrames> {
-    vec(any::<u64>(), 0..=MAX_SHARE_FRAMES).prop_map(|frames| frames.into_iter().collect())
+fn arb_free_list() -> impl Strategy<Value = FreeList> {
+    vec(arb_frame(), 0..=MAX_FREE_FRAMES).prop_map(|frames| frames.into_iter().collect())
+}
+
+fn arb_attach_part() -> impl Strategy<Value = AttachPart> {
+    prop_oneof![Just(AttachPart::Frames), Just(AttachPart::Table)]
 }
 
 fn arb_name() -> impl Strategy<Value = ProgramName> {
@@ -322,11 +397,10 @@ fn arb_name() -> impl Strategy<Value = ProgramName> {
 pub fn arb_memory_request() -> impl Strategy<Value = MemoryRequest> {
     prop_oneof![
         any::<u16>().prop_map(|count| MemoryRequest::AllocFrames { count }),
-        arb_runs().prop_map(|runs| MemoryRequest::FreeFrames { runs }),
+        arb_free_list().prop_map(|frames| MemoryRequest::FreeFrames { frames }),
         (any::<u16>(), arb_ref_ops())
             .prop_map(|(client, ops)| MemoryRequest::RefBatch { client, ops }),
-        arb_share_frames().prop_map(|frames| MemoryRequest::MakeShared { frames }),
-        any::<u64>().prop_map(|frame| MemoryRequest::TryRemoveUnique { frame }),
+        arb_attach_part().prop_map(|part| MemoryRequest::Attach { part }),
         Just(MemoryRequest::Stats),
     ]
 }
@@ -336,7 +410,12 @@ pub fn arb_memory_reply() -> impl Strategy<Value = MemoryReply> {
         arb_runs().prop_map(|runs| MemoryReply::Frames { runs }),
         Just(MemoryReply::Ok),
         any::<u16>().prop_map(|freed| MemoryReply::RefBatchDone { freed }),
-        any::<bool>().prop_map(MemoryReply::Unique),
+        (any::<u32>(), any::<u32>()).prop_map(|(pool_frames, table_pages)| {
+            MemoryReply::Attached(Layout {
+                pool_frames,
+                table_pages,
+            })
+        }),
         any::<[u64; 6]>().prop_map(
             |[free, owned, shared, pending_ops, batches, ops_in_batches]| {
                 MemoryReply::Stats(MemoryStats {
@@ -355,16 +434,26 @@ pub fn arb_memory_reply() -> impl Strategy<Value = MemoryReply> {
 
 pub fn arb_process_request() -> impl Strategy<Value = ProcessRequest> {
     prop_oneof![
-        arb_name().prop_map(|program| ProcessRequest::Spawn { program }),
-        Just(ProcessRequest::Fork),
+        (arb_name(), any::<u64>())
+            .prop_map(|(program, arg)| ProcessRequest::Spawn { program, arg }),
+        // Half the stacks are any value (aligned one time in eight), half
+        // are aligned, so that validation goes both ways.
+        (
+            any::<u64>(),
+            prop_oneof![any::<u64>(), any::<u64>().prop_map(|s| s & !7)],
+            any::<Option<u16>>()
+        )
+            .prop_map(|(resume, stack, cpu)| ProcessRequest::Fork { resume, stack, cpu }),
         any::<i32>().prop_map(|status| ProcessRequest::Exit { status }),
         any::<Option<u32>>().prop_map(|pid| ProcessRequest::Wait { pid }),
-        arb_name().prop_map(|program| ProcessRequest::Exec { program }),
+        (arb_name(), any::<u64>()).prop_map(|(program, arg)| ProcessRequest::Exec { program, arg }),
         Just(ProcessRequest::GetPid),
         any::<u64>().prop_map(|new_end| ProcessRequest::Brk { new_end }),
         any::<u32>().prop_map(|pages| ProcessRequest::Mmap { pages }),
         (any::<u64>(), any::<u32>())
             .prop_map(|(addr, pages)| ProcessRequest::Munmap { addr, pages }),
+        Just(ProcessRequest::Quiesce),
+        Just(ProcessRequest::Stats),
     ]
 }
 
@@ -378,5 +467,33 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
         any::<u64>().prop_map(|addr| ProcessReply::Mapped { addr }),
         Just(ProcessReply::Unmapped),
         arb_error().prop_map(ProcessReply::Error),
+        Just(ProcessReply::Quiesced),
+        (any::<u32>(), any::<[u64; 8]>()).prop_map(
+            |(
+                processes,
+                [
+                    forks,
+                    cow_faults,
+                    cow_copies,
+                    cow_reused,
+                    zero_fills,
+                    ref_messages,
+                    ref_ops,
+                    frame_messages,
+                ],
+            )| {
+                ProcessReply::Stats(ProcessStats {
+                    processes,
+                    forks,
+                    cow_faults,
+                    cow_copies,
+                    cow_reused,
+                    zero_fills,
+                    ref_messages,
+                    ref_ops,
+                    frame_messages,
+                })
+            }
+        ),
     ]
 }

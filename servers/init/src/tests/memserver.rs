@@ -1,14 +1,14 @@
 //! The memory server, end to end: init starts it from the boot image with a
-//! carved PhysRange, takes a batch of frames (with a capability for exactly
-//! them), maps and uses them, gives them back (the capability is revoked),
-//! and sends it malformed and mislabelled requests, which it answers with
-//! errors while it keeps serving.
+//! carved PhysRange, attaches to its counter table (read-only) and its pool,
+//! takes a batch of frames, maps and uses one, applies counter batches and
+//! watches the table change, gives the frames back, and sends malformed and
+//! mislabelled requests, which it answers with errors while it keeps serving.
 
 use abi::cap::{ObjectKind, Rights, boot_slot};
 use abi::msg::IpcBuffer;
 use abi::syscall::SysError;
-use proto::memory::Runs;
-use proto::{MemoryProtocol, MemoryReply, MemoryRequest, ProtoError};
+use proto::memory::{AttachPart, FreeList, RefOps, table};
+use proto::{MemoryProtocol, MemoryReply, MemoryRequest, ProtoError, RefOp};
 use rt::ipc::{self, Message};
 use rt::process::{Slots, prepare};
 use rt::sys::{self, Slot};
@@ -52,7 +52,7 @@ pub fn memory_server(env: &Env) -> TestResult {
         program.start(0).map_err(|_| "start the server")
     });
     let outcome = started.and_then(|()| exercise(env, ep, batch));
-    for slot in [slots.thread, slots.cspace, slots.space, batch, pool, ep] {
+    for slot in [slots.thread, slots.cspace, slots.space, pool, ep] {
         env.slots.release(slot);
     }
     outcome
@@ -64,39 +64,77 @@ fn exercise(env: &Env, ep: Slot, batch: Slot) -> TestResult {
     let free = free_frames(ep, buffer)?;
     check(free > 0 && free < POOL_FRAMES, "the server reports no frames")?;
 
+    // The counter table: read-only to clients.
     buffer.recv_slot = batch;
-    let runs = match call(ep, buffer, &MemoryRequest::AllocFrames { count: 16 }) {
-        Ok(MemoryReply::Frames { runs }) => runs,
-        _ => return Err("AllocFrames failed"),
+    let layout = match call(ep, buffer, &MemoryRequest::Attach { part: AttachPart::Table }) {
+        Ok(MemoryReply::Attached(layout)) => layout,
+        _ => return Err("Attach(Table) failed"),
     };
-    check(runs.len() == 1 && runs[0].count == 16, "the batch is not one run of 16")?;
-    check(buffer.cap_received == 1, "no capability came with the batch")?;
-    check(sys::identify(batch).map(|id| id.size) == Ok(16), "the capability does not cover the batch")?;
-    check(free_frames(ep, buffer)? == free - 16, "the server did not count the batch")?;
-
-    let at = env.pages.window(16);
+    check(buffer.cap_received == 1 && layout.pool_frames as u64 == POOL_FRAMES, "no table capability, or a wrong layout")?;
+    let table_pages = u64::from(layout.table_pages);
+    let table_at = env.pages.window(table_pages);
     let rw = Rights::READ.union(Rights::WRITE);
-    sys::map_batch(boot_slot::ADDRESS_SPACE, batch, 0, at, 16, rw).map_err(|_| "map the batch")?;
-    // SAFETY: 16 pages were just mapped writable at `at`.
-    let last = unsafe { (at as *mut u64).add(15 * 512) };
-    // SAFETY: as above.
-    unsafe { last.write_volatile(0xC0FFEE) };
-    // SAFETY: as above.
-    let readback = unsafe { last.read_volatile() };
-    sys::unmap(boot_slot::ADDRESS_SPACE, at, 16).map_err(|_| "unmap")?;
-    check(readback == 0xC0FFEE, "the batch's memory does not hold a value")?;
-
-    let mut back = Runs::new();
-    let _ = back.push(runs[0]);
-    check(call(ep, buffer, &MemoryRequest::FreeFrames { runs: back.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
-    expect_err(sys::identify(batch), SysError::EmptySlot, "the batch's capability survived its return")?;
-    check(call(ep, buffer, &MemoryRequest::FreeFrames { runs: back }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
-    check(free_frames(ep, buffer)? == free, "the frames did not return to the pool")?;
+    expect_err(sys::map_batch(boot_slot::ADDRESS_SPACE, batch, 0, table_at, table_pages, rw), SysError::NoRight, "the table was mapped writable")?;
+    sys::map_batch(boot_slot::ADDRESS_SPACE, batch, 0, table_at, table_pages, Rights::READ).map_err(|_| "map the table")?;
+    let entry = |frame: u32| {
+        // SAFETY: the table is mapped read-only at `table_at`, one word per
+        // pool frame, and `frame` is one of the pool's.
+        unsafe { (table_at as *const u64).add(frame as usize).read_volatile() }
+    };
+    let outcome = frames_and_counts(env, ep, buffer, entry);
+    sys::unmap(boot_slot::ADDRESS_SPACE, table_at, table_pages).map_err(|_| "unmap the table")?;
+    env.slots.release(batch);
+    outcome?;
 
     // Hostile input: garbage, a wrong label, an oversized length claim.
     buffer.data[..8].fill(0xFF);
     check(raw_call(ep, buffer, proto::MEMORY_PROTOCOL, 8).is_err(), "garbage was accepted")?;
     check(raw_call(ep, buffer, 7, 0) == Err(ProtoError::WrongProtocol), "a wrong label was accepted")?;
     check(raw_call(ep, buffer, proto::MEMORY_PROTOCOL, 4000).is_err(), "an oversized payload was accepted")?;
-    check(free_frames(ep, buffer)? == free, "the server stopped serving after bad requests")
+    check(free_frames(ep, buffer)? == free, "the server stopped serving after bad requests, or lost frames")
+}
+
+/// Frames in a batch, used through the pool capability; counter changes
+/// seen in the table; frames back.
+fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, entry: impl Fn(u32) -> u64) -> TestResult {
+    let free = free_frames(ep, buffer)?;
+    let runs = match call(ep, buffer, &MemoryRequest::AllocFrames { count: 16 }) {
+        Ok(MemoryReply::Frames { runs }) => runs,
+        _ => return Err("AllocFrames failed"),
+    };
+    check(runs.iter().map(|run| u64::from(run.count)).sum::<u64>() == 16, "the batch does not hold 16 frames")?;
+    check(free_frames(ep, buffer)? == free - 16, "the server did not count the batch")?;
+    let frames: alloc::vec::Vec<u32> = runs.iter().flat_map(|run| run.first..run.first + u64::from(run.count)).map(|f| f as u32).collect();
+    check(frames.iter().all(|&f| entry(f) == table::OWNED), "handed-out frames are not OWNED in the table")?;
+
+    let pool = env.slots.alloc();
+    buffer.recv_slot = pool;
+    let attached = call(ep, buffer, &MemoryRequest::Attach { part: AttachPart::Frames });
+    check(matches!(attached, Ok(MemoryReply::Attached(_))) && buffer.cap_received == 1, "Attach(Frames) failed")?;
+    let at = env.pages.window(1);
+    let rw = Rights::READ.union(Rights::WRITE);
+    sys::map_batch(boot_slot::ADDRESS_SPACE, pool, u64::from(frames[15]), at, 1, rw).map_err(|_| "map a frame of the batch")?;
+    // SAFETY: one page was just mapped writable at `at`.
+    unsafe { (at as *mut u64).write_volatile(0xC0FFEE) };
+    // SAFETY: as above.
+    let readback = unsafe { (at as *const u64).read_volatile() };
+    sys::unmap(boot_slot::ADDRESS_SPACE, at, 1).map_err(|_| "unmap")?;
+    env.slots.release(pool);
+    check(readback == 0xC0FFEE, "the frame does not hold a value")?;
+
+    // An OWNED frame shared by a fork counts 2: one decrement leaves 1,
+    // then +1 -1 -1 in one batch frees it (increments first).
+    let ops = |list: &[RefOp]| list.iter().copied().collect::<RefOps>();
+    let first = frames[0];
+    let mut batch = |ops| call(ep, buffer, &MemoryRequest::RefBatch { client: 0, ops });
+    check(batch(ops(&[RefOp::dec(first)])) == Ok(MemoryReply::RefBatchDone { freed: 0 }), "a decrement of a shared OWNED frame")?;
+    check(entry(first) == 1, "OWNED minus one is not 1")?;
+    check(batch(ops(&[RefOp::dec(first), RefOp::dec(first), RefOp::inc(first)])) == Ok(MemoryReply::RefBatchDone { freed: 1 }), "the frame was not freed")?;
+    check(entry(first) == table::FREE, "a freed frame is not FREE in the table")?;
+    check(batch(ops(&[RefOp::dec(first)])) == Err(ProtoError::NotOwned), "a decrement of a free frame was accepted")?;
+
+    let rest: FreeList = frames[1..].iter().copied().collect();
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames: rest.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames: rest }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
+    check(free_frames(ep, buffer)? == free, "the frames did not return to the pool")
 }

@@ -12,10 +12,12 @@ pub mod process;
 pub mod syscalls;
 pub mod threads;
 
-use abi::selftest::{MARKER, USER_TESTS};
+use abi::selftest::{MARKER, SYSTEM_TESTS, USER_TESTS};
 use abi::syscall::SysError;
 
 use crate::env::Env;
+use crate::system::System;
+use crate::workloads::WORKLOADS;
 
 /// A failed check, with what was expected.
 pub type TestResult = Result<(), &'static str>;
@@ -50,25 +52,41 @@ const TESTS: [Test; 24] = [
     ("syscall_fuzz", fuzz::run),
 ];
 
-/// Runs every test; true when all passed.
-pub fn run(env: &Env) -> bool {
+/// Runs every test, then starts the system and runs its tests; true when
+/// all passed.
+pub fn run(env: &Env, strategy: abi::process::Strategy) -> bool {
     let mut failed = 0;
     for (index, (name, test)) in TESTS.iter().enumerate() {
-        if USER_TESTS.get(index) != Some(name) {
-            rt::println!("{MARKER} fail {name}: not in abi::selftest::USER_TESTS at position {index}");
-            failed += 1;
-            continue;
-        }
-        match test(env) {
-            Ok(()) => rt::println!("{MARKER} pass {name}"),
-            Err(reason) => {
-                rt::println!("{MARKER} fail {name}: {reason}");
-                failed += 1;
-            }
+        failed += report(USER_TESTS.get(index), name, || test(env));
+    }
+    let system = System::start(env, strategy);
+    failed += report(SYSTEM_TESTS.first(), &"system_start", || system.as_ref().map(|_| ()).map_err(|reason| *reason));
+    if let Ok(system) = &system {
+        for (index, (name, test)) in WORKLOADS.iter().enumerate() {
+            failed += report(SYSTEM_TESTS.get(index + 1), name, || test(system));
         }
     }
     rt::println!("{MARKER} done");
     failed == 0
+}
+
+/// Runs one test if it is the one expected at its position and prints its
+/// marker; 1 if it failed.
+fn report(expected: Option<&&str>, name: &&'static str, test: impl FnOnce() -> TestResult) -> usize {
+    if expected != Some(name) {
+        rt::println!("{MARKER} fail {name}: not in abi::selftest's list at its position");
+        return 1;
+    }
+    match test() {
+        Ok(()) => {
+            rt::println!("{MARKER} pass {name}");
+            0
+        }
+        Err(reason) => {
+            rt::println!("{MARKER} fail {name}: {reason}");
+            1
+        }
+    }
 }
 
 /// Checks that `result` is exactly the error `expected`.

@@ -1,0 +1,71 @@
+//! What a process started by a process server can rely on: the capability
+//! slot of its server, the start registers, and the refcount strategy names
+//! shared by the kernel command line, init and the servers.
+
+/// Slot of a process's table holding its process server's endpoint (badged
+/// with its pid).
+pub const SERVER_SLOT: u64 = 1;
+
+/// `rsi` at the entry of a process started by a process server (`rdi` is its
+/// pid, `rdx` the argument of Spawn or Exec). The runtime reads it to know it
+/// runs as a managed process, whose exits go to its server.
+pub const START_MAGIC: u64 = 0x5052_4F43_4553_5321;
+
+/// init's pid: the parent of the processes it spawns.
+pub const INIT_PID: u32 = 1;
+
+/// Exit status of a process killed by a fault its pager could not resolve.
+pub const STATUS_FAULT: i32 = 139;
+/// Exit status of a process killed because no frame was left for a page it
+/// touched.
+pub const STATUS_NO_MEMORY: i32 = 137;
+/// Exit status of a process whose runtime panicked.
+pub const STATUS_PANIC: i32 = 101;
+
+/// How the memory and process servers count references to shared frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Strategy {
+    /// The FTL OS deferred single-lock manager: owned frames uncounted,
+    /// increments committed per fork, decrements buffered and batched.
+    Deferred = 0,
+    /// The baseline: every frame counted, every change applied before the
+    /// operation that made it returns.
+    Atomic = 1,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 2] = [Strategy::Deferred, Strategy::Atomic];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Strategy::Deferred => "deferred",
+            Strategy::Atomic => "atomic",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    pub fn from_index(index: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as u64 == index)
+    }
+}
+
+/// The kernel command-line word that selects the strategy: `strategy=NAME`.
+pub const STRATEGY_FLAG: &str = "strategy=";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategy_names_round_trip() {
+        for strategy in Strategy::ALL {
+            assert_eq!(Strategy::from_name(strategy.name()), Some(strategy));
+            assert_eq!(Strategy::from_index(strategy as u64), Some(strategy));
+        }
+        assert_eq!(Strategy::from_name("nonsense"), None);
+    }
+}

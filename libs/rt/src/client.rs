@@ -1,0 +1,25 @@
+//! Typed calls to a server: a `libs/proto` request encoded into the caller's
+//! IPC buffer, one IPC call, and the decoded reply (an `Error` reply comes
+//! back as `Err`).
+
+use abi::msg::IpcBuffer;
+use proto::{ProtoError, Protocol};
+
+use crate::ipc::{self, Message};
+use crate::sys::Slot;
+
+/// Calls the server behind endpoint `ep` with `request`. A capability sent
+/// with the reply lands in `buffer.recv_slot` (set by the caller).
+pub fn call<P: Protocol>(ep: Slot, buffer: &mut IpcBuffer, request: &P::Request) -> Result<P::Reply, ProtoError> {
+    let out = proto::request::<P>(request, &mut buffer.data)?;
+    let reply = ipc::call(ep, Message::with_payload(out.label, [0; 4], out.length, false)).map_err(|_| ProtoError::Malformed)?;
+    let payload = proto::payload(&buffer.data, reply.info().length())?;
+    proto::read_reply::<P>(reply.label(), payload)
+}
+
+/// Sends `request` to `ep` without waiting for an answer (for requests that
+/// get none, such as `Exit`).
+pub fn send<P: Protocol>(ep: Slot, buffer: &mut IpcBuffer, request: &P::Request) -> Result<(), ProtoError> {
+    let out = proto::request::<P>(request, &mut buffer.data)?;
+    ipc::call(ep, Message::with_payload(out.label, [0; 4], out.length, false)).map(|_| ()).map_err(|_| ProtoError::Malformed)
+}

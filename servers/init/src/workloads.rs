@@ -1,0 +1,67 @@
+//! The system's tests, run by init once the memory and process servers are
+//! up: each workload of `apps` runs to its end as init's child and must
+//! exit with 0, and afterwards the memory server must count exactly the
+//! free frames it counted before (the leak check), with no process left.
+
+use abi::workload::{self, encode};
+use proto::{ProcessProtocol, ProcessRequest, ProtoError};
+use rt::ipc::{self, Message};
+
+use crate::system::System;
+use crate::tests::{TestResult, check};
+
+pub type Workload = (&'static str, fn(&System) -> TestResult);
+
+/// The system tests, in the order of `abi::selftest::SYSTEM_TESTS`.
+pub const WORKLOADS: [Workload; 8] = [
+    ("process_protocol_errors", protocol_errors),
+    ("apps_misc", |s| leak_checked(s, 0, workload::MISC, 0, 0)),
+    ("fork_cow", |s| leak_checked(s, 1, workload::COW, 0, 0)),
+    ("fork_exec", |s| leak_checked(s, 0, workload::EXEC, 0, 0)),
+    ("fork_tree", |s| leak_checked(s, 1, workload::TREE, 2, 3)),
+    ("fork_crash", |s| leak_checked(s, 0, workload::CRASH, 0, 0)),
+    ("fork_oom", |s| leak_checked(s, 1, workload::OOM, 0, 0)),
+    ("forkbench_quick", |s| leak_checked(s, 0, workload::FORKBENCH, 2, 0)),
+];
+
+/// Runs `apps` in `mode` on `cpu`'s server and checks its status and that
+/// every frame came back.
+fn leak_checked(system: &System, cpu: u16, mode: u64, a: u64, b: u64) -> TestResult {
+    let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let status = system.run(cpu, "apps", encode(mode, a, b, 0)).map_err(|_| "the workload could not run")?;
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    let processes = system.process_stats().map_err(|_| "no process stats")?.processes;
+    if status != 0 {
+        rt::println!("init: workload {mode} exited with {status}");
+        return Err("the workload failed");
+    }
+    if after.free != before.free || after.owned != before.owned || after.shared != before.shared {
+        rt::println!("init: frames before {before:?}, after {after:?}");
+        return Err("frames leaked");
+    }
+    check(processes == 0, "processes are left over")
+}
+
+/// Bad requests to a process server get error replies, and it keeps
+/// serving.
+fn protocol_errors(system: &System) -> TestResult {
+    let expect = |request: &ProcessRequest, error: ProtoError| check(system.call(0, request) == Err(error), "a bad request was not refused");
+    expect(&ProcessRequest::Wait { pid: None }, ProtoError::NoChildren)?;
+    expect(&ProcessRequest::Wait { pid: Some(4242) }, ProtoError::NotChild)?;
+    let program = proto::ProgramName::try_from("no-such-program").map_err(|_| "name")?;
+    expect(&ProcessRequest::Spawn { program, arg: 0 }, ProtoError::NoSuchProgram)?;
+    expect(&ProcessRequest::Fork { resume: 0, stack: 0, cpu: None }, ProtoError::InvalidArgument)?;
+    expect(&ProcessRequest::Mmap { pages: 0 }, ProtoError::InvalidArgument)?;
+    // Garbage and a wrong label, straight through IPC.
+    let server = system.server(0);
+    let buffer = system.raw_buffer();
+    buffer.data[..8].fill(0xFF);
+    let garbage = ipc::call(server, Message::with_payload(proto::PROCESS_PROTOCOL, [0; 4], 8, false));
+    let wrong = ipc::call(server, Message::with_payload(proto::MEMORY_PROTOCOL, [0; 4], 0, false));
+    for reply in [garbage, wrong] {
+        let reply = reply.map_err(|_| "the server did not answer garbage")?;
+        let payload = proto::payload(&buffer.data, reply.info().length()).map_err(|_| "bad reply")?;
+        check(proto::read_reply::<ProcessProtocol>(reply.label(), payload).is_err(), "garbage was accepted")?;
+    }
+    check(system.process_stats().is_ok(), "the server stopped serving")
+}

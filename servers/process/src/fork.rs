@@ -1,0 +1,104 @@
+//! Fork with copy-on-write. The kernel maps every page of the parent
+//! read-only into the child (`ShareCow`); the counts follow the strategy:
+//! - deferred: a page the parent held alone becomes shared by two with no
+//!   message (its table entry stays `OWNED`, which counts as 2 once
+//!   shared); an already shared page queues an increment;
+//! - atomic: every page queues an increment.
+//!
+//! The increments are committed in batches before the fork returns. The
+//! IPC buffer page is never shared: the child gets a fresh one.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+
+use abi::process::Strategy;
+use proto::ProtoError;
+use rt::mem::PAGE_SIZE;
+use rt::sys::{self, Slot};
+
+use crate::lifecycle::{configure, create_objects, destroy_objects};
+use crate::loader::map_zeroed;
+use crate::procs::{Process, State};
+use crate::server::{Server, unknown};
+use crate::space::{IPC_PAGE, Page};
+use crate::system::{self, Counters};
+
+/// Forks `parent`; the child resumes at `resume` with its stack at `stack`
+/// and is served by `cpu`'s server (ours when `None`).
+pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Option<u16>) -> Result<u32, ProtoError> {
+    let sys = system::get();
+    let target = cpu.map_or(server.index, |cpu| cpu % sys.cpus);
+    let (record, parent_space) = {
+        let table = sys.procs.lock();
+        let Some(process) = table.map.get(&parent) else { return unknown() };
+        let space = process.objects.map(|o| o.space).ok_or(ProtoError::InvalidArgument)?;
+        (process.memory.clone(), space)
+    };
+    let objects = create_objects()?;
+    let mut memory = record.lock();
+    if let Err(error) = share_pages(&memory.pages, parent_space, objects.space) {
+        destroy_objects(objects);
+        return Err(error);
+    }
+    let mut child = memory.clone_layout();
+    for (&vpn, page) in memory.pages.iter_mut() {
+        if vpn == IPC_PAGE {
+            continue;
+        }
+        match server.mem.strategy() {
+            Strategy::Deferred if !page.is(Page::SHARED) => page.flags |= Page::SHARED,
+            _ => {
+                page.flags |= Page::SHARED;
+                server.mem.inc(page.frame);
+            }
+        }
+        child.pages.insert(vpn, *page);
+    }
+    drop(memory);
+    server.mem.commit();
+    let pid = sys.procs.lock().new_pid();
+    let ready = map_zeroed(objects.space, IPC_PAGE * PAGE_SIZE, Page::WRITABLE, &mut child, &mut server.mem)
+        .and_then(|_| configure(pid, objects, target));
+    let process = Process {
+        parent: Some(parent),
+        state: State::Running,
+        objects: Some(objects),
+        memory: Arc::new(spin::Mutex::new(child)),
+        waiter: None,
+    };
+    sys.procs.lock().map.insert(pid, process);
+    let started = ready.and_then(|()| sys::thread_start_with(objects.thread, resume, stack, [0; 3]).map_err(|_| ProtoError::NoMemory));
+    if let Err(error) = started {
+        crate::lifecycle::exit(server, pid, abi::process::STATUS_FAULT);
+        let _ = crate::lifecycle::wait(parent, Some(pid));
+        return Err(error);
+    }
+    Counters::add(&sys.stats.forks, 1);
+    Ok(pid)
+}
+
+/// Maps every page of `pages` copy-on-write into `child`, in windows of
+/// at most `MAP_BATCH_MAX` pages that leave out the IPC buffer page.
+fn share_pages(pages: &BTreeMap<u64, Page>, parent: Slot, child: Slot) -> Result<(), ProtoError> {
+    let mut window: Option<(u64, u64)> = None;
+    let share = |(first, last): (u64, u64)| {
+        sys::share_cow(parent, child, first * PAGE_SIZE, last - first + 1).map(|_| ()).map_err(|_| ProtoError::NoMemory)
+    };
+    for &vpn in pages.keys() {
+        if vpn == IPC_PAGE {
+            if let Some(w) = window.take() {
+                share(w)?;
+            }
+            continue;
+        }
+        window = match window {
+            Some((first, _)) if vpn - first < abi::syscall::MAP_BATCH_MAX => Some((first, vpn)),
+            Some(w) => {
+                share(w)?;
+                Some((vpn, vpn))
+            }
+            None => Some((vpn, vpn)),
+        };
+    }
+    window.map_or(Ok(()), share)
+}

@@ -1,0 +1,67 @@
+//! The process servers: one thread per CPU in one address space, sharing
+//! the process table. Each serves its own endpoint: the processes it owns
+//! (spawned or forked onto its CPU) call it for fork, exit, wait, exec,
+//! getpid, brk and mmap, and it is their pager (demand-zero pages and
+//! copy-on-write faults). Each keeps its own frames at hand and its own
+//! reference-count buffers, which it sends to the memory server in batches
+//! (`memory`).
+//!
+//! Start: `rdi` = the strategy's index, `rsi` = the number of CPUs (and
+//! servers); capability slots as in [`slot`], filled by init.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod fork;
+mod lifecycle;
+mod loader;
+mod memory;
+mod pager;
+mod procs;
+mod server;
+mod space;
+mod system;
+
+use abi::process::Strategy;
+
+rt::entry!(main);
+
+/// Capability slots of the servers' shared table.
+pub mod slot {
+    /// Our address space (from init).
+    pub const SPACE: u64 = 1;
+    /// Frames for our own heap, stacks and IPC buffers (from init).
+    pub const FRAMES: u64 = 2;
+    /// The memory server's endpoint (from init).
+    pub const MEMORY: u64 = 3;
+    /// The boot image, read-only (from init).
+    pub const BOOT_IMAGE: u64 = 4;
+    /// Our own capability table (from init).
+    pub const CSPACE: u64 = 5;
+    /// Server `k`'s endpoint is `FIRST_ENDPOINT + k` (from init).
+    pub const FIRST_ENDPOINT: u64 = 8;
+    /// Most servers (CPUs).
+    pub const MAX_SERVERS: u64 = 8;
+    /// The memory pool, read-write (from the memory server).
+    pub const POOL: u64 = 16;
+    /// The counter table, read-only (from the memory server).
+    pub const TABLE: u64 = 17;
+    /// Server threads `1..`.
+    pub const FIRST_THREAD: u64 = 18;
+    /// Slots from here are handed out for processes.
+    pub const FIRST_FREE: u64 = 32;
+}
+
+fn main(args: rt::StartArgs) -> ! {
+    let [strategy, cpus, _] = args.0;
+    let strategy = Strategy::from_index(strategy).unwrap_or(Strategy::Deferred);
+    let cpus = cpus.clamp(1, slot::MAX_SERVERS) as u16;
+    match system::start(strategy, cpus) {
+        Ok(()) => server::run(0),
+        Err(reason) => {
+            rt::println!("process: cannot start: {reason}");
+            rt::sys::thread_exit()
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! One server thread: receives on its CPU's endpoint, tells faults from
+//! requests, answers, and does its deferred work (flushing buffered
+//! decrements) whenever no message is waiting.
+
+use abi::msg::kernel_label;
+use proto::{ProcessProtocol, ProcessReply, ProcessRequest, ProtoError, accept, respond};
+use rt::ipc::{self, Message, Received};
+use rt::sys::Slot;
+
+use crate::memory::MemClient;
+use crate::system;
+use crate::{fork, lifecycle, pager};
+
+/// Priority of the server threads: above their processes.
+pub const PRIORITY: u8 = 12;
+/// Priority of the processes.
+pub const PROCESS_PRIORITY: u8 = 8;
+
+pub struct Server {
+    /// Our CPU, and our index among the servers.
+    pub index: u16,
+    pub mem: MemClient,
+}
+
+/// The address of server `index`'s IPC buffer, set before its thread starts.
+pub fn run(index: u16) -> ! {
+    let buffer_at = if index == 0 { rt::process::IPC_BUFFER } else { system::get().ipc_buffer(index) };
+    // SAFETY: this thread's own IPC buffer, mapped by init (server 0) or by
+    // `system::start`; no one else uses it.
+    let buffer = unsafe { ipc::buffer_at(buffer_at) };
+    let mut server = Server { index, mem: MemClient::new(index, buffer) };
+    let ep = system::get().endpoint(index);
+    let _ = rt::sys::trace_name(ep, "process-server");
+    let mut answer: Option<Message> = None;
+    loop {
+        let received = match answer.take() {
+            Some(reply) if !server.mem.has_pending() => ipc::reply_recv(ep, reply),
+            other => {
+                if let Some(reply) = other {
+                    let _ = ipc::reply(reply);
+                }
+                server.next_or_idle(ep)
+            }
+        };
+        if let Ok(received) = received {
+            answer = server.handle(received);
+        }
+    }
+}
+
+impl Server {
+    /// The next message; if none is waiting, the idle work first.
+    fn next_or_idle(&mut self, ep: Slot) -> Result<Received, abi::syscall::SysError> {
+        match ipc::nb_recv(ep) {
+            Ok(received) => Ok(received),
+            Err(_) => {
+                self.mem.flush();
+                ipc::recv(ep)
+            }
+        }
+    }
+
+    /// Handles one message; returns the reply, or `None` when there is none
+    /// to send now (exit, exec, a wait that blocks, a killed process).
+    fn handle(&mut self, received: Received) -> Option<Message> {
+        let pid = received.badge as u32;
+        let info = received.msg.info();
+        if info.label() == kernel_label::FAULT {
+            return pager::fault(self, pid, received.msg.mrs);
+        }
+        let accepted = proto::payload(&self.mem.buffer().data, info.length())
+            .map_err(ProcessReply::Error)
+            .and_then(|payload| accept::<ProcessProtocol>(info.label(), payload));
+        let request = match accepted {
+            Ok(request) => request,
+            Err(error_reply) => return Some(self.reply(&error_reply)),
+        };
+        let reply = match request {
+            ProcessRequest::Spawn { program, arg } => lifecycle::spawn(self, pid, &program, arg).map(|pid| ProcessReply::Spawned { pid }),
+            ProcessRequest::Fork { resume, stack, cpu } => fork::fork(self, pid, resume, stack, cpu).map(|child_pid| ProcessReply::Forked { child_pid }),
+            ProcessRequest::Exit { status } => {
+                lifecycle::exit(self, pid, status);
+                return None;
+            }
+            ProcessRequest::Wait { pid: wanted } => match lifecycle::wait(pid, wanted) {
+                Ok(Some((pid, status))) => Ok(ProcessReply::Exited { pid, status }),
+                Ok(None) => return None,
+                Err(error) => Err(error),
+            },
+            ProcessRequest::Exec { program, arg } => match lifecycle::exec(self, pid, &program, arg) {
+                Ok(()) => return None,
+                Err(error) => Err(error),
+            },
+            ProcessRequest::GetPid => Ok(ProcessReply::Pid(pid)),
+            ProcessRequest::Brk { new_end } => lifecycle::brk(self, pid, new_end).map(ProcessReply::BrkSet),
+            ProcessRequest::Mmap { pages } => lifecycle::mmap(pid, pages).map(|addr| ProcessReply::Mapped { addr }),
+            ProcessRequest::Munmap { addr, pages } => lifecycle::munmap(self, pid, addr, pages).map(|()| ProcessReply::Unmapped),
+            ProcessRequest::Quiesce => {
+                self.mem.quiesce();
+                Ok(ProcessReply::Quiesced)
+            }
+            ProcessRequest::Stats => {
+                let processes = system::get().procs.lock().count();
+                Ok(ProcessReply::Stats(system::get().stats.snapshot(processes)))
+            }
+        };
+        Some(self.reply(&reply.unwrap_or_else(ProcessReply::Error)))
+    }
+
+    /// Encodes `reply` into our IPC buffer; the message that sends it.
+    pub fn reply(&mut self, reply: &ProcessReply) -> Message {
+        match respond::<ProcessProtocol>(reply, &mut self.mem.buffer().data) {
+            Ok(out) => Message::with_payload(out.label, [0; 4], out.length, false),
+            Err(_) => Message::default(),
+        }
+    }
+}
+
+/// A request from a pid we do not know.
+pub fn unknown<T>() -> Result<T, ProtoError> {
+    Err(ProtoError::NoSuchProcess)
+}

@@ -1,0 +1,206 @@
+//! What every server thread shares: the strategy, the memory pool mapped
+//! whole into our space (so frames are zeroed and copied without system
+//! calls), the memory server's counter table (read-only), the boot image,
+//! the process table, the slot allocator and the counters.
+
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use abi::cap::{ObjectKind, Rights};
+use abi::process::Strategy;
+use abi::syscall::MAP_BATCH_MAX;
+use proto::memory::{AttachPart, MemoryReply, MemoryRequest};
+use proto::{MemoryProtocol, ProcessStats};
+use rt::mem::{PAGE_SIZE, PageSource};
+use rt::sys::{self, Slot};
+
+use crate::procs::Procs;
+use crate::slot;
+
+/// Where our own heap and stacks come from.
+const HEAP_WINDOW: u64 = 0x0000_2000_0000_0000;
+/// 16 MiB of heap: page maps of every process.
+const HEAP_PAGES: u64 = 4096;
+const TABLE_WINDOW: u64 = 0x0000_3000_0000_0000;
+const BOOT_WINDOW: u64 = 0x0000_3800_0000_0000;
+const POOL_WINDOW: u64 = 0x0000_4000_0000_0000;
+
+pub struct System {
+    pub strategy: Strategy,
+    pub cpus: u16,
+    pub pages: PageSource,
+    table: &'static [AtomicU64],
+    pool_frames: u64,
+    pub boot_image: &'static [u8],
+    pub procs: Procs,
+    slots: spin::Mutex<[u64; 4]>,
+    /// IPC buffers of server threads `1..`.
+    ipc_buffers: [u64; slot::MAX_SERVERS as usize],
+    pub stats: Counters,
+}
+
+/// The counters of `proto::ProcessStats`, summed over the servers.
+#[derive(Default)]
+pub struct Counters {
+    pub forks: AtomicU64,
+    pub cow_faults: AtomicU64,
+    pub cow_copies: AtomicU64,
+    pub cow_reused: AtomicU64,
+    pub zero_fills: AtomicU64,
+    pub ref_messages: AtomicU64,
+    pub ref_ops: AtomicU64,
+    pub frame_messages: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn snapshot(&self, processes: u32) -> ProcessStats {
+        ProcessStats {
+            processes,
+            forks: self.forks.load(Relaxed),
+            cow_faults: self.cow_faults.load(Relaxed),
+            cow_copies: self.cow_copies.load(Relaxed),
+            cow_reused: self.cow_reused.load(Relaxed),
+            zero_fills: self.zero_fills.load(Relaxed),
+            ref_messages: self.ref_messages.load(Relaxed),
+            ref_ops: self.ref_ops.load(Relaxed),
+            frame_messages: self.frame_messages.load(Relaxed),
+        }
+    }
+}
+
+static SYSTEM: spin::Once<System> = spin::Once::new();
+
+pub fn get() -> &'static System {
+    SYSTEM.get().expect("the system is set up before any server runs")
+}
+
+/// Sets up the shared state (on the first server thread, before the others
+/// start) and starts server threads `1..cpus`.
+pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
+    let pages = PageSource::new(slot::SPACE, slot::FRAMES, HEAP_WINDOW);
+    rt::heap::init(&pages, HEAP_PAGES).map_err(|_| "no heap")?;
+    // SAFETY: init mapped this thread's IPC buffer there; only this thread
+    // uses it, and only until the server loop takes it over.
+    let buffer = unsafe { rt::ipc::buffer_at(rt::process::IPC_BUFFER) };
+    let mut attach = |part, at: Slot| {
+        buffer.recv_slot = at;
+        match rt::client::call::<MemoryProtocol>(slot::MEMORY, buffer, &MemoryRequest::Attach { part }) {
+            Ok(MemoryReply::Attached(layout)) if buffer.cap_received == 1 => Ok(layout),
+            _ => Err("the memory server did not attach us"),
+        }
+    };
+    let layout = attach(AttachPart::Frames, slot::POOL)?;
+    attach(AttachPart::Table, slot::TABLE)?;
+    let pool_frames = u64::from(layout.pool_frames);
+    map_all(slot::POOL, POOL_WINDOW, pool_frames, Rights::READ.union(Rights::WRITE))?;
+    map_all(slot::TABLE, TABLE_WINDOW, u64::from(layout.table_pages), Rights::READ)?;
+    let image_pages = sys::identify(slot::BOOT_IMAGE).map_err(|_| "no boot image")?.size;
+    map_all(slot::BOOT_IMAGE, BOOT_WINDOW, image_pages, Rights::READ)?;
+    // SAFETY: the table is mapped read-only at TABLE_WINDOW for as long as
+    // we live, one word per pool frame; only the memory server writes it,
+    // with atomic stores.
+    let table = unsafe { core::slice::from_raw_parts(TABLE_WINDOW as *const AtomicU64, pool_frames as usize) };
+    // SAFETY: the boot image is mapped read-only there for as long as we live.
+    let boot_image = unsafe { core::slice::from_raw_parts(BOOT_WINDOW as *const u8, (image_pages * PAGE_SIZE) as usize) };
+    bootimage::Image::parse(boot_image).map_err(|_| "the boot image is unreadable")?;
+    let mut ipc_buffers = [0; slot::MAX_SERVERS as usize];
+    for buffer in ipc_buffers.iter_mut().take(cpus.into()).skip(1) {
+        *buffer = pages.alloc(1).map_err(|_| "no IPC buffers")?;
+    }
+    SYSTEM.call_once(|| System {
+        strategy,
+        cpus,
+        pages,
+        table,
+        pool_frames,
+        boot_image,
+        procs: Procs::new(),
+        slots: spin::Mutex::new([0; 4]),
+        ipc_buffers,
+        stats: Counters::default(),
+    });
+    for k in 1..cpus {
+        let spec = rt::thread::Spec {
+            entry: server_thread,
+            arg: u64::from(k),
+            cspace: slot::CSPACE,
+            priority: crate::server::PRIORITY,
+            cpu: k,
+            fault_endpoint: None,
+            ipc_buffer: Some(get().ipc_buffer(k)),
+        };
+        rt::thread::spawn(&get().pages, slot::FIRST_THREAD + u64::from(k), spec).map_err(|_| "cannot start a server thread")?;
+    }
+    Ok(())
+}
+
+extern "C" fn server_thread(index: u64) -> ! {
+    crate::server::run(index as u16)
+}
+
+/// Maps `pages` pages of the PhysRange in `range` at `at`, in batches.
+fn map_all(range: Slot, at: u64, pages: u64, rights: Rights) -> Result<(), &'static str> {
+    for first in (0..pages).step_by(MAP_BATCH_MAX as usize) {
+        let count = MAP_BATCH_MAX.min(pages - first);
+        sys::map_batch(slot::SPACE, range, first, at + first * PAGE_SIZE, count, rights).map_err(|_| "cannot map the pool, table or image")?;
+    }
+    Ok(())
+}
+
+impl System {
+    /// The bytes of pool frame `frame`, through our mapping of the pool.
+    pub fn frame_mut(&self, frame: u32) -> &'static mut [u8; PAGE_SIZE as usize] {
+        assert!(u64::from(frame) < self.pool_frames, "frame {frame} is not the pool's");
+        // SAFETY: the whole pool is mapped read-write at POOL_WINDOW. The
+        // caller holds the frame (it is ours to fill, or the faulting
+        // process's, blocked while we copy it).
+        unsafe { &mut *((POOL_WINDOW + u64::from(frame) * PAGE_SIZE) as *mut [u8; PAGE_SIZE as usize]) }
+    }
+
+    /// The counter table's word for `frame`.
+    pub fn count_of(&self, frame: u32) -> u64 {
+        self.table.get(frame as usize).map_or(0, |word| word.load(Relaxed))
+    }
+
+    /// A free slot of our table.
+    pub fn alloc_slot(&self) -> Option<Slot> {
+        let mut used = self.slots.lock();
+        for slot in slot::FIRST_FREE..abi::cap::CSPACE_SLOTS as u64 {
+            let (word, bit) = ((slot / 64) as usize, slot % 64);
+            if used[word] & (1 << bit) == 0 {
+                used[word] |= 1 << bit;
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// Deletes the capability in `slot` (if any) and frees the slot.
+    pub fn release_slot(&self, slot: Slot) {
+        let _ = sys::cap_delete(slot);
+        self.slots.lock()[(slot / 64) as usize] &= !(1 << (slot % 64));
+    }
+
+    /// Creates a kernel object of `kind` in a fresh slot.
+    pub fn create(&self, kind: ObjectKind) -> Option<Slot> {
+        let slot = self.alloc_slot()?;
+        if sys::create(kind, slot).is_err() {
+            self.release_slot(slot);
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// The IPC buffer of server thread `index` (not 0).
+    pub fn ipc_buffer(&self, index: u16) -> u64 {
+        self.ipc_buffers[usize::from(index)]
+    }
+
+    /// The endpoint of server `index`.
+    pub fn endpoint(&self, index: u16) -> Slot {
+        slot::FIRST_ENDPOINT + u64::from(index)
+    }
+}
