@@ -47,10 +47,16 @@ pub mod slot {
     pub const POOL: u64 = 16;
     /// The counter table, read-only (from the memory server).
     pub const TABLE: u64 = 17;
-    /// Server threads `1..`.
+    /// Server thread `k` (from 1).
     pub const FIRST_THREAD: u64 = 18;
+    /// Idle thread `k`.
+    pub const FIRST_IDLE_THREAD: u64 = 26;
+    /// Idle thread `k`'s endpoint to its server (badge 0).
+    pub const FIRST_IDLE_ENDPOINT: u64 = 34;
+    /// Server `k`'s saved reply to its idle thread.
+    pub const FIRST_IDLE_REPLY: u64 = 42;
     /// Slots from here are handed out for processes.
-    pub const FIRST_FREE: u64 = 32;
+    pub const FIRST_FREE: u64 = 50;
 }
 
 fn main(args: rt::StartArgs) -> ! {

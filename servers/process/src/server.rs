@@ -1,6 +1,12 @@
 //! One server thread: receives on its CPU's endpoint, tells faults from
 //! requests, answers, and does its deferred work (flushing buffered
-//! decrements) whenever no message is waiting.
+//! decrements) when its CPU is idle.
+//!
+//! Idle means that nothing else on the CPU wants to run: each server has
+//! an idle thread at the lowest priority that calls it. The server keeps
+//! that call unanswered while it has nothing buffered, answers it once it
+//! buffers work, and flushes when the call comes back: the idle thread got
+//! to run, so the CPU had nothing better to do.
 
 use abi::msg::kernel_label;
 use proto::{ProcessProtocol, ProcessReply, ProcessRequest, ProtoError, accept, respond};
@@ -15,32 +21,46 @@ use crate::{fork, lifecycle, pager};
 pub const PRIORITY: u8 = 12;
 /// Priority of the processes.
 pub const PROCESS_PRIORITY: u8 = 8;
+/// Priority of the idle threads: below everything.
+pub const IDLE_PRIORITY: u8 = 1;
+/// Badge of the idle threads' endpoints (0 is never a pid).
+pub const IDLE_BADGE: u64 = 0;
+/// Label of an idle thread's call.
+const IDLE_LABEL: u64 = 0x1D1E;
 
 pub struct Server {
     /// Our CPU, and our index among the servers.
     pub index: u16,
     pub mem: MemClient,
+    /// Our idle thread's call is held (its reply saved).
+    idle_parked: bool,
 }
 
-/// The address of server `index`'s IPC buffer, set before its thread starts.
+/// An idle thread: tells its server, again and again, that the CPU is idle.
+pub extern "C" fn idle_thread(index: u64) -> ! {
+    let ep = crate::slot::FIRST_IDLE_ENDPOINT + index;
+    loop {
+        let _ = ipc::call(ep, Message::new(IDLE_LABEL, [0; 4]));
+    }
+}
+
+/// Serves CPU `index`'s endpoint forever.
 pub fn run(index: u16) -> ! {
     let buffer_at = if index == 0 { rt::process::IPC_BUFFER } else { system::get().ipc_buffer(index) };
     // SAFETY: this thread's own IPC buffer, mapped by init (server 0) or by
     // `system::start`; no one else uses it.
     let buffer = unsafe { ipc::buffer_at(buffer_at) };
-    let mut server = Server { index, mem: MemClient::new(index, buffer) };
+    let mut server = Server { index, mem: MemClient::new(index, buffer), idle_parked: false };
     let ep = system::get().endpoint(index);
     let _ = rt::sys::trace_name(ep, "process-server");
     let mut answer: Option<Message> = None;
     loop {
+        if server.idle_parked && server.mem.has_pending() {
+            server.wake_idle();
+        }
         let received = match answer.take() {
-            Some(reply) if !server.mem.has_pending() => ipc::reply_recv(ep, reply),
-            other => {
-                if let Some(reply) = other {
-                    let _ = ipc::reply(reply);
-                }
-                server.next_or_idle(ep)
-            }
+            Some(reply) => ipc::reply_recv(ep, reply),
+            None => ipc::recv(ep),
         };
         if let Ok(received) = received {
             answer = server.handle(received);
@@ -49,15 +69,26 @@ pub fn run(index: u16) -> ! {
 }
 
 impl Server {
-    /// The next message; if none is waiting, the idle work first.
-    fn next_or_idle(&mut self, ep: Slot) -> Result<Received, abi::syscall::SysError> {
-        match ipc::nb_recv(ep) {
-            Ok(received) => Ok(received),
-            Err(_) => {
-                self.mem.flush();
-                ipc::recv(ep)
-            }
+    fn idle_reply(&self) -> Slot {
+        crate::slot::FIRST_IDLE_REPLY + u64::from(self.index)
+    }
+
+    /// The idle thread called: flush, and hold its call until there is
+    /// work again.
+    fn idle(&mut self) -> Option<Message> {
+        self.mem.flush();
+        if ipc::reply_save(self.idle_reply()).is_ok() {
+            self.idle_parked = true;
+            None
+        } else {
+            Some(Message::default())
         }
+    }
+
+    /// Lets the idle thread call again (it runs once the CPU is idle).
+    fn wake_idle(&mut self) {
+        let _ = ipc::reply_with(self.idle_reply(), Message::default());
+        self.idle_parked = false;
     }
 
     /// Handles one message; returns the reply, or `None` when there is none
@@ -65,6 +96,9 @@ impl Server {
     fn handle(&mut self, received: Received) -> Option<Message> {
         let pid = received.badge as u32;
         let info = received.msg.info();
+        if received.badge == IDLE_BADGE && info.label() == IDLE_LABEL {
+            return self.idle();
+        }
         if info.label() == kernel_label::FAULT {
             return pager::fault(self, pid, received.msg.mrs);
         }

@@ -122,17 +122,24 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
         ipc_buffers,
         stats: Counters::default(),
     });
-    for k in 1..cpus {
-        let spec = rt::thread::Spec {
-            entry: server_thread,
+    for k in 0..cpus {
+        let spec = |entry, priority, ipc_buffer| rt::thread::Spec {
+            entry,
             arg: u64::from(k),
             cspace: slot::CSPACE,
-            priority: crate::server::PRIORITY,
+            priority,
             cpu: k,
             fault_endpoint: None,
-            ipc_buffer: Some(get().ipc_buffer(k)),
+            ipc_buffer,
         };
-        rt::thread::spawn(&get().pages, slot::FIRST_THREAD + u64::from(k), spec).map_err(|_| "cannot start a server thread")?;
+        let idle_endpoint = slot::FIRST_IDLE_ENDPOINT + u64::from(k);
+        sys::cap_mint(get().endpoint(k), idle_endpoint, Rights::WRITE, crate::server::IDLE_BADGE).map_err(|_| "cannot mint an idle endpoint")?;
+        let idle = spec(crate::server::idle_thread, crate::server::IDLE_PRIORITY, None);
+        rt::thread::spawn(&get().pages, slot::FIRST_IDLE_THREAD + u64::from(k), idle).map_err(|_| "cannot start an idle thread")?;
+        if k > 0 {
+            let server = spec(server_thread, crate::server::PRIORITY, Some(get().ipc_buffer(k)));
+            rt::thread::spawn(&get().pages, slot::FIRST_THREAD + u64::from(k), server).map_err(|_| "cannot start a server thread")?;
+        }
     }
     Ok(())
 }
