@@ -11,8 +11,14 @@ use crate::sys::Slot;
 /// Calls the server behind endpoint `ep` with `request`. A capability sent
 /// with the reply lands in `buffer.recv_slot` (set by the caller).
 pub fn call<P: Protocol>(ep: Slot, buffer: &mut IpcBuffer, request: &P::Request) -> Result<P::Reply, ProtoError> {
+    call_counted::<P>(ep, buffer, request, 0)
+}
+
+/// [`call`] for a request that carries a batch of `items`: the count goes
+/// in message register 0, where the IPC trace records it.
+pub fn call_counted<P: Protocol>(ep: Slot, buffer: &mut IpcBuffer, request: &P::Request, items: u64) -> Result<P::Reply, ProtoError> {
     let out = proto::request::<P>(request, &mut buffer.data)?;
-    let reply = ipc::call(ep, Message::with_payload(out.label, [0; 4], out.length, false)).map_err(|_| ProtoError::Malformed)?;
+    let reply = ipc::call(ep, Message::with_payload(out.label, [items, 0, 0, 0], out.length, false)).map_err(|_| ProtoError::Malformed)?;
     let payload = proto::payload(&buffer.data, reply.info().length())?;
     proto::read_reply::<P>(reply.label(), payload)
 }

@@ -6,9 +6,12 @@
 //!   committed before it returns ([`MemClient::commit`]); decrements wait
 //!   in a buffer flushed when it fills, at unmap and exit, and when the
 //!   server is idle.
-//! - **atomic**: every change reaches the table before the operation that
+//! - **atomic**: every frame is counted from the moment it is handed out
+//!   (at 1), and every change reaches the table before the operation that
 //!   made it returns: a fork's increments and an exit's decrements in
-//!   batches, a copy-on-write copy's decrement at once.
+//!   batches, a copy-on-write copy's decrement at once. Dropping a frame
+//!   is a decrement even if it was never shared; the memory server frees
+//!   it at zero.
 //!
 //! Every batch goes out increments first, so a decrement never overtakes
 //! its increment (`proto::memory`'s ordering rule).
@@ -147,8 +150,9 @@ impl MemClient {
         let stats = &system::get().stats;
         Counters::add(&stats.ref_messages, 1);
         Counters::add(&stats.ref_ops, ops.len() as u64);
+        let items = ops.len() as u64;
         let request = MemoryRequest::RefBatch { client: self.client, ops };
-        if let Err(error) = self.call(&request) {
+        if let Err(error) = rt::client::call_counted::<MemoryProtocol>(slot::MEMORY, self.buffer, &request, items) {
             rt::println!("process: a reference batch was refused: {error}");
         }
     }
