@@ -146,8 +146,13 @@ pub struct Record {
     pub caps: u8,
     /// Bit set of `FLAG_*`.
     pub flags: u8,
-    /// Zero; keeps the size a multiple of 8 and leaves room for a field.
-    pub reserved: u8,
+    /// How many items the sender says the message carries: message register 0
+    /// of a send or call, capped at 255 (so a larger count reads as 255, not
+    /// as its low byte); 0 = not said. Senders that batch (the process
+    /// servers' reference-count batches to the memory server) put their item
+    /// count there, so a trace shows batching without the payload. The byte
+    /// was `reserved` (always zero) before; its place on the wire is unchanged.
+    pub items: u8,
 }
 
 /// The size of a [`Record`] in memory.
@@ -184,7 +189,7 @@ impl Record {
             kind,
             caps: 0,
             flags: 0,
-            reserved: 0,
+            items: 0,
         }
     }
 

@@ -24,7 +24,7 @@ fn record(i: u64) -> Record {
         kind: Kind::ALL[(i % 10) as usize],
         caps: 1,
         flags: Record::FLAG_FAST_PATH,
-        reserved: 0,
+        items: (i % 4) as u8,
     }
 }
 
@@ -44,7 +44,7 @@ fn max_record() -> Record {
         kind: Kind::Kill,
         caps: u8::MAX,
         flags: u8::MAX,
-        reserved: u8::MAX,
+        items: u8::MAX,
     }
 }
 
@@ -117,7 +117,7 @@ fn record_layout() {
     assert_eq!(core::mem::size_of::<Record>(), 72);
     assert_eq!(core::mem::offset_of!(Record, src), 40);
     assert_eq!(core::mem::offset_of!(Record, cpu), 64);
-    assert_eq!(core::mem::offset_of!(Record, reserved), 71);
+    assert_eq!(core::mem::offset_of!(Record, items), 71);
 }
 
 #[test]
@@ -382,13 +382,14 @@ fn arb_record() -> impl Strategy<Value = Record> {
             0usize..10,
             any::<u8>(),
             any::<u8>(),
+            any::<u8>(),
         ),
     )
         .prop_map(
             |(
                 (tsc, seq, call_id, badge, label),
                 (s, d, endpoint, len),
-                (cpu, status, k, caps, flags),
+                (cpu, status, k, caps, flags, items),
             )| Record {
                 tsc,
                 seq,
@@ -404,7 +405,7 @@ fn arb_record() -> impl Strategy<Value = Record> {
                 kind: Kind::ALL[k],
                 caps,
                 flags,
-                reserved: 0,
+                items,
             },
         )
 }

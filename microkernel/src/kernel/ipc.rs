@@ -441,6 +441,8 @@ impl Kernel {
         let info = message.info();
         let status = if receiver.is_none() && !block { SysError::WouldBlock.code() as u16 } else { 0 };
         let (src, dst) = (self.tref(t), receiver.map_or(ThreadRef::NONE, |r| self.tref(r)));
+        // The sender's item count; a fault's registers are the kernel's, not a count.
+        let items = if message.from_kernel { 0 } else { message.mrs[0].min(255) as u8 };
         capture::emit(category, || Record {
             call_id,
             badge,
@@ -451,6 +453,7 @@ impl Kernel {
             len: message_len(info),
             status,
             caps: u8::from(info.with_cap()),
+            items,
             ..Record::empty(kind)
         });
     }

@@ -79,6 +79,9 @@ pub fn line(t: &Trace, r: &Record) -> String {
     if r.caps != 0 {
         let _ = write!(s, " caps={}", r.caps);
     }
+    if r.items != 0 {
+        let _ = write!(s, " items={}", r.items);
+    }
     if r.badge != 0 {
         let _ = write!(s, " badge={:#x}", r.badge);
     }
@@ -131,6 +134,32 @@ mod tests {
             lines[6].contains("t4.0 -> memory-server: reply-recv call=3 fast"),
             "{}",
             lines[6]
+        );
+    }
+
+    #[test]
+    fn lines_show_items_when_said() {
+        let t = Trace::from_bytes(&synth::batches());
+        let lines = dump(&t, &Filter::default());
+        assert!(
+            lines[0].ends_with(
+                "process-server/1 -> memory: call label=RefBatch len=96 items=16 call=1"
+            ),
+            "{}",
+            lines[0]
+        );
+        let zero = lines.iter().filter(|l| l.contains(": call label=RefBatch"));
+        assert_eq!(zero.filter(|l| !l.contains(" items=")).count(), 1);
+        assert!(
+            lines
+                .last()
+                .unwrap()
+                .ends_with(": send label=RefBatch items=255")
+        );
+        assert!(
+            lines
+                .iter()
+                .all(|l| !l.contains(": reply") || !l.contains("items="))
         );
     }
 

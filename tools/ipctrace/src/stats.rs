@@ -1,5 +1,5 @@
-//! `stats`: message counts, bytes, errors and call latencies, per endpoint and
-//! label and per client thread.
+//! `stats`: message counts, bytes, errors, batching (items per message) and
+//! call latencies, per endpoint and label and per client thread.
 //!
 //! Owns the grouping and the percentile arithmetic; latencies come from the
 //! spans of `calls`, split into queueing (call to the server's recv) and
@@ -57,7 +57,7 @@ impl Latency {
 }
 
 /// The figures of one group.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Row {
     pub name: String,
     /// Messages sent: sends, calls, fault deliveries and signals.
@@ -65,6 +65,13 @@ pub struct Row {
     pub bytes: u64,
     /// Messages or replies with a non-zero status.
     pub errors: u64,
+    /// Messages whose sender said how many items they carry (`items` > 0).
+    pub batched: u64,
+    /// The items those messages carried, in all.
+    pub items: u64,
+    /// `items / batched`; `None` (JSON `null`, "-" in the table) when no
+    /// message said.
+    pub items_per_msg: Option<f64>,
     pub queue: Latency,
     pub service: Latency,
     pub total: Latency,
@@ -75,6 +82,8 @@ struct Acc {
     count: u64,
     bytes: u64,
     errors: u64,
+    batched: u64,
+    items: u64,
     queue: Vec<u64>,
     service: Vec<u64>,
     total: Vec<u64>,
@@ -87,6 +96,9 @@ impl Acc {
             count: self.count,
             bytes: self.bytes,
             errors: self.errors,
+            batched: self.batched,
+            items: self.items,
+            items_per_msg: (self.batched > 0).then(|| self.items as f64 / self.batched as f64),
             queue: Latency::of(&mut self.queue),
             service: Latency::of(&mut self.service),
             total: Latency::of(&mut self.total),
@@ -95,7 +107,7 @@ impl Acc {
 }
 
 /// Both tables.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Stats {
     pub by_endpoint_label: Vec<Row>,
     pub by_client: Vec<Row>,
@@ -121,6 +133,8 @@ impl Stats {
                 acc.bytes += u64::from(r.len);
                 // A failed call is counted once, with its span below.
                 acc.errors += u64::from(r.status != 0 && !r.kind.opens_call());
+                acc.batched += u64::from(r.items != 0);
+                acc.items += u64::from(r.items);
             }
         }
         for span in &Calls::pair(t).spans {
@@ -168,18 +182,17 @@ fn table(s: &mut String, what: &str, rows: &[Row]) {
         .chain([what.len()])
         .max()
         .unwrap_or(0);
-    let mut line = |name: &str, count: &str, bytes: &str, errors: &str, lat: [&str; 3]| {
+    let mut line = |name: &str, figures: [&str; 4], lat: [&str; 3]| {
+        let [count, bytes, errors, items] = figures;
         let l = format!(
-            "{name:<w$} {count:>8} {bytes:>10} {errors:>6}  {:<26} {:<26} {}",
+            "{name:<w$} {count:>8} {bytes:>10} {errors:>6} {items:>9}  {:<26} {:<26} {}",
             lat[0], lat[1], lat[2]
         );
         let _ = writeln!(s, "{}", l.trim_end());
     };
     line(
         what,
-        "count",
-        "bytes",
-        "errors",
+        ["count", "bytes", "errors", "items/msg"],
         [
             "queue p50/p99/max",
             "service p50/p99/max",
@@ -188,11 +201,15 @@ fn table(s: &mut String, what: &str, rows: &[Row]) {
     );
     for r in rows {
         let lat = [r.queue.cell(), r.service.cell(), r.total.cell()];
+        let figures = [
+            r.count.to_string(),
+            r.bytes.to_string(),
+            r.errors.to_string(),
+            r.items_per_msg.map_or("-".into(), |m| format!("{m:.1}")),
+        ];
         line(
             &r.name,
-            &r.count.to_string(),
-            &r.bytes.to_string(),
-            &r.errors.to_string(),
+            figures.each_ref().map(|x| x.as_str()),
             lat.each_ref().map(|x| x.as_str()),
         );
     }
@@ -297,5 +314,80 @@ mod tests {
         );
         let json = serde_json::to_value(&st).unwrap();
         assert_eq!(json["by_client"][0]["count"], 2);
+    }
+
+    #[test]
+    fn items_per_message_counts_only_messages_that_say() {
+        let t = Trace::from_bytes(&synth::batches());
+        let st = Stats::of(&t);
+        let row = |name: &str| {
+            st.by_endpoint_label
+                .iter()
+                .find(|r| r.name == name)
+                .unwrap_or_else(|| panic!("no row {name}"))
+        };
+        // 16 + 16 + 5 + 255 items in four messages; the call that said 0 and
+        // the recv that repeated a count are not in the mean.
+        let refbatch = row("memory RefBatch");
+        assert_eq!(refbatch.count, 5);
+        assert_eq!((refbatch.batched, refbatch.items), (4, 292));
+        assert_eq!(refbatch.items_per_msg, Some(73.0));
+        let process = row("process 1");
+        assert_eq!((process.count, process.batched, process.items), (4, 0, 0));
+        assert_eq!(process.items_per_msg, None);
+        let server = &st.by_client.iter().find(|r| r.name == "process-server/1");
+        assert_eq!(server.map(|r| (r.batched, r.items)), Some((4, 292)));
+
+        let text = st.render();
+        let header = text.lines().next().unwrap();
+        let column = header.split_whitespace().position(|w| w == "items/msg");
+        assert_eq!(column, Some(5), "{header}");
+        let cell = |prefix: &str| {
+            let l = text.lines().find(|l| l.starts_with(prefix)).unwrap();
+            // The fourth figure after the name: count, bytes, errors, items/msg.
+            l[prefix.len()..]
+                .split_whitespace()
+                .nth(3)
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(cell("memory RefBatch"), "73.0", "{text}");
+        assert_eq!(cell("process 1"), "-", "{text}");
+
+        let json = serde_json::to_value(&st).unwrap();
+        let rows = json["by_endpoint_label"].as_array().unwrap();
+        let refbatch = rows
+            .iter()
+            .find(|r| r["name"] == "memory RefBatch")
+            .unwrap();
+        assert_eq!(refbatch["batched"], 4);
+        assert_eq!(refbatch["items"], 292);
+        assert_eq!(refbatch["items_per_msg"], 73.0);
+        let process = rows.iter().find(|r| r["name"] == "process 1").unwrap();
+        assert!(process["items_per_msg"].is_null());
+    }
+
+    #[test]
+    fn items_per_message_is_a_mean() {
+        let mut s = synth::Synth::named(1);
+        for (i, items) in [1u8, 2, 2].into_iter().enumerate() {
+            s.call_items(
+                0,
+                100 * i as u64,
+                (synth::SERVER, synth::EP_MEMORY),
+                5,
+                8,
+                items,
+            );
+        }
+        let st = Stats::of(&Trace::from_bytes(&s.bytes()));
+        assert_eq!(st.by_endpoint_label[0].items_per_msg, Some(5.0 / 3.0));
+        assert!(
+            st.render()
+                .lines()
+                .any(|l| l.starts_with("memory 5") && l.contains(" 1.7 ")),
+            "{}",
+            st.render()
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! exactly as the kernel will write them.
 //!
 //! Owns the builder and a few canonical scenarios (a ping-pong, a nested chain,
-//! a capture with a gap and a lost frame). Test-only: nothing here ships.
+//! reference-count batches, a capture with a gap and a lost frame). Test-only: nothing here ships.
 
 use std::collections::BTreeMap;
 
@@ -101,11 +101,26 @@ impl Synth {
         label: u64,
         len: u32,
     ) -> u64 {
+        self.call_items(cpu, tsc, (client, ep), label, len, 0)
+    }
+
+    /// As [`Synth::call`], the sender saying the message carries `items`.
+    pub fn call_items(
+        &mut self,
+        cpu: u16,
+        tsc: u64,
+        who: (ThreadRef, u32),
+        label: u64,
+        len: u32,
+        items: u8,
+    ) -> u64 {
+        let (client, ep) = who;
         let id = self.next_call;
         self.next_call += 1;
         let mut r = Record::empty(Kind::Call);
         (r.cpu, r.tsc, r.src, r.endpoint, r.label, r.len, r.call_id) =
             (cpu, tsc, client, ep, label, len, id);
+        r.items = items;
         self.record(r);
         id
     }
@@ -207,6 +222,32 @@ pub fn nested() -> Vec<u8> {
     );
     s.reply(0, 2_100, SERVER, CLIENT, c1, 0);
     s.round_trip(0, 3_000, (CLIENT, MEMORY, EP_MEMORY), 2, 10, 20);
+    s.bytes()
+}
+
+/// The process server's reference-count batches to memory: calls carrying
+/// 16, 16 and 5 items and one that says nothing (0), then a plain send of 255
+/// items (the most a record can say); the client's calls to the process
+/// server carry no count. Every call is answered; the memory server's recv
+/// of the first batch repeats its count, which `stats` must not add twice.
+pub fn batches() -> Vec<u8> {
+    let mut s = Synth::named(1);
+    let mut tsc = 1_000;
+    for items in [16, 16, 5, 0] {
+        let id = s.call_items(0, tsc, (SERVER, EP_MEMORY), LABEL_REF_BATCH, 96, items);
+        let mut recv = Record::empty(Kind::Recv);
+        (recv.tsc, recv.src, recv.dst, recv.endpoint, recv.call_id) =
+            (tsc + 10, SERVER, MEMORY, EP_MEMORY, id);
+        recv.items = items;
+        s.record(recv);
+        s.reply(0, tsc + 50, MEMORY, SERVER, id, 0);
+        s.round_trip(0, tsc + 100, (CLIENT, SERVER, EP_SERVER), 1, 10, 20);
+        tsc += 1_000;
+    }
+    let mut send = Record::empty(Kind::Send);
+    (send.tsc, send.src, send.endpoint, send.label, send.items) =
+        (tsc, SERVER, EP_MEMORY, LABEL_REF_BATCH, u8::MAX);
+    s.record(send);
     s.bytes()
 }
 
