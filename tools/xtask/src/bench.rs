@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: runs a benchmark suite, prints a table, and leaves
 //! its JSON under `target/bench/`.
 
+mod fork;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -17,6 +19,8 @@ pub enum Suite {
     Refcount,
     /// IPC call/reply round trips in the guest, same CPU and across CPUs.
     Ipc,
+    /// fork + exit + wait in the guest under each refcount strategy, by shape.
+    Fork,
 }
 
 #[derive(Args)]
@@ -25,13 +29,21 @@ pub struct BenchArgs {
     /// A short run (seconds, not minutes), for smoke testing.
     #[arg(long)]
     pub quick: bool,
+    /// `fork` only: the refcount strategies to compare, comma-separated
+    /// (default: all of them; ratios are against `atomic` when it runs too).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = crate::cmdline::parse_strategy)]
+    pub strategy: Vec<abi::process::Strategy>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if !args.strategy.is_empty() && !matches!(args.suite, Suite::Fork) {
+        bail!("--strategy applies to `bench fork` only");
+    }
     std::fs::create_dir_all(target_dir().join("bench"))?;
     match args.suite {
         Suite::Refcount => refcount(args.quick),
         Suite::Ipc => ipc(args.quick),
+        Suite::Fork => fork::run(&args.strategy, args.quick),
     }
 }
 

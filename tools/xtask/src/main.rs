@@ -6,6 +6,7 @@
 
 mod bench;
 mod build;
+mod cmdline;
 mod prereq;
 mod qemu;
 mod selftest;
@@ -49,6 +50,10 @@ pub struct RunArgs {
     /// Extra words for the kernel command line.
     #[arg(long, default_value = "")]
     pub append: String,
+    /// Refcount strategy of the memory and process servers (deferred, atomic);
+    /// appends `strategy=NAME` to the kernel command line. The guest defaults to deferred.
+    #[arg(long, value_name = "NAME", value_parser = cmdline::parse_strategy)]
+    pub strategy: Option<abi::process::Strategy>,
 }
 
 #[derive(Args, Clone)]
@@ -88,7 +93,9 @@ fn run(args: &RunArgs) -> Result<()> {
     prereq::ensure_target()?;
     prereq::ensure_qemu()?;
     let artifacts = build::build(&args.build)?;
-    let outcome = qemu::boot(&artifacts, &args.machine, &args.append, qemu::Echo::Yes)?;
+    let strategy = args.strategy.map(cmdline::strategy_word);
+    let cmdline = cmdline::join([args.append.as_str(), strategy.as_deref().unwrap_or("")]);
+    let outcome = qemu::boot(&artifacts, &args.machine, &cmdline, qemu::Echo::Yes)?;
     outcome.report();
     outcome.into_result()
 }

@@ -93,6 +93,15 @@ impl MachineArgs {
     }
 }
 
+/// QEMU's version (`7.2.22 (Debian ...)`), for benchmark records; `None` if
+/// it cannot be asked.
+pub fn version() -> Option<String> {
+    let output = Command::new(QEMU).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let first = text.lines().next()?.trim();
+    Some(first.strip_prefix("QEMU emulator version ").unwrap_or(first).to_string())
+}
+
 /// Whether serial output is shown while the guest runs.
 #[derive(Clone, Copy)]
 pub enum Echo {

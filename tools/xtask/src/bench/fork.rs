@@ -1,0 +1,454 @@
+//! `cargo xtask bench fork`: forkbench (servers/apps/src/forkbench.rs) under
+//! each refcount strategy, in one xtask run so the ratios compare like with
+//! like. Per strategy, one boot under `--icount` gives exact instruction
+//! counts and the deterministic per-fork counters; wall-clock boots give
+//! nanoseconds. Reads the guest's lines, prints a table, writes
+//! `target/bench/fork.json`.
+
+use std::collections::HashMap;
+
+use abi::process::Strategy;
+use anyhow::{Context, Result, anyhow, bail};
+
+use super::{median, write_json};
+use crate::build::{self, target_dir};
+use crate::cmdline;
+use crate::qemu::{self, Echo, MachineArgs};
+use crate::{BuildArgs, prereq};
+
+/// The strategy every other one is compared with.
+const BASELINE: Strategy = Strategy::Atomic;
+/// The shapes (resident pages, pages the child writes) the closing verdict
+/// is about: a large parent, without and with child writes.
+const HEADLINE_SHAPES: [(u32, u32); 2] = [(4096, 0), (4096, 256)];
+/// The instruction ratio against the baseline the headline shapes should meet.
+const HEADLINE_RATIO: f64 = 0.8;
+/// Kill a boot after this many seconds (one takes seconds to a minute under TCG).
+const BOOT_TIMEOUT_S: u64 = 300;
+/// The guest starts each shape line with this (after it, `key=value` words).
+const SHAPE_PREFIX: &str = "fork pages=";
+
+/// One shape line of forkbench.
+#[derive(Clone, Debug, PartialEq)]
+struct ShapeLine {
+    pages: u32,
+    child_writes: u32,
+    rounds: u64,
+    mean_ns: u64,
+    min_ns: u64,
+    /// `None` where the guest printed `-` (no icount).
+    mean_instructions: Option<u64>,
+    mem_ipc_per_fork: f64,
+    ref_ops_per_ipc: f64,
+    cow_copies_per_fork: f64,
+    copies_avoided_per_fork: f64,
+}
+
+impl ShapeLine {
+    fn shape(&self) -> (u32, u32) {
+        (self.pages, self.child_writes)
+    }
+}
+
+/// Parses a forkbench shape line; `Ok(None)` for any other line, an error
+/// naming the line for one that starts like a shape line but does not parse.
+fn parse_shape_line(line: &str) -> Result<Option<ShapeLine>> {
+    let Some(at) = line.find(SHAPE_PREFIX) else { return Ok(None) };
+    let rest = line[at..].trim_end().strip_prefix("fork").unwrap_or_default();
+    let malformed = |why: String| anyhow!("malformed fork benchmark line `{}`: {why}", line.trim_end());
+    let mut fields = HashMap::new();
+    for word in rest.split_whitespace() {
+        let (key, value) = word.split_once('=').ok_or_else(|| malformed(format!("`{word}` is not key=value")))?;
+        if fields.insert(key, value).is_some() {
+            return Err(malformed(format!("`{key}` appears twice")));
+        }
+    }
+    let field = |key: &str| fields.get(key).copied().ok_or_else(|| malformed(format!("no `{key}=`")));
+    fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+        value.parse().map_err(|_| format!("`{key}={value}` is not a whole number"))
+    }
+    let int = |key: &str| -> Result<u64> { number(key, field(key)?).map_err(malformed) };
+    let small = |key: &str| -> Result<u32> { number(key, field(key)?).map_err(malformed) };
+    let real = |key: &str| -> Result<f64> {
+        let value = field(key)?;
+        value.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| malformed(format!("`{key}={value}` is not a number")))
+    };
+    let counted = |key: &str| -> Result<Option<u64>> {
+        match field(key)? {
+            "-" => Ok(None),
+            _ => int(key).map(Some),
+        }
+    };
+    // Fields in the line's order, so the first problem is the one reported.
+    Ok(Some(ShapeLine {
+        pages: small("pages")?,
+        child_writes: small("child_writes")?,
+        rounds: int("rounds")?,
+        mean_ns: int("mean_ns")?,
+        min_ns: int("min_ns")?,
+        mean_instructions: counted("mean_instructions")?,
+        mem_ipc_per_fork: real("mem_ipc_per_fork")?,
+        ref_ops_per_ipc: real("ref_ops_per_ipc")?,
+        cow_copies_per_fork: real("cow_copies_per_fork")?,
+        copies_avoided_per_fork: real("copies_avoided_per_fork")?,
+    }))
+}
+
+/// The shape lines of one boot's serial output: those after the guest's
+/// `[bench] fork strategy=NAME` header, which must name `strategy`.
+fn read_boot(lines: &[String], strategy: Strategy) -> Result<Vec<ShapeLine>> {
+    let header = format!("{} fork ", abi::selftest::BENCH_MARKER);
+    let (start, named) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, line)| Some((i, line.split_once(&header)?.1)))
+        .with_context(|| format!("the guest never printed `{header}{}...`", abi::process::STRATEGY_FLAG))?;
+    let said = named.split_whitespace().find_map(|w| w.strip_prefix(abi::process::STRATEGY_FLAG));
+    if said != Some(strategy.name()) {
+        bail!("booted with {} but the guest says `{}`", cmdline::strategy_word(strategy), named.trim());
+    }
+    let mut shapes: Vec<ShapeLine> = Vec::new();
+    for line in &lines[start + 1..] {
+        if let Some(shape) = parse_shape_line(line)? {
+            if shapes.iter().any(|s| s.shape() == shape.shape()) {
+                bail!("the guest reported shape pages={} child_writes={} twice", shape.pages, shape.child_writes);
+            }
+            shapes.push(shape);
+        }
+    }
+    if shapes.is_empty() {
+        bail!("the guest printed no `{SHAPE_PREFIX}...` lines");
+    }
+    Ok(shapes)
+}
+
+/// Boots forkbench once under `strategy` (with the `icount` word when the
+/// machine counts instructions) and returns its shape lines.
+fn boot(artifacts: &build::Artifacts, machine: &MachineArgs, strategy: Strategy) -> Result<Vec<ShapeLine>> {
+    let strategy_word = cmdline::strategy_word(strategy);
+    let icount = if machine.icount { abi::selftest::ICOUNT_FLAG } else { "" };
+    let line = cmdline::join([abi::selftest::BENCH_FORK_FLAG, strategy_word.as_str(), icount]);
+    let outcome = qemu::boot(artifacts, machine, &line, Echo::Indented)?;
+    if outcome.exit != Some(abi::exit::GuestExit::Success) {
+        outcome.report();
+        bail!("the guest did not report success");
+    }
+    read_boot(&outcome.lines, strategy)
+}
+
+/// One strategy at one shape, all boots folded in.
+#[derive(Clone, Debug)]
+struct Row {
+    strategy: Strategy,
+    /// The icount boot's line (exact and deterministic counters).
+    exact: ShapeLine,
+    instructions: u64,
+    /// Medians over the wall-clock boots.
+    mean_ns: u64,
+    min_ns: u64,
+}
+
+/// A row against the baseline strategy's row of the same shape.
+struct Versus {
+    instructions_ratio: f64,
+    ns_ratio: f64,
+    copies_difference: f64,
+}
+
+impl Row {
+    fn fold(strategy: Strategy, exact: &[ShapeLine], wall: &[Vec<ShapeLine>]) -> Result<Vec<Row>> {
+        exact
+            .iter()
+            .map(|line| {
+                let (pages, writes) = line.shape();
+                let instructions = line
+                    .mean_instructions
+                    .with_context(|| format!("the icount boot printed `mean_instructions=-` for pages={pages} child_writes={writes}"))?;
+                let timed = wall
+                    .iter()
+                    .enumerate()
+                    .map(|(run, lines)| {
+                        lines
+                            .iter()
+                            .find(|l| l.shape() == line.shape())
+                            .with_context(|| format!("wall-clock run {} has no pages={pages} child_writes={writes}", run + 1))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                if timed.is_empty() {
+                    bail!("no wall-clock run for pages={pages} child_writes={writes}");
+                }
+                let median_of = |f: fn(&ShapeLine) -> u64| median(timed.iter().map(|l| f(l) as f64).collect()) as u64;
+                Ok(Row { strategy, exact: line.clone(), instructions, mean_ns: median_of(|l| l.mean_ns), min_ns: median_of(|l| l.min_ns) })
+            })
+            .collect()
+    }
+
+    fn versus(&self, rows: &[Row]) -> Option<Versus> {
+        if self.strategy == BASELINE {
+            return None;
+        }
+        let base = rows.iter().find(|r| r.strategy == BASELINE && r.exact.shape() == self.exact.shape())?;
+        Some(Versus {
+            instructions_ratio: self.instructions as f64 / base.instructions.max(1) as f64,
+            ns_ratio: self.mean_ns as f64 / base.mean_ns.max(1) as f64,
+            copies_difference: self.exact.cow_copies_per_fork - base.exact.cow_copies_per_fork,
+        })
+    }
+
+    fn json(&self, rows: &[Row]) -> serde_json::Value {
+        let line = &self.exact;
+        let mut value = serde_json::json!({
+            "pages": line.pages,
+            "child_writes": line.child_writes,
+            "rounds": line.rounds,
+            "mean_instructions": self.instructions,
+            "mean_ns": self.mean_ns,
+            "min_ns": self.min_ns,
+            "mem_ipc_per_fork": line.mem_ipc_per_fork,
+            "ref_ops_per_ipc": line.ref_ops_per_ipc,
+            "cow_copies_per_fork": line.cow_copies_per_fork,
+            "copies_avoided_per_fork": line.copies_avoided_per_fork,
+        });
+        if let Some(vs) = self.versus(rows) {
+            value[format!("vs_{}", BASELINE.name())] = serde_json::json!({
+                "instructions_ratio": vs.instructions_ratio,
+                "ns_ratio": vs.ns_ratio,
+                "cow_copies_difference": vs.copies_difference,
+            });
+        }
+        value
+    }
+}
+
+/// `strategies` in the order given, each once; all of them if none given.
+fn chosen(strategies: &[Strategy]) -> Vec<Strategy> {
+    let given = if strategies.is_empty() { &Strategy::ALL[..] } else { strategies };
+    let mut chosen = Vec::new();
+    for &strategy in given {
+        if !chosen.contains(&strategy) {
+            chosen.push(strategy);
+        }
+    }
+    chosen
+}
+
+pub fn run(strategies: &[Strategy], quick: bool) -> Result<()> {
+    prereq::ensure_target()?;
+    prereq::ensure_qemu()?;
+    let strategies = chosen(strategies);
+    let artifacts = build::build(&BuildArgs { release: true })?;
+    let machine = MachineArgs::tcg(2, BOOT_TIMEOUT_S);
+    let exact_machine = MachineArgs { icount: true, ..machine.clone() };
+    let runs = if quick { 1 } else { 3 };
+    let boots = strategies.len() * (1 + runs);
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut done = 0;
+    for &strategy in &strategies {
+        let name = strategy.name();
+        done += 1;
+        eprintln!("xtask: fork benchmark [{done}/{boots}]: strategy {name}, --icount (instructions)");
+        let exact = boot(&artifacts, &exact_machine, strategy).with_context(|| format!("fork benchmark, strategy {name}, icount boot"))?;
+        let mut wall = Vec::new();
+        for run in 1..=runs {
+            done += 1;
+            eprintln!("xtask: fork benchmark [{done}/{boots}]: strategy {name}, wall clock, run {run} of {runs}");
+            wall.push(boot(&artifacts, &machine, strategy).with_context(|| format!("fork benchmark, strategy {name}, wall-clock run {run}"))?);
+        }
+        rows.extend(Row::fold(strategy, &exact, &wall)?);
+    }
+    // The table groups strategies by shape, in the guest's order of shapes.
+    let mut shapes: Vec<(u32, u32)> = Vec::new();
+    for row in &rows {
+        if !shapes.contains(&row.exact.shape()) {
+            shapes.push(row.exact.shape());
+        }
+    }
+
+    print_table(&rows, &shapes, &strategies, runs);
+    let headline = headline(&rows);
+    if let Some(verdict) = &headline {
+        println!("{}", verdict.sentence);
+    }
+
+    let mut by_strategy = serde_json::Map::new();
+    for &strategy in &strategies {
+        let mine: Vec<serde_json::Value> = rows.iter().filter(|r| r.strategy == strategy).map(|r| r.json(&rows)).collect();
+        by_strategy.insert(strategy.name().into(), mine.into());
+    }
+    let json = serde_json::json!({
+        "accel": "tcg",
+        "qemu": qemu::version(),
+        "host_cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "smp": machine.smp,
+        "build": "release",
+        "wall_clock_runs": runs,
+        "baseline": BASELINE.name(),
+        "strategies": by_strategy,
+        "headline": headline.map(|h| h.json),
+    });
+    write_json(&target_dir().join("bench").join("fork.json"), &json)
+}
+
+fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], runs: usize) {
+    let rounds = rows.first().map_or(0, |r| r.exact.rounds);
+    println!("fork + exit + wait, per fork (TCG, 2 CPUs, release build, {rounds} rounds per shape)");
+    let versus = format!("vs {}", BASELINE.name());
+    println!(
+        "{:>6} {:>6} {:<9} {:>13} {:>9} {:>13} {:>9} {:>9} {:>8} {:>8} {:>8}",
+        "pages", "writes", "strategy", "instructions", versus, "wall ns", versus, "IPC/fork", "ops/IPC", "copies", "avoided"
+    );
+    for &shape in shapes {
+        for &strategy in strategies {
+            let Some(row) = rows.iter().find(|r| r.strategy == strategy && r.exact.shape() == shape) else { continue };
+            let (instr_vs, ns_vs) = match row.versus(rows) {
+                Some(vs) => (format!("{:.2}x", vs.instructions_ratio), format!("{:.2}x", vs.ns_ratio)),
+                None if strategy == BASELINE => ("1.00x".into(), "1.00x".into()),
+                None => ("-".into(), "-".into()),
+            };
+            let line = &row.exact;
+            println!(
+                "{:>6} {:>6} {:<9} {:>13} {:>9} {:>13} {:>9} {:>9.2} {:>8.2} {:>8.2} {:>8.2}",
+                shape.0,
+                shape.1,
+                strategy.name(),
+                row.instructions,
+                instr_vs,
+                row.mean_ns,
+                ns_vs,
+                line.mem_ipc_per_fork,
+                line.ref_ops_per_ipc,
+                line.cow_copies_per_fork,
+                line.copies_avoided_per_fork
+            );
+        }
+    }
+    println!(
+        "(instructions: --icount, mean per fork; wall ns: TCG without icount, median of {runs} run(s)' means; \
+         IPC/fork: messages to the memory server; ops/IPC: reference operations per reference message; \
+         copies, avoided: copy-on-write copies made and avoided per fork)"
+    );
+}
+
+/// The closing verdict, for a table and a script.
+struct Headline {
+    sentence: String,
+    json: serde_json::Value,
+}
+
+/// Whether deferred meets its targets against the baseline at the headline
+/// shapes; `None` unless both strategies ran.
+fn headline(rows: &[Row]) -> Option<Headline> {
+    let candidate = Strategy::Deferred;
+    if !rows.iter().any(|r| r.strategy == candidate) || !rows.iter().any(|r| r.strategy == BASELINE) {
+        return None;
+    }
+    let yes_no = |b: bool| if b { "yes" } else { "NO" };
+    let mut parts = Vec::new();
+    let mut json = Vec::new();
+    for (pages, writes) in HEADLINE_SHAPES {
+        let find = |s: Strategy| rows.iter().find(|r| r.strategy == s && r.exact.shape() == (pages, writes));
+        let (Some(mine), Some(base)) = (find(candidate), find(BASELINE)) else {
+            parts.push(format!("pages={pages} writes={writes}: not measured"));
+            continue;
+        };
+        let ratio = mine.instructions as f64 / base.instructions.max(1) as f64;
+        let (fast, frugal) = (ratio <= HEADLINE_RATIO, mine.exact.cow_copies_per_fork <= base.exact.cow_copies_per_fork);
+        parts.push(format!(
+            "pages={pages} writes={writes}: {ratio:.2}x the instructions (<= {HEADLINE_RATIO}x: {}), {:.2} vs {:.2} copies (no more: {})",
+            yes_no(fast),
+            mine.exact.cow_copies_per_fork,
+            base.exact.cow_copies_per_fork,
+            yes_no(frugal)
+        ));
+        json.push(serde_json::json!({
+            "pages": pages,
+            "child_writes": writes,
+            "instructions_ratio": ratio,
+            "instructions_at_most": HEADLINE_RATIO,
+            "meets_instructions": fast,
+            "no_more_copies": frugal,
+        }));
+    }
+    Some(Headline {
+        sentence: format!("{} vs {}: {}", candidate.name(), BASELINE.name(), parts.join("; ")),
+        json: serde_json::json!({ "strategy": candidate.name(), "against": BASELINE.name(), "shapes": json }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REAL: &str = "fork pages=4096 child_writes=256 rounds=20 mean_ns=155067375 min_ns=149435578 mean_instructions=- \
+                        mem_ipc_per_fork=52.00 ref_ops_per_ipc=159.11 cow_copies_per_fork=258.00 copies_avoided_per_fork=1.00";
+
+    fn real(mean_instructions: Option<u64>) -> ShapeLine {
+        ShapeLine {
+            pages: 4096,
+            child_writes: 256,
+            rounds: 20,
+            mean_ns: 155_067_375,
+            min_ns: 149_435_578,
+            mean_instructions,
+            mem_ipc_per_fork: 52.0,
+            ref_ops_per_ipc: 159.11,
+            cow_copies_per_fork: 258.0,
+            copies_avoided_per_fork: 1.0,
+        }
+    }
+
+    #[test]
+    fn parses_shape_lines() {
+        assert_eq!(parse_shape_line(REAL).unwrap(), Some(real(None)));
+        let counted = REAL.replace("mean_instructions=-", "mean_instructions=48213977");
+        assert_eq!(parse_shape_line(&format!("{counted}\r")).unwrap(), Some(real(Some(48_213_977))));
+        assert_eq!(parse_shape_line("init: hello from user mode").unwrap(), None);
+        assert_eq!(parse_shape_line("[bench] fork strategy=deferred cpus=2").unwrap(), None);
+    }
+
+    #[test]
+    fn malformed_shape_lines_are_named() {
+        for (line, why) in [
+            ("fork pages=16 child_writes=0 rounds=20", "no `mean_ns=`"),
+            (&*REAL.replace("mean_ns=155067375", "mean_ns=fast"), "`mean_ns=fast` is not a whole number"),
+            (&*REAL.replace("ref_ops_per_ipc=159.11", "ref_ops_per_ipc=NaN"), "`ref_ops_per_ipc=NaN` is not a number"),
+            (&*REAL.replace(" rounds=20", " rounds=20 garbage"), "`garbage` is not key=value"),
+            (&*format!("{REAL} pages=1"), "`pages` appears twice"),
+        ] {
+            let error = parse_shape_line(line).unwrap_err().to_string();
+            assert!(error.contains(why) && error.contains(line.trim_end()), "{error}");
+        }
+    }
+
+    #[test]
+    fn reads_a_boot_and_checks_its_strategy() {
+        let lines: Vec<String> = ["init: hello", "fork pages=1 junk", "[bench] fork strategy=atomic cpus=2", REAL]
+            .map(String::from)
+            .into();
+        assert_eq!(read_boot(&lines, Strategy::Atomic).unwrap(), vec![real(None)]);
+        assert!(read_boot(&lines, Strategy::Deferred).unwrap_err().to_string().contains("strategy=deferred"));
+        assert!(read_boot(&lines[..3], Strategy::Atomic).is_err());
+    }
+
+    #[test]
+    fn folds_boots_into_rows_with_ratios() {
+        let exact = |instructions, copies| ShapeLine { mean_instructions: Some(instructions), cow_copies_per_fork: copies, ..real(None) };
+        let wall = |ns| vec![ShapeLine { mean_ns: ns, ..real(None) }];
+        let mut rows = Row::fold(Strategy::Deferred, &[exact(600, 256.0)], &[wall(30), wall(10), wall(20)]).unwrap();
+        rows.extend(Row::fold(Strategy::Atomic, &[exact(1000, 258.0)], &[wall(40)]).unwrap());
+        assert_eq!(rows[0].mean_ns, 20);
+        let vs = rows[0].versus(&rows).unwrap();
+        assert_eq!((vs.instructions_ratio, vs.ns_ratio, vs.copies_difference), (0.6, 0.5, -2.0));
+        assert!(rows[1].versus(&rows).is_none());
+        let verdict = headline(&rows).unwrap();
+        assert!(verdict.sentence.contains("0.60x") && verdict.sentence.contains("pages=4096 writes=0: not measured"), "{}", verdict.sentence);
+        assert!(Row::fold(Strategy::Atomic, &[real(None)], &[]).is_err());
+    }
+
+    #[test]
+    fn strategies_default_to_all_and_deduplicate() {
+        assert_eq!(chosen(&[]), Strategy::ALL.to_vec());
+        assert_eq!(chosen(&[Strategy::Atomic, Strategy::Atomic]), vec![Strategy::Atomic]);
+    }
+}
