@@ -15,7 +15,10 @@ use crate::println;
 
 type TestResult = Result<(), &'static str>;
 
-const TESTS: [(&str, fn(&BootInfo) -> TestResult); 6] = [
+/// A named kernel test.
+type Test = (&'static str, fn(&BootInfo) -> TestResult);
+
+const TESTS: [Test; 6] = [
     ("boot_info", boot_info),
     ("frame_alloc", frame_alloc),
     ("map_unmap", map_unmap),

@@ -7,7 +7,7 @@
 use abi::cap::{ObjectKind, Rights};
 use abi::syscall::{SysError, USER_END};
 
-use crate::arch::paging::{MapError, PAGE_SIZE, PageTableFlags as Flags, Root, phys_to_virt};
+use crate::arch::paging::{MapError, PAGE_SIZE, PageTable, PageTableFlags as Flags, Root, phys_to_virt, table_index};
 use crate::mm::frame;
 use crate::object::{ObjRef, PhysRange, Space};
 
@@ -222,30 +222,88 @@ impl Kernel {
 
     /// `ShareCow(src, dst, vaddr, count)`: every mapped page of the range in
     /// `src` becomes read-only there and is mapped read-only at the same
-    /// address in `dst`. Kernel-owned frames cannot be shared.
+    /// address in `dst`; all pages or none. Kernel-owned frames cannot be
+    /// shared. It works a last-level table (2 MiB) at a time: a fork of
+    /// thousands of pages is this call's loop.
     pub fn share_cow(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
         let (_, src) = self.space(t, args[0])?;
         let (dst_obj, dst) = self.space(t, args[1])?;
-        let pages = user_range(args[2], args[3])?;
-        for page in pages.clone() {
-            if let Some((_, flags)) = src.translate(page) {
-                if flags.contains(KERNEL_OWNED) {
+        // The range's checks; the pages are walked a table at a time below.
+        let _ = user_range(args[2], args[3])?;
+        for (start, end) in table_chunks(args[2], args[3]) {
+            let Some(src_table) = src.leaf_table(start, None) else { continue };
+            let dst_table = dst.leaf_table(start, None);
+            for vaddr in (start..end).step_by(PAGE_SIZE as usize) {
+                let index = table_index(vaddr, 1);
+                let entry = &src_table[index];
+                if entry.is_unused() {
+                    continue;
+                }
+                if entry.flags().contains(KERNEL_OWNED) {
                     return Err(SysError::BadArgument);
                 }
-                if dst.translate(page).is_some() {
+                if dst_table.as_ref().is_some_and(|table| !table[index].is_unused()) {
                     return Err(SysError::AlreadyMapped);
                 }
             }
         }
         let mut shared = 0;
-        for page in pages {
-            let Some((paddr, flags)) = src.translate(page) else { continue };
-            let read_only = flags & !Flags::WRITABLE;
-            src.protect(page, read_only).map_err(map_error)?;
-            self.map_charged(dst_obj, page, paddr, read_only)?;
-            shared += 1;
+        for (start, end) in table_chunks(args[2], args[3]) {
+            let Some(src_table) = src.leaf_table(start, None) else { continue };
+            if (start..end).step_by(PAGE_SIZE as usize).all(|vaddr| src_table[table_index(vaddr, 1)].is_unused()) {
+                continue;
+            }
+            let dst_table = self.leaf_table_charged(dst_obj, dst, start)?;
+            for vaddr in (start..end).step_by(PAGE_SIZE as usize) {
+                let index = table_index(vaddr, 1);
+                let entry = &mut src_table[index];
+                if entry.is_unused() {
+                    continue;
+                }
+                let read_only = entry.flags() & !Flags::WRITABLE;
+                let frame = entry.addr();
+                entry.set_addr(frame, read_only);
+                dst_table[index].set_addr(frame, read_only);
+                shared += 1;
+            }
         }
         self.shootdown(src);
         Ok(shared)
     }
+
+    /// The last-level table of `root` around `vaddr`, with any tables it
+    /// needs charged to `space`.
+    fn leaf_table_charged(&mut self, space: ObjRef, root: Root, vaddr: u64) -> Result<&'static mut PageTable, SysError> {
+        let Some(entry) = self.spaces.get_mut(space.index, space.generation) else { return Err(SysError::ObjectDeleted) };
+        let mut pages = entry.table_pages;
+        let mut tables = || {
+            if pages >= Space::TABLE_PAGE_LIMIT {
+                return None;
+            }
+            pages += 1;
+            frame::alloc_zeroed()
+        };
+        let table = root.leaf_table(vaddr, Some(&mut tables));
+        if let Some(entry) = self.spaces.get_mut(space.index, space.generation) {
+            entry.table_pages = pages;
+        }
+        table.ok_or(SysError::OutOfKernelMemory)
+    }
+}
+
+/// `[start, end)` pieces of the `count` pages at `vaddr` (already checked
+/// by `user_range`), each within one last-level table.
+fn table_chunks(vaddr: u64, count: u64) -> impl Iterator<Item = (u64, u64)> {
+    const TABLE_SPAN: u64 = 512 * PAGE_SIZE;
+    let end = vaddr + count * PAGE_SIZE;
+    let mut start = vaddr;
+    core::iter::from_fn(move || {
+        if start >= end {
+            return None;
+        }
+        let piece_end = ((start / TABLE_SPAN) + 1).saturating_mul(TABLE_SPAN).min(end);
+        let piece = (start, piece_end);
+        start = piece_end;
+        Some(piece)
+    })
 }

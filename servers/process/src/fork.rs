@@ -40,20 +40,19 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
         destroy_objects(objects);
         return Err(error);
     }
-    let mut child = memory.clone_layout();
+    let strategy = server.mem.strategy();
     for (&vpn, page) in memory.pages.iter_mut() {
         if vpn == IPC_PAGE {
             continue;
         }
-        match server.mem.strategy() {
-            Strategy::Deferred if !page.is(Page::SHARED) => page.flags |= Page::SHARED,
-            _ => {
-                page.flags |= Page::SHARED;
-                server.mem.inc(page.frame);
-            }
+        if strategy == Strategy::Atomic || page.is(Page::SHARED) {
+            server.mem.inc(page.frame);
         }
-        child.pages.insert(vpn, *page);
+        page.flags |= Page::SHARED;
     }
+    let mut child = memory.clone_layout();
+    child.pages = memory.pages.clone();
+    child.pages.remove(&IPC_PAGE);
     drop(memory);
     server.mem.commit();
     let pid = sys.procs.lock().new_pid();

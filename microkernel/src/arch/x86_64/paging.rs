@@ -14,9 +14,9 @@
 use x86_64::PhysAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::page_table::PageTableEntry;
-use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
+use x86_64::structures::paging::{PageTableFlags as Flags, PhysFrame};
 
-pub use x86_64::structures::paging::PageTableFlags;
+pub use x86_64::structures::paging::{PageTable, PageTableFlags};
 
 pub const PAGE_SIZE: u64 = 4096;
 const HUGE_2M: u64 = 2 << 20;
@@ -172,6 +172,16 @@ impl Root {
         None
     }
 
+    /// The last-level table that maps the 2 MiB around `vaddr`, creating
+    /// the tables above it from `frames` when given; `None` if it does not
+    /// exist (and may not be created) or a large page covers `vaddr`.
+    pub fn leaf_table(self, vaddr: u64, frames: Option<FrameSource>) -> Option<&'static mut PageTable> {
+        let first = self.walk(vaddr & !(HUGE_2M - 1), 1, frames).ok()?;
+        // SAFETY: `walk` returned entry 0 of a last-level table, which is the
+        // whole 4 KiB table in the direct map.
+        Some(unsafe { &mut *(first as *mut PageTableEntry).cast::<PageTable>() })
+    }
+
     /// The entry for `vaddr` at `level` (1 = 4 KiB), creating intermediate
     /// tables from `frames` when given.
     fn walk(self, vaddr: u64, level: usize, mut frames: Option<FrameSource>) -> Result<&'static mut PageTableEntry, MapError> {
@@ -196,7 +206,7 @@ impl Root {
     }
 }
 
-fn table_index(vaddr: u64, level: usize) -> usize {
+pub fn table_index(vaddr: u64, level: usize) -> usize {
     ((vaddr >> (12 + 9 * (level - 1))) & 0x1ff) as usize
 }
 
