@@ -240,15 +240,19 @@ pub fn drain(budget: u64) -> u64 {
     sent
 }
 
-/// Drains a little from the idle loop (interrupts off, so bounded).
-pub extern "C" fn idle_work() {
-    // One full batch per idle entry: the drain runs with interrupts off, so
-    // it delays a wake-up by at most one frame's worth of serial output, and
+/// Drains a little from the idle loop (interrupts off, so bounded); true
+/// if a full batch still waits, so the idle loop should come back at once
+/// (after letting interrupts in) instead of halting.
+pub extern "C" fn idle_work() -> bool {
+    // One full batch per call: the drain runs with interrupts off, so it
+    // delays a wake-up by at most one frame's worth of serial output, and
     // waiting for a full batch keeps the per-frame cost rare.
     const IDLE_BUDGET: u64 = BATCH_MAX as u64;
-    if MASK.load(Ordering::Relaxed) != 0 && pending() >= IDLE_BUDGET {
-        drain(IDLE_BUDGET);
+    if MASK.load(Ordering::Relaxed) == 0 || pending() < IDLE_BUDGET {
+        return false;
     }
+    drain(IDLE_BUDGET);
+    pending() >= IDLE_BUDGET
 }
 
 /// Records waiting in the rings of the CPUs online.

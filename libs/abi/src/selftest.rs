@@ -72,6 +72,9 @@ pub const INIT_FLAG_BENCH_FORK: u64 = 4;
 /// Bit 3: the machine counts instructions (`--icount`), so TSC deltas are
 /// instruction counts.
 pub const INIT_FLAG_ICOUNT: u64 = 8;
+/// Bit 4: the demo runs its IPC round trips only (a short trace that must
+/// come out whole).
+pub const INIT_FLAG_DEMO_IPC: u64 = 16;
 /// Bits 8..15: the refcount strategy's index (`crate::process::Strategy`).
 pub const INIT_STRATEGY_SHIFT: u32 = 8;
 
@@ -79,6 +82,8 @@ pub const INIT_STRATEGY_SHIFT: u32 = 8;
 pub const BENCH_IPC_FLAG: &str = "bench=ipc";
 /// The kernel command-line word that boots into the fork benchmark.
 pub const BENCH_FORK_FLAG: &str = "bench=fork";
+/// The kernel command-line word that limits the demo to IPC round trips.
+pub const DEMO_IPC_FLAG: &str = "demo=ipc";
 /// The kernel command-line word that says the machine runs with `--icount`.
 pub const ICOUNT_FLAG: &str = "icount";
 
@@ -96,6 +101,7 @@ pub fn init_flags<'a>(words: impl Iterator<Item = &'a str>) -> u64 {
             BENCH_IPC_FLAG => INIT_FLAG_BENCH_IPC,
             BENCH_FORK_FLAG => INIT_FLAG_BENCH_FORK,
             ICOUNT_FLAG => INIT_FLAG_ICOUNT,
+            DEMO_IPC_FLAG => INIT_FLAG_DEMO_IPC,
             _ => word
                 .strip_prefix(crate::process::STRATEGY_FLAG)
                 .and_then(crate::process::Strategy::from_name)

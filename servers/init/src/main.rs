@@ -14,7 +14,7 @@ mod workloads;
 
 use abi::cap::boot_slot;
 use abi::exit::GuestExit;
-use abi::selftest::{INIT_FLAG_BENCH_FORK, INIT_FLAG_BENCH_IPC, INIT_FLAG_ICOUNT, INIT_FLAG_SELFTEST};
+use abi::selftest::{INIT_FLAG_BENCH_FORK, INIT_FLAG_BENCH_IPC, INIT_FLAG_DEMO_IPC, INIT_FLAG_ICOUNT, INIT_FLAG_SELFTEST};
 use abi::workload;
 
 use env::Env;
@@ -41,15 +41,16 @@ fn main(args: rt::StartArgs) -> ! {
     } else if flags & INIT_FLAG_BENCH_FORK != 0 {
         bench_fork(&env, strategy, flags & INIT_FLAG_ICOUNT != 0)
     } else {
-        demo(&env, strategy)
+        demo(&env, strategy, flags & INIT_FLAG_DEMO_IPC == 0)
     };
     power_off(if passed { GuestExit::Success } else { GuestExit::Failure })
 }
 
 /// The default boot: IPC round trips with a server thread on init's CPU
-/// and on another, then the whole system: a short forkbench and the memory
-/// server's counts (and all of it for `--trace` to record).
-fn demo(env: &Env, strategy: abi::process::Strategy) -> bool {
+/// and on another, then (with `system`) the whole system: a short
+/// forkbench and the memory server's counts; all of it for `--trace` to
+/// record.
+fn demo(env: &Env, strategy: abi::process::Strategy, system: bool) -> bool {
     let _ = rt::sys::trace_name(boot_slot::THREAD, "init");
     for cpu in [0, env.other_cpu()] {
         match tests::ipc::round_trips(env, cpu, 100) {
@@ -59,6 +60,9 @@ fn demo(env: &Env, strategy: abi::process::Strategy) -> bool {
                 return false;
             }
         }
+    }
+    if !system {
+        return flush_trace();
     }
     let system = match System::start(env, strategy) {
         Ok(system) => system,
@@ -76,10 +80,15 @@ fn demo(env: &Env, strategy: abi::process::Strategy) -> bool {
         ),
         Err(error) => rt::println!("init: no memory stats: {error}"),
     }
+    flush_trace() && status == Ok(0)
+}
+
+/// Sends the trace records still in the kernel's rings (when tracing).
+fn flush_trace() -> bool {
     if let Some(sent) = rt::sys::trace_flush(boot_slot::CONSOLE_PORTS).ok().filter(|&n| n > 0) {
         rt::println!("init: flushed {sent} trace records");
     }
-    status == Ok(0)
+    true
 }
 
 /// `cargo xtask bench fork`: forkbench under the booted strategy.

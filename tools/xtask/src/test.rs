@@ -47,11 +47,13 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let (failure_passed, failure_failed) = failure_paths(&artifacts, &machine)?;
     passed += failure_passed;
     failed += failure_failed;
-    match traced_boot(&artifacts) {
-        Ok(()) => passed += 1,
-        Err(error) => {
-            eprintln!("xtask: FAILED traced boot: {error:#}");
-            failed += 1;
+    for (name, check) in [("traced boot", traced_boot as fn(&build::Artifacts) -> Result<()>), ("traced fork batching", traced_fork_batching)] {
+        match check(&artifacts) {
+            Ok(()) => passed += 1,
+            Err(error) => {
+                eprintln!("xtask: FAILED {name}: {error:#}");
+                failed += 1;
+            }
         }
     }
     println!("guest: {passed} passed, {failed} failed");
@@ -123,24 +125,62 @@ fn failure_paths(artifacts: &build::Artifacts, machine: &MachineArgs) -> Result<
     Ok((passed, failed))
 }
 
-/// Boots the default demo with the IPC trace recorded, and has
+/// Boots the demo's IPC round trips with the IPC trace recorded, and has
 /// `ipctrace check` find every call paired with its reply, no gap, no loss
 /// and no damage.
 fn traced_boot(artifacts: &build::Artifacts) -> Result<()> {
-    let file = build::target_dir().join("trace").join("e2e.trace");
-    std::fs::create_dir_all(file.parent().expect("has a parent"))?;
-    let _ = std::fs::remove_file(&file);
-    eprintln!("xtask: traced boot (--smp 2 --trace {})", file.display());
-    let machine = MachineArgs { trace: Some(file.clone()), ..MachineArgs::tcg(2, 120) };
-    let outcome = qemu::boot(artifacts, &machine, "", Echo::Indented)?;
-    outcome.report();
-    outcome.into_result()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ipctrace = |command: &str| {
-        Command::new(&cargo).current_dir(workspace_root()).args(["run", "--quiet", "--package", "ipctrace", "--"]).arg(&file).arg(command).status()
-    };
-    if !ipctrace("stats")?.success() || !ipctrace("check")?.success() {
+    let file = traced_demo(artifacts, "e2e", abi::selftest::DEMO_IPC_FLAG)?;
+    if !ipctrace(&file, &["stats"]).status()?.success() || !ipctrace(&file, &["check"]).status()?.success() {
         bail!("ipctrace found problems in {}", file.display());
     }
     Ok(())
+}
+
+/// Boots the whole demo (a short forkbench) traced, and requires the trace
+/// to show the process servers' reference batches: calls to the memory
+/// server carrying many operations each. The trace may lose records (the
+/// rings fill faster than the serial port drains them); the batches seen
+/// must still say so.
+fn traced_fork_batching(artifacts: &build::Artifacts) -> Result<()> {
+    const MIN_ITEMS_PER_MESSAGE: f64 = 10.0;
+    let file = traced_demo(artifacts, "fork", "")?;
+    let output = ipctrace(&file, &["stats", "--json"]).output()?;
+    if !output.status.success() {
+        bail!("ipctrace stats failed on {}", file.display());
+    }
+    let stats: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let label = proto::MEMORY_PROTOCOL;
+    let rows = stats["by_endpoint_label"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let batches = rows
+        .iter()
+        .filter(|row| row["name"].as_str().is_some_and(|name| name.starts_with("memory-server") && name.ends_with(&label.to_string())))
+        .find_map(|row| row["items_per_msg"].as_f64());
+    match batches {
+        Some(items) if items >= MIN_ITEMS_PER_MESSAGE => {
+            eprintln!("xtask: the fork demo's trace shows {items:.1} reference operations per batch to the memory server");
+            Ok(())
+        }
+        other => bail!("no batching in the trace: memory-server items/msg {other:?}, expected at least {MIN_ITEMS_PER_MESSAGE}"),
+    }
+}
+
+/// Boots the demo with `cmdline`, tracing into target/trace/NAME.trace.
+fn traced_demo(artifacts: &build::Artifacts, name: &str, cmdline: &str) -> Result<std::path::PathBuf> {
+    let file = build::target_dir().join("trace").join(format!("{name}.trace"));
+    std::fs::create_dir_all(file.parent().expect("has a parent"))?;
+    let _ = std::fs::remove_file(&file);
+    eprintln!("xtask: traced boot (--smp 2 --trace {}) {cmdline}", file.display());
+    let machine = MachineArgs { trace: Some(file.clone()), ..MachineArgs::tcg(2, 120) };
+    let outcome = qemu::boot(artifacts, &machine, cmdline, Echo::Indented)?;
+    outcome.report();
+    outcome.into_result()?;
+    Ok(file)
+}
+
+/// `ipctrace FILE ARGS...` through cargo.
+fn ipctrace(file: &std::path::Path, args: &[&str]) -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(workspace_root()).args(["run", "--quiet", "--package", "ipctrace", "--"]).arg(file).args(args);
+    command
 }

@@ -26,7 +26,12 @@ context_idle_loop:
     cli
     call {idle_work}
     sti
+    // More idle work waits: let pending interrupts in, then go on without
+    // halting.
+    test al, al
+    jnz 1f
     hlt
+1:
     jmp context_idle_loop
     .global context_idle_loop_end
 context_idle_loop_end:
