@@ -1,5 +1,7 @@
 //! `cargo xtask test`: the host test suites, then the kernel's self-tests
-//! booted under --smp 1 and --smp 4. Ends with a `N passed, N failed` line.
+//! booted under --smp 1 and --smp 4 with the default refcount strategy,
+//! and under --smp 4 with every other one. Ends with a `N passed, N failed`
+//! line.
 
 use std::process::Command;
 
@@ -10,7 +12,11 @@ use crate::qemu::{self, Echo, MachineArgs};
 use crate::selftest::Verdict;
 use crate::{TestArgs, prereq};
 
-const GUEST_SMP: [usize; 2] = [1, 4];
+/// The self-test boots: CPUs, and the strategy (`None`: the default).
+fn guest_runs() -> Vec<(usize, Option<abi::process::Strategy>)> {
+    let others = abi::process::Strategy::ALL.into_iter().filter(|&s| s != abi::process::Strategy::Deferred);
+    [(1, None), (4, None)].into_iter().chain(others.map(|s| (4, Some(s)))).collect()
+}
 
 pub fn run(args: &TestArgs) -> Result<()> {
     prereq::ensure_target()?;
@@ -21,20 +27,24 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let artifacts = build::build(&args.build)?;
     let machine = MachineArgs::tcg(1, 120);
     let (mut passed, mut failed) = (0, 0);
-    for smp in GUEST_SMP {
-        eprintln!("xtask: guest self-tests, --smp {smp}");
-        let outcome = qemu::boot(&artifacts, &machine.with_smp(smp), abi::selftest::CMDLINE_FLAG, Echo::Indented)?;
+    for (smp, strategy) in guest_runs() {
+        let mut cmdline = abi::selftest::CMDLINE_FLAG.to_string();
+        if let Some(strategy) = strategy {
+            cmdline = format!("{cmdline} {}{}", abi::process::STRATEGY_FLAG, strategy.name());
+        }
+        eprintln!("xtask: guest self-tests, --smp {smp}, `{cmdline}`");
+        let outcome = qemu::boot(&artifacts, &machine.with_smp(smp), &cmdline, Echo::Indented)?;
         outcome.report();
         let expected: Vec<&str> = abi::selftest::KERNEL_TESTS.iter().chain(abi::selftest::USER_TESTS).chain(abi::selftest::SYSTEM_TESTS).copied().collect();
         let verdict = Verdict::read(&outcome.lines, &expected);
         for (name, reason) in &verdict.failed {
-            eprintln!("xtask: FAILED (smp {smp}) {name}: {reason}");
+            eprintln!("xtask: FAILED (smp {smp}, `{cmdline}`) {name}: {reason}");
         }
         for name in &verdict.missing {
-            eprintln!("xtask: MISSING (smp {smp}) {name}: the guest never reported it");
+            eprintln!("xtask: MISSING (smp {smp}, `{cmdline}`) {name}: the guest never reported it");
         }
         if !verdict.done {
-            eprintln!("xtask: MISSING (smp {smp}): the guest never finished its self-tests");
+            eprintln!("xtask: MISSING (smp {smp}, `{cmdline}`): the guest never finished its self-tests");
         }
         if !outcome.lines.iter().any(|l| l.contains(&format!("{} {smp}", qemu::BANNER))) {
             eprintln!("xtask: FAILED (smp {smp}): banner does not say `{} {smp}`", qemu::BANNER);
