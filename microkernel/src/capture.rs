@@ -248,7 +248,8 @@ pub extern "C" fn idle_work() -> bool {
     // delays a wake-up by at most one frame's worth of serial output, and
     // waiting for a full batch keeps the per-frame cost rare.
     const IDLE_BUDGET: u64 = BATCH_MAX as u64;
-    if MASK.load(Ordering::Relaxed) == 0 || pending() < IDLE_BUDGET {
+    // The flight recorder keeps the latest records until a flush or a panic.
+    if MASK.load(Ordering::Relaxed) == 0 || mode() == Mode::Flight || pending() < IDLE_BUDGET {
         return false;
     }
     drain(IDLE_BUDGET);

@@ -115,6 +115,8 @@ fn ipc(quick: bool) -> Result<()> {
     let exact = boot_ipc(&artifacts, &exact_machine, "")?;
     eprintln!("xtask: IPC benchmark, --icount, tracing on (all categories, stream mode)");
     let traced = boot_ipc(&artifacts, &exact_machine, "trace=all")?;
+    eprintln!("xtask: IPC benchmark, --icount, tracing on (all categories, flight recorder: capture without the drain)");
+    let captured = boot_ipc(&artifacts, &exact_machine, "trace=all trace_mode=flight")?;
     let runs = if quick { 1 } else { 3 };
     let mut wall: Vec<Vec<IpcLine>> = Vec::new();
     for run in 1..=runs {
@@ -131,6 +133,8 @@ fn ipc(quick: bool) -> Result<()> {
     let same_traced = mean_of(&traced, "same_cpu")?.mean_tsc;
     let cross_base = mean_of(&baseline, "cross_cpu")?.mean_tsc;
     let cross_traced = mean_of(&traced, "cross_cpu")?.mean_tsc;
+    let same_captured = mean_of(&captured, "same_cpu")?.mean_tsc;
+    let cross_captured = mean_of(&captured, "cross_cpu")?.mean_tsc;
     let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
     let (same_ns, cross_ns) = (ns("same_cpu")?, ns("cross_cpu")?);
 
@@ -141,11 +145,21 @@ fn ipc(quick: bool) -> Result<()> {
     println!("(instructions: --icount, where the TSC advances by one per guest instruction on any CPU; wall ns: TCG without icount, median of {runs})");
     println!();
     println!("Tracing cost, instructions per round trip (--icount)");
-    println!("{:<12} {:>14} {:>14} {:>14} {:>10} {:>10}", "case", "no trace pts", "tracing off", "tracing on", "off cost", "on cost");
-    for (name, base, off, on) in [("same CPU", same_base, same_instr, same_traced), ("cross CPU", cross_base, cross_instr, cross_traced)] {
-        let (off_cost, on_cost) = ((ratio(off, base) - 1.0) * 100.0, (ratio(on, base) - 1.0) * 100.0);
-        println!("{name:<12} {base:>14} {off:>14} {on:>14} {off_cost:>9.1}% {on_cost:>9.1}%");
+    println!(
+        "{:<12} {:>14} {:>14} {:>14} {:>14} {:>10} {:>12} {:>10}",
+        "case", "no trace pts", "tracing off", "on: capture", "on: streamed", "off cost", "capture cost", "streamed"
+    );
+    let rows = [("same CPU", same_base, same_instr, same_captured, same_traced), ("cross CPU", cross_base, cross_instr, cross_captured, cross_traced)];
+    for (name, base, off, captured, streamed) in rows {
+        let cost = |n: u64| (ratio(n, base) - 1.0) * 100.0;
+        println!(
+            "{name:<12} {base:>14} {off:>14} {captured:>14} {streamed:>14} {:>9.1}% {:>11.1}% {:>9.1}%",
+            cost(off),
+            cost(captured),
+            cost(streamed)
+        );
     }
+    println!("(capture: records written to the per-CPU rings, flight recorder, nothing drained; streamed: also encoded and sent on COM2 by idle CPUs, which under --icount counts on the one shared instruction clock)");
 
     let json = serde_json::json!({
         "accel": "tcg",
@@ -159,8 +173,14 @@ fn ipc(quick: bool) -> Result<()> {
         "same_cpu_round_trip_instructions_trace_on": same_traced,
         "cross_cpu_round_trip_instructions_without_trace_points": cross_base,
         "cross_cpu_round_trip_instructions_trace_on": cross_traced,
+        "same_cpu_round_trip_instructions_trace_capture_only": same_captured,
+        "cross_cpu_round_trip_instructions_trace_capture_only": cross_captured,
         "trace_off_cost": ratio(same_instr, same_base) - 1.0,
         "trace_on_cost": ratio(same_traced, same_base) - 1.0,
+        "trace_capture_cost": ratio(same_captured, same_base) - 1.0,
+        "cross_cpu_trace_off_cost": ratio(cross_instr, cross_base) - 1.0,
+        "cross_cpu_trace_on_cost": ratio(cross_traced, cross_base) - 1.0,
+        "cross_cpu_trace_capture_cost": ratio(cross_captured, cross_base) - 1.0,
     });
     write_json(&target_dir().join("bench").join("ipc.json"), &json)
 }
