@@ -22,25 +22,58 @@ pub const STATUS_NO_MEMORY: i32 = 137;
 /// Exit status of a process whose runtime panicked.
 pub const STATUS_PANIC: i32 = 101;
 
-/// How the memory and process servers count references to shared frames.
+/// How the memory and process servers count references to shared frames:
+/// the strategies of `libs/refcount`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Strategy {
     /// The FTL OS deferred single-lock manager: owned frames uncounted,
     /// increments committed per fork, decrements buffered and batched.
     Deferred = 0,
-    /// The baseline: every frame counted, every change applied before the
-    /// operation that made it returns.
+    /// The baseline (kref): every frame counted, every change applied
+    /// before the operation that made it returns.
     Atomic = 1,
+    /// Linux percpu-ref.
+    Percpu = 2,
+    /// RadixVM's RefCache.
+    RefCache = 3,
+    /// PAYGO.
+    Paygo = 4,
+    /// Sloppy counters.
+    Sloppy = 5,
+    /// Java LongAdder-style striping.
+    Striped = 6,
+    /// SNZI.
+    Snzi = 7,
+    /// Biased reference counting.
+    Biased = 8,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 2] = [Strategy::Deferred, Strategy::Atomic];
+    pub const ALL: [Strategy; 9] = [
+        Strategy::Deferred,
+        Strategy::Atomic,
+        Strategy::Percpu,
+        Strategy::RefCache,
+        Strategy::Paygo,
+        Strategy::Sloppy,
+        Strategy::Striped,
+        Strategy::Snzi,
+        Strategy::Biased,
+    ];
 
+    /// The name, as `libs/refcount` calls it.
     pub const fn name(self) -> &'static str {
         match self {
             Strategy::Deferred => "deferred",
             Strategy::Atomic => "atomic",
+            Strategy::Percpu => "percpu",
+            Strategy::RefCache => "refcache",
+            Strategy::Paygo => "paygo",
+            Strategy::Sloppy => "sloppy",
+            Strategy::Striped => "striped",
+            Strategy::Snzi => "snzi",
+            Strategy::Biased => "biased",
         }
     }
 
@@ -50,6 +83,22 @@ impl Strategy {
 
     pub fn from_index(index: u64) -> Option<Self> {
         Self::ALL.into_iter().find(|s| *s as u64 == index)
+    }
+
+    /// Whether the process servers use the deferred client rules: frames held
+    /// alone are uncounted (forked without a message), and decrements wait
+    /// in a buffer. Every other strategy counts every frame and sends each
+    /// change before the operation that made it returns.
+    pub const fn defers(self) -> bool {
+        matches!(self, Strategy::Deferred)
+    }
+
+    /// Whether a frame's count is one word of the shared counter table, so
+    /// a process server reads it for `try_remove_unique` without IPC
+    /// (deferred and atomic). The others keep per-core parts only the memory
+    /// server can sum, and answer `TryRemoveUnique` requests.
+    pub const fn table_readable(self) -> bool {
+        matches!(self, Strategy::Deferred | Strategy::Atomic)
     }
 }
 

@@ -138,11 +138,12 @@ pub enum MemoryRequest {
     /// with at least one frame and at most `count`, in at most [`MAX_RUNS`]
     /// runs; a client that got fewer asks again. [`ProtoError::NoMemory`]
     /// when no frame is free.
-    AllocFrames { count: u16 },
+    AllocFrames { client: u16, count: u16 },
     /// Gives frames the caller holds alone (uncounted, or counted at 1)
     /// back to the pool. → [`MemoryReply::Ok`]; [`ProtoError::NotOwned`]
-    /// (and nothing freed) if one of them is free or shared.
-    FreeFrames { frames: FreeList },
+    /// (and nothing freed) if one of them is free or shared. Strategies that
+    /// detect zero late put a frame back once they see it.
+    FreeFrames { client: u16, frames: FreeList },
     /// Applies the counter changes a client (`client`: the process server's
     /// index) has queued; see the module's ordering rule. Frames whose count
     /// reaches zero go back to the pool. → [`MemoryReply::RefBatchDone`]
@@ -154,6 +155,15 @@ pub enum MemoryRequest {
     Attach { part: AttachPart },
     /// → [`MemoryReply::Stats`]
     Stats,
+    /// `try_remove_unique` of `frame` for `client`, by the strategy itself:
+    /// for the strategies whose counts the table does not show in one word.
+    /// → [`MemoryReply::Unique`]: true if the caller's reference is the only
+    /// one (it may then write the frame in place).
+    TryRemoveUnique { client: u16, frame: u32 },
+    /// Runs every client's quiescent point until every frame whose count
+    /// reached zero is back in the pool (for exact counts).
+    /// → [`MemoryReply::Ok`]
+    Settle,
 }
 
 /// The memory server's counters, for benchmarks and tests.
@@ -188,6 +198,7 @@ pub enum MemoryReply {
     Attached(Layout),
     Stats(MemoryStats),
     Error(ProtoError),
+    Unique(bool),
 }
 
 /// The memory server protocol, for the helpers of [`crate::protocol`].
@@ -198,12 +209,12 @@ const REF_OP_LEN: usize = size::U32 + size::BYTE;
 
 impl Protocol for MemoryProtocol {
     const LABEL: u64 = MEMORY_PROTOCOL;
-    const REQUEST_KINDS: u32 = 5;
-    const REPLY_KINDS: u32 = 6;
+    const REQUEST_KINDS: u32 = 7;
+    const REPLY_KINDS: u32 = 7;
     const MAX_REQUEST_LEN: usize = size::TAG
         + size::max(
-            size::max(size::U16, size::seq(MAX_FREE_FRAMES, size::U32)),
-            size::max(size::U16 + size::seq(MAX_REF_OPS, REF_OP_LEN), size::TAG),
+            size::max(2 * size::U16, size::U16 + size::seq(MAX_FREE_FRAMES, size::U32)),
+            size::max(size::U16 + size::seq(MAX_REF_OPS, REF_OP_LEN), size::U16 + size::U32),
         );
     const MAX_REPLY_LEN: usize = size::TAG
         + size::max(
@@ -226,14 +237,17 @@ impl Protocol for MemoryProtocol {
 
     fn validate(request: &MemoryRequest) -> Result<(), ProtoError> {
         let valid = match request {
-            MemoryRequest::AllocFrames { count } => *count > 0,
-            MemoryRequest::FreeFrames { frames } => {
+            MemoryRequest::AllocFrames { count, .. } => *count > 0,
+            MemoryRequest::FreeFrames { frames, .. } => {
                 !frames.is_empty() && frames.iter().enumerate().all(|(i, f)| !frames[..i].contains(f))
             }
             MemoryRequest::RefBatch { ops, .. } => {
                 !ops.is_empty() && ops.iter().all(|op| op.delta != 0)
             }
-            MemoryRequest::Attach { .. } | MemoryRequest::Stats => true,
+            MemoryRequest::Attach { .. }
+            | MemoryRequest::Stats
+            | MemoryRequest::TryRemoveUnique { .. }
+            | MemoryRequest::Settle => true,
         };
         if valid {
             Ok(())
@@ -261,6 +275,7 @@ mod tests {
 
     fn free(list: &[u32]) -> MemoryRequest {
         MemoryRequest::FreeFrames {
+            client: 0,
             frames: list.iter().copied().collect(),
         }
     }
@@ -320,8 +335,34 @@ mod tests {
     #[test]
     fn validation_rejects_nonsense() {
         let bad = Err(ProtoError::InvalidArgument);
-        assert_eq!(check(MemoryRequest::AllocFrames { count: 0 }), bad);
-        assert_eq!(check(MemoryRequest::AllocFrames { count: 1 }), Ok(()));
+        assert_eq!(
+            check(MemoryRequest::AllocFrames {
+                client: 0,
+                count: 0
+            }),
+            bad
+        );
+        assert_eq!(
+            check(MemoryRequest::AllocFrames {
+                client: u16::MAX,
+                count: 0
+            }),
+            bad
+        );
+        assert_eq!(
+            check(MemoryRequest::AllocFrames {
+                client: 0,
+                count: 1
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            check(MemoryRequest::AllocFrames {
+                client: u16::MAX,
+                count: u16::MAX
+            }),
+            Ok(())
+        );
 
         // FreeFrames: non-empty, no frame twice (a double free in one message).
         assert_eq!(check(free(&[])), bad);
@@ -332,6 +373,7 @@ mod tests {
         let all: FreeList = (0..MAX_FREE_FRAMES as u32).rev().collect();
         assert_eq!(
             check(MemoryRequest::FreeFrames {
+                client: u16::MAX,
                 frames: all.clone()
             }),
             Ok(())
@@ -340,6 +382,7 @@ mod tests {
         last_repeats_first[MAX_FREE_FRAMES - 1] = last_repeats_first[0];
         assert_eq!(
             check(MemoryRequest::FreeFrames {
+                client: 1,
                 frames: last_repeats_first
             }),
             bad
@@ -371,12 +414,29 @@ mod tests {
             assert_eq!(check(MemoryRequest::Attach { part }), Ok(()));
         }
         assert_eq!(check(MemoryRequest::Stats), Ok(()));
+
+        // TryRemoveUnique names any frame of any client: whether the frame
+        // is the client's is the server's question, not the codec's.
+        for (client, frame) in [(0, 0), (3, 0x1234), (u16::MAX, u32::MAX)] {
+            assert_eq!(
+                check(MemoryRequest::TryRemoveUnique { client, frame }),
+                Ok(())
+            );
+        }
+        assert_eq!(check(MemoryRequest::Settle), Ok(()));
     }
 
     #[test]
     fn accept_answers_an_invalid_request_with_an_error() {
         let mut buf = [0u8; 16];
-        let length = crate::encode(&MemoryRequest::AllocFrames { count: 0 }, &mut buf).unwrap();
+        let length = crate::encode(
+            &MemoryRequest::AllocFrames {
+                client: 2,
+                count: 0,
+            },
+            &mut buf,
+        )
+        .unwrap();
         assert_eq!(
             accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]),
             Err(MemoryReply::Error(ProtoError::InvalidArgument))

@@ -86,6 +86,9 @@ pub struct ProcessStats {
     pub ref_ops: u64,
     /// `AllocFrames` and `FreeFrames` messages sent to the memory server.
     pub frame_messages: u64,
+    /// `TryRemoveUnique` messages sent to the memory server (strategies
+    /// whose counts the table does not show).
+    pub unique_messages: u64,
 }
 
 /// Replies of a process server.
@@ -108,7 +111,7 @@ pub struct ProcessProtocol;
 
 const NAME_LEN: usize = size::seq(PROGRAM_NAME_LEN, size::BYTE);
 const FORK_LEN: usize = 2 * size::U64 + size::BYTE + size::U16;
-const STATS_LEN: usize = size::U32 + 8 * size::U64;
+const STATS_LEN: usize = size::U32 + 9 * size::U64;
 
 impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;

@@ -104,6 +104,29 @@ fn the_server_answers_truncation_and_trailers_with_errors() {
             Err(ProcessReply::Error(ProtoError::Malformed))
         );
     }
+    // A TryRemoveUnique cut inside or before its frame: the client's bytes
+    // must not be read as the frame.
+    let unique = bytes_of(&MemoryRequest::TryRemoveUnique {
+        client: 300,
+        frame: 0x1234_5678,
+    });
+    assert_eq!(unique.len(), 1 + 2 + 5);
+    assert!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &unique).is_ok());
+    for length in 0..unique.len() {
+        assert_eq!(
+            accept::<MemoryProtocol>(MEMORY_PROTOCOL, &unique[..length]),
+            Err(MemoryReply::Error(ProtoError::Malformed))
+        );
+    }
+    // Settle has no body: anything after its tag is left over.
+    assert_eq!(
+        accept::<MemoryProtocol>(MEMORY_PROTOCOL, &[6]),
+        Ok(MemoryRequest::Settle)
+    );
+    assert_eq!(
+        accept::<MemoryProtocol>(MEMORY_PROTOCOL, &[6, 0]),
+        Err(MemoryReply::Error(ProtoError::TrailingBytes))
+    );
 }
 
 #[test]
@@ -116,7 +139,7 @@ fn wrong_protocol_or_version_is_refused() {
         Err(MemoryReply::Error(ProtoError::WrongProtocol))
     );
     assert_eq!(
-        refused(label(0x4D45, 3)),
+        refused(label(0x4D45, 4)),
         Err(MemoryReply::Error(ProtoError::UnsupportedVersion))
     );
     assert_eq!(
@@ -147,15 +170,25 @@ fn wrong_protocol_or_version_is_refused() {
 fn unknown_tags_are_unknown_requests() {
     let memory = |bytes: &[u8]| accept::<MemoryProtocol>(MEMORY_PROTOCOL, bytes);
     let unknown = Err(MemoryReply::Error(ProtoError::UnknownRequest));
-    // MemoryRequest has 5 variants (tags 0..=4), ProcessRequest 11.
-    assert_eq!(memory(&[5]), unknown);
-    assert_eq!(memory(&[5, 1, 2, 3]), unknown);
+    // MemoryRequest has 7 variants (tags 0..=6), ProcessRequest 11.
+    assert_eq!(memory(&[7]), unknown);
+    assert_eq!(memory(&[7, 1, 2, 3]), unknown);
+    assert_eq!(memory(&[8]), unknown);
     assert_eq!(
         accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]),
         Err(ProcessReply::Error(ProtoError::UnknownRequest))
     );
-    // The last tags are known: Stats (memory tag 4, process tag 10), and
-    // Quiesce (process tag 9).
+    // The last tags are known: Settle (memory tag 6), TryRemoveUnique
+    // (memory tag 5) and Stats (memory tag 4) after it, Stats (process tag
+    // 10) and Quiesce (process tag 9).
+    assert_eq!(memory(&[6]), Ok(MemoryRequest::Settle));
+    assert_eq!(
+        memory(&[5, 1, 2]),
+        Ok(MemoryRequest::TryRemoveUnique {
+            client: 1,
+            frame: 2
+        })
+    );
     assert_eq!(memory(&[4]), Ok(MemoryRequest::Stats));
     assert_eq!(
         accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[10]),
@@ -179,17 +212,38 @@ fn unknown_tags_are_unknown_requests() {
         Err(MemoryReply::Error(ProtoError::Malformed))
     );
     // The bare codec cannot know the variant count: it says malformed.
-    assert_eq!(decode::<MemoryRequest>(&[5]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<MemoryRequest>(&[7]), Err(ProtoError::Malformed));
     // Replies: an unknown reply kind, and an unknown error kind inside an
-    // Error reply (a known reply kind with a bad body).
+    // Error reply (a known reply kind with a bad body). MemoryReply has 7
+    // variants; Unique (6) comes after Error (5).
     assert_eq!(
-        read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[6]),
+        read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[7]),
+        Err(ProtoError::UnknownRequest)
+    );
+    assert_eq!(
+        read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[7, 1]),
         Err(ProtoError::UnknownRequest)
     );
     assert_eq!(
         read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[5, 14]),
         Err(ProtoError::Malformed)
     );
+    assert_eq!(
+        read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[6, 0]),
+        Ok(MemoryReply::Unique(false))
+    );
+    assert_eq!(
+        read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[6, 1]),
+        Ok(MemoryReply::Unique(true))
+    );
+    // A bool is 0 or 1, and it must be there.
+    for bad in [&[6, 2][..], &[6, 0xFF][..], &[6][..]] {
+        assert_eq!(
+            read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, bad),
+            Err(ProtoError::Malformed),
+            "{bad:?}"
+        );
+    }
     // ProcessReply has 10 variants; Quiesced (8) and Stats (9) come after
     // Error (7).
     assert_eq!(
@@ -211,10 +265,10 @@ fn prefix(len: usize) -> Vec<u8> {
     bytes_of(&u32::try_from(len).unwrap())
 }
 
-/// The bytes of a `FreeFrames` whose length prefix says `claimed` and that
-/// then carries `present` distinct frames.
+/// The bytes of a `FreeFrames` from client 0 whose length prefix says
+/// `claimed` and that then carries `present` distinct frames.
 fn free_frames_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
-    let mut bytes = vec![1u8]; // the FreeFrames tag
+    let mut bytes = vec![1u8, 0]; // the FreeFrames tag, client 0
     bytes.extend_from_slice(claimed);
     for frame in 0..present {
         bytes.extend(bytes_of(&u32::try_from(frame).unwrap()));
@@ -239,6 +293,7 @@ fn length_prefixes_beyond_capacity_are_rejected() {
     assert_eq!(
         free_frames_claiming(&[3], 3),
         bytes_of(&MemoryRequest::FreeFrames {
+            client: 0,
             frames: [0u32, 1, 2].into_iter().collect()
         })
     );
@@ -333,15 +388,50 @@ fn length_prefixes_beyond_capacity_are_rejected() {
         decode::<ProcessRequest>(&[1, 0, 8, 2, 1]),
         Err(ProtoError::Malformed)
     );
-    // A frame whose varint overflows 32 bits (FreeFrames, tag 1, one frame).
+    // A frame whose varint overflows 32 bits (FreeFrames, tag 1, client 0,
+    // one frame).
     assert_eq!(
-        decode::<MemoryRequest>(&[1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]),
+        decode::<MemoryRequest>(&[1, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]),
         Err(ProtoError::Malformed)
     );
-    assert!(decode::<MemoryRequest>(&[1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]).is_ok());
-    // A u16 count whose varint overflows 16 bits (AllocFrames, tag 0).
+    assert!(decode::<MemoryRequest>(&[1, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]).is_ok());
+    // The same in a TryRemoveUnique (tag 5, client 0).
     assert_eq!(
-        decode::<MemoryRequest>(&[0, 0xFF, 0xFF, 0x04]),
+        decode::<MemoryRequest>(&[5, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(
+        decode::<MemoryRequest>(&[5, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]),
+        Ok(MemoryRequest::TryRemoveUnique {
+            client: 0,
+            frame: u32::MAX
+        })
+    );
+    // A varint longer than a u32's five bytes.
+    assert_eq!(
+        decode::<MemoryRequest>(&[5, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+        Err(ProtoError::Malformed)
+    );
+    // A u16 count whose varint overflows 16 bits (AllocFrames, tag 0,
+    // client 0), and the same for the client (then count 1).
+    assert_eq!(
+        decode::<MemoryRequest>(&[0, 0, 0xFF, 0xFF, 0x04]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(
+        decode::<MemoryRequest>(&[0, 0xFF, 0xFF, 0x04, 1]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(
+        decode::<MemoryRequest>(&[0, 0xFF, 0xFF, 0x03, 1]),
+        Ok(MemoryRequest::AllocFrames {
+            client: u16::MAX,
+            count: 1
+        })
+    );
+    // The client of a TryRemoveUnique overflows 16 bits (then frame 0).
+    assert_eq!(
+        decode::<MemoryRequest>(&[5, 0xFF, 0xFF, 0x04, 0]),
         Err(ProtoError::Malformed)
     );
 }
@@ -361,9 +451,11 @@ fn claimed_payload_lengths_are_bounded() {
 /// encode. Returns the reply the client reads.
 fn serve_one(label: u64, bytes: &[u8]) -> Result<MemoryReply, ProtoError> {
     let reply = match accept::<MemoryProtocol>(label, bytes) {
-        Ok(MemoryRequest::AllocFrames { count }) => MemoryReply::Frames {
+        Ok(MemoryRequest::AllocFrames { count, .. }) => MemoryReply::Frames {
             runs: [FrameRun::new(0x100, count)].into_iter().collect(),
         },
+        // Unique exactly when the frame is even.
+        Ok(MemoryRequest::TryRemoveUnique { frame, .. }) => MemoryReply::Unique(frame % 2 == 0),
         Ok(MemoryRequest::Attach { part }) => MemoryReply::Attached(Layout {
             pool_frames: 0x8000,
             table_pages: match part {
@@ -381,7 +473,10 @@ fn serve_one(label: u64, bytes: &[u8]) -> Result<MemoryReply, ProtoError> {
 
 #[test]
 fn a_server_keeps_serving_after_bad_messages() {
-    let good = bytes_of(&MemoryRequest::AllocFrames { count: 3 });
+    let good = bytes_of(&MemoryRequest::AllocFrames {
+        client: 1,
+        count: 3,
+    });
     assert_eq!(
         serve_one(MEMORY_PROTOCOL, &good),
         Ok(MemoryReply::Frames {
@@ -407,7 +502,10 @@ fn a_server_keeps_serving_after_bad_messages() {
     assert_eq!(
         serve_one(
             MEMORY_PROTOCOL,
-            &bytes_of(&MemoryRequest::AllocFrames { count: 0 })
+            &bytes_of(&MemoryRequest::AllocFrames {
+                client: 1,
+                count: 0
+            })
         ),
         Err(ProtoError::InvalidArgument)
     );
@@ -415,6 +513,7 @@ fn a_server_keeps_serving_after_bad_messages() {
         serve_one(
             MEMORY_PROTOCOL,
             &bytes_of(&MemoryRequest::FreeFrames {
+                client: 1,
                 frames: [9u32, 9].into_iter().collect()
             })
         ),
@@ -429,6 +528,22 @@ fn a_server_keeps_serving_after_bad_messages() {
             pool_frames: 0x8000,
             table_pages: 64
         }))
+    );
+    // The new requests are served after the bad ones too.
+    for (frame, unique) in [(4, true), (5, false)] {
+        let request = bytes_of(&MemoryRequest::TryRemoveUnique { client: 1, frame });
+        assert_eq!(
+            serve_one(MEMORY_PROTOCOL, &request),
+            Ok(MemoryReply::Unique(unique))
+        );
+    }
+    assert_eq!(
+        serve_one(MEMORY_PROTOCOL, &[5, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(
+        serve_one(MEMORY_PROTOCOL, &bytes_of(&MemoryRequest::Settle)),
+        Ok(MemoryReply::Ok)
     );
 }
 
@@ -465,7 +580,7 @@ proptest! {
     }
 
     #[test]
-    fn random_bytes_behind_a_valid_tag_never_panic(tag in 0u8..=ProcessProtocol::REQUEST_KINDS as u8, body in proptest::collection::vec(any::<u8>(), 0..64)) {
+    fn random_bytes_behind_a_valid_tag_never_panic(tag in 0u8..=ProcessProtocol::REQUEST_KINDS.max(MemoryProtocol::REQUEST_KINDS) as u8, body in proptest::collection::vec(any::<u8>(), 0..64)) {
         let mut bytes = vec![tag];
         bytes.extend_from_slice(&body);
         accept_any::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes)?;

@@ -12,7 +12,7 @@ use common::*;
 use proptest::prelude::*;
 use proto::{
     MemoryProtocol, MemoryReply, MemoryRequest, ProcessProtocol, ProcessReply, ProcessRequest,
-    ProtoError, Protocol, accept, decode, encode, read_reply, request, respond,
+    Protocol, accept, decode, encode, read_reply, request, respond,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -89,11 +89,11 @@ fn declared_variant_counts_match_the_enums() {
         u32::from(buf[0])
     };
     assert_eq!(
-        tag(&MemoryRequest::Stats, &mut buf),
+        tag(&MemoryRequest::Settle, &mut buf),
         MemoryProtocol::REQUEST_KINDS - 1
     );
     assert_eq!(
-        tag(&MemoryReply::Error(ProtoError::Malformed), &mut buf),
+        tag(&MemoryReply::Unique(true), &mut buf),
         MemoryProtocol::REPLY_KINDS - 1
     );
     assert_eq!(
@@ -205,7 +205,7 @@ fn largest_messages_fit_with_the_declared_bound() {
     // The numbers documented in the report.
     assert_eq!(
         (memory_request, memory_reply, process_request, process_reply),
-        (1003, 834, 44, 86)
+        (1006, 834, 44, 96)
     );
 }
 
@@ -217,15 +217,16 @@ fn the_largest_messages_per_variant_are_as_computed() {
         .iter()
         .map(|r| size_of(&largest_memory_request(r)))
         .collect();
-    // AllocFrames (x2), FreeFrames, RefBatch, Attach (x2), Stats.
-    assert_eq!(memory, [4, 4, 1003, 966, 2, 2, 1]);
+    // AllocFrames (x2), FreeFrames, RefBatch, Attach (x2), Stats,
+    // TryRemoveUnique (x2), Settle.
+    assert_eq!(memory, [7, 7, 1006, 966, 2, 2, 1, 9, 9, 1]);
     let replies: Vec<usize> = memory_replies()
         .iter()
-        .take(5)
+        .take(7)
         .map(|r| size_of(&largest_memory_reply(r)))
         .collect();
-    // Frames, Ok, RefBatchDone, Attached, Stats.
-    assert_eq!(replies, [834, 1, 4, 11, 61]);
+    // Frames, Ok, RefBatchDone, Attached, Stats, Unique (x2).
+    assert_eq!(replies, [834, 1, 4, 11, 61, 2, 2]);
     assert_eq!(
         size_of(&MemoryReply::Error(proto::ProtoError::NotMapped)),
         2
@@ -243,7 +244,7 @@ fn the_largest_messages_per_variant_are_as_computed() {
         .map(|r| size_of(&largest_process_reply(r)))
         .collect();
     // Spawned, Forked, Exited, Pid, BrkSet, Mapped, Unmapped, Quiesced, Stats.
-    assert_eq!(replies, [6, 6, 11, 6, 11, 11, 1, 1, 86]);
+    assert_eq!(replies, [6, 6, 11, 6, 11, 11, 1, 1, 96]);
     assert_eq!(
         size_of(&ProcessReply::Error(proto::ProtoError::NotMapped)),
         2

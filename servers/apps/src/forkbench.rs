@@ -54,6 +54,7 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
     let after = stats()?;
     let ref_messages = after.ref_messages.wrapping_sub(before.ref_messages);
     let frame_messages = after.frame_messages.wrapping_sub(before.frame_messages);
+    let unique_messages = after.unique_messages.wrapping_sub(before.unique_messages);
     let ref_ops = after.ref_ops.wrapping_sub(before.ref_ops);
     let cow_copies = after.cow_copies.wrapping_sub(before.cow_copies);
     let cow_reused = after.cow_reused.wrapping_sub(before.cow_reused);
@@ -63,7 +64,7 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
         nanos(total, tsc_hz) / rounds,
         nanos(min, tsc_hz),
         OrDash(icount.then_some(total / rounds)),
-        Ratio::of(ref_messages + frame_messages, rounds),
+        Ratio::of(ref_messages + frame_messages + unique_messages, rounds),
         Ratio::of(ref_ops, ref_messages),
         Ratio::of(cow_copies, rounds),
         Ratio::of(cow_reused, rounds),

@@ -57,7 +57,7 @@ impl System {
         for (source, at) in [(memory, 1), (slots.space, 2), (pool, 3)] {
             sys::cap_mint_to(source, slots.cspace, at, Rights::ALL, 0).map_err(|_| "give the memory server its capabilities")?;
         }
-        server.start(strategy as u64).map_err(|_| "start the memory server")?;
+        server.start_with([strategy as u64, u64::from(cpus), 0]).map_err(|_| "start the memory server")?;
 
         let mut servers = [0; MAX_SERVERS];
         let endpoints: [Slot; MAX_SERVERS] = core::array::from_fn(|_| env.slots.alloc());
@@ -139,11 +139,13 @@ impl System {
     }
 
     /// The memory server's counts once every process server has flushed
-    /// its buffers and returned the frames it keeps at hand.
+    /// its buffers and returned the frames it keeps at hand, and the
+    /// strategy has freed every frame whose count reached zero.
     pub fn settled_memory(&self) -> Result<MemoryStats, ProtoError> {
         for cpu in 0..self.cpus {
             self.call(cpu, &ProcessRequest::Quiesce)?;
         }
+        rt::client::call::<MemoryProtocol>(self.memory, self.buffer(), &MemoryRequest::Settle)?;
         match rt::client::call::<MemoryProtocol>(self.memory, self.buffer(), &MemoryRequest::Stats)? {
             MemoryReply::Stats(stats) => Ok(stats),
             _ => Err(ProtoError::Malformed),

@@ -5,7 +5,8 @@
 //! zero go back to the pool. Malformed or hostile requests get an error
 //! reply and the server keeps serving.
 //!
-//! Start: `rdi` = the strategy's index (`abi::process::Strategy`).
+//! Start: `rdi` = the strategy's index (`abi::process::Strategy`), `rsi` =
+//! the number of process servers (the strategy's cores).
 #![no_std]
 #![no_main]
 
@@ -14,7 +15,8 @@ extern crate alloc;
 mod counts;
 mod pool;
 
-use core::sync::atomic::AtomicU64;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 
 use abi::cap::Rights;
 use abi::msg::IpcBuffer;
@@ -27,6 +29,7 @@ use rt::sys;
 
 use counts::Counts;
 use pool::Pool;
+use refcount::Word;
 
 rt::entry!(main);
 
@@ -52,7 +55,7 @@ const HEAP_PAGES: u64 = 64;
 
 struct Server {
     pool: Pool,
-    counts: Counts,
+    counts: Box<dyn Counts>,
     layout: Layout,
     batches: u64,
     ops_in_batches: u64,
@@ -60,7 +63,8 @@ struct Server {
 
 fn main(args: rt::StartArgs) -> ! {
     let strategy = Strategy::from_index(args.0[0]).unwrap_or(Strategy::Deferred);
-    let Some(mut server) = Server::start(strategy) else {
+    let clients = args.0[1].clamp(1, u64::from(u16::MAX)) as u16;
+    let Some(mut server) = Server::start(strategy, clients) else {
         rt::println!("memory: no usable frames; stopping");
         sys::thread_exit()
     };
@@ -73,9 +77,9 @@ fn main(args: rt::StartArgs) -> ! {
 }
 
 impl Server {
-    /// Takes the heap and the counter table from the start of the range;
-    /// the rest is the pool.
-    fn start(strategy: Strategy) -> Option<Self> {
+    /// Takes the heap, the counter table and the strategy's region from the
+    /// start of the range; the rest is the pool.
+    fn start(strategy: Strategy, clients: u16) -> Option<Self> {
         let pages = PageSource::new(slot::SPACE, slot::FRAMES, HEAP_WINDOW);
         let total = sys::identify(slot::FRAMES).ok()?.size;
         let table_pages = (total * 8).div_ceil(PAGE_SIZE);
@@ -95,10 +99,21 @@ impl Server {
         // SAFETY: the table's pages were just mapped writable there, fresh
         // from the range (so zeroed: every entry FREE), and only this
         // server's thread and its `Counts` use them.
-        let table = unsafe { core::slice::from_raw_parts(table_at as *const AtomicU64, total as usize) };
+        let table = unsafe { core::slice::from_raw_parts(table_at as *const Word, total as usize) };
+        let words = counts::region_words(strategy, total as u32, clients);
+        let region_pages = (words as u64 * 8).div_ceil(PAGE_SIZE);
+        let region: &'static [Word] = if words == 0 {
+            &[]
+        } else {
+            let at = pages.alloc(region_pages).ok()?;
+            // SAFETY: as the table: fresh zeroed pages, mapped writable
+            // there for this server alone.
+            unsafe { core::slice::from_raw_parts(at as *const Word, words) }
+        };
+        let counts = counts::build(strategy, table, region, clients).ok()?;
         let pool = Pool::new(pages.frames(0), total);
         let layout = Layout { pool_frames: total as u32, table_pages: table_pages as u32 };
-        Some(Self { pool, counts: Counts::new(table, strategy), layout, batches: 0, ops_in_batches: 0 })
+        Some(Self { pool, counts, layout, batches: 0, ops_in_batches: 0 })
     }
 
     /// Handles one request; returns the reply message (its payload already
@@ -123,55 +138,74 @@ impl Server {
 
     /// The reply to `request`, and the capability to send with it.
     fn handle(&mut self, request: MemoryRequest) -> (MemoryReply, Option<u64>) {
+        let Self { pool, counts, .. } = self;
+        // Frames whose count reached zero, put back in the pool at the end.
+        let mut zeroed = Vec::new();
+        let mut release = |frame: u32| zeroed.push(frame);
         let reply = match request {
-            MemoryRequest::AllocFrames { count } => {
-                let runs = self.pool.alloc(count);
+            MemoryRequest::AllocFrames { client, count } => {
+                let runs = pool.alloc(count);
                 for run in &runs {
-                    (run.first..run.first + u64::from(run.count)).for_each(|frame| self.counts.hand_out(frame));
+                    (run.first..run.first + u64::from(run.count)).for_each(|frame| counts.hand_out(client, frame as u32));
                 }
-                if runs.is_empty() { MemoryReply::Error(ProtoError::NoMemory) } else { MemoryReply::Frames { runs } }
+                (if runs.is_empty() { MemoryReply::Error(ProtoError::NoMemory) } else { MemoryReply::Frames { runs } }, None)
             }
-            MemoryRequest::FreeFrames { frames } => {
-                if frames.iter().all(|&frame| self.counts.held_alone(u64::from(frame))) {
+            MemoryRequest::FreeFrames { client, frames } => {
+                if frames.iter().all(|&frame| pool.is_used(u64::from(frame)) && counts.held_alone(frame)) {
                     for &frame in &frames {
-                        self.counts.clear(u64::from(frame));
-                        self.pool.release(u64::from(frame));
+                        counts.free(client, frame, &mut release);
                     }
-                    MemoryReply::Ok
+                    counts.quiescent(client, &mut release);
+                    (MemoryReply::Ok, None)
                 } else {
-                    MemoryReply::Error(ProtoError::NotOwned)
+                    (MemoryReply::Error(ProtoError::NotOwned), None)
                 }
             }
-            MemoryRequest::RefBatch { ops, .. } => {
+            MemoryRequest::RefBatch { client, ops } => {
                 self.batches += 1;
                 self.ops_in_batches += ops.len() as u64;
-                let mut freed = 0u16;
-                let pool = &mut self.pool;
-                let applied = self.counts.apply(&ops, &mut |frame| {
-                    pool.release(frame);
-                    freed += 1;
-                });
-                applied.map_or_else(MemoryReply::Error, |()| MemoryReply::RefBatchDone { freed })
+                let in_use = |frame: u32| pool_in_use(pool, frame);
+                let applied = counts.apply(client, &ops, &in_use, &mut release);
+                // The batch's end is the client's quiescent point.
+                counts.quiescent(client, &mut release);
+                let freed = zeroed.len() as u16;
+                (applied.map_or_else(MemoryReply::Error, |()| MemoryReply::RefBatchDone { freed }), None)
+            }
+            MemoryRequest::TryRemoveUnique { client, frame } => {
+                (MemoryReply::Unique(pool.is_used(u64::from(frame)) && counts.try_remove_unique(client, frame)), None)
+            }
+            MemoryRequest::Settle => {
+                counts.settle(&mut release);
+                (MemoryReply::Ok, None)
             }
             MemoryRequest::Attach { part } => {
                 let cap = match part {
                     AttachPart::Frames => slot::FRAMES_FOR_CLIENTS,
                     AttachPart::Table => slot::TABLE_READ_ONLY,
                 };
-                return (MemoryReply::Attached(self.layout), Some(cap));
+                (MemoryReply::Attached(self.layout), Some(cap))
             }
             MemoryRequest::Stats => {
-                let census = self.counts.census();
-                MemoryReply::Stats(MemoryStats {
-                    free: self.pool.free_frames(),
+                let census = counts.census(self.layout.pool_frames, &|frame| pool_in_use(pool, frame));
+                let stats = MemoryStats {
+                    free: pool.free_frames(),
                     owned: census.owned,
                     shared: census.shared,
                     pending_ops: 0,
                     batches: self.batches,
                     ops_in_batches: self.ops_in_batches,
-                })
+                };
+                (MemoryReply::Stats(stats), None)
             }
         };
-        (reply, None)
+        for frame in zeroed {
+            pool.release(u64::from(frame));
+        }
+        reply
     }
+}
+
+/// Whether `frame` is handed out (or the server's own).
+fn pool_in_use(pool: &Pool, frame: u32) -> bool {
+    pool.is_used(u64::from(frame))
 }

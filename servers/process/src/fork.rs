@@ -3,7 +3,7 @@
 //! - deferred: a page the parent held alone becomes shared by two with no
 //!   message (its table entry stays `OWNED`, which counts as 2 once
 //!   shared); an already shared page queues an increment;
-//! - atomic: every page queues an increment.
+//! - every other strategy: every page queues an increment.
 //!
 //! The increments are committed in batches before the fork returns. The
 //! IPC buffer page is never shared: the child gets a fresh one.
@@ -11,7 +11,6 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
-use abi::process::Strategy;
 use proto::ProtoError;
 use rt::mem::PAGE_SIZE;
 use rt::sys::{self, Slot};
@@ -45,7 +44,7 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
         if vpn == IPC_PAGE {
             continue;
         }
-        if strategy == Strategy::Atomic || page.is(Page::SHARED) {
+        if !strategy.defers() || page.is(Page::SHARED) {
             server.mem.inc(page.frame);
         }
         page.flags |= Page::SHARED;

@@ -6,7 +6,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
 use abi::cap::{ObjectKind, Rights};
-use abi::process::{SERVER_SLOT, START_MAGIC, Strategy};
+use abi::process::{SERVER_SLOT, START_MAGIC};
 use abi::syscall::SysError;
 use proto::{ProcessReply, ProtoError};
 use rt::ipc;
@@ -72,13 +72,13 @@ pub fn configure(pid: u32, objects: Objects, server: u16) -> Result<(), ProtoErr
 
 /// Drops the references of `pages`, in batches flushed before this
 /// returns. The deferred strategy puts frames that were never shared
-/// straight back into the server's stock; the atomic one counts every
-/// drop (a frame at zero goes back to the memory server's pool). Their
+/// straight back into the server's stock; the others count every drop (a
+/// frame at zero goes back to the memory server's pool). Their
 /// mappings must be gone already.
 pub fn release(mem: &mut MemClient, pages: BTreeMap<u64, Page>) {
     let mut counted = alloc::vec::Vec::new();
     for page in pages.into_values() {
-        if page.is(Page::SHARED) || mem.strategy() == Strategy::Atomic { counted.push(page.frame) } else { mem.free(page.frame) }
+        if page.is(Page::SHARED) || !mem.strategy().defers() { counted.push(page.frame) } else { mem.free(page.frame) }
     }
     mem.dec_all(counted.into_iter());
 }

@@ -6,8 +6,9 @@
 //!   committed before it returns ([`MemClient::commit`]); decrements wait
 //!   in a buffer flushed when it fills, at unmap and exit, and when the
 //!   server is idle.
-//! - **atomic**: every frame is counted from the moment it is handed out
-//!   (at 1), and every change reaches the table before the operation that
+//! - **atomic** and the other strategies: every frame is counted from the
+//!   moment it is handed out
+//!   (at 1), and every change reaches the memory server before the operation that
 //!   made it returns: a fork's increments and an exit's decrements in
 //!   batches, a copy-on-write copy's decrement at once. Dropping a frame
 //!   is a decrement even if it was never shared; the memory server frees
@@ -20,7 +21,7 @@ use alloc::vec::Vec;
 
 use abi::msg::IpcBuffer;
 use abi::process::Strategy;
-use proto::memory::{FreeList, MAX_FREE_FRAMES, MAX_REF_OPS, MemoryReply, MemoryRequest, RefOp, RefOps};
+use proto::memory::{FreeList, MAX_FREE_FRAMES, MAX_REF_OPS, MemoryReply, MemoryRequest, RefOp, RefOps, table};
 use proto::{MemoryProtocol, ProtoError};
 
 use crate::slot;
@@ -66,7 +67,7 @@ impl MemClient {
             return Ok(frame);
         }
         Counters::add(&system::get().stats.frame_messages, 1);
-        match self.call(&MemoryRequest::AllocFrames { count: REFILL })? {
+        match self.call(&MemoryRequest::AllocFrames { client: self.client, count: REFILL })? {
             MemoryReply::Frames { runs } => {
                 for run in runs.iter().rev() {
                     self.stash.extend((run.first..run.first + u64::from(run.count)).rev().map(|frame| frame as u32));
@@ -92,7 +93,7 @@ impl MemClient {
             let take = (self.stash.len() - keep).min(MAX_FREE_FRAMES);
             let frames: FreeList = self.stash.drain(self.stash.len() - take..).collect();
             Counters::add(&system::get().stats.frame_messages, 1);
-            if self.call(&MemoryRequest::FreeFrames { frames }) != Ok(MemoryReply::Ok) {
+            if self.call(&MemoryRequest::FreeFrames { client: self.client, frames }) != Ok(MemoryReply::Ok) {
                 rt::println!("process: the memory server refused frames back");
             }
         }
@@ -107,11 +108,31 @@ impl MemClient {
     }
 
     /// Drops a reference to a counted frame: buffered by the deferred
-    /// strategy, applied at once by the atomic one.
+    /// strategy, applied at once by the others.
     pub fn dec(&mut self, frame: u32) {
         self.decs.push(frame);
-        if self.strategy == Strategy::Atomic || self.incs.len() + self.decs.len() >= MAX_REF_OPS {
+        if !self.strategy.defers() || self.incs.len() + self.decs.len() >= MAX_REF_OPS {
             self.flush();
+        }
+    }
+
+    /// Whether our reference to `frame`, a shared frame, is the only one
+    /// (`try_remove_unique`). Deferred and atomic read the counter table:
+    /// the deferred table counts buffered decrements too, so ours are taken
+    /// off, and `OWNED` on a shared frame is 2. The other strategies ask the
+    /// memory server, which runs them.
+    pub fn try_remove_unique(&mut self, frame: u32) -> bool {
+        let word = system::get().count_of(frame);
+        match self.strategy {
+            Strategy::Deferred => {
+                let count = if word == table::OWNED { 2 } else { word };
+                count.saturating_sub(self.pending_decs(frame)) == 1
+            }
+            Strategy::Atomic => word == 1,
+            _ => {
+                Counters::add(&system::get().stats.unique_messages, 1);
+                self.call(&MemoryRequest::TryRemoveUnique { client: self.client, frame }) == Ok(MemoryReply::Unique(true))
+            }
         }
     }
 
@@ -163,7 +184,7 @@ impl MemClient {
     }
 
     /// Our own buffered decrements of `frame`.
-    pub fn pending_decs(&self, frame: u32) -> u64 {
+    fn pending_decs(&self, frame: u32) -> u64 {
         self.decs.iter().filter(|&&f| f == frame).count() as u64
     }
 

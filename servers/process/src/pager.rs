@@ -3,16 +3,15 @@
 //! process is ended.
 //! - A page in a demand-zero region (heap, stack, anonymous mapping) gets
 //!   a fresh zeroed frame.
-//! - A write to a shared page first tries `try_remove_unique`: the counter
-//!   table says 1 (less our own buffered decrements), so the caller holds
-//!   the only reference and the page is made writable in place. Otherwise
-//!   the page is copied, remapped, and the old frame loses a reference.
+//! - A write to a shared page first tries `try_remove_unique`
+//!   (`MemClient::try_remove_unique`): if the caller holds the only
+//!   reference, the page is made writable in place. Otherwise the page is
+//!   copied, remapped, and the old frame loses a reference.
 //! - Anything else (a bad address, a write to code) ends the process with
 //!   `STATUS_FAULT`; a page that cannot get a frame, with `STATUS_NO_MEMORY`.
 
 use abi::msg::kernel_label;
-use abi::process::{STATUS_FAULT, STATUS_NO_MEMORY, Strategy};
-use proto::memory::table;
+use abi::process::{STATUS_FAULT, STATUS_NO_MEMORY};
 use rt::ipc::Message;
 use rt::mem::PAGE_SIZE;
 use rt::sys::{self, Slot};
@@ -85,24 +84,11 @@ fn resume_if(ok: bool) -> Outcome {
     if ok { Outcome::Resume } else { Outcome::Kill(STATUS_FAULT) }
 }
 
-/// The references to `frame` the table shows, less our own buffered
-/// decrements (which are only ours to know).
-fn references(server: &Server, frame: u32) -> u64 {
-    let word = system::get().count_of(frame);
-    match server.mem.strategy() {
-        Strategy::Deferred => {
-            let count = if word == table::OWNED { 2 } else { word };
-            count.saturating_sub(server.mem.pending_decs(frame))
-        }
-        Strategy::Atomic => word,
-    }
-}
-
 fn copy_on_write(server: &mut Server, memory: &mut AddrSpace, space: Slot, vaddr: u64, page: Page) -> Outcome {
     let sys = system::get();
     Counters::add(&sys.stats.cow_faults, 1);
     let writable = Page { flags: page.flags & !Page::SHARED, ..page }.rights();
-    if references(server, page.frame) == 1 {
+    if server.mem.try_remove_unique(page.frame) {
         // try_remove_unique: ours alone. It stays counted (at 1).
         Counters::add(&sys.stats.cow_reused, 1);
         return resume_if(sys::protect(space, vaddr, 1, writable).is_ok());

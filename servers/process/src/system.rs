@@ -49,6 +49,7 @@ pub struct Counters {
     pub ref_messages: AtomicU64,
     pub ref_ops: AtomicU64,
     pub frame_messages: AtomicU64,
+    pub unique_messages: AtomicU64,
 }
 
 impl Counters {
@@ -67,6 +68,7 @@ impl Counters {
             ref_messages: self.ref_messages.load(Relaxed),
             ref_ops: self.ref_ops.load(Relaxed),
             frame_messages: self.frame_messages.load(Relaxed),
+            unique_messages: self.unique_messages.load(Relaxed),
         }
     }
 }

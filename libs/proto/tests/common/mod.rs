@@ -56,7 +56,7 @@ pub fn error_kind(error: ProtoError) -> usize {
 // The `kind` of a variant is its wire tag: `tags_follow_the_declared_order`
 // checks it against postcard, so these functions also pin the order.
 
-pub const MEMORY_REQUEST_KINDS: usize = 5;
+pub const MEMORY_REQUEST_KINDS: usize = 7;
 pub fn memory_request_kind(request: &MemoryRequest) -> usize {
     match request {
         MemoryRequest::AllocFrames { .. } => 0,
@@ -64,10 +64,12 @@ pub fn memory_request_kind(request: &MemoryRequest) -> usize {
         MemoryRequest::RefBatch { .. } => 2,
         MemoryRequest::Attach { .. } => 3,
         MemoryRequest::Stats => 4,
+        MemoryRequest::TryRemoveUnique { .. } => 5,
+        MemoryRequest::Settle => 6,
     }
 }
 
-pub const MEMORY_REPLY_KINDS: usize = 6;
+pub const MEMORY_REPLY_KINDS: usize = 7;
 pub fn memory_reply_kind(reply: &MemoryReply) -> usize {
     match reply {
         MemoryReply::Frames { .. } => 0,
@@ -76,6 +78,7 @@ pub fn memory_reply_kind(reply: &MemoryReply) -> usize {
         MemoryReply::Attached(_) => 3,
         MemoryReply::Stats(_) => 4,
         MemoryReply::Error(_) => 5,
+        MemoryReply::Unique(_) => 6,
     }
 }
 
@@ -123,9 +126,16 @@ fn full<T: Copy, const N: usize>(value: T) -> heapless::Vec<T, N> {
 /// Valid requests, every variant at least once.
 pub fn memory_requests() -> Vec<MemoryRequest> {
     vec![
-        MemoryRequest::AllocFrames { count: 1 },
-        MemoryRequest::AllocFrames { count: 512 },
+        MemoryRequest::AllocFrames {
+            client: 0,
+            count: 1,
+        },
+        MemoryRequest::AllocFrames {
+            client: 2,
+            count: 512,
+        },
         MemoryRequest::FreeFrames {
+            client: 1,
             frames: [0x100u32, 0x101, 0x200, u32::MAX].into_iter().collect(),
         },
         MemoryRequest::RefBatch {
@@ -148,6 +158,15 @@ pub fn memory_requests() -> Vec<MemoryRequest> {
             part: AttachPart::Table,
         },
         MemoryRequest::Stats,
+        MemoryRequest::TryRemoveUnique {
+            client: 0,
+            frame: 0x100,
+        },
+        MemoryRequest::TryRemoveUnique {
+            client: 3,
+            frame: u32::MAX,
+        },
+        MemoryRequest::Settle,
     ]
 }
 
@@ -170,6 +189,8 @@ pub fn memory_replies() -> Vec<MemoryReply> {
             batches: 5,
             ops_in_batches: 6,
         }),
+        MemoryReply::Unique(false),
+        MemoryReply::Unique(true),
     ];
     replies.extend(ALL_ERRORS.map(MemoryReply::Error));
     replies
@@ -232,6 +253,7 @@ pub fn process_replies() -> Vec<ProcessReply> {
             ref_messages: 7,
             ref_ops: 8,
             frame_messages: 9,
+            unique_messages: 10,
         }),
     ];
     replies.extend(ALL_ERRORS.map(ProcessReply::Error));
@@ -243,9 +265,13 @@ pub fn process_replies() -> Vec<ProcessReply> {
 /// accepts, not only for what it can decode.
 pub fn largest_memory_request(like: &MemoryRequest) -> MemoryRequest {
     match like {
-        MemoryRequest::AllocFrames { .. } => MemoryRequest::AllocFrames { count: u16::MAX },
+        MemoryRequest::AllocFrames { .. } => MemoryRequest::AllocFrames {
+            client: u16::MAX,
+            count: u16::MAX,
+        },
         // Distinct frames (no double free), each a 5-byte varint.
         MemoryRequest::FreeFrames { .. } => MemoryRequest::FreeFrames {
+            client: u16::MAX,
             frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect(),
         },
         MemoryRequest::RefBatch { .. } => MemoryRequest::RefBatch {
@@ -259,6 +285,11 @@ pub fn largest_memory_request(like: &MemoryRequest) -> MemoryRequest {
             part: AttachPart::Table,
         },
         MemoryRequest::Stats => MemoryRequest::Stats,
+        MemoryRequest::TryRemoveUnique { .. } => MemoryRequest::TryRemoveUnique {
+            client: u16::MAX,
+            frame: u32::MAX,
+        },
+        MemoryRequest::Settle => MemoryRequest::Settle,
     }
 }
 
@@ -282,6 +313,8 @@ pub fn largest_memory_reply(like: &MemoryReply) -> MemoryReply {
             ops_in_batches: u64::MAX,
         }),
         MemoryReply::Error(_) => MemoryReply::Error(ALL_ERRORS[ALL_ERRORS.len() - 1]),
+        // A bool is one byte whatever its value.
+        MemoryReply::Unique(_) => MemoryReply::Unique(true),
     }
 }
 
@@ -346,6 +379,7 @@ pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
             ref_messages: u64::MAX,
             ref_ops: u64::MAX,
             frame_messages: u64::MAX,
+            unique_messages: u64::MAX,
         }),
     }
 }
@@ -396,12 +430,17 @@ fn arb_name() -> impl Strategy<Value = ProgramName> {
 
 pub fn arb_memory_request() -> impl Strategy<Value = MemoryRequest> {
     prop_oneof![
-        any::<u16>().prop_map(|count| MemoryRequest::AllocFrames { count }),
-        arb_free_list().prop_map(|frames| MemoryRequest::FreeFrames { frames }),
+        (any::<u16>(), any::<u16>())
+            .prop_map(|(client, count)| MemoryRequest::AllocFrames { client, count }),
+        (any::<u16>(), arb_free_list())
+            .prop_map(|(client, frames)| MemoryRequest::FreeFrames { client, frames }),
         (any::<u16>(), arb_ref_ops())
             .prop_map(|(client, ops)| MemoryRequest::RefBatch { client, ops }),
         arb_attach_part().prop_map(|part| MemoryRequest::Attach { part }),
         Just(MemoryRequest::Stats),
+        (any::<u16>(), arb_frame())
+            .prop_map(|(client, frame)| MemoryRequest::TryRemoveUnique { client, frame }),
+        Just(MemoryRequest::Settle),
     ]
 }
 
@@ -429,6 +468,7 @@ pub fn arb_memory_reply() -> impl Strategy<Value = MemoryReply> {
             }
         ),
         arb_error().prop_map(MemoryReply::Error),
+        any::<bool>().prop_map(MemoryReply::Unique),
     ]
 }
 
@@ -468,7 +508,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
         Just(ProcessReply::Unmapped),
         arb_error().prop_map(ProcessReply::Error),
         Just(ProcessReply::Quiesced),
-        (any::<u32>(), any::<[u64; 8]>()).prop_map(
+        (any::<u32>(), any::<[u64; 9]>()).prop_map(
             |(
                 processes,
                 [
@@ -480,6 +520,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
                     ref_messages,
                     ref_ops,
                     frame_messages,
+                    unique_messages,
                 ],
             )| {
                 ProcessReply::Stats(ProcessStats {
@@ -492,6 +533,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
                     ref_messages,
                     ref_ops,
                     frame_messages,
+                    unique_messages,
                 })
             }
         ),

@@ -98,7 +98,7 @@ fn exercise(env: &Env, ep: Slot, batch: Slot) -> TestResult {
 /// seen in the table; frames back.
 fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, entry: impl Fn(u32) -> u64) -> TestResult {
     let free = free_frames(ep, buffer)?;
-    let runs = match call(ep, buffer, &MemoryRequest::AllocFrames { count: 16 }) {
+    let runs = match call(ep, buffer, &MemoryRequest::AllocFrames { client: 0, count: 16 }) {
         Ok(MemoryReply::Frames { runs }) => runs,
         _ => return Err("AllocFrames failed"),
     };
@@ -134,7 +134,7 @@ fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, entry: impl Fn
     check(batch(ops(&[RefOp::dec(first)])) == Err(ProtoError::NotOwned), "a decrement of a free frame was accepted")?;
 
     let rest: FreeList = frames[1..].iter().copied().collect();
-    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames: rest.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
-    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames: rest }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: rest.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: rest }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
     check(free_frames(ep, buffer)? == free, "the frames did not return to the pool")
 }
