@@ -61,6 +61,7 @@ pub const SYSTEM_TESTS: &[&str] = &[
     "fork_crash",
     "fork_oom",
     "forkbench_quick",
+    "live_swap",
 ];
 
 /// Bit 0 of init's start flags (in `rsi`): run the self-tests.

@@ -164,6 +164,18 @@ pub enum MemoryRequest {
     /// reached zero is back in the pool (for exact counts).
     /// → [`MemoryReply::Ok`]
     Settle,
+    /// Deferred strategy: these frames were shared by a fork with no message
+    /// (their entry is still `OWNED`, standing for 2): make the 2 explicit.
+    /// Frames no longer `OWNED` are left alone, so holders may all send it.
+    /// Sent before a strategy swap, which must see exact counts.
+    /// → [`MemoryReply::Ok`]
+    Materialize { frames: FreeList },
+    /// Hands every frame's count to strategy `strategy`
+    /// (`abi::process::Strategy` index) and runs it from now on. The clients
+    /// must have flushed and paused first. → [`MemoryReply::Ok`];
+    /// [`ProtoError::InvalidArgument`] for an unknown strategy,
+    /// [`ProtoError::NoMemory`] when its tables do not fit.
+    Swap { strategy: u8 },
 }
 
 /// The memory server's counters, for benchmarks and tests.
@@ -209,7 +221,7 @@ const REF_OP_LEN: usize = size::U32 + size::BYTE;
 
 impl Protocol for MemoryProtocol {
     const LABEL: u64 = MEMORY_PROTOCOL;
-    const REQUEST_KINDS: u32 = 7;
+    const REQUEST_KINDS: u32 = 9;
     const REPLY_KINDS: u32 = 7;
     const MAX_REQUEST_LEN: usize = size::TAG
         + size::max(
@@ -247,7 +259,9 @@ impl Protocol for MemoryProtocol {
             MemoryRequest::Attach { .. }
             | MemoryRequest::Stats
             | MemoryRequest::TryRemoveUnique { .. }
-            | MemoryRequest::Settle => true,
+            | MemoryRequest::Settle
+            | MemoryRequest::Swap { .. } => true,
+            MemoryRequest::Materialize { frames } => !frames.is_empty(),
         };
         if valid {
             Ok(())
@@ -276,6 +290,12 @@ mod tests {
     fn free(list: &[u32]) -> MemoryRequest {
         MemoryRequest::FreeFrames {
             client: 0,
+            frames: list.iter().copied().collect(),
+        }
+    }
+
+    fn materialize(list: &[u32]) -> MemoryRequest {
+        MemoryRequest::Materialize {
             frames: list.iter().copied().collect(),
         }
     }
@@ -424,6 +444,21 @@ mod tests {
             );
         }
         assert_eq!(check(MemoryRequest::Settle), Ok(()));
+
+        // Materialize: non-empty; unlike FreeFrames a frame may appear twice
+        // (every holder of a forked frame may name it).
+        assert_eq!(check(materialize(&[])), bad);
+        assert_eq!(check(materialize(&[0])), Ok(()));
+        assert_eq!(check(materialize(&[7, 7])), Ok(()));
+        assert_eq!(check(materialize(&[1, 2, 1, u32::MAX])), Ok(()));
+        let same: FreeList = core::iter::repeat_n(u32::MAX, MAX_FREE_FRAMES).collect();
+        assert_eq!(check(MemoryRequest::Materialize { frames: same }), Ok(()));
+
+        // Swap names any strategy: whether it exists is the server's
+        // question (InvalidArgument from the server, not the codec).
+        for strategy in [0, 1, 8, u8::MAX] {
+            assert_eq!(check(MemoryRequest::Swap { strategy }), Ok(()));
+        }
     }
 
     #[test]
@@ -445,6 +480,17 @@ mod tests {
         assert_eq!(
             accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]),
             Err(MemoryReply::Error(ProtoError::InvalidArgument))
+        );
+        let length = crate::encode(&materialize(&[]), &mut buf).unwrap();
+        assert_eq!(
+            accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]),
+            Err(MemoryReply::Error(ProtoError::InvalidArgument))
+        );
+        // The same frame twice is a double free, but not a double materialize.
+        let length = crate::encode(&materialize(&[3, 3]), &mut buf).unwrap();
+        assert_eq!(
+            accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]),
+            Ok(materialize(&[3, 3]))
         );
     }
 }

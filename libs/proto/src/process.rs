@@ -64,6 +64,10 @@ pub enum ProcessRequest {
     Quiesce,
     /// → [`ProcessReply::Stats`]
     Stats,
+    /// Swaps the reference-count strategy (`abi::process::Strategy` index)
+    /// of the memory server and every process server, live: the servers
+    /// pause, flush, and resume under the new one. → [`ProcessReply::Swapped`]
+    Swap { strategy: u8 },
 }
 
 /// The process servers' counters (summed over every CPU's server).
@@ -104,6 +108,7 @@ pub enum ProcessReply {
     Error(ProtoError),
     Quiesced,
     Stats(ProcessStats),
+    Swapped,
 }
 
 /// The process server protocol, for the helpers of [`crate::protocol`].
@@ -115,8 +120,8 @@ const STATS_LEN: usize = size::U32 + 9 * size::U64;
 
 impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;
-    const REQUEST_KINDS: u32 = 11;
-    const REPLY_KINDS: u32 = 10;
+    const REQUEST_KINDS: u32 = 12;
+    const REPLY_KINDS: u32 = 11;
     const MAX_REQUEST_LEN: usize = size::TAG
         + size::max(
             size::max(NAME_LEN + size::U64, FORK_LEN),
@@ -162,7 +167,8 @@ impl Protocol for ProcessProtocol {
             | ProcessRequest::GetPid
             | ProcessRequest::Brk { .. }
             | ProcessRequest::Quiesce
-            | ProcessRequest::Stats => true,
+            | ProcessRequest::Stats
+            | ProcessRequest::Swap { .. } => true,
         };
         if valid {
             Ok(())
@@ -258,6 +264,10 @@ mod tests {
         assert_eq!(check(ProcessRequest::Brk { new_end: u64::MAX }), Ok(()));
         assert_eq!(check(ProcessRequest::Quiesce), Ok(()));
         assert_eq!(check(ProcessRequest::Stats), Ok(()));
+        // Any strategy index: the servers refuse unknown ones, not the codec.
+        for strategy in [0, 1, 8, u8::MAX] {
+            assert_eq!(check(ProcessRequest::Swap { strategy }), Ok(()));
+        }
     }
 
     #[test]

@@ -127,6 +127,56 @@ fn the_server_answers_truncation_and_trailers_with_errors() {
         accept::<MemoryProtocol>(MEMORY_PROTOCOL, &[6, 0]),
         Err(MemoryReply::Error(ProtoError::TrailingBytes))
     );
+    // A Swap (memory tag 8, process tag 11) whose strategy byte is missing,
+    // or followed by another byte.
+    assert_eq!(
+        accept::<MemoryProtocol>(MEMORY_PROTOCOL, &[8, 2]),
+        Ok(MemoryRequest::Swap { strategy: 2 })
+    );
+    assert_eq!(
+        accept::<MemoryProtocol>(MEMORY_PROTOCOL, &[8]),
+        Err(MemoryReply::Error(ProtoError::Malformed))
+    );
+    assert_eq!(
+        accept::<MemoryProtocol>(MEMORY_PROTOCOL, &[8, 2, 0]),
+        Err(MemoryReply::Error(ProtoError::TrailingBytes))
+    );
+    assert_eq!(
+        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[11, 2]),
+        Ok(ProcessRequest::Swap { strategy: 2 })
+    );
+    assert_eq!(
+        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]),
+        Err(ProcessReply::Error(ProtoError::Malformed))
+    );
+    assert_eq!(
+        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[11, 2, 0]),
+        Err(ProcessReply::Error(ProtoError::TrailingBytes))
+    );
+    // A Materialize cut anywhere, down to its tag, is malformed; whole, with
+    // a frame twice, it is accepted; with no frame, it decodes but is
+    // rejected by validation.
+    let materialize = bytes_of(&MemoryRequest::Materialize {
+        frames: [0x1234_5678u32, 3, 0x1234_5678].into_iter().collect(),
+    });
+    assert_eq!(materialize.len(), 1 + 1 + 5 + 1 + 5);
+    assert!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &materialize).is_ok());
+    for length in 0..materialize.len() {
+        assert_eq!(
+            accept::<MemoryProtocol>(MEMORY_PROTOCOL, &materialize[..length]),
+            Err(MemoryReply::Error(ProtoError::Malformed))
+        );
+    }
+    assert_eq!(
+        decode::<MemoryRequest>(&[7, 0]),
+        Ok(MemoryRequest::Materialize {
+            frames: Default::default()
+        })
+    );
+    assert_eq!(
+        accept::<MemoryProtocol>(MEMORY_PROTOCOL, &[7, 0]),
+        Err(MemoryReply::Error(ProtoError::InvalidArgument))
+    );
 }
 
 #[test]
@@ -139,7 +189,7 @@ fn wrong_protocol_or_version_is_refused() {
         Err(MemoryReply::Error(ProtoError::WrongProtocol))
     );
     assert_eq!(
-        refused(label(0x4D45, 4)),
+        refused(label(0x4D45, 5)),
         Err(MemoryReply::Error(ProtoError::UnsupportedVersion))
     );
     assert_eq!(
@@ -170,17 +220,33 @@ fn wrong_protocol_or_version_is_refused() {
 fn unknown_tags_are_unknown_requests() {
     let memory = |bytes: &[u8]| accept::<MemoryProtocol>(MEMORY_PROTOCOL, bytes);
     let unknown = Err(MemoryReply::Error(ProtoError::UnknownRequest));
-    // MemoryRequest has 7 variants (tags 0..=6), ProcessRequest 11.
-    assert_eq!(memory(&[7]), unknown);
-    assert_eq!(memory(&[7, 1, 2, 3]), unknown);
-    assert_eq!(memory(&[8]), unknown);
+    // MemoryRequest has 9 variants (tags 0..=8), ProcessRequest 12.
+    assert_eq!(memory(&[9]), unknown);
+    assert_eq!(memory(&[9, 1, 2, 3]), unknown);
+    assert_eq!(memory(&[10]), unknown);
     assert_eq!(
-        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]),
+        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12]),
         Err(ProcessReply::Error(ProtoError::UnknownRequest))
     );
-    // The last tags are known: Settle (memory tag 6), TryRemoveUnique
-    // (memory tag 5) and Stats (memory tag 4) after it, Stats (process tag
+    assert_eq!(
+        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12, 0]),
+        Err(ProcessReply::Error(ProtoError::UnknownRequest))
+    );
+    // The last tags are known: Swap (memory tag 8), Materialize (memory tag
+    // 7), Settle (memory tag 6), TryRemoveUnique (memory tag 5) and Stats
+    // (memory tag 4) before them; Swap (process tag 11), Stats (process tag
     // 10) and Quiesce (process tag 9).
+    assert_eq!(memory(&[8, 0]), Ok(MemoryRequest::Swap { strategy: 0 }));
+    assert_eq!(
+        memory(&[8, 0xFF]),
+        Ok(MemoryRequest::Swap { strategy: u8::MAX })
+    );
+    assert_eq!(
+        memory(&[7, 2, 5, 5]),
+        Ok(MemoryRequest::Materialize {
+            frames: [5u32, 5].into_iter().collect()
+        })
+    );
     assert_eq!(memory(&[6]), Ok(MemoryRequest::Settle));
     assert_eq!(
         memory(&[5, 1, 2]),
@@ -190,6 +256,10 @@ fn unknown_tags_are_unknown_requests() {
         })
     );
     assert_eq!(memory(&[4]), Ok(MemoryRequest::Stats));
+    assert_eq!(
+        accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[11, 7]),
+        Ok(ProcessRequest::Swap { strategy: 7 })
+    );
     assert_eq!(
         accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[10]),
         Ok(ProcessRequest::Stats)
@@ -212,7 +282,8 @@ fn unknown_tags_are_unknown_requests() {
         Err(MemoryReply::Error(ProtoError::Malformed))
     );
     // The bare codec cannot know the variant count: it says malformed.
-    assert_eq!(decode::<MemoryRequest>(&[7]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<MemoryRequest>(&[9]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<ProcessRequest>(&[12]), Err(ProtoError::Malformed));
     // Replies: an unknown reply kind, and an unknown error kind inside an
     // Error reply (a known reply kind with a bad body). MemoryReply has 7
     // variants; Unique (6) comes after Error (5).
@@ -244,11 +315,20 @@ fn unknown_tags_are_unknown_requests() {
             "{bad:?}"
         );
     }
-    // ProcessReply has 10 variants; Quiesced (8) and Stats (9) come after
-    // Error (7).
+    // ProcessReply has 11 variants; Quiesced (8), Stats (9) and Swapped
+    // (10) come after Error (7).
+    assert_eq!(
+        read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]),
+        Err(ProtoError::UnknownRequest)
+    );
     assert_eq!(
         read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[10]),
-        Err(ProtoError::UnknownRequest)
+        Ok(ProcessReply::Swapped)
+    );
+    // Swapped has no body.
+    assert_eq!(
+        read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[10, 0]),
+        Err(ProtoError::TrailingBytes)
     );
     assert_eq!(
         read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[8]),
@@ -276,6 +356,17 @@ fn free_frames_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
     bytes
 }
 
+/// The bytes of a `Materialize` whose length prefix says `claimed` and that
+/// then carries `present` frames, all the same one (holders may repeat it).
+fn materialize_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
+    let mut bytes = vec![7u8]; // the Materialize tag; no client
+    bytes.extend_from_slice(claimed);
+    for _ in 0..present {
+        bytes.extend(bytes_of(&u32::MAX));
+    }
+    bytes
+}
+
 /// The bytes of a `RefBatch` from client 0 whose length prefix says
 /// `claimed` and that then carries `present` increments.
 fn ref_batch_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
@@ -298,6 +389,12 @@ fn length_prefixes_beyond_capacity_are_rejected() {
         })
     );
     assert_eq!(
+        materialize_claiming(&[2], 2),
+        bytes_of(&MemoryRequest::Materialize {
+            frames: [u32::MAX, u32::MAX].into_iter().collect()
+        })
+    );
+    assert_eq!(
         ref_batch_claiming(&[2], 2),
         bytes_of(&MemoryRequest::RefBatch {
             client: 0,
@@ -309,6 +406,16 @@ fn length_prefixes_beyond_capacity_are_rejected() {
     let full = free_frames_claiming(&prefix(MAX_FREE_FRAMES), MAX_FREE_FRAMES);
     assert!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &full).is_ok());
     let one_more = free_frames_claiming(&prefix(MAX_FREE_FRAMES + 1), MAX_FREE_FRAMES + 1);
+    assert_eq!(
+        decode::<MemoryRequest>(&one_more),
+        Err(ProtoError::Malformed)
+    );
+    // The same for the 200 frames of a Materialize (repeated, which its
+    // validation allows).
+    let full = materialize_claiming(&prefix(MAX_FREE_FRAMES), MAX_FREE_FRAMES);
+    assert_eq!(full.len(), 1 + 2 + MAX_FREE_FRAMES * 5);
+    assert!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &full).is_ok());
+    let one_more = materialize_claiming(&prefix(MAX_FREE_FRAMES + 1), MAX_FREE_FRAMES + 1);
     assert_eq!(
         decode::<MemoryRequest>(&one_more),
         Err(ProtoError::Malformed)
@@ -335,6 +442,10 @@ fn length_prefixes_beyond_capacity_are_rejected() {
     }
     assert_eq!(
         decode::<MemoryRequest>(&ref_batch_claiming(&[0xFF; 10], 2)),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(
+        decode::<MemoryRequest>(&materialize_claiming(&[0xFF; 10], 2)),
         Err(ProtoError::Malformed)
     );
     // A program name of 33 bytes (Spawn, tag 0), then its arg.
@@ -395,6 +506,27 @@ fn length_prefixes_beyond_capacity_are_rejected() {
         Err(ProtoError::Malformed)
     );
     assert!(decode::<MemoryRequest>(&[1, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]).is_ok());
+    // The same in a Materialize (tag 7, one frame; no client), also when the
+    // overflowing frame comes after a good one.
+    assert_eq!(
+        decode::<MemoryRequest>(&[7, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(
+        decode::<MemoryRequest>(&[7, 2, 3, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(
+        decode::<MemoryRequest>(&[7, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]),
+        Ok(MemoryRequest::Materialize {
+            frames: [u32::MAX].into_iter().collect()
+        })
+    );
+    // A varint longer than a u32's five bytes.
+    assert_eq!(
+        decode::<MemoryRequest>(&[7, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+        Err(ProtoError::Malformed)
+    );
     // The same in a TryRemoveUnique (tag 5, client 0).
     assert_eq!(
         decode::<MemoryRequest>(&[5, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]),
@@ -484,7 +616,7 @@ fn a_server_keeps_serving_after_bad_messages() {
         })
     );
     assert_eq!(
-        serve_one(MEMORY_PROTOCOL, &[7, 0, 0]),
+        serve_one(MEMORY_PROTOCOL, &[9, 0, 0]),
         Err(ProtoError::UnknownRequest)
     );
     assert_eq!(
@@ -543,6 +675,38 @@ fn a_server_keeps_serving_after_bad_messages() {
     );
     assert_eq!(
         serve_one(MEMORY_PROTOCOL, &bytes_of(&MemoryRequest::Settle)),
+        Ok(MemoryReply::Ok)
+    );
+    // Materialize and Swap: an empty Materialize, a frame overflowing u32,
+    // a Swap with no strategy byte, then good ones.
+    assert_eq!(
+        serve_one(
+            MEMORY_PROTOCOL,
+            &bytes_of(&MemoryRequest::Materialize {
+                frames: Default::default()
+            })
+        ),
+        Err(ProtoError::InvalidArgument)
+    );
+    assert_eq!(
+        serve_one(MEMORY_PROTOCOL, &[7, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]),
+        Err(ProtoError::Malformed)
+    );
+    assert_eq!(serve_one(MEMORY_PROTOCOL, &[8]), Err(ProtoError::Malformed));
+    assert_eq!(
+        serve_one(
+            MEMORY_PROTOCOL,
+            &bytes_of(&MemoryRequest::Materialize {
+                frames: [9u32, 9].into_iter().collect()
+            })
+        ),
+        Ok(MemoryReply::Ok)
+    );
+    assert_eq!(
+        serve_one(
+            MEMORY_PROTOCOL,
+            &bytes_of(&MemoryRequest::Swap { strategy: 1 })
+        ),
         Ok(MemoryReply::Ok)
     );
 }

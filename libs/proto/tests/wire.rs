@@ -89,7 +89,7 @@ fn declared_variant_counts_match_the_enums() {
         u32::from(buf[0])
     };
     assert_eq!(
-        tag(&MemoryRequest::Settle, &mut buf),
+        tag(&MemoryRequest::Swap { strategy: 0 }, &mut buf),
         MemoryProtocol::REQUEST_KINDS - 1
     );
     assert_eq!(
@@ -97,11 +97,11 @@ fn declared_variant_counts_match_the_enums() {
         MemoryProtocol::REPLY_KINDS - 1
     );
     assert_eq!(
-        tag(&ProcessRequest::Stats, &mut buf),
+        tag(&ProcessRequest::Swap { strategy: 0 }, &mut buf),
         ProcessProtocol::REQUEST_KINDS - 1
     );
     assert_eq!(
-        tag(&ProcessReply::Stats(Default::default()), &mut buf),
+        tag(&ProcessReply::Swapped, &mut buf),
         ProcessProtocol::REPLY_KINDS - 1
     );
 }
@@ -218,8 +218,22 @@ fn the_largest_messages_per_variant_are_as_computed() {
         .map(|r| size_of(&largest_memory_request(r)))
         .collect();
     // AllocFrames (x2), FreeFrames, RefBatch, Attach (x2), Stats,
-    // TryRemoveUnique (x2), Settle.
-    assert_eq!(memory, [7, 7, 1006, 966, 2, 2, 1, 9, 9, 1]);
+    // TryRemoveUnique (x2), Settle, Materialize (x2), Swap (x2).
+    // Materialize carries as many 5-byte frames as FreeFrames (a 2-byte
+    // prefix and 200 * 5) but no client: 1003, under FreeFrames' 1006, so
+    // the bound does not grow.
+    assert_eq!(
+        memory,
+        [7, 7, 1006, 966, 2, 2, 1, 9, 9, 1, 1003, 1003, 2, 2]
+    );
+    let materialize = size_of(&largest_memory_request(&MemoryRequest::Materialize {
+        frames: Default::default(),
+    }));
+    assert_eq!(
+        materialize,
+        1 + proto::codec::size::seq(proto::memory::MAX_FREE_FRAMES, 5)
+    );
+    assert!(materialize < MemoryProtocol::MAX_REQUEST_LEN);
     let replies: Vec<usize> = memory_replies()
         .iter()
         .take(7)
@@ -236,15 +250,16 @@ fn the_largest_messages_per_variant_are_as_computed() {
         .map(|r| size_of(&largest_process_request(r)))
         .collect();
     // Spawn, Fork (x2), Exit, Wait (x2), Exec, GetPid, Brk, Mmap, Munmap,
-    // Quiesce, Stats.
-    assert_eq!(process, [44, 25, 25, 6, 7, 7, 44, 1, 11, 6, 16, 1, 1]);
+    // Quiesce, Stats, Swap (x2).
+    assert_eq!(process, [44, 25, 25, 6, 7, 7, 44, 1, 11, 6, 16, 1, 1, 2, 2]);
     let replies: Vec<usize> = process_replies()
         .iter()
-        .take(9)
+        .take(10)
         .map(|r| size_of(&largest_process_reply(r)))
         .collect();
-    // Spawned, Forked, Exited, Pid, BrkSet, Mapped, Unmapped, Quiesced, Stats.
-    assert_eq!(replies, [6, 6, 11, 6, 11, 11, 1, 1, 96]);
+    // Spawned, Forked, Exited, Pid, BrkSet, Mapped, Unmapped, Quiesced, Stats,
+    // Swapped.
+    assert_eq!(replies, [6, 6, 11, 6, 11, 11, 1, 1, 96, 1]);
     assert_eq!(
         size_of(&ProcessReply::Error(proto::ProtoError::NotMapped)),
         2

@@ -28,6 +28,11 @@ impl PageSource {
         self.next_frame.fetch_add(count, Ordering::Relaxed)
     }
 
+    /// Where the next window will start.
+    pub fn next_window(&self) -> u64 {
+        self.next_page.load(Ordering::Relaxed)
+    }
+
     /// A virtual range of `count` pages, followed by an unmapped guard page.
     pub fn window(&self, count: u64) -> u64 {
         self.next_page.fetch_add((count + 1) * PAGE_SIZE, Ordering::Relaxed)

@@ -25,6 +25,8 @@ const MEMORY_PRIORITY: u8 = 13;
 const PROCESS_PRIORITY: u8 = 12;
 
 pub struct System {
+    /// The strategy booted with.
+    pub strategy: Strategy,
     memory: Slot,
     /// init's endpoint to each CPU's process server.
     servers: [Slot; MAX_SERVERS],
@@ -80,7 +82,7 @@ impl System {
             give(endpoint, 8 + k as u64, Rights::ALL)?;
         }
         server.start_with([strategy as u64, u64::from(cpus), 0]).map_err(|_| "start the process server")?;
-        let system = Self { memory, servers, cpus, ipc_buffer: env.ipc_buffer };
+        let system = Self { strategy, memory, servers, cpus, ipc_buffer: env.ipc_buffer };
         // The servers answer once they are up.
         system.process_stats().map_err(|_| "the process server does not answer")?;
         Ok(system)
@@ -129,6 +131,14 @@ impl System {
     pub fn run(&self, cpu: u16, program: &str, arg: u64) -> Result<i32, ProtoError> {
         let pid = self.spawn(cpu, program, arg)?;
         self.wait(cpu, pid)
+    }
+
+    /// Swaps the reference-count strategy of every server, live.
+    pub fn swap(&self, strategy: Strategy) -> Result<(), ProtoError> {
+        match self.call(0, &ProcessRequest::Swap { strategy: strategy as u8 })? {
+            ProcessReply::Swapped => Ok(()),
+            _ => Err(ProtoError::Malformed),
+        }
     }
 
     pub fn process_stats(&self) -> Result<ProcessStats, ProtoError> {

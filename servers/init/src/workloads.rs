@@ -3,17 +3,18 @@
 //! exit with 0, and afterwards the memory server must count exactly the
 //! free frames it counted before (the leak check), with no process left.
 
+use abi::process::Strategy;
 use abi::workload::{self, encode};
 use proto::{ProcessProtocol, ProcessRequest, ProtoError};
 use rt::ipc::{self, Message};
 
 use crate::system::System;
-use crate::tests::{TestResult, check};
+use crate::tests::{TestResult, check, pause_for};
 
 pub type Workload = (&'static str, fn(&System) -> TestResult);
 
 /// The system tests, in the order of `abi::selftest::SYSTEM_TESTS`.
-pub const WORKLOADS: [Workload; 8] = [
+pub const WORKLOADS: [Workload; 9] = [
     ("process_protocol_errors", protocol_errors),
     ("apps_misc", |s| leak_checked(s, 0, workload::MISC, 0, 0)),
     ("fork_cow", |s| leak_checked(s, 1, workload::COW, 0, 0)),
@@ -22,6 +23,7 @@ pub const WORKLOADS: [Workload; 8] = [
     ("fork_crash", |s| leak_checked(s, 0, workload::CRASH, 0, 0)),
     ("fork_oom", |s| leak_checked(s, 1, workload::OOM, 0, 0)),
     ("forkbench_quick", |s| leak_checked(s, 0, workload::FORKBENCH, 2, 0)),
+    ("live_swap", live_swap),
 ];
 
 /// Runs `apps` in `mode` on `cpu`'s server and checks its status and that
@@ -40,6 +42,33 @@ fn leak_checked(system: &System, cpu: u16, mode: u64, a: u64, b: u64) -> TestRes
         return Err("frames leaked");
     }
     check(processes == 0, "processes are left over")
+}
+
+/// Swaps the strategy four times while a fork storm (forkbench) and the
+/// copy-on-write test run on other CPUs, and back to the one booted with:
+/// both must pass, and every frame must come back.
+fn live_swap(system: &System) -> TestResult {
+    const BETWEEN_SWAPS: u64 = 300_000_000;
+    let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let storm = system.spawn(1, "apps", encode(workload::FORKBENCH, 2, 0, 0)).map_err(|_| "start the fork storm")?;
+    let cow = system.spawn(2, "apps", encode(workload::COW, 0, 0, 0)).map_err(|_| "start the COW test")?;
+    let others = [Strategy::Atomic, Strategy::RefCache, Strategy::Deferred, Strategy::Percpu].into_iter().filter(|&s| s != system.strategy);
+    for strategy in others.chain([system.strategy]) {
+        pause_for(BETWEEN_SWAPS);
+        if system.swap(strategy).is_err() {
+            rt::println!("init: the swap to {} failed", strategy.name());
+            return Err("a swap failed");
+        }
+        rt::println!("init: swapped to {} live", strategy.name());
+    }
+    let statuses = (system.wait(1, storm), system.wait(2, cow));
+    check(statuses == (Ok(0), Ok(0)), "a workload failed across the swaps")?;
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    if after.free != before.free || after.owned != before.owned || after.shared != before.shared {
+        rt::println!("init: frames before {before:?}, after {after:?}");
+        return Err("frames leaked across the swaps");
+    }
+    Ok(())
 }
 
 /// Bad requests to a process server get error replies, and it keeps

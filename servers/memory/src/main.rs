@@ -14,6 +14,8 @@ extern crate alloc;
 
 mod counts;
 mod pool;
+mod region;
+mod swap;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -51,11 +53,18 @@ mod slot {
 
 /// Where the server maps its own heap and its counter table.
 const HEAP_WINDOW: u64 = 0x0000_2000_0000_0000;
-const HEAP_PAGES: u64 = 64;
+/// 4 MiB: the pool's bitmap, and a swap's list of every frame's count.
+const HEAP_PAGES: u64 = 1024;
 
 struct Server {
     pool: Pool,
     counts: Box<dyn Counts>,
+    strategy: Strategy,
+    /// Process servers: the strategy's cores.
+    clients: u16,
+    pages: PageSource,
+    table: &'static [Word],
+    region: region::Region,
     layout: Layout,
     batches: u64,
     ops_in_batches: u64,
@@ -100,20 +109,11 @@ impl Server {
         // from the range (so zeroed: every entry FREE), and only this
         // server's thread and its `Counts` use them.
         let table = unsafe { core::slice::from_raw_parts(table_at as *const Word, total as usize) };
-        let words = counts::region_words(strategy, total as u32, clients);
-        let region_pages = (words as u64 * 8).div_ceil(PAGE_SIZE);
-        let region: &'static [Word] = if words == 0 {
-            &[]
-        } else {
-            let at = pages.alloc(region_pages).ok()?;
-            // SAFETY: as the table: fresh zeroed pages, mapped writable
-            // there for this server alone.
-            unsafe { core::slice::from_raw_parts(at as *const Word, words) }
-        };
-        let counts = counts::build(strategy, table, region, clients).ok()?;
+        let region = region::Region::first(&pages, counts::region_words(strategy, total as u32, clients))?;
+        let counts = counts::build(strategy, table, region.words(), clients).ok()?;
         let pool = Pool::new(pages.frames(0), total);
         let layout = Layout { pool_frames: total as u32, table_pages: table_pages as u32 };
-        Some(Self { pool, counts, layout, batches: 0, ops_in_batches: 0 })
+        Some(Self { pool, counts, strategy, clients, pages, table, region, layout, batches: 0, ops_in_batches: 0 })
     }
 
     /// Handles one request; returns the reply message (its payload already
@@ -138,6 +138,10 @@ impl Server {
 
     /// The reply to `request`, and the capability to send with it.
     fn handle(&mut self, request: MemoryRequest) -> (MemoryReply, Option<u64>) {
+        if let MemoryRequest::Swap { strategy } = request {
+            let swapped = Strategy::from_index(u64::from(strategy)).ok_or(ProtoError::InvalidArgument).and_then(|new| self.swap(new));
+            return (swapped.map_or_else(MemoryReply::Error, |()| MemoryReply::Ok), None);
+        }
         let Self { pool, counts, .. } = self;
         // Frames whose count reached zero, put back in the pool at the end.
         let mut zeroed = Vec::new();
@@ -178,6 +182,11 @@ impl Server {
                 counts.settle(&mut release);
                 (MemoryReply::Ok, None)
             }
+            MemoryRequest::Materialize { frames } => {
+                frames.iter().filter(|&&frame| pool.is_used(u64::from(frame))).for_each(|&frame| counts.materialize(frame));
+                (MemoryReply::Ok, None)
+            }
+            MemoryRequest::Swap { .. } => unreachable!("handled above"),
             MemoryRequest::Attach { part } => {
                 let cap = match part {
                     AttachPart::Frames => slot::FRAMES_FOR_CLIENTS,

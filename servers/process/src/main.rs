@@ -21,6 +21,7 @@ mod pager;
 mod procs;
 mod server;
 mod space;
+mod swap;
 mod system;
 
 use abi::process::Strategy;
@@ -55,8 +56,10 @@ pub mod slot {
     pub const FIRST_IDLE_ENDPOINT: u64 = 34;
     /// Server `k`'s saved reply to its idle thread.
     pub const FIRST_IDLE_REPLY: u64 = 42;
+    /// Server `k`'s notification to resume after a swap.
+    pub const FIRST_RESUME: u64 = 50;
     /// Slots from here are handed out for processes.
-    pub const FIRST_FREE: u64 = 50;
+    pub const FIRST_FREE: u64 = 58;
 }
 
 fn main(args: rt::StartArgs) -> ! {

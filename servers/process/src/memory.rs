@@ -44,7 +44,7 @@ pub struct MemClient {
 
 impl MemClient {
     pub fn new(client: u16, buffer: &'static mut IpcBuffer) -> Self {
-        let strategy = system::get().strategy;
+        let strategy = system::get().strategy();
         Self { client, buffer, strategy, stash: Vec::new(), incs: Vec::new(), decs: Vec::new() }
     }
 
@@ -52,12 +52,19 @@ impl MemClient {
         self.strategy
     }
 
+    /// After a swap: the strategy now in force.
+    pub fn follow_swap(&mut self) {
+        self.strategy = system::get().strategy();
+    }
+
+
     /// Our IPC buffer (replies are encoded there too).
     pub fn buffer(&mut self) -> &mut IpcBuffer {
         self.buffer
     }
 
-    fn call(&mut self, request: &MemoryRequest) -> Result<MemoryReply, ProtoError> {
+    /// Sends a request of the memory server's protocol.
+    pub fn call(&mut self, request: &MemoryRequest) -> Result<MemoryReply, ProtoError> {
         rt::client::call::<MemoryProtocol>(slot::MEMORY, self.buffer, request)
     }
 

@@ -15,7 +15,7 @@ use rt::sys::Slot;
 
 use crate::memory::MemClient;
 use crate::system;
-use crate::{fork, lifecycle, pager};
+use crate::{fork, lifecycle, pager, swap};
 
 /// Priority of the server threads: above their processes.
 pub const PRIORITY: u8 = 12;
@@ -27,6 +27,8 @@ pub const IDLE_PRIORITY: u8 = 1;
 pub const IDLE_BADGE: u64 = 0;
 /// Label of an idle thread's call.
 const IDLE_LABEL: u64 = 0x1D1E;
+/// Label of a swap coordinator's call to pause (badge 0 too).
+pub const PAUSE_LABEL: u64 = 0x9A05E;
 
 pub struct Server {
     /// Our CPU, and our index among the servers.
@@ -99,6 +101,10 @@ impl Server {
         if received.badge == IDLE_BADGE && info.label() == IDLE_LABEL {
             return self.idle();
         }
+        if received.badge == IDLE_BADGE && info.label() == PAUSE_LABEL {
+            swap::pause(self);
+            return None;
+        }
         if info.label() == kernel_label::FAULT {
             return pager::fault(self, pid, received.msg.mrs);
         }
@@ -133,6 +139,7 @@ impl Server {
                 self.mem.quiesce();
                 Ok(ProcessReply::Quiesced)
             }
+            ProcessRequest::Swap { strategy } => swap::coordinate(self, strategy).map(|()| ProcessReply::Swapped),
             ProcessRequest::Stats => {
                 let processes = system::get().procs.lock().count();
                 Ok(ProcessReply::Stats(system::get().stats.snapshot(processes)))

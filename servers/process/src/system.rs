@@ -3,7 +3,7 @@
 //! calls), the memory server's counter table (read-only), the boot image,
 //! the process table, the slot allocator and the counters.
 
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 
 use abi::cap::{ObjectKind, Rights};
 use abi::process::Strategy;
@@ -25,7 +25,11 @@ const BOOT_WINDOW: u64 = 0x0000_3800_0000_0000;
 const POOL_WINDOW: u64 = 0x0000_4000_0000_0000;
 
 pub struct System {
-    pub strategy: Strategy,
+    /// The strategy in force (`Strategy` index); a swap changes it while
+    /// every server is paused.
+    strategy: AtomicU8,
+    /// Held by the server that coordinates a swap.
+    pub swapping: spin::Mutex<()>,
     pub cpus: u16,
     pub pages: PageSource,
     table: &'static [AtomicU64],
@@ -113,7 +117,8 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
         *buffer = pages.alloc(1).map_err(|_| "no IPC buffers")?;
     }
     SYSTEM.call_once(|| System {
-        strategy,
+        strategy: AtomicU8::new(strategy as u8),
+        swapping: spin::Mutex::new(()),
         cpus,
         pages,
         table,
@@ -134,6 +139,7 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
             fault_endpoint: None,
             ipc_buffer,
         };
+        sys::create(abi::cap::ObjectKind::Notification, slot::FIRST_RESUME + u64::from(k)).map_err(|_| "cannot create a resume notification")?;
         let idle_endpoint = slot::FIRST_IDLE_ENDPOINT + u64::from(k);
         sys::cap_mint(get().endpoint(k), idle_endpoint, Rights::WRITE, crate::server::IDLE_BADGE).map_err(|_| "cannot mint an idle endpoint")?;
         let idle = spec(crate::server::idle_thread, crate::server::IDLE_PRIORITY, None);
@@ -160,6 +166,15 @@ fn map_all(range: Slot, at: u64, pages: u64, rights: Rights) -> Result<(), &'sta
 }
 
 impl System {
+    pub fn strategy(&self) -> Strategy {
+        Strategy::from_index(u64::from(self.strategy.load(Relaxed))).unwrap_or(Strategy::Deferred)
+    }
+
+    /// Only the coordinator of a swap, with every other server paused.
+    pub fn set_strategy(&self, strategy: Strategy) {
+        self.strategy.store(strategy as u8, Relaxed);
+    }
+
     /// The bytes of pool frame `frame`, through our mapping of the pool.
     pub fn frame_mut(&self, frame: u32) -> &'static mut [u8; PAGE_SIZE as usize] {
         assert!(u64::from(frame) < self.pool_frames, "frame {frame} is not the pool's");

@@ -56,7 +56,7 @@ pub fn error_kind(error: ProtoError) -> usize {
 // The `kind` of a variant is its wire tag: `tags_follow_the_declared_order`
 // checks it against postcard, so these functions also pin the order.
 
-pub const MEMORY_REQUEST_KINDS: usize = 7;
+pub const MEMORY_REQUEST_KINDS: usize = 9;
 pub fn memory_request_kind(request: &MemoryRequest) -> usize {
     match request {
         MemoryRequest::AllocFrames { .. } => 0,
@@ -66,6 +66,8 @@ pub fn memory_request_kind(request: &MemoryRequest) -> usize {
         MemoryRequest::Stats => 4,
         MemoryRequest::TryRemoveUnique { .. } => 5,
         MemoryRequest::Settle => 6,
+        MemoryRequest::Materialize { .. } => 7,
+        MemoryRequest::Swap { .. } => 8,
     }
 }
 
@@ -82,7 +84,7 @@ pub fn memory_reply_kind(reply: &MemoryReply) -> usize {
     }
 }
 
-pub const PROCESS_REQUEST_KINDS: usize = 11;
+pub const PROCESS_REQUEST_KINDS: usize = 12;
 pub fn process_request_kind(request: &ProcessRequest) -> usize {
     match request {
         ProcessRequest::Spawn { .. } => 0,
@@ -96,10 +98,11 @@ pub fn process_request_kind(request: &ProcessRequest) -> usize {
         ProcessRequest::Munmap { .. } => 8,
         ProcessRequest::Quiesce => 9,
         ProcessRequest::Stats => 10,
+        ProcessRequest::Swap { .. } => 11,
     }
 }
 
-pub const PROCESS_REPLY_KINDS: usize = 10;
+pub const PROCESS_REPLY_KINDS: usize = 11;
 pub fn process_reply_kind(reply: &ProcessReply) -> usize {
     match reply {
         ProcessReply::Spawned { .. } => 0,
@@ -112,6 +115,7 @@ pub fn process_reply_kind(reply: &ProcessReply) -> usize {
         ProcessReply::Error(_) => 7,
         ProcessReply::Quiesced => 8,
         ProcessReply::Stats(_) => 9,
+        ProcessReply::Swapped => 10,
     }
 }
 
@@ -167,6 +171,16 @@ pub fn memory_requests() -> Vec<MemoryRequest> {
             frame: u32::MAX,
         },
         MemoryRequest::Settle,
+        MemoryRequest::Materialize {
+            frames: [0x100u32].into_iter().collect(),
+        },
+        // Holders of a frame may all name it: a frame may appear twice.
+        MemoryRequest::Materialize {
+            frames: [0x100u32, 0x200, 0x100, u32::MAX].into_iter().collect(),
+        },
+        MemoryRequest::Swap { strategy: 0 },
+        // Whether a strategy exists is the server's question.
+        MemoryRequest::Swap { strategy: u8::MAX },
     ]
 }
 
@@ -230,6 +244,8 @@ pub fn process_requests() -> Vec<ProcessRequest> {
         },
         ProcessRequest::Quiesce,
         ProcessRequest::Stats,
+        ProcessRequest::Swap { strategy: 0 },
+        ProcessRequest::Swap { strategy: 8 },
     ]
 }
 
@@ -255,6 +271,7 @@ pub fn process_replies() -> Vec<ProcessReply> {
             frame_messages: 9,
             unique_messages: 10,
         }),
+        ProcessReply::Swapped,
     ];
     replies.extend(ALL_ERRORS.map(ProcessReply::Error));
     replies
@@ -290,6 +307,13 @@ pub fn largest_memory_request(like: &MemoryRequest) -> MemoryRequest {
             frame: u32::MAX,
         },
         MemoryRequest::Settle => MemoryRequest::Settle,
+        // As many 5-byte frames as a FreeFrames, but no client: never the
+        // largest request. Distinct or not makes no difference to the size.
+        MemoryRequest::Materialize { .. } => MemoryRequest::Materialize {
+            frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect(),
+        },
+        // A u8 is one raw byte whatever its value.
+        MemoryRequest::Swap { .. } => MemoryRequest::Swap { strategy: u8::MAX },
     }
 }
 
@@ -350,6 +374,7 @@ pub fn largest_process_request(like: &ProcessRequest) -> ProcessRequest {
         },
         ProcessRequest::Quiesce => ProcessRequest::Quiesce,
         ProcessRequest::Stats => ProcessRequest::Stats,
+        ProcessRequest::Swap { .. } => ProcessRequest::Swap { strategy: u8::MAX },
     }
 }
 
@@ -381,6 +406,7 @@ pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
             frame_messages: u64::MAX,
             unique_messages: u64::MAX,
         }),
+        ProcessReply::Swapped => ProcessReply::Swapped,
     }
 }
 
@@ -441,6 +467,8 @@ pub fn arb_memory_request() -> impl Strategy<Value = MemoryRequest> {
         (any::<u16>(), arb_frame())
             .prop_map(|(client, frame)| MemoryRequest::TryRemoveUnique { client, frame }),
         Just(MemoryRequest::Settle),
+        arb_free_list().prop_map(|frames| MemoryRequest::Materialize { frames }),
+        any::<u8>().prop_map(|strategy| MemoryRequest::Swap { strategy }),
     ]
 }
 
@@ -494,6 +522,7 @@ pub fn arb_process_request() -> impl Strategy<Value = ProcessRequest> {
             .prop_map(|(addr, pages)| ProcessRequest::Munmap { addr, pages }),
         Just(ProcessRequest::Quiesce),
         Just(ProcessRequest::Stats),
+        any::<u8>().prop_map(|strategy| ProcessRequest::Swap { strategy }),
     ]
 }
 
@@ -537,5 +566,6 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
                 })
             }
         ),
+        Just(ProcessReply::Swapped),
     ]
 }

@@ -51,6 +51,22 @@ impl Drop for BootImage {
     }
 }
 
+/// Loading maps through windows in init's own space, whose page tables stay
+/// with init's space. Maps and unmaps one page in each 2 MiB of the next
+/// `span` bytes of windows, so that those tables exist already and only the
+/// new program's own count.
+fn warm_windows(env: &Env, span: u64) -> Result<(), &'static str> {
+    const TABLE_SPAN: u64 = 2 << 20;
+    let next = env.pages.next_window();
+    let scratch = env.pages.frames(1);
+    let boundaries = (next.next_multiple_of(TABLE_SPAN)..next + span).step_by(TABLE_SPAN as usize);
+    for at in core::iter::once(next).chain(boundaries) {
+        sys::map_batch(boot_slot::ADDRESS_SPACE, boot_slot::FIRST_RAM, scratch, at, 1, Rights::READ).map_err(|_| "warm a window")?;
+        sys::unmap(boot_slot::ADDRESS_SPACE, at, 1).map_err(|_| "warm a window")?;
+    }
+    Ok(())
+}
+
 /// Pages per map or unmap call.
 const BATCH: u64 = abi::syscall::MAP_BATCH_MAX;
 
@@ -58,6 +74,7 @@ pub fn spawn_program(env: &Env) -> TestResult {
     let image = BootImage::map(env)?;
     let elf = image.program("hello")?;
 
+    warm_windows(env, 4 << 20)?;
     let pools = [ObjectKind::Thread, ObjectKind::AddressSpace, ObjectKind::CSpace].map(|k| sys::pool_usage(k).map(|u| u.0));
     let free_before = sys::kernel_info(KERNEL_INFO_FREE_FRAMES);
     let slots = Slots { space: env.slots.alloc(), cspace: env.slots.alloc(), thread: env.slots.alloc() };

@@ -85,6 +85,20 @@ impl<S: RefCount<Mem = &'static [Word]>> Counts for Library<S> {
         }
     }
 
+    fn count(&self, frame: u32) -> u64 {
+        self.strategy.read_exact(frame)
+    }
+
+    fn adopt(&mut self, frame: u32, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.strategy.create(0, frame);
+        for _ in 1..count {
+            self.strategy.inc(0, frame);
+        }
+    }
+
     fn census(&self, frames: u32, in_use: &dyn Fn(u32) -> bool) -> Census {
         let mut census = Census::default();
         for frame in (0..frames).filter(|&f| in_use(f)) {

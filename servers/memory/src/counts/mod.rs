@@ -53,6 +53,16 @@ pub trait Counts {
     fn settle(&mut self, freed: Freed);
     /// Owned and shared frames among those `in_use`.
     fn census(&self, frames: u32, in_use: &dyn Fn(u32) -> bool) -> Census;
+    /// The references to `frame` (0 for a free one), exact once settled.
+    /// A deferred `OWNED` frame counts 1: a swap first has its holders make
+    /// every fork's implicit 2 explicit (`materialize`).
+    fn count(&self, frame: u32) -> u64;
+    /// Deferred: the `OWNED` frame, shared by a fork that sent no message,
+    /// counts 2 from now on. A no-op for the other strategies.
+    fn materialize(&mut self, _frame: u32) {}
+    /// Takes over the free (in these counts) `frame` with `count`
+    /// references: a swap hands every frame over this way.
+    fn adopt(&mut self, frame: u32, count: u64);
 }
 
 /// Words of region the strategy needs beyond the counter table, for

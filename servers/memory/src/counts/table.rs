@@ -87,6 +87,28 @@ impl Counts for Table {
 
     fn settle(&mut self, _: Freed) {}
 
+    fn count(&self, frame: u32) -> u64 {
+        match self.entry(frame).map_or(table::FREE, |e| e.load(Relaxed)) {
+            table::OWNED => 1,
+            count => count,
+        }
+    }
+
+    fn materialize(&mut self, frame: u32) {
+        if self.strategy == Strategy::Deferred
+            && let Some(entry) = self.entry(frame)
+            && entry.load(Relaxed) == table::OWNED
+        {
+            entry.store(2, Relaxed);
+        }
+    }
+
+    fn adopt(&mut self, frame: u32, count: u64) {
+        if let Some(entry) = self.entry(frame) {
+            entry.store(count, Relaxed);
+        }
+    }
+
     fn census(&self, _: u32, _: &dyn Fn(u32) -> bool) -> Census {
         let mut census = Census::default();
         for entry in self.table {
