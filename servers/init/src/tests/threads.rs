@@ -31,13 +31,20 @@ extern "C" fn spin(counter: u64) -> ! {
 /// The counter's value once it stopped changing over a pause, if it does
 /// within [`PATIENCE`].
 fn settled(counter: &AtomicU64) -> Option<u64> {
+    // Still for several windows in a row: a host that deschedules the
+    // other vCPU for one window must not pass for a stopped thread.
+    const STILL_WINDOWS: u32 = 5;
     let start = tsc();
+    let mut still = 0;
+    let mut before = counter.load(Ordering::Relaxed);
     while tsc() - start < PATIENCE {
-        let before = counter.load(Ordering::Relaxed);
         pause_for(10_000_000);
-        if counter.load(Ordering::Relaxed) == before {
-            return Some(before);
+        let now = counter.load(Ordering::Relaxed);
+        still = if now == before { still + 1 } else { 0 };
+        if still == STILL_WINDOWS {
+            return Some(now);
         }
+        before = now;
     }
     None
 }
