@@ -76,6 +76,10 @@ pub const INIT_FLAG_ICOUNT: u64 = 8;
 /// Bit 4: the demo runs its IPC round trips only (a short trace that must
 /// come out whole).
 pub const INIT_FLAG_DEMO_IPC: u64 = 16;
+/// Bit 5: run the experiment matrix's workloads (`cargo xtask bench matrix`).
+pub const INIT_FLAG_BENCH_MATRIX: u64 = 32;
+/// Bit 6: a benchmark's short version (fewer rounds).
+pub const INIT_FLAG_BENCH_QUICK: u64 = 64;
 /// Bits 8..15: the refcount strategy's index (`crate::process::Strategy`).
 pub const INIT_STRATEGY_SHIFT: u32 = 8;
 
@@ -83,6 +87,11 @@ pub const INIT_STRATEGY_SHIFT: u32 = 8;
 pub const BENCH_IPC_FLAG: &str = "bench=ipc";
 /// The kernel command-line word that boots into the fork benchmark.
 pub const BENCH_FORK_FLAG: &str = "bench=fork";
+/// The kernel command-line word that boots into the experiment matrix's
+/// workloads.
+pub const BENCH_MATRIX_FLAG: &str = "bench=matrix";
+/// The kernel command-line word that asks a benchmark for its short version.
+pub const BENCH_QUICK_FLAG: &str = "quick";
 /// The kernel command-line word that limits the demo to IPC round trips.
 pub const DEMO_IPC_FLAG: &str = "demo=ipc";
 /// The kernel command-line word that says the machine runs with `--icount`.
@@ -101,6 +110,8 @@ pub fn init_flags<'a>(words: impl Iterator<Item = &'a str>) -> u64 {
             CMDLINE_FLAG => INIT_FLAG_SELFTEST,
             BENCH_IPC_FLAG => INIT_FLAG_BENCH_IPC,
             BENCH_FORK_FLAG => INIT_FLAG_BENCH_FORK,
+            BENCH_MATRIX_FLAG => INIT_FLAG_BENCH_MATRIX,
+            BENCH_QUICK_FLAG => INIT_FLAG_BENCH_QUICK,
             ICOUNT_FLAG => INIT_FLAG_ICOUNT,
             DEMO_IPC_FLAG => INIT_FLAG_DEMO_IPC,
             _ => word
@@ -163,6 +174,9 @@ mod tests {
         assert_eq!(flags & 0xFF, INIT_FLAG_SELFTEST | INIT_FLAG_BENCH_FORK | INIT_FLAG_ICOUNT);
         assert_eq!(strategy_of(flags), crate::process::Strategy::Atomic);
         assert_eq!(strategy_of(init_flags("strategy=bogus".split(' '))), crate::process::Strategy::Deferred);
+        let flags = init_flags("bench=matrix quick strategy=snzi".split(' '));
+        assert_eq!(flags & 0xFF, INIT_FLAG_BENCH_MATRIX | INIT_FLAG_BENCH_QUICK);
+        assert_eq!(strategy_of(flags), crate::process::Strategy::Snzi);
     }
 }
 

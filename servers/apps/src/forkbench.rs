@@ -8,11 +8,9 @@
 //! Exit statuses: 1 mmap failed, 2 fork failed, 3 a child did not exit 0,
 //! 4 stats failed, 5 no TSC frequency, 6 munmap failed.
 
-use core::arch::x86_64::_rdtsc;
-use core::fmt;
-
 use proto::ProcessStats;
 
+use crate::measure::{self, Delta, OrDash, Ratio, nanos, tsc};
 use crate::outcome::{Failure, Outcome, expect_exit};
 use crate::region::Region;
 
@@ -23,10 +21,7 @@ const SHAPES: [(u32, u32); 6] = [(0, 0), (16, 0), (256, 0), (4096, 0), (256, 16)
 /// counts instructions, which the line then reports too.
 pub fn run(rounds: u16, icount: bool) -> Outcome {
     let rounds = u64::from(rounds.max(1));
-    let tsc_hz = match rt::sys::kernel_info(abi::syscall::KERNEL_INFO_TSC_HZ) {
-        Ok(hz) if hz > 0 => hz,
-        _ => return Err(Failure::new(5, "no TSC frequency")),
-    };
+    let tsc_hz = measure::tsc_hz(5)?;
     for (pages, writes) in SHAPES {
         shape(pages, writes, rounds, icount, tsc_hz)?;
     }
@@ -52,22 +47,17 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
         min = min.min(cycles);
     }
     let after = stats()?;
-    let ref_messages = after.ref_messages.wrapping_sub(before.ref_messages);
-    let frame_messages = after.frame_messages.wrapping_sub(before.frame_messages);
-    let unique_messages = after.unique_messages.wrapping_sub(before.unique_messages);
-    let ref_ops = after.ref_ops.wrapping_sub(before.ref_ops);
-    let cow_copies = after.cow_copies.wrapping_sub(before.cow_copies);
-    let cow_reused = after.cow_reused.wrapping_sub(before.cow_reused);
+    let delta = Delta::between(&before, &after);
     rt::println!(
         "fork pages={pages} child_writes={writes} rounds={rounds} mean_ns={} min_ns={} mean_instructions={} \
          mem_ipc_per_fork={} ref_ops_per_ipc={} cow_copies_per_fork={} copies_avoided_per_fork={}",
         nanos(total, tsc_hz) / rounds,
         nanos(min, tsc_hz),
         OrDash(icount.then_some(total / rounds)),
-        Ratio::of(ref_messages + frame_messages + unique_messages, rounds),
-        Ratio::of(ref_ops, ref_messages),
-        Ratio::of(cow_copies, rounds),
-        Ratio::of(cow_reused, rounds),
+        Ratio::of(delta.mem_messages, rounds),
+        Ratio::of(delta.ref_ops, delta.ref_messages),
+        Ratio::of(delta.cow_copies, rounds),
+        Ratio::of(delta.cow_reused, rounds),
     );
     if let Some(region) = region {
         region.unmap().map_err(|e| Failure::new(6, "munmap failed").error(e))?;
@@ -76,8 +66,9 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
 }
 
 /// One fork whose child writes the first `writes` pages of `region` and
-/// exits; the TSC cycles from before the fork to after the wait.
-fn fork_once(region: Option<&Region>, writes: u32) -> Result<u64, Failure> {
+/// exits; the TSC cycles from before the fork to after the wait. Its
+/// failures: 2 fork failed, 3 the child exited with another status.
+pub fn fork_once(region: Option<&Region>, writes: u32) -> Result<u64, Failure> {
     let start = tsc();
     match rt::proc::fork() {
         Ok(0) => {
@@ -95,41 +86,5 @@ fn fork_once(region: Option<&Region>, writes: u32) -> Result<u64, Failure> {
 }
 
 fn stats() -> Result<ProcessStats, Failure> {
-    rt::proc::stats().map_err(|e| Failure::new(4, "stats failed").error(e))
-}
-
-fn tsc() -> u64 {
-    // SAFETY: rdtsc has no side effects.
-    unsafe { _rdtsc() }
-}
-
-fn nanos(cycles: u64, tsc_hz: u64) -> u64 {
-    u64::try_from(u128::from(cycles) * 1_000_000_000 / u128::from(tsc_hz)).unwrap_or(u64::MAX)
-}
-
-/// A count, or `-` where it was not measured.
-struct OrDash(Option<u64>);
-
-impl fmt::Display for OrDash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(value) => write!(f, "{value}"),
-            None => f.write_str("-"),
-        }
-    }
-}
-
-/// A quotient in hundredths, printed with two decimals; 0 over 0 is 0.
-struct Ratio(u64);
-
-impl Ratio {
-    fn of(numerator: u64, denominator: u64) -> Self {
-        Self(numerator.saturating_mul(100).checked_div(denominator).unwrap_or(0))
-    }
-}
-
-impl fmt::Display for Ratio {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
-    }
+    measure::stats(4)
 }

@@ -6,6 +6,10 @@
 //! - 1 FORKBENCH (a = rounds, b bit 0 = the machine runs under icount)
 //! - 2 COW, 3 TREE (a = depth, b = width), 4 OOM, 5 CRASH, 6 EXEC,
 //!   7 EXEC_TARGET (a = exit status), 8 MISC.
+//! - The experiment matrix's benchmarks, whose `c` bit 0 says the machine
+//!   runs under icount (`abi::workload::BENCH_ICOUNT`): 9 COW_STORM
+//!   (a = pages, b = rounds), 10 PARALLEL_FORK (a = rounds),
+//!   11 FORKTREE_BENCH (a = depth, b = width, c bits 8.. = trees).
 //!
 //! Each workload prints `apps: NAME ok` or `apps: NAME FAILED: REASON` and
 //! exits with 0 or a small positive status naming the failed check (listed
@@ -19,13 +23,17 @@
 #![no_main]
 
 mod cow;
+mod cow_storm;
 mod crash;
 mod exec;
 mod exec_target;
 mod forkbench;
+mod forktree_bench;
+mod measure;
 mod misc;
 mod oom;
 mod outcome;
+mod parallel_fork;
 mod region;
 mod tree;
 
@@ -42,9 +50,11 @@ fn main(args: rt::StartArgs) -> ! {
         rt::println!("apps: FAILED: not started by a process server");
         rt::sys::thread_exit()
     }
-    let (mode, a, b, _) = workload::decode(arg);
+    let (mode, a, b, c) = workload::decode(arg);
     // Parameters are 16 bits wide.
     let (a, b) = (a as u16, b as u16);
+    let icount = c & workload::BENCH_ICOUNT != 0;
+    let trees = (c >> workload::TREE_ROUNDS_SHIFT) as u16;
     match mode {
         workload::FORKBENCH => finish("forkbench", forkbench::run(a, b & workload::FORKBENCH_ICOUNT as u16 != 0)),
         workload::COW => finish("cow", cow::run()),
@@ -54,6 +64,9 @@ fn main(args: rt::StartArgs) -> ! {
         workload::EXEC => finish("exec", exec::run()),
         workload::EXEC_TARGET => exec_target::run(a),
         workload::MISC => finish("misc", misc::run(pid)),
+        workload::COW_STORM => finish("cow_storm", cow_storm::run(a, b, icount)),
+        workload::PARALLEL_FORK => finish("parallel_fork", parallel_fork::run(a, icount)),
+        workload::FORKTREE_BENCH => finish("fork_tree", forktree_bench::run(a, b, trees, icount)),
         mode => finish("apps", Err(Failure::new(126, "unknown mode").value(mode as i64))),
     }
 }

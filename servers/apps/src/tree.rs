@@ -20,15 +20,20 @@ const TAG_WORD: u64 = 0;
 const ROOT_TAG: u64 = 1;
 
 pub fn run(depth: u16, width: u16) -> Result<(), Failure> {
-    let expected = (0..=u32::from(depth))
-        .try_fold(0u64, |sum, level| u64::from(width).checked_pow(level).and_then(|n| sum.checked_add(n)))
-        .filter(|&total| total <= i32::MAX as u64)
-        .ok_or(Failure::new(6, "the tree is too large to count"))?;
+    let expected = nodes(depth, width).ok_or(Failure::new(6, "the tree is too large to count"))?;
     let cpus = cpus()?;
     let region = Region::map(REGION_PAGES).map_err(|e| Failure::new(1, "mmap failed").error(e))?;
     write_tag(&region, ROOT_TAG);
     let total = node(&region, depth, width, cpus, ROOT_TAG)?;
     check(total == expected, 5, "wrong number of nodes").map_err(|f| f.value(total as i64))
+}
+
+/// The nodes of a tree of `depth` and `width`; `None` if a node's exit
+/// status could not count them.
+pub fn nodes(depth: u16, width: u16) -> Option<u64> {
+    (0..=u32::from(depth))
+        .try_fold(0u64, |sum, level| u64::from(width).checked_pow(level).and_then(|n| sum.checked_add(n)))
+        .filter(|&total| total <= i32::MAX as u64)
 }
 
 /// Forks and waits this node's children; the number of nodes in its

@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+mod bench;
 mod env;
 mod system;
 mod tests;
@@ -14,7 +15,10 @@ mod workloads;
 
 use abi::cap::boot_slot;
 use abi::exit::GuestExit;
-use abi::selftest::{INIT_FLAG_BENCH_FORK, INIT_FLAG_BENCH_IPC, INIT_FLAG_DEMO_IPC, INIT_FLAG_ICOUNT, INIT_FLAG_SELFTEST};
+use abi::selftest::{
+    INIT_FLAG_BENCH_FORK, INIT_FLAG_BENCH_IPC, INIT_FLAG_BENCH_MATRIX, INIT_FLAG_BENCH_QUICK, INIT_FLAG_DEMO_IPC, INIT_FLAG_ICOUNT,
+    INIT_FLAG_SELFTEST,
+};
 use abi::workload;
 
 use env::Env;
@@ -37,9 +41,11 @@ fn main(args: rt::StartArgs) -> ! {
     let passed = if flags & INIT_FLAG_SELFTEST != 0 {
         tests::run(&env, strategy)
     } else if flags & INIT_FLAG_BENCH_IPC != 0 {
-        bench_ipc(&env)
+        bench::ipc(&env)
     } else if flags & INIT_FLAG_BENCH_FORK != 0 {
-        bench_fork(&env, strategy, flags & INIT_FLAG_ICOUNT != 0)
+        bench::fork(&env, strategy, flags & INIT_FLAG_ICOUNT != 0)
+    } else if flags & INIT_FLAG_BENCH_MATRIX != 0 {
+        bench::matrix(&env, strategy, flags & INIT_FLAG_ICOUNT != 0, flags & INIT_FLAG_BENCH_QUICK != 0)
     } else {
         demo(&env, strategy, flags & INIT_FLAG_DEMO_IPC == 0)
     };
@@ -87,39 +93,6 @@ fn demo(env: &Env, strategy: abi::process::Strategy, system: bool) -> bool {
 fn flush_trace() -> bool {
     if let Some(sent) = rt::sys::trace_flush(boot_slot::CONSOLE_PORTS).ok().filter(|&n| n > 0) {
         rt::println!("init: flushed {sent} trace records");
-    }
-    true
-}
-
-/// `cargo xtask bench fork`: forkbench under the booted strategy.
-fn bench_fork(env: &Env, strategy: abi::process::Strategy, icount: bool) -> bool {
-    const ROUNDS: u64 = 20;
-    let system = match System::start(env, strategy) {
-        Ok(system) => system,
-        Err(reason) => {
-            rt::println!("init: the system did not start: {reason}");
-            return false;
-        }
-    };
-    rt::println!("{} fork strategy={} cpus={}", abi::selftest::BENCH_MARKER, strategy.name(), system.cpus);
-    let flags = if icount { workload::FORKBENCH_ICOUNT } else { 0 };
-    system.run(0, "apps", workload::encode(workload::FORKBENCH, ROUNDS, flags, 0)) == Ok(0)
-}
-
-/// `cargo xtask bench ipc`: call/reply round trips with a server on the
-/// same CPU and on another, after a warm-up.
-fn bench_ipc(env: &Env) -> bool {
-    const ROUNDS: u64 = 10_000;
-    let tsc_hz = rt::sys::kernel_info(abi::syscall::KERNEL_INFO_TSC_HZ).unwrap_or(0);
-    for (name, cpu) in [("same_cpu", 0), ("cross_cpu", env.other_cpu())] {
-        let measured = tests::ipc::round_trips(env, cpu, 100).and_then(|_| tests::ipc::round_trips(env, cpu, ROUNDS));
-        match measured {
-            Ok(mean) => rt::println!("{} ipc {name} rounds={ROUNDS} mean_tsc={mean} tsc_hz={tsc_hz} cpus={}", abi::selftest::BENCH_MARKER, env.cpus),
-            Err(reason) => {
-                rt::println!("init: IPC benchmark {name} failed: {reason}");
-                return false;
-            }
-        }
     }
     true
 }

@@ -2,6 +2,7 @@
 //! its JSON under `target/bench/`.
 
 mod fork;
+mod matrix;
 
 use std::path::Path;
 use std::process::Command;
@@ -21,6 +22,9 @@ pub enum Suite {
     Ipc,
     /// fork + exit + wait in the guest under each refcount strategy, by shape.
     Fork,
+    /// The experiment matrix: strategies × workloads × CPUs, under --icount;
+    /// target/bench/report.{md,json} and SVG plots.
+    Matrix,
 }
 
 #[derive(Args)]
@@ -29,21 +33,28 @@ pub struct BenchArgs {
     /// A short run (seconds, not minutes), for smoke testing.
     #[arg(long)]
     pub quick: bool,
-    /// `fork` only: the refcount strategies to compare, comma-separated
+    /// `fork` and `matrix`: the refcount strategies to compare, comma-separated
     /// (default: all of them; ratios are against `atomic` when it runs too).
     #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = crate::cmdline::parse_strategy)]
     pub strategy: Vec<abi::process::Strategy>,
+    /// `matrix` only: the CPU counts, comma-separated (default: 1,2,4).
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    pub smp: Vec<usize>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    if !args.strategy.is_empty() && !matches!(args.suite, Suite::Fork) {
-        bail!("--strategy applies to `bench fork` only");
+    if !args.strategy.is_empty() && !matches!(args.suite, Suite::Fork | Suite::Matrix) {
+        bail!("--strategy applies to `bench fork` and `bench matrix` only");
+    }
+    if !args.smp.is_empty() && !matches!(args.suite, Suite::Matrix) {
+        bail!("--smp applies to `bench matrix` only");
     }
     std::fs::create_dir_all(target_dir().join("bench"))?;
     match args.suite {
         Suite::Refcount => refcount(args.quick),
         Suite::Ipc => ipc(args.quick),
         Suite::Fork => fork::run(&args.strategy, args.quick),
+        Suite::Matrix => matrix::run(&args.strategy, &args.smp, args.quick),
     }
 }
 

@@ -107,6 +107,8 @@ pub fn version() -> Option<String> {
 pub enum Echo {
     Yes,
     Indented,
+    /// Nothing shown; the caller reads `Outcome::lines`.
+    No,
 }
 
 /// How a boot ended.
@@ -173,6 +175,7 @@ pub fn boot(artifacts: &Artifacts, machine: &MachineArgs, cmdline: &str, echo: E
         match echo {
             Echo::Yes => println!("{line}"),
             Echo::Indented => println!("    | {line}"),
+            Echo::No => {}
         }
         if boot_to_banner.is_none() && line.contains(BANNER) {
             boot_to_banner = Some(at);

@@ -17,7 +17,7 @@ use crate::qemu::{self, Echo, MachineArgs};
 use crate::{BuildArgs, prereq};
 
 /// The strategy every other one is compared with.
-const BASELINE: Strategy = Strategy::Atomic;
+pub(super) const BASELINE: Strategy = Strategy::Atomic;
 /// The shapes (resident pages, pages the child writes) the closing verdict
 /// is about: a large parent, without and with child writes.
 const HEADLINE_SHAPES: [(u32, u32); 2] = [(4096, 0), (4096, 256)];
@@ -29,30 +29,30 @@ const BOOT_TIMEOUT_S: u64 = 300;
 const SHAPE_PREFIX: &str = "fork pages=";
 
 /// One shape line of forkbench.
-#[derive(Clone, Debug, PartialEq)]
-struct ShapeLine {
-    pages: u32,
-    child_writes: u32,
-    rounds: u64,
-    mean_ns: u64,
-    min_ns: u64,
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub(super) struct ShapeLine {
+    pub(super) pages: u32,
+    pub(super) child_writes: u32,
+    pub(super) rounds: u64,
+    pub(super) mean_ns: u64,
+    pub(super) min_ns: u64,
     /// `None` where the guest printed `-` (no icount).
-    mean_instructions: Option<u64>,
-    mem_ipc_per_fork: f64,
-    ref_ops_per_ipc: f64,
-    cow_copies_per_fork: f64,
-    copies_avoided_per_fork: f64,
+    pub(super) mean_instructions: Option<u64>,
+    pub(super) mem_ipc_per_fork: f64,
+    pub(super) ref_ops_per_ipc: f64,
+    pub(super) cow_copies_per_fork: f64,
+    pub(super) copies_avoided_per_fork: f64,
 }
 
 impl ShapeLine {
-    fn shape(&self) -> (u32, u32) {
+    pub(super) fn shape(&self) -> (u32, u32) {
         (self.pages, self.child_writes)
     }
 }
 
 /// Parses a forkbench shape line; `Ok(None)` for any other line, an error
 /// naming the line for one that starts like a shape line but does not parse.
-fn parse_shape_line(line: &str) -> Result<Option<ShapeLine>> {
+pub(super) fn parse_shape_line(line: &str) -> Result<Option<ShapeLine>> {
     let Some(at) = line.find(SHAPE_PREFIX) else { return Ok(None) };
     let rest = line[at..].trim_end().strip_prefix("fork").unwrap_or_default();
     let malformed = |why: String| anyhow!("malformed fork benchmark line `{}`: {why}", line.trim_end());
@@ -221,7 +221,7 @@ impl Row {
 }
 
 /// `strategies` in the order given, each once; all of them if none given.
-fn chosen(strategies: &[Strategy]) -> Vec<Strategy> {
+pub(super) fn chosen(strategies: &[Strategy]) -> Vec<Strategy> {
     let given = if strategies.is_empty() { &Strategy::ALL[..] } else { strategies };
     let mut chosen = Vec::new();
     for &strategy in given {

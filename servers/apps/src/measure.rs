@@ -1,0 +1,90 @@
+//! What the benchmark workloads share: the TSC (an instruction count when
+//! the machine runs under icount), the process servers' counters around a
+//! measured stretch, and the number formats of their result lines, which
+//! the host parses (`-` for a count not measured, quotients with two
+//! decimals).
+
+use core::arch::x86_64::_rdtsc;
+use core::fmt;
+
+use proto::ProcessStats;
+
+use crate::outcome::Failure;
+
+pub fn tsc() -> u64 {
+    // SAFETY: rdtsc has no side effects.
+    unsafe { _rdtsc() }
+}
+
+/// The TSC's frequency; a failure with `status` if the kernel does not say.
+pub fn tsc_hz(status: i32) -> Result<u64, Failure> {
+    match rt::sys::kernel_info(abi::syscall::KERNEL_INFO_TSC_HZ) {
+        Ok(hz) if hz > 0 => Ok(hz),
+        _ => Err(Failure::new(status, "no TSC frequency")),
+    }
+}
+
+pub fn nanos(cycles: u64, tsc_hz: u64) -> u64 {
+    u64::try_from(u128::from(cycles) * 1_000_000_000 / u128::from(tsc_hz.max(1))).unwrap_or(u64::MAX)
+}
+
+/// The process servers' counters (summed over every server); a failure
+/// with `status` if they do not answer.
+pub fn stats(status: i32) -> Result<ProcessStats, Failure> {
+    rt::proc::stats().map_err(|e| Failure::new(status, "stats failed").error(e))
+}
+
+/// What the process servers did between two [`stats`] snapshots.
+#[derive(Clone, Copy, Debug)]
+pub struct Delta {
+    /// Every message to the memory server: reference batches, frame
+    /// requests and `TryRemoveUnique` questions.
+    pub mem_messages: u64,
+    pub ref_messages: u64,
+    pub ref_ops: u64,
+    pub cow_copies: u64,
+    /// Copy-on-write faults that found the page unique and wrote in place.
+    pub cow_reused: u64,
+}
+
+impl Delta {
+    pub fn between(before: &ProcessStats, after: &ProcessStats) -> Self {
+        let ref_messages = after.ref_messages.wrapping_sub(before.ref_messages);
+        let frame_messages = after.frame_messages.wrapping_sub(before.frame_messages);
+        let unique_messages = after.unique_messages.wrapping_sub(before.unique_messages);
+        Self {
+            mem_messages: ref_messages + frame_messages + unique_messages,
+            ref_messages,
+            ref_ops: after.ref_ops.wrapping_sub(before.ref_ops),
+            cow_copies: after.cow_copies.wrapping_sub(before.cow_copies),
+            cow_reused: after.cow_reused.wrapping_sub(before.cow_reused),
+        }
+    }
+}
+
+/// A count, or `-` where it was not measured.
+pub struct OrDash(pub Option<u64>);
+
+impl fmt::Display for OrDash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(value) => write!(f, "{value}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// A quotient in hundredths, printed with two decimals; 0 over 0 is 0.
+pub struct Ratio(u64);
+
+impl Ratio {
+    pub fn of(numerator: u64, denominator: u64) -> Self {
+        Self(numerator.saturating_mul(100).checked_div(denominator).unwrap_or(0))
+    }
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}

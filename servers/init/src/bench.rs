@@ -1,0 +1,129 @@
+//! init's benchmark modes, each chosen by a kernel command-line word and
+//! run by a `cargo xtask bench` suite: IPC round trips (`bench=ipc`),
+//! forkbench (`bench=fork`) and the experiment matrix's workloads
+//! (`bench=matrix`). Each prints a `[bench] SUITE ...` header that the host
+//! checks, then the result lines (its own, or those of the `apps`
+//! workloads it runs as its children). The host parses these lines: keep
+//! their format.
+
+use abi::process::Strategy;
+use abi::selftest::BENCH_MARKER;
+use abi::workload::{self, encode};
+
+use crate::env::Env;
+use crate::system::System;
+use crate::tests;
+
+/// `cargo xtask bench ipc`: call/reply round trips with a server on the
+/// same CPU and on another, after a warm-up.
+pub fn ipc(env: &Env) -> bool {
+    const ROUNDS: u64 = 10_000;
+    let tsc_hz = rt::sys::kernel_info(abi::syscall::KERNEL_INFO_TSC_HZ).unwrap_or(0);
+    for (name, cpu) in [("same_cpu", 0), ("cross_cpu", env.other_cpu())] {
+        let measured = tests::ipc::round_trips(env, cpu, 100).and_then(|_| tests::ipc::round_trips(env, cpu, ROUNDS));
+        match measured {
+            Ok(mean) => rt::println!("{BENCH_MARKER} ipc {name} rounds={ROUNDS} mean_tsc={mean} tsc_hz={tsc_hz} cpus={}", env.cpus),
+            Err(reason) => {
+                rt::println!("init: IPC benchmark {name} failed: {reason}");
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// `cargo xtask bench fork`: forkbench under the booted strategy.
+pub fn fork(env: &Env, strategy: Strategy, icount: bool) -> bool {
+    const ROUNDS: u64 = 20;
+    let Some(system) = start(env, strategy) else { return false };
+    rt::println!("{BENCH_MARKER} fork strategy={} cpus={}", strategy.name(), system.cpus);
+    let flags = if icount { workload::FORKBENCH_ICOUNT } else { 0 };
+    system.run(0, "apps", encode(workload::FORKBENCH, ROUNDS, flags, 0)) == Ok(0)
+}
+
+/// The matrix's parameters: full and quick.
+struct Sizes {
+    forkbench_rounds: u64,
+    storm_pages: u64,
+    storm_rounds: u64,
+    tree_depth: u64,
+    tree_width: u64,
+    trees: u64,
+    parallel_rounds: u64,
+}
+
+const FULL: Sizes =
+    Sizes { forkbench_rounds: 20, storm_pages: 1024, storm_rounds: 10, tree_depth: 2, tree_width: 3, trees: 5, parallel_rounds: 20 };
+const QUICK: Sizes =
+    Sizes { forkbench_rounds: 5, storm_pages: 1024, storm_rounds: 3, tree_depth: 2, tree_width: 3, trees: 2, parallel_rounds: 5 };
+
+/// `cargo xtask bench matrix`: every workload of the experiment matrix
+/// under the booted strategy, one after the other, each as init's child on
+/// CPU 0's server. A failed workload is reported
+/// (`[bench] matrix failed workload=NAME status=S`) and the others still
+/// run; the last lines are the memory server's counts before and after
+/// (`[bench] matrix memory ...`, every frame must be back) and, after the
+/// IPC trace's remaining records are sent, `[bench] matrix done failed=N`.
+pub fn matrix(env: &Env, strategy: Strategy, icount: bool, quick: bool) -> bool {
+    let sizes = if quick { &QUICK } else { &FULL };
+    let Some(system) = start(env, strategy) else { return false };
+    rt::println!("{BENCH_MARKER} matrix strategy={} cpus={} quick={}", strategy.name(), system.cpus, u8::from(quick));
+    let before = system.settled_memory();
+    let flags = if icount { workload::BENCH_ICOUNT } else { 0 };
+    let forkbench_flags = if icount { workload::FORKBENCH_ICOUNT } else { 0 };
+    let runs = [
+        ("forkbench", encode(workload::FORKBENCH, sizes.forkbench_rounds, forkbench_flags, 0)),
+        ("cow_storm", encode(workload::COW_STORM, sizes.storm_pages, sizes.storm_rounds, flags)),
+        (
+            "fork_tree",
+            encode(workload::FORKTREE_BENCH, sizes.tree_depth, sizes.tree_width, flags | sizes.trees << workload::TREE_ROUNDS_SHIFT),
+        ),
+        ("parallel_fork", encode(workload::PARALLEL_FORK, sizes.parallel_rounds, 0, flags)),
+    ];
+    let mut failed = 0;
+    for (name, arg) in runs {
+        match system.run(0, "apps", arg) {
+            Ok(0) => {}
+            Ok(status) => {
+                rt::println!("{BENCH_MARKER} matrix failed workload={name} status={status}");
+                failed += 1;
+            }
+            Err(error) => {
+                rt::println!("{BENCH_MARKER} matrix failed workload={name} error={error:?}");
+                failed += 1;
+            }
+        }
+    }
+    let after = system.settled_memory();
+    match (before, after) {
+        (Ok(before), Ok(after)) => {
+            rt::println!(
+                "{BENCH_MARKER} matrix memory free_before={} free_after={} owned={} shared={}",
+                before.free,
+                after.free,
+                after.owned,
+                after.shared
+            );
+            if after.free != before.free || after.owned != before.owned || after.shared != before.shared {
+                failed += 1;
+            }
+        }
+        _ => {
+            rt::println!("init: no memory stats");
+            failed += 1;
+        }
+    }
+    // A traced boot: what the idle CPUs have not drained yet (all of it on
+    // one CPU, which is never idle while the workloads run).
+    if let Some(sent) = rt::sys::trace_flush(abi::cap::boot_slot::CONSOLE_PORTS).ok().filter(|&n| n > 0) {
+        rt::println!("init: flushed {sent} trace records");
+    }
+    rt::println!("{BENCH_MARKER} matrix done failed={failed}");
+    failed == 0
+}
+
+/// Starts the memory and process servers under `strategy`; `None` (after
+/// saying why) if they did not start.
+fn start(env: &Env, strategy: Strategy) -> Option<System> {
+    System::start(env, strategy).inspect_err(|reason| rt::println!("init: the system did not start: {reason}")).ok()
+}
