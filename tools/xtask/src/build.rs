@@ -19,6 +19,9 @@ const USER_RUSTFLAGS: &str = "-Ccode-model=small\u{1f}-Crelocation-model=static"
 pub struct Artifacts {
     pub kernel: PathBuf,
     pub image: PathBuf,
+    /// The refcount strategy the manifest names: the one a boot without
+    /// `--strategy` runs.
+    pub strategy: abi::process::Strategy,
 }
 
 /// `image.toml`.
@@ -34,6 +37,9 @@ struct ImageSection {
     #[allow(dead_code, reason = "names the image for people; the kernel reads it from the packed file")]
     name: String,
     programs: Vec<String>,
+    /// The memory and process servers' refcount strategy
+    /// (`abi::process::Strategy` name).
+    strategy: String,
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -67,6 +73,8 @@ pub fn build_flavour(args: &BuildArgs, flavour: Flavour) -> Result<Artifacts> {
     let manifest_path = workspace_root().join("image.toml");
     let manifest_text = std::fs::read_to_string(&manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
     let manifest: Manifest = toml::from_str(&manifest_text).with_context(|| format!("parsing {}", manifest_path.display()))?;
+    let strategy = crate::cmdline::parse_strategy(&manifest.image.strategy)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", manifest_path.display()))?;
 
     let kernel_dir = match flavour {
         Flavour::Standard => target_dir(),
@@ -101,7 +109,7 @@ pub fn build_flavour(args: &BuildArgs, flavour: Flavour) -> Result<Artifacts> {
     let out = target_dir().join(TARGET).join(profile);
     let image = out.join("boot.img");
     std::fs::write(&image, packed).with_context(|| format!("writing {}", image.display()))?;
-    Ok(Artifacts { kernel: kernel_dir.join(TARGET).join(profile).join("microkernel"), image })
+    Ok(Artifacts { kernel: kernel_dir.join(TARGET).join(profile).join("microkernel"), image, strategy })
 }
 
 fn run_cargo(mut command: Command, release: bool, what: &str) -> Result<()> {

@@ -50,8 +50,9 @@ pub struct RunArgs {
     /// Extra words for the kernel command line.
     #[arg(long, default_value = "")]
     pub append: String,
-    /// Refcount strategy of the memory and process servers (deferred, atomic);
-    /// appends `strategy=NAME` to the kernel command line. The guest defaults to deferred.
+    /// Refcount strategy of the memory and process servers (one of the nine of
+    /// libs/refcount); appends `strategy=NAME` to the kernel command line.
+    /// Without it, the strategy image.toml names.
     #[arg(long, value_name = "NAME", value_parser = cmdline::parse_strategy)]
     pub strategy: Option<abi::process::Strategy>,
 }
@@ -93,8 +94,8 @@ fn run(args: &RunArgs) -> Result<()> {
     prereq::ensure_target()?;
     prereq::ensure_qemu()?;
     let artifacts = build::build(&args.build)?;
-    let strategy = args.strategy.map(cmdline::strategy_word);
-    let cmdline = cmdline::join([args.append.as_str(), strategy.as_deref().unwrap_or("")]);
+    let strategy = cmdline::strategy_word(args.strategy.unwrap_or(artifacts.strategy));
+    let cmdline = cmdline::join([args.append.as_str(), strategy.as_str()]);
     let outcome = qemu::boot(&artifacts, &args.machine, &cmdline, qemu::Echo::Yes)?;
     outcome.report();
     outcome.into_result()

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: the host test suites, then the kernel's self-tests
-//! booted under --smp 1 and --smp 4 with the default refcount strategy,
-//! and under --smp 4 with every other one. Ends with a `N passed, N failed`
+//! booted under --smp 1 and --smp 4 with the refcount strategy image.toml
+//! names, and under --smp 4 with every other one. Ends with a `N passed, N failed`
 //! line.
 
 use std::process::Command;
@@ -12,10 +12,11 @@ use crate::qemu::{self, Echo, MachineArgs};
 use crate::selftest::Verdict;
 use crate::{TestArgs, prereq};
 
-/// The self-test boots: CPUs, and the strategy (`None`: the default).
-fn guest_runs() -> Vec<(usize, Option<abi::process::Strategy>)> {
-    let others = abi::process::Strategy::ALL.into_iter().filter(|&s| s != abi::process::Strategy::Deferred);
-    [(1, None), (4, None)].into_iter().chain(others.map(|s| (4, Some(s)))).collect()
+/// The self-test boots: CPUs and strategy; the manifest's under `--smp 1`
+/// and `--smp 4`, every other one under `--smp 4`.
+fn guest_runs(manifest: abi::process::Strategy) -> Vec<(usize, abi::process::Strategy)> {
+    let others = abi::process::Strategy::ALL.into_iter().filter(|&s| s != manifest);
+    [(1, manifest), (4, manifest)].into_iter().chain(others.map(|s| (4, s))).collect()
 }
 
 pub fn run(args: &TestArgs) -> Result<()> {
@@ -27,11 +28,8 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let artifacts = build::build(&args.build)?;
     let machine = MachineArgs::tcg(1, 120);
     let (mut passed, mut failed) = (0, 0);
-    for (smp, strategy) in guest_runs() {
-        let mut cmdline = abi::selftest::CMDLINE_FLAG.to_string();
-        if let Some(strategy) = strategy {
-            cmdline = format!("{cmdline} {}{}", abi::process::STRATEGY_FLAG, strategy.name());
-        }
+    for (smp, strategy) in guest_runs(artifacts.strategy) {
+        let cmdline = format!("{} {}", abi::selftest::CMDLINE_FLAG, crate::cmdline::strategy_word(strategy));
         eprintln!("xtask: guest self-tests, --smp {smp}, `{cmdline}`");
         let outcome = qemu::boot(&artifacts, &machine.with_smp(smp), &cmdline, Echo::Indented)?;
         outcome.report();
@@ -181,7 +179,8 @@ fn traced_demo(artifacts: &build::Artifacts, name: &str, cmdline: &str) -> Resul
     let _ = std::fs::remove_file(&file);
     eprintln!("xtask: traced boot (--smp 2 --trace {}) {cmdline}", file.display());
     let machine = MachineArgs { trace: Some(file.clone()), ..MachineArgs::tcg(2, 120) };
-    let outcome = qemu::boot(artifacts, &machine, cmdline, Echo::Indented)?;
+    let cmdline = crate::cmdline::join([cmdline, crate::cmdline::strategy_word(artifacts.strategy).as_str()]);
+    let outcome = qemu::boot(artifacts, &machine, &cmdline, Echo::Indented)?;
     outcome.report();
     outcome.into_result()?;
     Ok(file)
