@@ -82,6 +82,12 @@ pub const INIT_FLAG_BENCH_MATRIX: u64 = 32;
 pub const INIT_FLAG_BENCH_QUICK: u64 = 64;
 /// Bits 8..15: the refcount strategy's index (`crate::process::Strategy`).
 pub const INIT_STRATEGY_SHIFT: u32 = 8;
+/// Bits 16..23: 1 + the index of a strategy the demo swaps to live, 0 for
+/// none.
+pub const INIT_SWAP_SHIFT: u32 = 16;
+/// The kernel command-line word that has the demo swap to strategy NAME
+/// while its forkbench runs: `swap=NAME`.
+pub const SWAP_FLAG: &str = "swap=";
 
 /// The kernel command-line word that boots into the IPC benchmark.
 pub const BENCH_IPC_FLAG: &str = "bench=ipc";
@@ -114,10 +120,11 @@ pub fn init_flags<'a>(words: impl Iterator<Item = &'a str>) -> u64 {
             BENCH_QUICK_FLAG => INIT_FLAG_BENCH_QUICK,
             ICOUNT_FLAG => INIT_FLAG_ICOUNT,
             DEMO_IPC_FLAG => INIT_FLAG_DEMO_IPC,
-            _ => word
-                .strip_prefix(crate::process::STRATEGY_FLAG)
-                .and_then(crate::process::Strategy::from_name)
-                .map_or(0, |strategy| (strategy as u64) << INIT_STRATEGY_SHIFT),
+            _ => {
+                let named = |prefix: &str| word.strip_prefix(prefix).and_then(crate::process::Strategy::from_name);
+                let strategy = named(crate::process::STRATEGY_FLAG).map_or(0, |s| (s as u64) << INIT_STRATEGY_SHIFT);
+                strategy | named(SWAP_FLAG).map_or(0, |s| (s as u64 + 1) << INIT_SWAP_SHIFT)
+            }
         };
     }
     flags
@@ -126,6 +133,11 @@ pub fn init_flags<'a>(words: impl Iterator<Item = &'a str>) -> u64 {
 /// The strategy named in init's flags.
 pub fn strategy_of(flags: u64) -> crate::process::Strategy {
     crate::process::Strategy::from_index((flags >> INIT_STRATEGY_SHIFT) & 0xFF).unwrap_or(crate::process::Strategy::Deferred)
+}
+
+/// The strategy the demo swaps to live, if the command line names one.
+pub fn swap_of(flags: u64) -> Option<crate::process::Strategy> {
+    ((flags >> INIT_SWAP_SHIFT) & 0xFF).checked_sub(1).and_then(crate::process::Strategy::from_index)
 }
 
 /// What one marker line says.
@@ -174,6 +186,9 @@ mod tests {
         assert_eq!(flags & 0xFF, INIT_FLAG_SELFTEST | INIT_FLAG_BENCH_FORK | INIT_FLAG_ICOUNT);
         assert_eq!(strategy_of(flags), crate::process::Strategy::Atomic);
         assert_eq!(strategy_of(init_flags("strategy=bogus".split(' '))), crate::process::Strategy::Deferred);
+        assert_eq!(swap_of(flags), None);
+        let swap = init_flags("strategy=atomic swap=deferred".split(' '));
+        assert_eq!((strategy_of(swap), swap_of(swap)), (crate::process::Strategy::Atomic, Some(crate::process::Strategy::Deferred)));
         let flags = init_flags("bench=matrix quick strategy=snzi".split(' '));
         assert_eq!(flags & 0xFF, INIT_FLAG_BENCH_MATRIX | INIT_FLAG_BENCH_QUICK);
         assert_eq!(strategy_of(flags), crate::process::Strategy::Snzi);

@@ -47,7 +47,7 @@ fn main(args: rt::StartArgs) -> ! {
     } else if flags & INIT_FLAG_BENCH_MATRIX != 0 {
         bench::matrix(&env, strategy, flags & INIT_FLAG_ICOUNT != 0, flags & INIT_FLAG_BENCH_QUICK != 0)
     } else {
-        demo(&env, strategy, flags & INIT_FLAG_DEMO_IPC == 0)
+        demo(&env, strategy, flags)
     };
     power_off(if passed { GuestExit::Success } else { GuestExit::Failure })
 }
@@ -56,7 +56,8 @@ fn main(args: rt::StartArgs) -> ! {
 /// and on another, then (with `system`) the whole system: a short
 /// forkbench and the memory server's counts; all of it for `--trace` to
 /// record.
-fn demo(env: &Env, strategy: abi::process::Strategy, system: bool) -> bool {
+fn demo(env: &Env, strategy: abi::process::Strategy, flags: u64) -> bool {
+    let system = flags & INIT_FLAG_DEMO_IPC == 0;
     let _ = rt::sys::trace_name(boot_slot::THREAD, "init");
     for cpu in [0, env.other_cpu()] {
         match tests::ipc::round_trips(env, cpu, 100) {
@@ -78,7 +79,11 @@ fn demo(env: &Env, strategy: abi::process::Strategy, system: bool) -> bool {
         }
     };
     rt::println!("init: memory and process servers up on {} CPUs, strategy {}", system.cpus, strategy.name());
-    let status = system.run(0, "apps", workload::encode(workload::FORKBENCH, 3, 0, 0));
+    let forkbench = workload::encode(workload::FORKBENCH, 3, 0, 0);
+    let status = match abi::selftest::swap_of(flags) {
+        None => system.run(0, "apps", forkbench),
+        Some(target) => swap_while_running(&system, env.other_cpu(), forkbench, target),
+    };
     match system.settled_memory() {
         Ok(stats) => rt::println!(
             "init: memory: {} frames free, {} owned, {} shared; {} reference batches, {} operations",
@@ -87,6 +92,18 @@ fn demo(env: &Env, strategy: abi::process::Strategy, system: bool) -> bool {
         Err(error) => rt::println!("init: no memory stats: {error}"),
     }
     flush_trace() && status == Ok(0)
+}
+
+/// Runs `apps` with `arg` on `cpu`'s server and swaps the strategy to
+/// `target` while it runs (`swap=NAME`); its exit status.
+fn swap_while_running(system: &System, cpu: u16, arg: u64, target: abi::process::Strategy) -> Result<i32, proto::ProtoError> {
+    let pid = system.spawn(cpu, "apps", arg)?;
+    tests::pause_for(500_000_000);
+    match system.swap(target) {
+        Ok(()) => rt::println!("init: swapped the strategy to {} live, forkbench running", target.name()),
+        Err(error) => rt::println!("init: the live swap to {} failed: {error}", target.name()),
+    }
+    system.wait(cpu, pid)
 }
 
 /// Sends the trace records still in the kernel's rings (when tracing).
