@@ -23,8 +23,9 @@ pub fn call_counted<P: Protocol>(ep: Slot, buffer: &mut IpcBuffer, request: &P::
     proto::read_reply::<P>(reply.label(), payload)
 }
 
-/// Sends `request` to `ep` without waiting for an answer (for requests that
-/// get none, such as `Exit`).
+/// Calls `ep` with a request that gets no answer, such as `Exit`: the
+/// server ends the caller instead of replying. Returns only if the call
+/// could not be made or the server answered after all.
 pub fn send<P: Protocol>(ep: Slot, buffer: &mut IpcBuffer, request: &P::Request) -> Result<(), ProtoError> {
     let out = proto::request::<P>(request, &mut buffer.data)?;
     ipc::call(ep, Message::with_payload(out.label, [0; 4], out.length, false)).map(|_| ()).map_err(|_| ProtoError::Malformed)

@@ -93,16 +93,12 @@ impl System {
         self.servers[usize::from(cpu % self.cpus)]
     }
 
-    fn buffer(&self) -> &'static mut IpcBuffer {
+    /// init's IPC buffer (tests send raw messages through it too).
+    pub fn buffer(&self) -> &'static mut IpcBuffer {
         // SAFETY: init's main thread's IPC buffer; init calls servers from
         // that thread only, one call at a time, and holds no other
         // reference to it across these calls.
         unsafe { rt::ipc::buffer_at(self.ipc_buffer) }
-    }
-
-    /// init's IPC buffer, for tests that send raw messages.
-    pub fn raw_buffer(&self) -> &'static mut IpcBuffer {
-        self.buffer()
     }
 
     /// A request to `cpu`'s process server.

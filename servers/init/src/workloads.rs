@@ -83,7 +83,7 @@ fn protocol_errors(system: &System) -> TestResult {
     expect(&ProcessRequest::Mmap { pages: 0 }, ProtoError::InvalidArgument)?;
     // Garbage and a wrong label, straight through IPC.
     let server = system.server(0);
-    let buffer = system.raw_buffer();
+    let buffer = system.buffer();
     buffer.data[..8].fill(0xFF);
     let garbage = ipc::call(server, Message::with_payload(proto::PROCESS_PROTOCOL, [0; 4], 8, false));
     let wrong = ipc::call(server, Message::with_payload(proto::MEMORY_PROTOCOL, [0; 4], 0, false));

@@ -138,28 +138,23 @@ impl Server {
 
     /// The reply to `request`, and the capability to send with it.
     fn handle(&mut self, request: MemoryRequest) -> (MemoryReply, Option<u64>) {
-        if let MemoryRequest::Swap { strategy } = request {
-            let swapped = Strategy::from_index(u64::from(strategy)).ok_or(ProtoError::InvalidArgument).and_then(|new| self.swap(new));
-            return (swapped.map_or_else(MemoryReply::Error, |()| MemoryReply::Ok), None);
-        }
-        let Self { pool, counts, .. } = self;
         // Frames whose count reached zero, put back in the pool at the end.
         let mut zeroed = Vec::new();
         let mut release = |frame: u32| zeroed.push(frame);
         let reply = match request {
             MemoryRequest::AllocFrames { client, count } => {
-                let runs = pool.alloc(count);
+                let runs = self.pool.alloc(count);
                 for run in &runs {
-                    (run.first..run.first + u64::from(run.count)).for_each(|frame| counts.hand_out(client, frame as u32));
+                    (run.first..run.first + u64::from(run.count)).for_each(|frame| self.counts.hand_out(client, frame as u32));
                 }
                 (if runs.is_empty() { MemoryReply::Error(ProtoError::NoMemory) } else { MemoryReply::Frames { runs } }, None)
             }
             MemoryRequest::FreeFrames { client, frames } => {
-                if frames.iter().all(|&frame| pool.is_used(u64::from(frame)) && counts.held_alone(frame)) {
+                if frames.iter().all(|&frame| self.pool.is_used(u64::from(frame)) && self.counts.held_alone(frame)) {
                     for &frame in &frames {
-                        counts.free(client, frame, &mut release);
+                        self.counts.free(client, frame, &mut release);
                     }
-                    counts.quiescent(client, &mut release);
+                    self.counts.quiescent(client, &mut release);
                     (MemoryReply::Ok, None)
                 } else {
                     (MemoryReply::Error(ProtoError::NotOwned), None)
@@ -168,25 +163,28 @@ impl Server {
             MemoryRequest::RefBatch { client, ops } => {
                 self.batches += 1;
                 self.ops_in_batches += ops.len() as u64;
-                let in_use = |frame: u32| pool_in_use(pool, frame);
-                let applied = counts.apply(client, &ops, &in_use, &mut release);
+                let in_use = |frame: u32| self.pool.is_used(u64::from(frame));
+                let applied = self.counts.apply(client, &ops, &in_use, &mut release);
                 // The batch's end is the client's quiescent point.
-                counts.quiescent(client, &mut release);
+                self.counts.quiescent(client, &mut release);
                 let freed = zeroed.len() as u16;
                 (applied.map_or_else(MemoryReply::Error, |()| MemoryReply::RefBatchDone { freed }), None)
             }
             MemoryRequest::TryRemoveUnique { client, frame } => {
-                (MemoryReply::Unique(pool.is_used(u64::from(frame)) && counts.try_remove_unique(client, frame)), None)
+                (MemoryReply::Unique(self.pool.is_used(u64::from(frame)) && self.counts.try_remove_unique(client, frame)), None)
             }
             MemoryRequest::Settle => {
-                counts.settle(&mut release);
+                self.counts.settle(&mut release);
                 (MemoryReply::Ok, None)
             }
             MemoryRequest::Materialize { frames } => {
-                frames.iter().filter(|&&frame| pool.is_used(u64::from(frame))).for_each(|&frame| counts.materialize(frame));
+                frames.iter().filter(|&&frame| self.pool.is_used(u64::from(frame))).for_each(|&frame| self.counts.materialize(frame));
                 (MemoryReply::Ok, None)
             }
-            MemoryRequest::Swap { .. } => unreachable!("handled above"),
+            MemoryRequest::Swap { strategy } => {
+                let swapped = Strategy::from_index(u64::from(strategy)).ok_or(ProtoError::InvalidArgument).and_then(|new| self.swap(new));
+                (swapped.map_or_else(MemoryReply::Error, |()| MemoryReply::Ok), None)
+            }
             MemoryRequest::Attach { part } => {
                 let cap = match part {
                     AttachPart::Frames => slot::FRAMES_FOR_CLIENTS,
@@ -195,9 +193,9 @@ impl Server {
                 (MemoryReply::Attached(self.layout), Some(cap))
             }
             MemoryRequest::Stats => {
-                let census = counts.census(self.layout.pool_frames, &|frame| pool_in_use(pool, frame));
+                let census = self.counts.census(self.layout.pool_frames, &|frame| self.pool.is_used(u64::from(frame)));
                 let stats = MemoryStats {
-                    free: pool.free_frames(),
+                    free: self.pool.free_frames(),
                     owned: census.owned,
                     shared: census.shared,
                     pending_ops: 0,
@@ -208,13 +206,8 @@ impl Server {
             }
         };
         for frame in zeroed {
-            pool.release(u64::from(frame));
+            self.pool.release(u64::from(frame));
         }
         reply
     }
-}
-
-/// Whether `frame` is handed out (or the server's own).
-fn pool_in_use(pool: &Pool, frame: u32) -> bool {
-    pool.is_used(u64::from(frame))
 }

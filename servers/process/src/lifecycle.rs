@@ -124,10 +124,13 @@ fn start(objects: Objects, pid: u32, entry: u64, arg: u64) -> Result<(), ProtoEr
 /// `Spawn`: a new child of `parent`, served by this server.
 pub fn spawn(server: &mut Server, parent: u32, program: &str, arg: u64) -> Result<u32, ProtoError> {
     let sys = system::get();
-    if !sys.procs.lock().map.contains_key(&parent) {
-        return unknown();
-    }
-    let pid = sys.procs.lock().new_pid();
+    let pid = {
+        let mut table = sys.procs.lock();
+        if !table.map.contains_key(&parent) {
+            return unknown();
+        }
+        table.new_pid()
+    };
     let (objects, memory, entry) = load(server, pid, program)?;
     let process = Process {
         parent: Some(parent),

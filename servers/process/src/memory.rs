@@ -146,12 +146,7 @@ impl MemClient {
     /// Drops references in bulk (an exit, an unmap): batched by every
     /// strategy, applied before the operation returns.
     pub fn dec_all(&mut self, frames: impl Iterator<Item = u32>) {
-        for frame in frames {
-            self.decs.push(frame);
-            if self.incs.len() + self.decs.len() >= MAX_REF_OPS {
-                self.flush();
-            }
-        }
+        self.decs.extend(frames);
         self.flush();
     }
 
