@@ -22,16 +22,17 @@ pub const STATUS_NO_MEMORY: i32 = 137;
 /// Exit status of a process whose runtime panicked.
 pub const STATUS_PANIC: i32 = 101;
 
-/// How the memory and process servers count references to shared frames:
-/// the strategies of `libs/refcount`.
+/// How the memory and process servers count references to shared frames,
+/// and where the counting runs (its [`Placement`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Strategy {
-    /// The FTL OS deferred single-lock manager: owned frames uncounted,
-    /// increments committed per fork, decrements buffered and batched.
+    /// The FTL OS deferred single-lock manager in the memory server, fed by
+    /// IPC batches: owned frames uncounted, count-1 shortcuts, decrements
+    /// buffered per process server and flushed with try-lock semantics.
     Deferred = 0,
-    /// The baseline (kref): every frame counted, every change applied
-    /// before the operation that made it returns.
+    /// The baseline (Linux `get_page`/`put_page`, kref): process servers do
+    /// atomic read-modify-writes on one shared word per frame.
     Atomic = 1,
     /// Linux percpu-ref.
     Percpu = 2,
@@ -47,10 +48,27 @@ pub enum Strategy {
     Snzi = 7,
     /// Biased reference counting.
     Biased = 8,
+    /// FTL OS as written: the deferred manager's table and lock word in
+    /// memory shared by the process servers, each flushing its own buffer
+    /// under a try-lock.
+    DeferredShared = 9,
+    /// Every count change sent to the memory server over IPC before the
+    /// operation that made it returns: the price of isolation.
+    AtomicIpc = 10,
+}
+
+/// Where a strategy's operations run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// In the memory server's one thread, fed by IPC batches.
+    Server,
+    /// In the process servers, each on its own CPU (`core` = that CPU),
+    /// over tables in memory mapped writable into every process server.
+    Shared,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 9] = [
+    pub const ALL: [Strategy; 11] = [
         Strategy::Deferred,
         Strategy::Atomic,
         Strategy::Percpu,
@@ -60,9 +78,11 @@ impl Strategy {
         Strategy::Striped,
         Strategy::Snzi,
         Strategy::Biased,
+        Strategy::DeferredShared,
+        Strategy::AtomicIpc,
     ];
 
-    /// The name, as `libs/refcount` calls it.
+    /// The name on the command line, in `image.toml` and in reports.
     pub const fn name(self) -> &'static str {
         match self {
             Strategy::Deferred => "deferred",
@@ -74,6 +94,8 @@ impl Strategy {
             Strategy::Striped => "striped",
             Strategy::Snzi => "snzi",
             Strategy::Biased => "biased",
+            Strategy::DeferredShared => "deferred-shared",
+            Strategy::AtomicIpc => "atomic-ipc",
         }
     }
 
@@ -85,20 +107,19 @@ impl Strategy {
         Self::ALL.into_iter().find(|s| *s as u64 == index)
     }
 
-    /// Whether the process servers use the deferred client rules: frames held
-    /// alone are uncounted (forked without a message), and decrements wait
-    /// in a buffer. Every other strategy counts every frame and sends each
-    /// change before the operation that made it returns.
-    pub const fn defers(self) -> bool {
-        matches!(self, Strategy::Deferred)
+    pub const fn placement(self) -> Placement {
+        match self {
+            Strategy::Deferred | Strategy::AtomicIpc => Placement::Server,
+            _ => Placement::Shared,
+        }
     }
 
-    /// Whether a frame's count is one word of the shared counter table, so
-    /// a process server reads it for `try_remove_unique` without IPC
-    /// (deferred and atomic). The others keep per-core parts only the memory
-    /// server can sum, and answer `TryRemoveUnique` requests.
-    pub const fn table_readable(self) -> bool {
-        matches!(self, Strategy::Deferred | Strategy::Atomic)
+    /// Whether frames held alone are uncounted (`OWNED` in the counter
+    /// table: forked and freed by their holder with no message) and
+    /// decrements wait in a buffer: the deferred manager in the memory
+    /// server.
+    pub const fn defers(self) -> bool {
+        matches!(self, Strategy::Deferred)
     }
 }
 

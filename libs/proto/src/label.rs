@@ -9,12 +9,13 @@ use crate::ProtoError;
 /// Bits of a label that hold the version.
 pub const VERSION_BITS: u32 = 16;
 
-/// The memory server protocol: 'ME', version 4 (requests name their client;
-/// `TryRemoveUnique`, `Settle`, `Materialize` and `Swap`).
-pub const MEMORY_PROTOCOL: u64 = label(0x4D45, 4);
-/// The process server protocol: 'PR', version 4 (fork resumes at a given
-/// stack; stats count `TryRemoveUnique` messages; `Swap`).
-pub const PROCESS_PROTOCOL: u64 = label(0x5052, 4);
+/// The memory server protocol: 'ME', version 5 (the counter table is
+/// writable by clients; `Attach(Region)` for strategies placed in the
+/// process servers).
+pub const MEMORY_PROTOCOL: u64 = label(0x4D45, 5);
+/// The process server protocol: 'PR', version 5 (stats count the deferred
+/// manager's direct stores and cancelled increments).
+pub const PROCESS_PROTOCOL: u64 = label(0x5052, 5);
 
 /// The label of protocol `id` at `version`.
 pub const fn label(id: u32, version: u16) -> u64 {
@@ -62,9 +63,9 @@ mod tests {
 
     #[test]
     fn values_are_the_documented_ones() {
-        assert_eq!(MEMORY_PROTOCOL, 0x4D45_0004);
-        assert_eq!(PROCESS_PROTOCOL, 0x5052_0004);
-        assert_eq!(version_of(MEMORY_PROTOCOL), 4);
+        assert_eq!(MEMORY_PROTOCOL, 0x4D45_0005);
+        assert_eq!(PROCESS_PROTOCOL, 0x5052_0005);
+        assert_eq!(version_of(MEMORY_PROTOCOL), 5);
         assert_eq!(protocol_of(PROCESS_PROTOCOL), 0x5052);
     }
 
@@ -83,7 +84,7 @@ mod tests {
             Err(ProtoError::WrongProtocol)
         );
         assert_eq!(
-            check_label(label(0x4D45, 5), MEMORY_PROTOCOL),
+            check_label(label(0x4D45, 6), MEMORY_PROTOCOL),
             Err(ProtoError::UnsupportedVersion)
         );
         assert_eq!(

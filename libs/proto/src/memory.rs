@@ -6,9 +6,16 @@
 //! # The counter table
 //!
 //! The memory server keeps one [`table`] word per frame of its pool, in pages
-//! it maps read-only into the process servers ([`MemoryRequest::Attach`]), so
-//! a copy-on-write fault reads a frame's count without IPC. Only the memory
-//! server writes it.
+//! it maps writable into the process servers ([`MemoryRequest::Attach`]), so
+//! a copy-on-write fault reads a frame's count without IPC. The memory
+//! server applies batches to it; a process server writes only the words of
+//! frames it holds alone (the deferred manager's count-1 shortcuts).
+//!
+//! # The strategy's region
+//!
+//! Strategies placed in the process servers (`abi::process::Placement::Shared`)
+//! keep their tables in a region of zeroed pool frames the memory server sets
+//! up; [`AttachPart::Region`] tells a process server which frames to map.
 //!
 //! # Ordering rule of the deferred strategy
 //!
@@ -39,10 +46,9 @@ pub const MAX_FREE_FRAMES: usize = 200;
 pub mod table {
     /// A free frame (or one that is not the pool's: the server's own).
     pub const FREE: u64 = 0;
-    /// Deferred strategy: a frame with one owner and no counter. Its owner
-    /// may fork it without a message: while the owner's process server
-    /// treats it as shared, `OWNED` stands for a count of 2, and the first
-    /// counter change the server applies to it starts from 2.
+    /// Deferred strategy: a frame with one owner and no counter (a count of
+    /// 1). Its owner's process server forks it by storing 2, with no
+    /// message, and frees it by taking it back into its stock.
     pub const OWNED: u64 = 1 << 63;
 }
 
@@ -114,8 +120,12 @@ pub enum AttachPart {
     /// The pool's frames, read-write: the client maps the frames it is
     /// given from it.
     Frames,
-    /// The counter table's pages, read-only.
+    /// The counter table's pages, read-write.
     Table,
+    /// The frames of the region of the strategy in force, when it is placed
+    /// in the process servers: the reply is [`MemoryReply::Frames`], the runs
+    /// in order, mapped through the pool's capability. No capability.
+    Region,
 }
 
 /// Where things are, as [`MemoryReply::Attached`] tells a client.

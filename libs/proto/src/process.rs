@@ -90,9 +90,12 @@ pub struct ProcessStats {
     pub ref_ops: u64,
     /// `AllocFrames` and `FreeFrames` messages sent to the memory server.
     pub frame_messages: u64,
-    /// `TryRemoveUnique` messages sent to the memory server (strategies
-    /// whose counts the table does not show).
-    pub unique_messages: u64,
+    /// Deferred: count-1 shortcuts, a counter word written by the frame's
+    /// only holder where a message would have gone.
+    pub direct_stores: u64,
+    /// Deferred: fork increments cancelled against a buffered decrement of
+    /// the same frame by the same server.
+    pub cancelled: u64,
 }
 
 /// Replies of a process server.
@@ -116,7 +119,7 @@ pub struct ProcessProtocol;
 
 const NAME_LEN: usize = size::seq(PROGRAM_NAME_LEN, size::BYTE);
 const FORK_LEN: usize = 2 * size::U64 + size::BYTE + size::U16;
-const STATS_LEN: usize = size::U32 + 9 * size::U64;
+const STATS_LEN: usize = size::U32 + 10 * size::U64;
 
 impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;

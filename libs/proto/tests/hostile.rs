@@ -189,7 +189,7 @@ fn wrong_protocol_or_version_is_refused() {
         Err(MemoryReply::Error(ProtoError::WrongProtocol))
     );
     assert_eq!(
-        refused(label(0x4D45, 5)),
+        refused(label(0x4D45, 6)),
         Err(MemoryReply::Error(ProtoError::UnsupportedVersion))
     );
     assert_eq!(
@@ -473,14 +473,20 @@ fn length_prefixes_beyond_capacity_are_rejected() {
         decode::<ProcessRequest>(&[4, 2, 0xC3, 0x28, 5]),
         Err(ProtoError::Malformed)
     );
-    // An AttachPart that is neither Frames nor Table (Attach, tag 3).
+    // An AttachPart that is not Frames, Table or Region (Attach, tag 3).
     assert_eq!(
         decode::<MemoryRequest>(&[3, 1]),
         Ok(MemoryRequest::Attach {
             part: AttachPart::Table
         })
     );
-    assert_eq!(decode::<MemoryRequest>(&[3, 2]), Err(ProtoError::Malformed));
+    assert_eq!(
+        decode::<MemoryRequest>(&[3, 2]),
+        Ok(MemoryRequest::Attach {
+            part: AttachPart::Region
+        })
+    );
+    assert_eq!(decode::<MemoryRequest>(&[3, 3]), Err(ProtoError::Malformed));
     // An Option tag that is neither None nor Some (Wait, tag 3; the CPU of
     // a Fork, tag 1, after resume 0 and stack 8).
     assert_eq!(
@@ -593,6 +599,7 @@ fn serve_one(label: u64, bytes: &[u8]) -> Result<MemoryReply, ProtoError> {
             table_pages: match part {
                 AttachPart::Frames => 0,
                 AttachPart::Table => 64,
+                AttachPart::Region => 1,
             },
         }),
         Ok(_) => MemoryReply::Ok,

@@ -205,7 +205,7 @@ fn largest_messages_fit_with_the_declared_bound() {
     // The numbers documented in the report.
     assert_eq!(
         (memory_request, memory_reply, process_request, process_reply),
-        (1006, 834, 44, 96)
+        (1006, 834, 44, 106)
     );
 }
 
@@ -217,14 +217,14 @@ fn the_largest_messages_per_variant_are_as_computed() {
         .iter()
         .map(|r| size_of(&largest_memory_request(r)))
         .collect();
-    // AllocFrames (x2), FreeFrames, RefBatch, Attach (x2), Stats,
+    // AllocFrames (x2), FreeFrames, RefBatch, Attach (x3), Stats,
     // TryRemoveUnique (x2), Settle, Materialize (x2), Swap (x2).
     // Materialize carries as many 5-byte frames as FreeFrames (a 2-byte
     // prefix and 200 * 5) but no client: 1003, under FreeFrames' 1006, so
     // the bound does not grow.
     assert_eq!(
         memory,
-        [7, 7, 1006, 966, 2, 2, 1, 9, 9, 1, 1003, 1003, 2, 2]
+        [7, 7, 1006, 966, 2, 2, 2, 1, 9, 9, 1, 1003, 1003, 2, 2]
     );
     let materialize = size_of(&largest_memory_request(&MemoryRequest::Materialize {
         frames: Default::default(),
@@ -259,7 +259,7 @@ fn the_largest_messages_per_variant_are_as_computed() {
         .collect();
     // Spawned, Forked, Exited, Pid, BrkSet, Mapped, Unmapped, Quiesced, Stats,
     // Swapped.
-    assert_eq!(replies, [6, 6, 11, 6, 11, 11, 1, 1, 96, 1]);
+    assert_eq!(replies, [6, 6, 11, 6, 11, 11, 1, 1, 106, 1]);
     assert_eq!(
         size_of(&ProcessReply::Error(proto::ProtoError::NotMapped)),
         2

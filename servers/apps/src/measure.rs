@@ -37,8 +37,8 @@ pub fn stats(status: i32) -> Result<ProcessStats, Failure> {
 /// What the process servers did between two [`stats`] snapshots.
 #[derive(Clone, Copy, Debug)]
 pub struct Delta {
-    /// Every message to the memory server: reference batches, frame
-    /// requests and `TryRemoveUnique` questions.
+    /// Every message to the memory server: reference batches and frame
+    /// requests.
     pub mem_messages: u64,
     pub ref_messages: u64,
     pub ref_ops: u64,
@@ -51,9 +51,8 @@ impl Delta {
     pub fn between(before: &ProcessStats, after: &ProcessStats) -> Self {
         let ref_messages = after.ref_messages.wrapping_sub(before.ref_messages);
         let frame_messages = after.frame_messages.wrapping_sub(before.frame_messages);
-        let unique_messages = after.unique_messages.wrapping_sub(before.unique_messages);
         Self {
-            mem_messages: ref_messages + frame_messages + unique_messages,
+            mem_messages: ref_messages + frame_messages,
             ref_messages,
             ref_ops: after.ref_ops.wrapping_sub(before.ref_ops),
             cow_copies: after.cow_copies.wrapping_sub(before.cow_copies),

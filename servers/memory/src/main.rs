@@ -1,9 +1,12 @@
 //! The memory server: it owns the frames of its PhysRange and the sharing
 //! state of each (`counts`), hands frames to the process servers in batches
-//! (`pool`), and applies their reference-count batches under its single
-//! thread, the lock of the deferred manager. Frames whose count reaches
-//! zero go back to the pool. Malformed or hostile requests get an error
-//! reply and the server keeps serving.
+//! and takes them back (`pool`, refusing a frame that is not handed out).
+//! For the strategies placed here it applies the process servers'
+//! reference-count batches under its single thread, the lock of the
+//! deferred manager; for those placed in the process servers it sets up
+//! the region they count in. Frames whose count reaches zero go back to the
+//! pool. Malformed or hostile requests get an error reply and the server
+//! keeps serving.
 //!
 //! Start: `rdi` = the strategy's index (`abi::process::Strategy`), `rsi` =
 //! the number of process servers (the strategy's cores).
@@ -22,7 +25,7 @@ use alloc::vec::Vec;
 
 use abi::cap::Rights;
 use abi::msg::IpcBuffer;
-use abi::process::Strategy;
+use abi::process::{Placement, Strategy};
 use proto::memory::{AttachPart, Layout, MemoryProtocol, MemoryReply, MemoryRequest, MemoryStats};
 use proto::{ProtoError, accept, respond};
 use rt::ipc::{self, Message, Received};
@@ -45,8 +48,8 @@ mod slot {
     pub const FRAMES: u64 = 3;
     /// The counter table's frames, carved from `FRAMES`.
     pub const TABLE: u64 = 4;
-    /// The same, read-only: what clients get.
-    pub const TABLE_READ_ONLY: u64 = 5;
+    /// The same without the right to carve: what clients get.
+    pub const TABLE_FOR_CLIENTS: u64 = 5;
     /// `FRAMES` without the right to carve: what clients get.
     pub const FRAMES_FOR_CLIENTS: u64 = 6;
 }
@@ -98,7 +101,7 @@ impl Server {
         let table_first = pages.frames(table_pages);
         let table_at = pages.window(table_pages);
         sys::phys_range_carve(slot::FRAMES, table_first, table_pages, slot::TABLE).ok()?;
-        sys::cap_mint(slot::TABLE, slot::TABLE_READ_ONLY, Rights::READ, 0).ok()?;
+        sys::cap_mint(slot::TABLE, slot::TABLE_FOR_CLIENTS, Rights::READ.union(Rights::WRITE), 0).ok()?;
         sys::cap_mint(slot::FRAMES, slot::FRAMES_FOR_CLIENTS, Rights::READ.union(Rights::WRITE), 0).ok()?;
         let rw = Rights::READ.union(Rights::WRITE);
         for first in (0..table_pages).step_by(abi::syscall::MAP_BATCH_MAX as usize) {
@@ -106,8 +109,8 @@ impl Server {
             sys::map_batch(slot::SPACE, slot::TABLE, first, table_at + first * PAGE_SIZE, count, rw).ok()?;
         }
         // SAFETY: the table's pages were just mapped writable there, fresh
-        // from the range (so zeroed: every entry FREE), and only this
-        // server's thread and its `Counts` use them.
+        // from the range (so zeroed: every entry FREE). Its words are
+        // atomics: the process servers write some of them too.
         let table = unsafe { core::slice::from_raw_parts(table_at as *const Word, total as usize) };
         let region = region::Region::first(&pages, counts::region_words(strategy, total as u32, clients))?;
         let counts = counts::build(strategy, table, region.words(), clients).ok()?;
@@ -150,11 +153,12 @@ impl Server {
                 (if runs.is_empty() { MemoryReply::Error(ProtoError::NoMemory) } else { MemoryReply::Frames { runs } }, None)
             }
             MemoryRequest::FreeFrames { client, frames } => {
-                if frames.iter().all(|&frame| self.pool.is_used(u64::from(frame)) && self.counts.held_alone(frame)) {
+                // The protocol refuses a frame named twice in one request;
+                // one handed back twice is free the second time.
+                if frames.iter().all(|&frame| self.pool.handed_out(u64::from(frame)) && self.counts.may_return(frame)) {
                     for &frame in &frames {
                         self.counts.free(client, frame, &mut release);
                     }
-                    self.counts.quiescent(client, &mut release);
                     (MemoryReply::Ok, None)
                 } else {
                     (MemoryReply::Error(ProtoError::NotOwned), None)
@@ -163,37 +167,34 @@ impl Server {
             MemoryRequest::RefBatch { client, ops } => {
                 self.batches += 1;
                 self.ops_in_batches += ops.len() as u64;
-                let in_use = |frame: u32| self.pool.is_used(u64::from(frame));
+                let in_use = |frame: u32| self.pool.handed_out(u64::from(frame));
                 let applied = self.counts.apply(client, &ops, &in_use, &mut release);
-                // The batch's end is the client's quiescent point.
-                self.counts.quiescent(client, &mut release);
                 let freed = zeroed.len() as u16;
                 (applied.map_or_else(MemoryReply::Error, |()| MemoryReply::RefBatchDone { freed }), None)
             }
             MemoryRequest::TryRemoveUnique { client, frame } => {
-                (MemoryReply::Unique(self.pool.is_used(u64::from(frame)) && self.counts.try_remove_unique(client, frame)), None)
+                let unique = if self.pool.handed_out(u64::from(frame)) { self.counts.try_remove_unique(client, frame) } else { Ok(false) };
+                (unique.map_or_else(MemoryReply::Error, MemoryReply::Unique), None)
             }
-            MemoryRequest::Settle => {
-                self.counts.settle(&mut release);
-                (MemoryReply::Ok, None)
-            }
-            MemoryRequest::Materialize { frames } => {
-                frames.iter().filter(|&&frame| self.pool.is_used(u64::from(frame))).for_each(|&frame| self.counts.materialize(frame));
-                (MemoryReply::Ok, None)
-            }
+            // Nothing is deferred here: the table strategies apply every
+            // batch whole, and the others settle at the process servers'
+            // own quiescent points.
+            MemoryRequest::Settle => (MemoryReply::Ok, None),
+            // Nothing counts as 2 implicitly any more: a fork of an owned
+            // frame stores 2 itself.
+            MemoryRequest::Materialize { .. } => (MemoryReply::Ok, None),
             MemoryRequest::Swap { strategy } => {
                 let swapped = Strategy::from_index(u64::from(strategy)).ok_or(ProtoError::InvalidArgument).and_then(|new| self.swap(new));
                 (swapped.map_or_else(MemoryReply::Error, |()| MemoryReply::Ok), None)
             }
-            MemoryRequest::Attach { part } => {
-                let cap = match part {
-                    AttachPart::Frames => slot::FRAMES_FOR_CLIENTS,
-                    AttachPart::Table => slot::TABLE_READ_ONLY,
-                };
-                (MemoryReply::Attached(self.layout), Some(cap))
-            }
+            MemoryRequest::Attach { part: AttachPart::Frames } => (MemoryReply::Attached(self.layout), Some(slot::FRAMES_FOR_CLIENTS)),
+            MemoryRequest::Attach { part: AttachPart::Table } => (MemoryReply::Attached(self.layout), Some(slot::TABLE_FOR_CLIENTS)),
+            MemoryRequest::Attach { part: AttachPart::Region } => match self.region.runs() {
+                Some(runs) if self.strategy.placement() == Placement::Shared => (MemoryReply::Frames { runs }, None),
+                _ => (MemoryReply::Error(ProtoError::InvalidArgument), None),
+            },
             MemoryRequest::Stats => {
-                let census = self.counts.census(self.layout.pool_frames, &|frame| self.pool.is_used(u64::from(frame)));
+                let census = self.counts.census(self.layout.pool_frames, &|frame| self.pool.handed_out(u64::from(frame)));
                 let stats = MemoryStats {
                     free: self.pool.free_frames(),
                     owned: census.owned,

@@ -10,6 +10,8 @@ pub struct Pool {
     /// Bit set: frame in use (or the server's own).
     used: Vec<u64>,
     frames: u64,
+    /// Frames below are the server's own.
+    first: u64,
     free: u64,
     /// Where the next search starts.
     cursor: u64,
@@ -19,7 +21,7 @@ impl Pool {
     /// Frames `[first, frames)` of the range are free; below `first` are the
     /// server's own.
     pub fn new(first: u64, frames: u64) -> Self {
-        let mut pool = Self { used: vec![0u64; frames.div_ceil(64) as usize], frames, free: frames, cursor: first };
+        let mut pool = Self { used: vec![0u64; frames.div_ceil(64) as usize], frames, first, free: frames, cursor: first };
         for frame in 0..first {
             pool.take(frame);
         }
@@ -32,6 +34,12 @@ impl Pool {
 
     pub fn is_used(&self, frame: u64) -> bool {
         frame >= self.frames || self.used[(frame / 64) as usize] & (1 << (frame % 64)) != 0
+    }
+
+    /// Whether `frame` is one of the pool's, handed out (to a client, or to
+    /// a strategy's region): what a client may name.
+    pub fn handed_out(&self, frame: u64) -> bool {
+        (self.first..self.frames).contains(&frame) && self.is_used(frame)
     }
 
     fn take(&mut self, frame: u64) {

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use abi::cap::Rights;
 use abi::syscall::MAP_BATCH_MAX;
+use proto::memory::{FrameRun, Runs};
 use refcount::Word;
 use rt::mem::{PAGE_SIZE, PageSource};
 use rt::sys;
@@ -75,6 +76,19 @@ impl Region {
         // server alone; the frames may hold a previous user's data.
         unsafe { core::ptr::write_bytes(region.at as *mut u8, 0, (count * PAGE_SIZE) as usize) };
         Some(region)
+    }
+
+    /// The region's frames, in order, for a process server to map; `None`
+    /// for no region, or one of more runs than a reply carries.
+    pub fn runs(&self) -> Option<Runs> {
+        if self.words == 0 {
+            return None;
+        }
+        let mut runs = Runs::new();
+        for run in &self.runs {
+            runs.push(FrameRun::new(run.first, u16::try_from(run.count).ok()?)).ok()?;
+        }
+        Some(runs)
     }
 
     pub fn words(&self) -> &'static [Word] {

@@ -1,14 +1,16 @@
-//! Swapping the strategy live. The process servers have paused: their
-//! buffers are flushed, their frame stocks returned, and the frames the
-//! deferred strategy shared without a message are materialized. So every
-//! frame's count is exact once the old strategy has settled; the new one
-//! adopts each count, over a fresh region, and the old region goes back
-//! to the pool.
+//! Swapping the strategy live, between placements too. The process servers
+//! have paused: their buffers are flushed and their frame stocks returned,
+//! and none has an operation in flight. So this server may run every core's
+//! quiescent point of a strategy placed in them; once the old strategy has
+//! settled, every frame's count is exact, and the new one adopts each
+//! count (a strategy placed in the process servers gets a fresh zeroed
+//! region instead, which they fill from their page maps), and the old
+//! region goes back to the pool.
 
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering::Relaxed;
 
-use abi::process::Strategy;
+use abi::process::{Placement, Strategy};
 use proto::ProtoError;
 use proto::memory::table;
 
@@ -19,7 +21,7 @@ use crate::region::Region;
 impl Server {
     pub fn swap(&mut self, new: Strategy) -> Result<(), ProtoError> {
         let mut zeroed = Vec::new();
-        self.counts.settle(&mut |frame| zeroed.push(frame));
+        self.counts.settle_paused(&mut |frame| zeroed.push(frame));
         zeroed.into_iter().for_each(|frame| self.pool.release(u64::from(frame)));
 
         let frames = self.layout.pool_frames;
@@ -36,8 +38,12 @@ impl Server {
                 return Err(ProtoError::NoMemory);
             }
         };
-        for (frame, count) in held {
-            fresh.adopt(frame, count);
+        // A strategy placed in the process servers is filled there, from
+        // their page maps, once its region is mapped.
+        if new.placement() == Placement::Server {
+            for (frame, count) in held {
+                fresh.adopt(frame, count);
+            }
         }
         self.counts = fresh;
         core::mem::replace(&mut self.region, region).release(&mut self.pool);

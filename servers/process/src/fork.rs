@@ -1,12 +1,8 @@
 //! Fork with copy-on-write. The kernel maps every page of the parent
-//! read-only into the child (`ShareCow`); the counts follow the strategy:
-//! - deferred: a page the parent held alone becomes shared by two with no
-//!   message (its table entry stays `OWNED`, which counts as 2 once
-//!   shared); an already shared page queues an increment;
-//! - every other strategy: every page queues an increment.
-//!
-//! The increments are committed in batches before the fork returns. The
-//! IPC buffer page is never shared: the child gets a fresh one.
+//! read-only into the child (`ShareCow`); every page gains a reference,
+//! counted as the strategy in force counts it (`counts`), and the counts
+//! are committed before the fork returns. The IPC buffer page is never
+//! shared: the child gets a fresh one.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -39,15 +35,10 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
         destroy_objects(objects);
         return Err(error);
     }
-    let strategy = server.mem.strategy();
     for (&vpn, page) in memory.pages.iter_mut() {
-        if vpn == IPC_PAGE {
-            continue;
+        if vpn != IPC_PAGE {
+            server.mem.share(page);
         }
-        if !strategy.defers() || page.is(Page::SHARED) {
-            server.mem.inc(page.frame);
-        }
-        page.flags |= Page::SHARED;
     }
     let mut child = memory.clone_layout();
     child.pages = memory.pages.clone();

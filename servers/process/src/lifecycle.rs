@@ -15,7 +15,7 @@ use rt::process::{IPC_BUFFER, STACK_TOP};
 use rt::sys::{self, Slot, ThreadConfig};
 
 use crate::loader;
-use crate::memory::MemClient;
+use crate::counts::MemClient;
 use crate::procs::{Objects, Process, State};
 use crate::server::{PROCESS_PRIORITY, Server, unknown};
 use crate::space::{AddrSpace, HEAP_MAX, Page};
@@ -70,17 +70,9 @@ pub fn configure(pid: u32, objects: Objects, server: u16) -> Result<(), ProtoErr
     configured.map_err(|_| ProtoError::NoMemory)
 }
 
-/// Drops the references of `pages`, in batches flushed before this
-/// returns. The deferred strategy puts frames that were never shared
-/// straight back into the server's stock; the others count every drop (a
-/// frame at zero goes back to the memory server's pool). Their
-/// mappings must be gone already.
+/// Drops the references of `pages` (their mappings must be gone already).
 pub fn release(mem: &mut MemClient, pages: BTreeMap<u64, Page>) {
-    let mut counted = alloc::vec::Vec::new();
-    for page in pages.into_values() {
-        if page.is(Page::SHARED) || !mem.strategy().defers() { counted.push(page.frame) } else { mem.free(page.frame) }
-    }
-    mem.dec_all(counted.into_iter());
+    mem.release(pages.into_values());
 }
 
 /// Removes the mappings of `pages` from `space`, in runs.

@@ -11,7 +11,7 @@ use rt::mem::PAGE_SIZE;
 use rt::process::IPC_BUFFER;
 use rt::sys::{self, Slot};
 
-use crate::memory::MemClient;
+use crate::counts::MemClient;
 use crate::slot;
 use crate::space::{AddrSpace, IPC_PAGE, Page};
 use crate::system;
@@ -73,11 +73,11 @@ pub fn load(elf: &[u8], space: Slot, memory: &mut AddrSpace, mem: &mut MemClient
 
 /// Maps a fresh zeroed frame at `vaddr` in `space` with `flags`; records it.
 pub fn map_zeroed(space: Slot, vaddr: u64, flags: u8, memory: &mut AddrSpace, mem: &mut MemClient) -> Result<u32, ProtoError> {
-    let frame = mem.alloc()?;
+    let frame = mem.alloc_page()?;
     system::get().frame_mut(frame).fill(0);
     let page = Page { frame, flags };
     if sys::map_batch(space, slot::POOL, u64::from(frame), vaddr, 1, page.rights()).is_err() {
-        mem.free(frame);
+        mem.drop_unmapped(frame);
         return Err(ProtoError::NoMemory);
     }
     memory.pages.insert(vaddr / PAGE_SIZE, page);

@@ -2,9 +2,9 @@
 //! the process table. Each serves its own endpoint: the processes it owns
 //! (spawned or forked onto its CPU) call it for fork, exit, wait, exec,
 //! getpid, brk and mmap, and it is their pager (demand-zero pages and
-//! copy-on-write faults). Each keeps its own frames at hand and its own
-//! reference-count buffers, which it sends to the memory server in batches
-//! (`memory`).
+//! copy-on-write faults). Each keeps its own frames at hand (`link`) and
+//! counts references as the strategy in force wants (`counts`): in batches
+//! to the memory server, or itself over shared memory as its CPU's core.
 //!
 //! Start: `rdi` = the strategy's index, `rsi` = the number of CPUs (and
 //! servers); capability slots as in [`slot`], filled by init.
@@ -13,10 +13,11 @@
 
 extern crate alloc;
 
+mod counts;
 mod fork;
 mod lifecycle;
+mod link;
 mod loader;
-mod memory;
 mod pager;
 mod procs;
 mod server;

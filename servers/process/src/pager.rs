@@ -4,9 +4,9 @@
 //! - A page in a demand-zero region (heap, stack, anonymous mapping) gets
 //!   a fresh zeroed frame.
 //! - A write to a shared page first tries `try_remove_unique`
-//!   (`MemClient::try_remove_unique`): if the caller holds the only
-//!   reference, the page is made writable in place. Otherwise the page is
-//!   copied, remapped, and the old frame loses a reference.
+//!   (`MemClient::claim_unique`): if the caller holds the only reference,
+//!   the page is made writable in place. Otherwise the page is copied,
+//!   remapped, and the old frame loses a reference.
 //! - Anything else (a bad address, a write to code) ends the process with
 //!   `STATUS_FAULT`; a page that cannot get a frame, with `STATUS_NO_MEMORY`.
 
@@ -87,22 +87,25 @@ fn resume_if(ok: bool) -> Outcome {
 fn copy_on_write(server: &mut Server, memory: &mut AddrSpace, space: Slot, vaddr: u64, page: Page) -> Outcome {
     let sys = system::get();
     Counters::add(&sys.stats.cow_faults, 1);
-    let writable = Page { flags: page.flags & !Page::SHARED, ..page }.rights();
-    if server.mem.try_remove_unique(page.frame) {
-        // try_remove_unique: ours alone. It stays counted (at 1).
+    let vpn = vaddr / PAGE_SIZE;
+    let mut claimed = page;
+    if server.mem.claim_unique(&mut claimed) {
+        // Ours alone: written in place, no longer shared.
+        memory.pages.insert(vpn, claimed);
         Counters::add(&sys.stats.cow_reused, 1);
-        return resume_if(sys::protect(space, vaddr, 1, writable).is_ok());
+        return resume_if(sys::protect(space, vaddr, 1, claimed.rights()).is_ok());
     }
-    let Ok(copy) = server.mem.alloc() else { return Outcome::Kill(STATUS_NO_MEMORY) };
+    let Ok(copy) = server.mem.alloc_page() else { return Outcome::Kill(STATUS_NO_MEMORY) };
+    let fresh = Page { frame: copy, flags: page.flags & !Page::SHARED };
     sys.frame_mut(copy).copy_from_slice(sys.frame_mut(page.frame));
-    let remapped = sys::unmap(space, vaddr, 1).is_ok() && sys::map_batch(space, slot::POOL, u64::from(copy), vaddr, 1, writable).is_ok();
+    let remapped = sys::unmap(space, vaddr, 1).is_ok() && sys::map_batch(space, slot::POOL, u64::from(copy), vaddr, 1, fresh.rights()).is_ok();
     if !remapped {
-        server.mem.free(copy);
+        server.mem.drop_unmapped(copy);
         return Outcome::Kill(STATUS_FAULT);
     }
-    memory.pages.insert(vaddr / PAGE_SIZE, Page { frame: copy, flags: page.flags & !Page::SHARED });
+    memory.pages.insert(vpn, fresh);
     Counters::add(&sys.stats.cow_copies, 1);
-    server.mem.dec(page.frame);
+    server.mem.release(core::iter::once(page));
     Outcome::Resume
 }
 

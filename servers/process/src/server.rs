@@ -1,19 +1,26 @@
 //! One server thread: receives on its CPU's endpoint, tells faults from
 //! requests, answers, and does its deferred work (flushing buffered
-//! decrements) when its CPU is idle.
+//! decrements, reporting quiescent points) between requests and when its
+//! CPU is idle.
 //!
 //! Idle means that nothing else on the CPU wants to run: each server has
 //! an idle thread at the lowest priority that calls it. The server keeps
-//! that call unanswered while it has nothing buffered, answers it once it
-//! buffers work, and flushes when the call comes back: the idle thread got
-//! to run, so the CPU had nothing better to do.
+//! that call unanswered (parked) while it has nothing buffered, answers it
+//! once it buffers work, and flushes when the call comes back: the idle
+//! thread got to run, so the CPU had nothing better to do.
+//!
+//! A strategy placed here needs every core's quiescent reports, and a
+//! parked server makes none: so a busy server nudges the parked ones now
+//! and then (a non-blocking message), and each reports its own.
 
 use abi::msg::kernel_label;
 use proto::{ProcessProtocol, ProcessReply, ProcessRequest, ProtoError, accept, respond};
 use rt::ipc::{self, Message, Received};
 use rt::sys::Slot;
 
-use crate::memory::MemClient;
+use core::sync::atomic::Ordering::Relaxed;
+
+use crate::counts::MemClient;
 use crate::system;
 use crate::{fork, lifecycle, pager, swap};
 
@@ -29,6 +36,10 @@ pub const IDLE_BADGE: u64 = 0;
 const IDLE_LABEL: u64 = 0x1D1E;
 /// Label of a swap coordinator's call to pause (badge 0 too).
 pub const PAUSE_LABEL: u64 = 0x9A05E;
+/// Label of a busy server's nudge to a parked one (badge 0 too, no reply).
+const NUDGE_LABEL: u64 = 0x9D6E;
+/// Requests a server handles between two nudges of the parked servers.
+const NUDGE_EVERY: u32 = 64;
 
 pub struct Server {
     /// Our CPU, and our index among the servers.
@@ -36,6 +47,8 @@ pub struct Server {
     pub mem: MemClient,
     /// Our idle thread's call is held (its reply saved).
     idle_parked: bool,
+    /// Requests since we last nudged the parked servers.
+    since_nudge: u32,
 }
 
 /// An idle thread: tells its server, again and again, that the CPU is idle.
@@ -52,7 +65,7 @@ pub fn run(index: u16) -> ! {
     // SAFETY: this thread's own IPC buffer, mapped by init (server 0) or by
     // `system::start`; no one else uses it.
     let buffer = unsafe { ipc::buffer_at(buffer_at) };
-    let mut server = Server { index, mem: MemClient::new(index, buffer), idle_parked: false };
+    let mut server = Server { index, mem: MemClient::new(index, buffer), idle_parked: false, since_nudge: 0 };
     let ep = system::get().endpoint(index);
     let _ = rt::sys::trace_name(ep, "process-server");
     let mut answer: Option<Message> = None;
@@ -66,6 +79,7 @@ pub fn run(index: u16) -> ! {
         };
         if let Ok(received) = received {
             answer = server.handle(received);
+            server.between_requests();
         }
     }
 }
@@ -75,15 +89,34 @@ impl Server {
         crate::slot::FIRST_IDLE_REPLY + u64::from(self.index)
     }
 
-    /// The idle thread called: flush, and hold its call until there is
-    /// work again.
+    /// The idle thread called: flush, report, and hold its call until
+    /// there is work again.
     fn idle(&mut self) -> Option<Message> {
-        self.mem.flush();
+        self.mem.quiescent(true);
         if ipc::reply_save(self.idle_reply()).is_ok() {
             self.idle_parked = true;
+            system::get().parked[usize::from(self.index)].store(true, Relaxed);
             None
         } else {
             Some(Message::default())
+        }
+    }
+
+    /// A quiescent point of a strategy placed here, and now and then a
+    /// nudge to the parked servers so that they report theirs.
+    fn between_requests(&mut self) {
+        if !self.mem.reports_quiescence() {
+            return;
+        }
+        self.mem.quiescent(false);
+        self.since_nudge += 1;
+        if self.since_nudge < NUDGE_EVERY {
+            return;
+        }
+        self.since_nudge = 0;
+        let sys = system::get();
+        for k in (0..sys.cpus).filter(|&k| k != self.index && sys.parked[usize::from(k)].load(Relaxed)) {
+            let _ = ipc::nb_send(sys.endpoint(k), Message::new(NUDGE_LABEL, [0; 4]));
         }
     }
 
@@ -91,6 +124,7 @@ impl Server {
     fn wake_idle(&mut self) {
         let _ = ipc::reply_with(self.idle_reply(), Message::default());
         self.idle_parked = false;
+        system::get().parked[usize::from(self.index)].store(false, Relaxed);
     }
 
     /// Handles one message; returns the reply, or `None` when there is none
@@ -103,6 +137,10 @@ impl Server {
         }
         if received.badge == IDLE_BADGE && info.label() == PAUSE_LABEL {
             swap::pause(self);
+            return None;
+        }
+        if received.badge == IDLE_BADGE && info.label() == NUDGE_LABEL {
+            // Reported by `between_requests`; a nudge gets no reply.
             return None;
         }
         if info.label() == kernel_label::FAULT {

@@ -1,28 +1,29 @@
-//! Swapping the reference-count strategy live. The server that receives
-//! `Swap` coordinates:
-//! 1. it pauses every other server: each flushes its buffers, returns its
-//!    frame stock, answers, and waits on its resume notification, so no
-//!    counter change is in flight anywhere;
-//! 2. leaving the deferred strategy, it makes every fork's implicit count
-//!    of 2 explicit (`Materialize`), so the memory server sees exact counts;
-//! 3. the memory server hands every count to the new strategy (`Swap`);
-//! 4. entering the deferred strategy, every page is marked counted: a
-//!    frame held alone is at 1 in the table, not `OWNED`, so the next fork
-//!    must send its increment;
-//! 5. every server resumes under the new strategy.
+//! Swapping the reference-count strategy live, between placements too. The
+//! server that receives `Swap` coordinates:
+//! 1. it pauses every other server: each flushes its buffers, reports a
+//!    quiescent point, returns its frame stock, answers, and waits on its
+//!    resume notification, so no counter operation is in flight anywhere;
+//! 2. the memory server settles the old strategy (every frame at zero goes
+//!    back to its pool) and runs the new one (`Swap`): placed there, it
+//!    hands it every frame's count; placed here, it sets up a zeroed region;
+//! 3. for a strategy placed here, the coordinator maps that region (and
+//!    unmaps the old one) and fills it from the page maps, which hold
+//!    every reference: a frame's count is the number of pages mapping it;
+//! 4. every server resumes, with the new strategy.
 
-use alloc::collections::BTreeSet;
-use alloc::sync::Arc;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use abi::process::Strategy;
+use abi::process::{Placement, Strategy};
+use abi::syscall::MAP_BATCH_MAX;
 use proto::ProtoError;
-use proto::memory::{FreeList, MAX_FREE_FRAMES, MemoryReply, MemoryRequest, table};
+use proto::memory::{MemoryReply, MemoryRequest};
 use rt::ipc::{self, Message};
+use rt::mem::PAGE_SIZE;
 
+use crate::counts::{SharedCounts, map_region};
 use crate::server::{PAUSE_LABEL, Server};
 use crate::slot;
-use crate::space::{AddrSpace, Page};
 use crate::system;
 
 /// A coordinator's call to pause: flush, answer, wait to be resumed.
@@ -38,60 +39,56 @@ pub fn coordinate(server: &mut Server, index: u8) -> Result<(), ProtoError> {
     let sys = system::get();
     let new = Strategy::from_index(u64::from(index)).ok_or(ProtoError::InvalidArgument)?;
     let Some(_swapping) = sys.swapping.try_lock() else { return Err(ProtoError::InvalidArgument) };
-    let old = sys.strategy();
     server.mem.quiesce();
     let others: Vec<u16> = (0..sys.cpus).filter(|&k| k != server.index).collect();
     for &k in &others {
         let _ = ipc::call(sys.endpoint(k), Message::new(PAUSE_LABEL, [0; 4]));
     }
-    let records = memory_records();
-    let mut swapped = Ok(());
-    if old.defers() {
-        swapped = materialize(server, &records);
-    }
-    if swapped.is_ok() {
-        swapped = match server.mem.call(&MemoryRequest::Swap { strategy: index }) {
-            Ok(MemoryReply::Ok) => Ok(()),
-            Ok(_) => Err(ProtoError::Malformed),
-            Err(error) => Err(error),
-        };
-    }
-    if swapped.is_ok() {
-        sys.set_strategy(new);
-        server.mem.follow_swap();
-        if new.defers() {
-            for record in &records {
-                record.lock().pages.values_mut().for_each(|page| page.flags |= Page::SHARED);
-            }
-        }
-    }
+    let swapped = match server.mem.call(&MemoryRequest::Swap { strategy: index }) {
+        Ok(MemoryReply::Ok) => follow(server, new),
+        Ok(_) => Err(ProtoError::Malformed),
+        Err(error) => Err(error),
+    };
     for &k in &others {
         let _ = ipc::signal(slot::FIRST_RESUME + u64::from(k), 1);
     }
     swapped
 }
 
-/// Every process's memory record.
-fn memory_records() -> Vec<Arc<spin::Mutex<AddrSpace>>> {
-    system::get().procs.lock().map.values().map(|process| process.memory.clone()).collect()
-}
-
-/// Sends `Materialize` for every shared frame still `OWNED` in the table.
-fn materialize(server: &mut Server, records: &[Arc<spin::Mutex<AddrSpace>>]) -> Result<(), ProtoError> {
+/// The memory server runs `new` now: map its region, drop the old one's
+/// mapping, and count the new way.
+fn follow(server: &mut Server, new: Strategy) -> Result<(), ProtoError> {
     let sys = system::get();
-    let mut frames = BTreeSet::new();
-    for record in records {
-        let memory = record.lock();
-        let implicit = memory.pages.values().filter(|page| page.is(Page::SHARED) && sys.count_of(page.frame) == table::OWNED);
-        frames.extend(implicit.map(|page| page.frame));
-    }
-    let frames: Vec<u32> = frames.into_iter().collect();
-    for chunk in frames.chunks(MAX_FREE_FRAMES) {
-        let frames: FreeList = chunk.iter().copied().collect();
-        match server.mem.call(&MemoryRequest::Materialize { frames })? {
-            MemoryReply::Ok => {}
-            _ => return Err(ProtoError::Malformed),
+    let shared = match new.placement() {
+        Placement::Shared => {
+            let (view, counts) = map_region(server.mem.buffer(), new)?;
+            adopt(&*counts);
+            Some((view, counts))
+        }
+        Placement::Server => None,
+    };
+    if let Some(old) = sys.region() {
+        for first in (0..old.pages).step_by(MAP_BATCH_MAX as usize) {
+            let _ = rt::sys::unmap(slot::SPACE, old.at + first * PAGE_SIZE, MAP_BATCH_MAX.min(old.pages - first));
         }
     }
+    sys.set_region(shared);
+    sys.set_strategy(new);
+    server.mem.follow_swap();
     Ok(())
+}
+
+/// Counts every page of every process as one reference to its frame.
+fn adopt(counts: &dyn SharedCounts) {
+    let mut held: BTreeMap<u32, u64> = BTreeMap::new();
+    let records: Vec<_> = system::get().procs.lock().map.values().map(|process| process.memory.clone()).collect();
+    for record in records {
+        for page in record.lock().pages.values() {
+            *held.entry(page.frame).or_default() += 1;
+        }
+    }
+    for (frame, count) in held {
+        counts.create(0, frame);
+        (1..count).for_each(|_| counts.inc(0, frame));
+    }
 }

@@ -1,18 +1,23 @@
 //! What every server thread shares: the strategy, the memory pool mapped
 //! whole into our space (so frames are zeroed and copied without system
-//! calls), the memory server's counter table (read-only), the boot image,
-//! the process table, the slot allocator and the counters.
+//! calls), the memory server's counter table and the region of a strategy
+//! placed here (both writable), the boot image, the process table, the slot
+//! allocator, which servers are parked idle, and the counters.
 
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 
 use abi::cap::{ObjectKind, Rights};
 use abi::process::Strategy;
 use abi::syscall::MAP_BATCH_MAX;
+use abi::process::Placement;
 use proto::memory::{AttachPart, MemoryReply, MemoryRequest};
 use proto::{MemoryProtocol, ProcessStats};
 use rt::mem::{PAGE_SIZE, PageSource};
 use rt::sys::{self, Slot};
 
+use alloc::sync::Arc;
+
+use crate::counts::{RegionView, SharedCounts, map_region};
 use crate::procs::Procs;
 use crate::slot;
 
@@ -34,6 +39,12 @@ pub struct System {
     pub pages: PageSource,
     table: &'static [AtomicU64],
     pool_frames: u64,
+    /// Where the region of a strategy placed here is mapped; a swap
+    /// replaces it while every other server is paused.
+    region: spin::Mutex<Option<(RegionView, Arc<dyn SharedCounts>)>>,
+    /// Server `k` is idle with its idle thread parked: it reports no
+    /// quiescent point until a message wakes it.
+    pub parked: [AtomicBool; slot::MAX_SERVERS as usize],
     pub boot_image: &'static [u8],
     pub procs: Procs,
     slots: spin::Mutex<[u64; 4]>,
@@ -53,7 +64,11 @@ pub struct Counters {
     pub ref_messages: AtomicU64,
     pub ref_ops: AtomicU64,
     pub frame_messages: AtomicU64,
-    pub unique_messages: AtomicU64,
+    /// Deferred: count-1 shortcuts (a word written by the frame's only
+    /// holder instead of a message).
+    pub direct_stores: AtomicU64,
+    /// Deferred: increments cancelled against a buffered decrement.
+    pub cancelled: AtomicU64,
 }
 
 impl Counters {
@@ -72,7 +87,8 @@ impl Counters {
             ref_messages: self.ref_messages.load(Relaxed),
             ref_ops: self.ref_ops.load(Relaxed),
             frame_messages: self.frame_messages.load(Relaxed),
-            unique_messages: self.unique_messages.load(Relaxed),
+            direct_stores: self.direct_stores.load(Relaxed),
+            cancelled: self.cancelled.load(Relaxed),
         }
     }
 }
@@ -102,12 +118,12 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
     attach(AttachPart::Table, slot::TABLE)?;
     let pool_frames = u64::from(layout.pool_frames);
     map_all(slot::POOL, POOL_WINDOW, pool_frames, Rights::READ.union(Rights::WRITE))?;
-    map_all(slot::TABLE, TABLE_WINDOW, u64::from(layout.table_pages), Rights::READ)?;
+    map_all(slot::TABLE, TABLE_WINDOW, u64::from(layout.table_pages), Rights::READ.union(Rights::WRITE))?;
     let image_pages = sys::identify(slot::BOOT_IMAGE).map_err(|_| "no boot image")?.size;
     map_all(slot::BOOT_IMAGE, BOOT_WINDOW, image_pages, Rights::READ)?;
-    // SAFETY: the table is mapped read-only at TABLE_WINDOW for as long as
-    // we live, one word per pool frame; only the memory server writes it,
-    // with atomic stores.
+    // SAFETY: the table is mapped writable at TABLE_WINDOW for as long as
+    // we live, one word per pool frame, written with atomic stores only (by
+    // the memory server, and by us for frames we hold alone).
     let table = unsafe { core::slice::from_raw_parts(TABLE_WINDOW as *const AtomicU64, pool_frames as usize) };
     // SAFETY: the boot image is mapped read-only there for as long as we live.
     let boot_image = unsafe { core::slice::from_raw_parts(BOOT_WINDOW as *const u8, (image_pages * PAGE_SIZE) as usize) };
@@ -123,12 +139,18 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
         pages,
         table,
         pool_frames,
+        region: spin::Mutex::new(None),
+        parked: Default::default(),
         boot_image,
         procs: Procs::new(),
         slots: spin::Mutex::new([0; 4]),
         ipc_buffers,
         stats: Counters::default(),
     });
+    if strategy.placement() == Placement::Shared {
+        let shared = map_region(buffer, strategy).map_err(|_| "cannot map the strategy's region")?;
+        get().set_region(Some(shared));
+    }
     for k in 0..cpus {
         let spec = |entry, priority, ipc_buffer| rt::thread::Spec {
             entry,
@@ -187,6 +209,30 @@ impl System {
     /// The counter table's word for `frame`.
     pub fn count_of(&self, frame: u32) -> u64 {
         self.table.get(frame as usize).map_or(0, |word| word.load(Relaxed))
+    }
+
+    /// The counter table: one word per pool frame.
+    pub fn table(&self) -> &'static [AtomicU64] {
+        self.table
+    }
+
+    pub fn pool_frames(&self) -> u64 {
+        self.pool_frames
+    }
+
+    /// Where the region of the strategy in force is, if it is placed here.
+    pub fn region(&self) -> Option<RegionView> {
+        self.region.lock().as_ref().map(|(view, _)| *view)
+    }
+
+    /// The strategy in force, if it is placed here.
+    pub fn shared_counts(&self) -> Option<Arc<dyn SharedCounts>> {
+        self.region.lock().as_ref().map(|(_, counts)| counts.clone())
+    }
+
+    /// Only the coordinator of a swap, with every other server paused.
+    pub fn set_region(&self, region: Option<(RegionView, Arc<dyn SharedCounts>)>) {
+        *self.region.lock() = region;
     }
 
     /// A free slot of our table.

@@ -161,6 +161,9 @@ pub fn memory_requests() -> Vec<MemoryRequest> {
         MemoryRequest::Attach {
             part: AttachPart::Table,
         },
+        MemoryRequest::Attach {
+            part: AttachPart::Region,
+        },
         MemoryRequest::Stats,
         MemoryRequest::TryRemoveUnique {
             client: 0,
@@ -269,7 +272,8 @@ pub fn process_replies() -> Vec<ProcessReply> {
             ref_messages: 7,
             ref_ops: 8,
             frame_messages: 9,
-            unique_messages: 10,
+            direct_stores: 10,
+            cancelled: 11,
         }),
         ProcessReply::Swapped,
     ];
@@ -404,7 +408,8 @@ pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
             ref_messages: u64::MAX,
             ref_ops: u64::MAX,
             frame_messages: u64::MAX,
-            unique_messages: u64::MAX,
+            direct_stores: u64::MAX,
+            cancelled: u64::MAX,
         }),
         ProcessReply::Swapped => ProcessReply::Swapped,
     }
@@ -442,7 +447,11 @@ fn arb_free_list() -> impl Strategy<Value = FreeList> {
 }
 
 fn arb_attach_part() -> impl Strategy<Value = AttachPart> {
-    prop_oneof![Just(AttachPart::Frames), Just(AttachPart::Table)]
+    prop_oneof![
+        Just(AttachPart::Frames),
+        Just(AttachPart::Table),
+        Just(AttachPart::Region)
+    ]
 }
 
 fn arb_name() -> impl Strategy<Value = ProgramName> {
@@ -537,7 +546,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
         Just(ProcessReply::Unmapped),
         arb_error().prop_map(ProcessReply::Error),
         Just(ProcessReply::Quiesced),
-        (any::<u32>(), any::<[u64; 9]>()).prop_map(
+        (any::<u32>(), any::<[u64; 10]>()).prop_map(
             |(
                 processes,
                 [
@@ -549,7 +558,8 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
                     ref_messages,
                     ref_ops,
                     frame_messages,
-                    unique_messages,
+                    direct_stores,
+                    cancelled,
                 ],
             )| {
                 ProcessReply::Stats(ProcessStats {
@@ -562,7 +572,8 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
                     ref_messages,
                     ref_ops,
                     frame_messages,
-                    unique_messages,
+                    direct_stores,
+                    cancelled,
                 })
             }
         ),

@@ -1,12 +1,13 @@
 //! The memory server, end to end: init starts it from the boot image with a
-//! carved PhysRange, attaches to its counter table (read-only) and its pool,
+//! carved PhysRange, attaches to its counter table (writable) and its pool,
 //! takes a batch of frames, maps and uses one, applies counter batches and
 //! watches the table change, gives the frames back, and sends malformed and
 //! mislabelled requests, which it answers with errors while it keeps serving.
 
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use abi::cap::{ObjectKind, Rights, boot_slot};
 use abi::msg::IpcBuffer;
-use abi::syscall::SysError;
 use proto::memory::{AttachPart, FreeList, RefOps, table};
 use proto::{MemoryProtocol, MemoryReply, MemoryRequest, ProtoError, RefOp};
 use rt::ipc::{self, Message};
@@ -14,7 +15,7 @@ use rt::process::{Slots, prepare};
 use rt::sys::{self, Slot};
 
 use super::process::BootImage;
-use super::{TestResult, check, expect_err};
+use super::{TestResult, check};
 use crate::env::{Env, INIT_PRIORITY};
 
 /// Frames init gives the server.
@@ -64,7 +65,8 @@ fn exercise(env: &Env, ep: Slot, batch: Slot) -> TestResult {
     let free = free_frames(ep, buffer)?;
     check(free > 0 && free < POOL_FRAMES, "the server reports no frames")?;
 
-    // The counter table: read-only to clients.
+    // The counter table: writable by clients (the deferred manager's
+    // count-1 shortcuts).
     buffer.recv_slot = batch;
     let layout = match call(ep, buffer, &MemoryRequest::Attach { part: AttachPart::Table }) {
         Ok(MemoryReply::Attached(layout)) => layout,
@@ -74,14 +76,11 @@ fn exercise(env: &Env, ep: Slot, batch: Slot) -> TestResult {
     let table_pages = u64::from(layout.table_pages);
     let table_at = env.pages.window(table_pages);
     let rw = Rights::READ.union(Rights::WRITE);
-    expect_err(sys::map_batch(boot_slot::ADDRESS_SPACE, batch, 0, table_at, table_pages, rw), SysError::NoRight, "the table was mapped writable")?;
-    sys::map_batch(boot_slot::ADDRESS_SPACE, batch, 0, table_at, table_pages, Rights::READ).map_err(|_| "map the table")?;
-    let entry = |frame: u32| {
-        // SAFETY: the table is mapped read-only at `table_at`, one word per
-        // pool frame, and `frame` is one of the pool's.
-        unsafe { (table_at as *const u64).add(frame as usize).read_volatile() }
-    };
-    let outcome = frames_and_counts(env, ep, buffer, entry);
+    sys::map_batch(boot_slot::ADDRESS_SPACE, batch, 0, table_at, table_pages, rw).map_err(|_| "map the table writable")?;
+    // SAFETY: the table is mapped writable at `table_at`, one word per pool
+    // frame, until the unmap below; its words are atomics.
+    let words = unsafe { core::slice::from_raw_parts(table_at as *const AtomicU64, layout.pool_frames as usize) };
+    let outcome = frames_and_counts(env, ep, buffer, words);
     sys::unmap(boot_slot::ADDRESS_SPACE, table_at, table_pages).map_err(|_| "unmap the table")?;
     env.slots.release(batch);
     outcome?;
@@ -96,7 +95,8 @@ fn exercise(env: &Env, ep: Slot, batch: Slot) -> TestResult {
 
 /// Frames in a batch, used through the pool capability; counter changes
 /// seen in the table; frames back.
-fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, entry: impl Fn(u32) -> u64) -> TestResult {
+fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, words: &[AtomicU64]) -> TestResult {
+    let entry = |frame: u32| words[frame as usize].load(Relaxed);
     let free = free_frames(ep, buffer)?;
     let runs = match call(ep, buffer, &MemoryRequest::AllocFrames { client: 0, count: 16 }) {
         Ok(MemoryReply::Frames { runs }) => runs,
@@ -122,10 +122,12 @@ fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, entry: impl Fn
     env.slots.release(pool);
     check(readback == 0xC0FFEE, "the frame does not hold a value")?;
 
-    // An OWNED frame shared by a fork counts 2: one decrement leaves 1,
-    // then +1 -1 -1 in one batch frees it (increments first).
+    // A fork of an OWNED frame stores 2 (as its holder's process server
+    // does): one decrement leaves 1, then +1 -1 -1 in one batch frees it
+    // (increments first).
     let ops = |list: &[RefOp]| list.iter().copied().collect::<RefOps>();
     let first = frames[0];
+    words[first as usize].store(2, Relaxed);
     let mut batch = |ops| call(ep, buffer, &MemoryRequest::RefBatch { client: 0, ops });
     check(batch(ops(&[RefOp::dec(first)])) == Ok(MemoryReply::RefBatchDone { freed: 0 }), "a decrement of a shared OWNED frame")?;
     check(entry(first) == 1, "OWNED minus one is not 1")?;
@@ -136,5 +138,21 @@ fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, entry: impl Fn
     let rest: FreeList = frames[1..].iter().copied().collect();
     check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: rest.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
     check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: rest }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
+    // Frames never handed out: past the pool's end, the server's own
+    // (frame 0 holds its heap), and one of a batch with a good one.
+    for never in [u32::MAX, words.len() as u32, 0] {
+        let frames: FreeList = [never].into_iter().collect();
+        check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned), "a frame never handed out was taken back")?;
+    }
+    check(free_frames(ep, buffer)? == free, "the frames did not return to the pool, or a refused free changed it")?;
+    let mixed = match call(ep, buffer, &MemoryRequest::AllocFrames { client: 0, count: 1 }) {
+        Ok(MemoryReply::Frames { runs }) => runs[0].first as u32,
+        _ => return Err("AllocFrames failed"),
+    };
+    let frames: FreeList = [mixed, u32::MAX - 1].into_iter().collect();
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned), "a batch with a bad frame was taken back")?;
+    check(free_frames(ep, buffer)? == free - 1, "a refused batch freed its good frame")?;
+    let frames: FreeList = [mixed].into_iter().collect();
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Ok(MemoryReply::Ok), "FreeFrames of the good frame")?;
     check(free_frames(ep, buffer)? == free, "the frames did not return to the pool")
 }

@@ -1,13 +1,13 @@
-//! A strategy of `libs/refcount` as this server's counts: every operation
-//! runs here, in the name of the process server (core) that sent it. A
-//! batch's end is a quiescent point of every core: the sender's, and the
-//! others' too, because a process server's operations only ever run in
-//! this thread, one message at a time, so between two messages no core has
-//! one in flight. So grace periods, epochs and reviews advance as the
-//! process servers work, and a server that stays quiet holds nothing up.
+//! A strategy of `libs/refcount` placed in the process servers, as this
+//! server sees it: a view over the region it set up, which the process
+//! servers map writable and operate on, each as its own core. This server
+//! never acts as a core while they run: it reads counts (census), and only
+//! during a swap, with every process server paused (so no core has an
+//! operation in flight), runs every core's quiescent point to settle the
+//! old strategy and fills the new one.
 
 use proto::ProtoError;
-use proto::memory::{RefOp, commit_order};
+use proto::memory::RefOp;
 use refcount::{Config, LayoutError, RefCount, Word};
 
 use super::{Census, Counts, Freed};
@@ -27,57 +27,32 @@ impl<S: RefCount<Mem = &'static [Word]>> Library<S> {
         let cores = config.n_cores;
         Ok(Self { strategy: S::new_in(region, config)?, cores })
     }
-
-    fn core(&self, client: u16) -> usize {
-        usize::from(client).min(self.cores - 1)
-    }
 }
 
 impl<S: RefCount<Mem = &'static [Word]>> Counts for Library<S> {
-    fn hand_out(&mut self, client: u16, frame: u32) {
-        self.strategy.create(self.core(client), frame);
+    /// A frame handed out is free in the strategy: the process server
+    /// that takes it for a page creates it there.
+    fn hand_out(&mut self, _: u16, _: u32) {}
+
+    /// A frame comes back once the strategy has freed it (and a process
+    /// server has taken it into its stock), or unused from a stock.
+    fn may_return(&self, _: u32) -> bool {
+        true
     }
 
-    fn held_alone(&self, frame: u32) -> bool {
-        self.strategy.read_exact(frame) == 1
+    fn free(&mut self, _: u16, frame: u32, freed: Freed) {
+        freed(frame);
     }
 
-    fn free(&mut self, client: u16, frame: u32, freed: Freed) {
-        self.strategy.dec(self.core(client), frame, &mut |f| freed(f));
+    fn apply(&mut self, _: u16, _: &[RefOp], _: &dyn Fn(u32) -> bool, _: Freed) -> Result<(), ProtoError> {
+        Err(ProtoError::InvalidArgument)
     }
 
-    fn apply(&mut self, client: u16, ops: &[RefOp], in_use: &dyn Fn(u32) -> bool, freed: Freed) -> Result<(), ProtoError> {
-        let core = self.core(client);
-        let mut skipped = false;
-        for op in commit_order(ops) {
-            if !in_use(op.frame) {
-                skipped = true;
-                continue;
-            }
-            for _ in 0..op.delta.unsigned_abs() {
-                if op.is_increment() {
-                    self.strategy.inc(core, op.frame);
-                } else {
-                    self.strategy.dec(core, op.frame, &mut |f| freed(f));
-                }
-            }
-        }
-        if skipped { Err(ProtoError::NotOwned) } else { Ok(()) }
+    fn try_remove_unique(&mut self, _: u16, _: u32) -> Result<bool, ProtoError> {
+        Err(ProtoError::InvalidArgument)
     }
 
-    fn quiescent(&mut self, client: u16, freed: Freed) {
-        let sender = self.core(client);
-        self.strategy.quiescent(sender, &mut |f| freed(f));
-        for core in (0..self.cores).filter(|&c| c != sender) {
-            self.strategy.quiescent(core, &mut |f| freed(f));
-        }
-    }
-
-    fn try_remove_unique(&mut self, client: u16, frame: u32) -> bool {
-        self.strategy.try_remove_unique(self.core(client), frame)
-    }
-
-    fn settle(&mut self, freed: Freed) {
+    fn settle_paused(&mut self, freed: Freed) {
         for _ in 0..S::SETTLE_ROUNDS {
             for core in 0..self.cores {
                 self.strategy.quiescent(core, &mut |f| freed(f));
@@ -87,16 +62,6 @@ impl<S: RefCount<Mem = &'static [Word]>> Counts for Library<S> {
 
     fn count(&self, frame: u32) -> u64 {
         self.strategy.read_exact(frame)
-    }
-
-    fn adopt(&mut self, frame: u32, count: u64) {
-        if count == 0 {
-            return;
-        }
-        self.strategy.create(0, frame);
-        for _ in 1..count {
-            self.strategy.inc(0, frame);
-        }
     }
 
     fn census(&self, frames: u32, in_use: &dyn Fn(u32) -> bool) -> Census {

@@ -1,13 +1,15 @@
 //! The sharing state of every frame, behind one interface whatever the
-//! strategy: this server's thread is its only user, so it is the single
-//! lock of the deferred manager, and every strategy's "cores" are the
-//! process servers (`client` = the server's CPU), whose batches it applies
-//! in their name.
+//! strategy and its placement (`abi::process::Placement`):
 //!
-//! - `table`: deferred and atomic, whose count is one word of the counter
-//!   table that process servers read without IPC.
-//! - `library`: the other strategies of `libs/refcount`, over a region of
-//!   this server's memory; process servers ask for `try_remove_unique`.
+//! - `table`: the strategies placed here (deferred, atomic-ipc): one word
+//!   per frame of the counter table, applied by this server's one thread,
+//!   the single lock of the deferred manager, in the name of the process
+//!   server (`client`) whose batch it is.
+//! - `library`: the strategies placed in the process servers (atomic,
+//!   deferred-shared and the rest of `libs/refcount`), over a region this
+//!   server sets up and the process servers map writable. This server only
+//!   reads it (census, swaps) and, during a swap, while every process server
+//!   is paused, settles it and fills the next one.
 
 mod library;
 mod table;
@@ -17,7 +19,7 @@ use alloc::boxed::Box;
 use abi::process::Strategy;
 use proto::ProtoError;
 use proto::memory::RefOp;
-use refcount::{Biased, Config, Paygo, PercpuRef, RefCache, Sloppy, Snzi, Striped, Word};
+use refcount::{Atomic, Biased, Config, Deferred, Paygo, PercpuRef, RefCache, Sloppy, Snzi, Striped, Word};
 
 pub use library::Library;
 pub use table::Table;
@@ -35,42 +37,42 @@ pub type Freed<'a> = &'a mut dyn FnMut(u32);
 pub trait Counts {
     /// A free frame goes to `client`, with one reference.
     fn hand_out(&mut self, client: u16, frame: u32);
-    /// Whether `frame` is held by one reference (so its holder may free it).
-    fn held_alone(&self, frame: u32) -> bool;
+    /// Whether `frame` may come back to the pool: held by one reference
+    /// here, or free in a strategy placed in the process servers.
+    fn may_return(&self, frame: u32) -> bool;
     /// `client` drops the one reference to `frame` it holds alone.
     fn free(&mut self, client: u16, frame: u32, freed: Freed);
     /// Applies a batch of `client`'s counter changes, increments first.
     /// `in_use` says which frames are handed out; changes of others are
     /// skipped and reported as `NotOwned` once the rest is applied.
+    /// `InvalidArgument` for a strategy placed in the process servers.
     fn apply(&mut self, client: u16, ops: &[RefOp], in_use: &dyn Fn(u32) -> bool, freed: Freed) -> Result<(), ProtoError>;
-    /// `client` is between operations (and, as the one thread that runs
-    /// them, so is every other client): the strategy's deferred work.
-    fn quiescent(&mut self, client: u16, freed: Freed);
-    /// Whether `client`'s reference to `frame` is the only one; strategies
-    /// with an owned state switch to it.
-    fn try_remove_unique(&mut self, client: u16, frame: u32) -> bool;
-    /// Every client's quiescent point, until every frame at zero is freed.
-    fn settle(&mut self, freed: Freed);
+    /// Whether `client`'s reference to `frame` is the only one.
+    /// `InvalidArgument` for a strategy placed in the process servers.
+    fn try_remove_unique(&mut self, client: u16, frame: u32) -> Result<bool, ProtoError>;
+    /// With every process server paused (a swap): every core's quiescent
+    /// point, until every frame at zero is freed.
+    fn settle_paused(&mut self, freed: Freed);
     /// Owned and shared frames among those `in_use`.
     fn census(&self, frames: u32, in_use: &dyn Fn(u32) -> bool) -> Census;
     /// The references to `frame` (0 for a free one), exact once settled.
-    /// A deferred `OWNED` frame counts 1: a swap first has its holders make
-    /// every fork's implicit 2 explicit (`materialize`).
+    /// A deferred `OWNED` frame counts 1.
     fn count(&self, frame: u32) -> u64;
-    /// Deferred: the `OWNED` frame, shared by a fork that sent no message,
-    /// counts 2 from now on. A no-op for the other strategies.
-    fn materialize(&mut self, _frame: u32) {}
     /// Takes over the free (in these counts) `frame` with `count`
-    /// references: a swap hands every frame over this way.
-    fn adopt(&mut self, frame: u32, count: u64);
+    /// references: a swap hands every frame over this way to a strategy
+    /// placed here. One placed in the process servers is filled there.
+    fn adopt(&mut self, _frame: u32, _count: u64) {}
 }
 
 /// Words of region the strategy needs beyond the counter table, for
-/// `frames` frames and `clients` process servers.
+/// `frames` frames and `clients` process servers (0 for those placed here).
+/// The process servers compute the same from the same `config`.
 pub fn region_words(strategy: Strategy, frames: u32, clients: u16) -> usize {
     let config = config(frames, clients);
     match strategy {
-        Strategy::Deferred | Strategy::Atomic => 0,
+        Strategy::Deferred | Strategy::AtomicIpc => 0,
+        Strategy::Atomic => Library::<Atomic<&'static [Word]>>::words_needed(&config),
+        Strategy::DeferredShared => Library::<Deferred<&'static [Word]>>::words_needed(&config),
         Strategy::Percpu => Library::<PercpuRef<&'static [Word]>>::words_needed(&config),
         Strategy::RefCache => Library::<RefCache<&'static [Word]>>::words_needed(&config),
         Strategy::Paygo => Library::<Paygo<&'static [Word]>>::words_needed(&config),
@@ -81,6 +83,8 @@ pub fn region_words(strategy: Strategy, frames: u32, clients: u16) -> usize {
     }
 }
 
+/// The tables' shape: one object per pool frame, one core per process
+/// server (the process servers build their views with the same).
 fn config(frames: u32, clients: u16) -> Config {
     Config::new(frames as usize, usize::from(clients.max(1)))
 }
@@ -90,7 +94,9 @@ fn config(frames: u32, clients: u16) -> Config {
 pub fn build(strategy: Strategy, table: &'static [Word], region: &'static [Word], clients: u16) -> Result<Box<dyn Counts>, refcount::LayoutError> {
     let config = config(table.len() as u32, clients);
     Ok(match strategy {
-        Strategy::Deferred | Strategy::Atomic => Box::new(Table::new(table, strategy)),
+        Strategy::Deferred | Strategy::AtomicIpc => Box::new(Table::new(table, strategy)),
+        Strategy::Atomic => Box::new(Library::<Atomic<_>>::new(region, config)?),
+        Strategy::DeferredShared => Box::new(Library::<Deferred<_>>::new(region, config)?),
         Strategy::Percpu => Box::new(Library::<PercpuRef<_>>::new(region, config)?),
         Strategy::RefCache => Box::new(Library::<RefCache<_>>::new(region, config)?),
         Strategy::Paygo => Box::new(Library::<Paygo<_>>::new(region, config)?),

@@ -1,11 +1,12 @@
-//! Deferred and atomic: one word per frame in the counter table, which the
-//! server maps read-only into the process servers.
+//! Deferred and atomic-ipc, the strategies placed in this server: one word
+//! per frame in the counter table, which the process servers map writable.
 //!
 //! The strategies differ in what a frame handed out looks like:
-//! - **deferred** (FTL OS): `OWNED`, no counter. Its owner's process server
-//!   forks it without a message, so `OWNED` met by a counter change counts
-//!   as 2 (the owner and the one fork that made it shared).
-//! - **atomic**: a count of 1 from the start; every change is counted.
+//! - **deferred** (FTL OS): `OWNED`, no counter, a count of 1. Its owner's
+//!   process server forks it by storing 2, and frees it by taking it back
+//!   (the count-1 shortcuts: a holder of the only reference, with nothing
+//!   buffered, is the word's only writer).
+//! - **atomic-ipc**: a count of 1 from the start; every change is a message.
 
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -42,7 +43,7 @@ impl Counts for Table {
         }
     }
 
-    fn held_alone(&self, frame: u32) -> bool {
+    fn may_return(&self, frame: u32) -> bool {
         self.entry(frame).is_some_and(|e| matches!(e.load(Relaxed), table::OWNED | 1))
     }
 
@@ -65,7 +66,7 @@ impl Counts for Table {
                     skipped = true;
                     continue;
                 }
-                table::OWNED => 2,
+                table::OWNED => 1,
                 count => count as i64,
             };
             let new = count + i64::from(op.delta);
@@ -79,27 +80,16 @@ impl Counts for Table {
         if skipped { Err(ProtoError::NotOwned) } else { Ok(()) }
     }
 
-    fn quiescent(&mut self, _: u16, _: Freed) {}
-
-    fn try_remove_unique(&mut self, _: u16, frame: u32) -> bool {
-        self.entry(frame).is_some_and(|e| e.load(Relaxed) == 1)
+    fn try_remove_unique(&mut self, _: u16, frame: u32) -> Result<bool, ProtoError> {
+        Ok(self.entry(frame).is_some_and(|e| matches!(e.load(Relaxed), table::OWNED | 1)))
     }
 
-    fn settle(&mut self, _: Freed) {}
+    fn settle_paused(&mut self, _: Freed) {}
 
     fn count(&self, frame: u32) -> u64 {
         match self.entry(frame).map_or(table::FREE, |e| e.load(Relaxed)) {
             table::OWNED => 1,
             count => count,
-        }
-    }
-
-    fn materialize(&mut self, frame: u32) {
-        if self.strategy == Strategy::Deferred
-            && let Some(entry) = self.entry(frame)
-            && entry.load(Relaxed) == table::OWNED
-        {
-            entry.store(2, Relaxed);
         }
     }
 
