@@ -80,6 +80,8 @@ pub const INIT_FLAG_DEMO_IPC: u64 = 16;
 pub const INIT_FLAG_BENCH_MATRIX: u64 = 32;
 /// Bit 6: a benchmark's short version (fewer rounds).
 pub const INIT_FLAG_BENCH_QUICK: u64 = 64;
+/// Bit 7: run the contention workloads (`cargo xtask bench contention`).
+pub const INIT_FLAG_BENCH_CONTENTION: u64 = 128;
 /// Bits 8..15: the refcount strategy's index (`crate::process::Strategy`).
 pub const INIT_STRATEGY_SHIFT: u32 = 8;
 /// Bits 16..23: 1 + the index of a strategy the demo swaps to live, 0 for
@@ -96,6 +98,8 @@ pub const BENCH_FORK_FLAG: &str = "bench=fork";
 /// The kernel command-line word that boots into the experiment matrix's
 /// workloads.
 pub const BENCH_MATRIX_FLAG: &str = "bench=matrix";
+/// The kernel command-line word that boots into the contention workloads.
+pub const BENCH_CONTENTION_FLAG: &str = "bench=contention";
 /// The kernel command-line word that asks a benchmark for its short version.
 pub const BENCH_QUICK_FLAG: &str = "quick";
 /// The kernel command-line word that limits the demo to IPC round trips.
@@ -117,6 +121,7 @@ pub fn init_flags<'a>(words: impl Iterator<Item = &'a str>) -> u64 {
             BENCH_IPC_FLAG => INIT_FLAG_BENCH_IPC,
             BENCH_FORK_FLAG => INIT_FLAG_BENCH_FORK,
             BENCH_MATRIX_FLAG => INIT_FLAG_BENCH_MATRIX,
+            BENCH_CONTENTION_FLAG => INIT_FLAG_BENCH_CONTENTION,
             BENCH_QUICK_FLAG => INIT_FLAG_BENCH_QUICK,
             ICOUNT_FLAG => INIT_FLAG_ICOUNT,
             DEMO_IPC_FLAG => INIT_FLAG_DEMO_IPC,

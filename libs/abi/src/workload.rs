@@ -16,11 +16,17 @@ pub const PARALLEL_FORK: u64 = 10;
 /// The TREE workload timed (a = depth, b = width, c = [`BENCH_ICOUNT`] and
 /// the number of trees from bit [`TREE_ROUNDS_SHIFT`]).
 pub const FORKTREE_BENCH: u64 = 11;
+/// Workers on every CPU fork the same parent's pages at once (a = pages,
+/// b = rounds, c = [`BENCH_ICOUNT`]).
+pub const SHARED_FORK: u64 = 12;
+/// Workers on every CPU take copy-on-write faults on the same parent's
+/// pages at once (a = pages, b = rounds, c = [`BENCH_ICOUNT`]).
+pub const SHARED_COW: u64 = 13;
 
 /// FORKBENCH's flag bit in parameter `b`: the machine counts instructions.
 pub const FORKBENCH_ICOUNT: u64 = 1;
-/// The flag bit in parameter `c` of COW_STORM, PARALLEL_FORK and
-/// FORKTREE_BENCH: the machine counts instructions (`--icount`), so their
+/// The flag bit in parameter `c` of COW_STORM, PARALLEL_FORK,
+/// FORKTREE_BENCH, SHARED_FORK and SHARED_COW: the machine counts instructions (`--icount`), so their
 /// TSC deltas are instruction counts and their lines print them.
 pub const BENCH_ICOUNT: u64 = 1;
 /// FORKTREE_BENCH: the number of trees timed sits in `c` from this bit (0

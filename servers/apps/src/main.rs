@@ -9,7 +9,8 @@
 //! - The experiment matrix's benchmarks, whose `c` bit 0 says the machine
 //!   runs under icount (`abi::workload::BENCH_ICOUNT`): 9 COW_STORM
 //!   (a = pages, b = rounds), 10 PARALLEL_FORK (a = rounds),
-//!   11 FORKTREE_BENCH (a = depth, b = width, c bits 8.. = trees).
+//!   11 FORKTREE_BENCH (a = depth, b = width, c bits 8.. = trees),
+//!   12 SHARED_FORK and 13 SHARED_COW (a = pages, b = rounds).
 //!
 //! Each workload prints `apps: NAME ok` or `apps: NAME FAILED: REASON` and
 //! exits with 0 or a small positive status naming the failed check (listed
@@ -35,12 +36,14 @@ mod oom;
 mod outcome;
 mod parallel_fork;
 mod region;
+mod shared_fork;
 mod tree;
 
 use abi::process::START_MAGIC;
 use abi::workload;
 
 use crate::outcome::{Failure, finish};
+use crate::shared_fork::Contention;
 
 rt::entry!(main);
 
@@ -67,6 +70,8 @@ fn main(args: rt::StartArgs) -> ! {
         workload::COW_STORM => finish("cow_storm", cow_storm::run(a, b, icount)),
         workload::PARALLEL_FORK => finish("parallel_fork", parallel_fork::run(a, icount)),
         workload::FORKTREE_BENCH => finish("fork_tree", forktree_bench::run(a, b, trees, icount)),
+        workload::SHARED_FORK => finish("shared_fork", shared_fork::run(Contention::Fork, a, b, icount)),
+        workload::SHARED_COW => finish("shared_cow", shared_fork::run(Contention::Cow, a, b, icount)),
         mode => finish("apps", Err(Failure::new(126, "unknown mode").value(mode as i64))),
     }
 }

@@ -33,7 +33,7 @@ const WORKER_PAGES: u32 = 256;
 const CHILD_WRITES: u32 = 16;
 /// Most workers (CPUs) used; the kernel's pools bound the processes alive
 /// at once to about 28, and each worker has one child at a time.
-const MAX_WORKERS: usize = 12;
+pub const MAX_WORKERS: usize = 12;
 
 pub fn run(rounds: u16, icount: bool) -> Outcome {
     let rounds = u64::from(rounds.max(1));
@@ -59,14 +59,21 @@ pub fn run(rounds: u16, icount: bool) -> Outcome {
 /// One worker on each of the first `cpus` CPUs, each running `rounds`
 /// rounds; the TSC cycles from the first fork to the last wait.
 fn pass(cpus: usize, rounds: u64) -> Result<u64, Failure> {
+    on_every_cpu(cpus, "parallel_fork worker", || worker(rounds))
+}
+
+/// Forks a worker onto each of the first `cpus` CPUs' servers, each running
+/// `work` at once, and waits for every one: the TSC cycles from the first
+/// fork to the last wait.
+pub fn on_every_cpu(cpus: usize, who: &str, work: impl Fn() -> Outcome) -> Result<u64, Failure> {
     let start = tsc();
     let mut workers = [0u32; MAX_WORKERS];
     let mut forked = 0;
     let mut failure = None;
-    for (cpu, worker_pid) in workers.iter_mut().enumerate().take(cpus) {
+    for (cpu, worker_pid) in workers.iter_mut().enumerate().take(cpus.min(MAX_WORKERS)) {
         // `cpu` < MAX_WORKERS, so the conversion is exact.
         match rt::proc::fork_on(cpu as u16) {
-            Ok(0) => finish_child("parallel_fork worker", worker(rounds)),
+            Ok(0) => finish_child(who, work()),
             Ok(pid) => {
                 *worker_pid = pid;
                 forked += 1;

@@ -1,7 +1,7 @@
 //! init's benchmark modes, each chosen by a kernel command-line word and
 //! run by a `cargo xtask bench` suite: IPC round trips (`bench=ipc`),
-//! forkbench (`bench=fork`) and the experiment matrix's workloads
-//! (`bench=matrix`). Each prints a `[bench] SUITE ...` header that the host
+//! forkbench (`bench=fork`), the experiment matrix's workloads
+//! (`bench=matrix`) and the contention workloads (`bench=contention`). Each prints a `[bench] SUITE ...` header that the host
 //! checks, then the result lines (its own, or those of the `apps`
 //! workloads it runs as its children). The host parses these lines: keep
 //! their format.
@@ -80,16 +80,42 @@ pub fn matrix(env: &Env, strategy: Strategy, icount: bool, quick: bool) -> bool 
         ),
         ("parallel_fork", encode(workload::PARALLEL_FORK, sizes.parallel_rounds, 0, flags)),
     ];
+    run_suite(&system, "matrix", &runs, before)
+}
+
+/// `cargo xtask bench contention`: every CPU counting the same frames at
+/// once, forks (SHARED_FORK) and copy-on-write faults (SHARED_COW).
+pub fn contention(env: &Env, strategy: Strategy, icount: bool, quick: bool) -> bool {
+    const PAGES: u64 = 256;
+    let (fork_rounds, cow_rounds) = if quick { (3, 1) } else { (10, 4) };
+    let Some(system) = start(env, strategy) else { return false };
+    rt::println!("{BENCH_MARKER} contention strategy={} cpus={} quick={}", strategy.name(), system.cpus, u8::from(quick));
+    let before = system.settled_memory();
+    let flags = if icount { workload::BENCH_ICOUNT } else { 0 };
+    let runs = [
+        ("shared_fork", encode(workload::SHARED_FORK, PAGES, fork_rounds, flags)),
+        ("shared_cow", encode(workload::SHARED_COW, PAGES, cow_rounds, flags)),
+    ];
+    run_suite(&system, "contention", &runs, before)
+}
+
+/// Runs each workload as init's child on CPU 0's server. A failed one is
+/// reported (`[bench] SUITE failed workload=NAME status=S`) and the others
+/// still run; the last lines are the memory server's counts before and
+/// after (`[bench] SUITE memory ...`, every frame must be back) and, after
+/// the IPC trace's remaining records are sent, `[bench] SUITE done
+/// failed=N`.
+fn run_suite(system: &System, suite: &str, runs: &[(&str, u64)], before: Result<proto::MemoryStats, proto::ProtoError>) -> bool {
     let mut failed = 0;
-    for (name, arg) in runs {
+    for &(name, arg) in runs {
         match system.run(0, "apps", arg) {
             Ok(0) => {}
             Ok(status) => {
-                rt::println!("{BENCH_MARKER} matrix failed workload={name} status={status}");
+                rt::println!("{BENCH_MARKER} {suite} failed workload={name} status={status}");
                 failed += 1;
             }
             Err(error) => {
-                rt::println!("{BENCH_MARKER} matrix failed workload={name} error={error:?}");
+                rt::println!("{BENCH_MARKER} {suite} failed workload={name} error={error:?}");
                 failed += 1;
             }
         }
@@ -98,7 +124,7 @@ pub fn matrix(env: &Env, strategy: Strategy, icount: bool, quick: bool) -> bool 
     match (before, after) {
         (Ok(before), Ok(after)) => {
             rt::println!(
-                "{BENCH_MARKER} matrix memory free_before={} free_after={} owned={} shared={}",
+                "{BENCH_MARKER} {suite} memory free_before={} free_after={} owned={} shared={}",
                 before.free,
                 after.free,
                 after.owned,
@@ -118,7 +144,7 @@ pub fn matrix(env: &Env, strategy: Strategy, icount: bool, quick: bool) -> bool 
     if let Some(sent) = rt::sys::trace_flush(abi::cap::boot_slot::CONSOLE_PORTS).ok().filter(|&n| n > 0) {
         rt::println!("init: flushed {sent} trace records");
     }
-    rt::println!("{BENCH_MARKER} matrix done failed={failed}");
+    rt::println!("{BENCH_MARKER} {suite} done failed={failed}");
     failed == 0
 }
 

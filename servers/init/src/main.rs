@@ -16,7 +16,7 @@ mod workloads;
 use abi::cap::boot_slot;
 use abi::exit::GuestExit;
 use abi::selftest::{
-    INIT_FLAG_BENCH_FORK, INIT_FLAG_BENCH_IPC, INIT_FLAG_BENCH_MATRIX, INIT_FLAG_BENCH_QUICK, INIT_FLAG_DEMO_IPC, INIT_FLAG_ICOUNT,
+    INIT_FLAG_BENCH_CONTENTION, INIT_FLAG_BENCH_FORK, INIT_FLAG_BENCH_IPC, INIT_FLAG_BENCH_MATRIX, INIT_FLAG_BENCH_QUICK, INIT_FLAG_DEMO_IPC, INIT_FLAG_ICOUNT,
     INIT_FLAG_SELFTEST,
 };
 use abi::workload;
@@ -46,6 +46,8 @@ fn main(args: rt::StartArgs) -> ! {
         bench::fork(&env, strategy, flags & INIT_FLAG_ICOUNT != 0)
     } else if flags & INIT_FLAG_BENCH_MATRIX != 0 {
         bench::matrix(&env, strategy, flags & INIT_FLAG_ICOUNT != 0, flags & INIT_FLAG_BENCH_QUICK != 0)
+    } else if flags & INIT_FLAG_BENCH_CONTENTION != 0 {
+        bench::contention(&env, strategy, flags & INIT_FLAG_ICOUNT != 0, flags & INIT_FLAG_BENCH_QUICK != 0)
     } else {
         demo(&env, strategy, flags)
     };
