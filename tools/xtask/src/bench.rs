@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: runs a benchmark suite, prints a table, and leaves
 //! its JSON under `target/bench/`.
 
+mod contention;
 mod fork;
 mod matrix;
 
@@ -25,6 +26,9 @@ pub enum Suite {
     /// The experiment matrix: strategies × workloads × CPUs, under --icount;
     /// target/bench/report.{md,json} and SVG plots.
     Matrix,
+    /// Every CPU counting the same frames at once, wall clock and --icount,
+    /// under each strategy at each CPU count; target/bench/contention.json.
+    Contention,
 }
 
 #[derive(Args)]
@@ -33,21 +37,21 @@ pub struct BenchArgs {
     /// A short run (seconds, not minutes), for smoke testing.
     #[arg(long)]
     pub quick: bool,
-    /// `fork` and `matrix`: the refcount strategies to compare, comma-separated
+    /// `fork`, `matrix` and `contention`: the refcount strategies to compare, comma-separated
     /// (default: all of them; ratios are against `atomic` when it runs too).
     #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = crate::cmdline::parse_strategy)]
     pub strategy: Vec<abi::process::Strategy>,
-    /// `matrix` only: the CPU counts, comma-separated (default: 1,2,4).
+    /// `matrix` and `contention`: the CPU counts, comma-separated (default: 1,2,4).
     #[arg(long, value_name = "N,...", value_delimiter = ',')]
     pub smp: Vec<usize>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    if !args.strategy.is_empty() && !matches!(args.suite, Suite::Fork | Suite::Matrix) {
-        bail!("--strategy applies to `bench fork` and `bench matrix` only");
+    if !args.strategy.is_empty() && !matches!(args.suite, Suite::Fork | Suite::Matrix | Suite::Contention) {
+        bail!("--strategy applies to `bench fork`, `bench matrix` and `bench contention` only");
     }
-    if !args.smp.is_empty() && !matches!(args.suite, Suite::Matrix) {
-        bail!("--smp applies to `bench matrix` only");
+    if !args.smp.is_empty() && !matches!(args.suite, Suite::Matrix | Suite::Contention) {
+        bail!("--smp applies to `bench matrix` and `bench contention` only");
     }
     std::fs::create_dir_all(target_dir().join("bench"))?;
     match args.suite {
@@ -55,6 +59,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Suite::Ipc => ipc(args.quick),
         Suite::Fork => fork::run(&args.strategy, args.quick),
         Suite::Matrix => matrix::run(&args.strategy, &args.smp, args.quick),
+        Suite::Contention => contention::run(&args.strategy, &args.smp, args.quick),
     }
 }
 

@@ -99,7 +99,7 @@ impl Matrix {
 }
 
 /// `smp` in the order given, each once; [`DEFAULT_SMP`] if none given.
-fn chosen_smp(smp: &[usize]) -> Result<Vec<usize>> {
+pub(super) fn chosen_smp(smp: &[usize]) -> Result<Vec<usize>> {
     let mut chosen: Vec<usize> = Vec::new();
     for &n in if smp.is_empty() { &DEFAULT_SMP[..] } else { smp } {
         if !(1..=MAX_SMP).contains(&n) {
