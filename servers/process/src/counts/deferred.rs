@@ -18,62 +18,60 @@
 //! too. A decrement never leaves before its increment: increments are
 //! committed at the end of the fork that made them.
 
-use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use proto::memory::{MAX_REF_OPS, RefOp, RefOps, table};
 
+use super::buffer::{Buffer, MAX_PER_FRAME};
 use crate::link::Link;
 use crate::space::Page;
 use crate::system::{self, Counters};
 
-/// Buffered frames past which a flush is tried (without blocking).
+/// Frames with buffered decrements past which a flush is tried (without
+/// blocking).
 const TRY_FLUSH_AT: usize = 8192;
-/// Buffered frames past which a flush waits for the manager.
+/// Frames with buffered decrements past which a flush waits for the
+/// manager.
 const HARD_LIMIT: usize = 4 * TRY_FLUSH_AT;
-/// The most one `RefOp` carries.
-const MAX_DELTA: u16 = i8::MAX as u16;
 
 pub struct Deferred {
     table: &'static [AtomicU64],
     /// Increments of the fork in progress.
     incs: Vec<u32>,
-    /// Our buffered decrements of each frame.
-    pending: Vec<u16>,
-    /// The frames with buffered decrements (each once; a frame whose
-    /// decrements were taken back may linger, with none).
-    dirty: Vec<u32>,
+    /// Our buffered decrements.
+    decs: Buffer,
+    /// Shortcuts taken since they were last added to the system's counters
+    /// (once per fork or release, not per page).
+    direct_stores: u64,
+    cancelled: u64,
 }
 
 impl Deferred {
     pub fn new() -> Self {
         let table = system::get().table();
-        Self { table, incs: Vec::new(), pending: vec![0; table.len()], dirty: Vec::new() }
+        Self { table, incs: Vec::new(), decs: Buffer::new(table.len()), direct_stores: 0, cancelled: 0 }
     }
 
     fn word(&self, frame: u32) -> Option<&'static AtomicU64> {
         self.table.get(frame as usize)
     }
 
-    fn pending(&self, frame: u32) -> u16 {
-        self.pending.get(frame as usize).copied().unwrap_or(0)
-    }
-
     /// Whether the word says one reference, and we buffer nothing for it.
     fn held_alone(&self, word: &AtomicU64, frame: u32) -> bool {
-        self.pending(frame) == 0 && matches!(word.load(Relaxed), table::OWNED | 1)
+        self.decs.count(frame) == 0 && matches!(word.load(Relaxed), table::OWNED | 1)
     }
 
     pub fn share(&mut self, link: &mut Link, page: &Page) {
         let Some(word) = self.word(page.frame) else { return };
-        let stats = &system::get().stats;
-        if !page.is(Page::SHARED) || self.held_alone(word, page.frame) {
+        if !page.is(Page::SHARED) {
             word.store(2, Relaxed);
-            Counters::add(&stats.direct_stores, 1);
-        } else if self.pending(page.frame) > 0 {
-            self.pending[page.frame as usize] -= 1;
-            Counters::add(&stats.cancelled, 1);
+        } else if self.decs.cancel(page.frame) {
+            self.cancelled += 1;
+        } else if matches!(word.load(Relaxed), table::OWNED | 1) {
+            // Nothing of ours is buffered for it (or `cancel` took it).
+            word.store(2, Relaxed);
+            self.direct_stores += 1;
         } else {
             self.incs.push(page.frame);
             if self.incs.len() == MAX_REF_OPS {
@@ -84,6 +82,7 @@ impl Deferred {
 
     /// Sends the queued increments (a fork's, before it returns).
     pub fn commit(&mut self, link: &mut Link) {
+        self.count_shortcuts();
         while !self.incs.is_empty() {
             let take = self.incs.len().min(MAX_REF_OPS);
             let ops: RefOps = self.incs.drain(..take).map(RefOp::inc).collect();
@@ -96,26 +95,22 @@ impl Deferred {
         if !page.is(Page::SHARED) || self.held_alone(word, page.frame) {
             word.store(table::OWNED, Relaxed);
             if page.is(Page::SHARED) {
-                Counters::add(&system::get().stats.direct_stores, 1);
+                self.direct_stores += 1;
             }
             link.put(page.frame);
             return;
         }
-        let count = &mut self.pending[page.frame as usize];
-        if *count == 0 {
-            self.dirty.push(page.frame);
-        }
-        *count += 1;
-        if *count == u16::MAX {
+        if self.decs.add(page.frame, 1) == MAX_PER_FRAME {
             self.flush(link);
         }
     }
 
     /// After a run of releases: flush if the buffer grew too large.
     pub fn after_release(&mut self, link: &mut Link) {
-        if self.dirty.len() >= HARD_LIMIT {
+        self.count_shortcuts();
+        if self.decs.frames() >= HARD_LIMIT {
             self.flush(link);
-        } else if self.dirty.len() >= TRY_FLUSH_AT {
+        } else if self.decs.frames() >= TRY_FLUSH_AT {
             self.try_flush(link);
         }
     }
@@ -129,61 +124,42 @@ impl Deferred {
             table::OWNED => 1,
             count => count,
         };
-        if count.saturating_sub(u64::from(self.pending(frame))) != 1 {
+        if count.saturating_sub(u64::from(self.decs.count(frame))) != 1 {
             return false;
         }
         word.store(table::OWNED, Relaxed);
-        self.pending[frame as usize] = 0;
+        self.decs.clear(frame);
         true
     }
 
+    fn count_shortcuts(&mut self) {
+        let stats = &system::get().stats;
+        Counters::add(&stats.direct_stores, core::mem::take(&mut self.direct_stores));
+        Counters::add(&stats.cancelled, core::mem::take(&mut self.cancelled));
+    }
+
     pub fn has_pending(&self) -> bool {
-        !self.dirty.is_empty() || !self.incs.is_empty()
+        self.decs.frames() > 0 || !self.incs.is_empty()
     }
 
     /// Sends every buffered decrement, waiting for the manager.
     pub fn flush(&mut self, link: &mut Link) {
         self.commit(link);
-        while let Some(ops) = self.next_batch() {
+        while let Some(ops) = self.decs.next_batch() {
             link.ref_batch(ops, true);
         }
     }
 
     /// Sends buffered decrements while the manager takes them at once.
     fn try_flush(&mut self, link: &mut Link) {
-        while let Some(ops) = self.next_batch() {
+        while let Some(ops) = self.decs.next_batch() {
             if !link.ref_batch(ops.clone(), false) {
                 // Busy: put them back and keep buffering.
                 for op in ops {
-                    self.unbuffer_failed(op);
+                    self.decs.add(op.frame, u16::from(op.delta.unsigned_abs()));
                 }
                 return;
             }
         }
-    }
-
-    fn unbuffer_failed(&mut self, op: RefOp) {
-        let count = &mut self.pending[op.frame as usize];
-        if *count == 0 {
-            self.dirty.push(op.frame);
-        }
-        *count += u16::from(op.delta.unsigned_abs());
-    }
-
-    /// Takes up to a batch of buffered decrements out of the buffer.
-    fn next_batch(&mut self) -> Option<RefOps> {
-        let mut ops = RefOps::new();
-        while !ops.is_full() {
-            let Some(&frame) = self.dirty.last() else { break };
-            let count = &mut self.pending[frame as usize];
-            if *count == 0 {
-                self.dirty.pop();
-                continue;
-            }
-            let delta = (*count).min(MAX_DELTA);
-            *count -= delta;
-            let _ = ops.push(RefOp { frame, delta: -(delta as i8) });
-        }
-        (!ops.is_empty()).then_some(ops)
     }
 }

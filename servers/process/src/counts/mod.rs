@@ -12,6 +12,7 @@
 //! looks like is the strategy's business. Frames whose last reference goes
 //! come back to our stock (`Link`).
 
+mod buffer;
 mod deferred;
 mod ipc;
 mod shared;
