@@ -44,15 +44,18 @@ fn leak_checked(system: &System, cpu: u16, mode: u64, a: u64, b: u64) -> TestRes
     check(processes == 0, "processes are left over")
 }
 
-/// Swaps the strategy four times while a fork storm (forkbench) and the
-/// copy-on-write test run on other CPUs, and back to the one booted with:
-/// both must pass, and every frame must come back.
+/// Swaps the strategy live across both placements (deferred → atomic →
+/// percpu → deferred-shared → atomic-ipc → deferred, less the one booted
+/// with, then back to it) while a fork storm (forkbench) and the
+/// copy-on-write test run on other CPUs: both must pass, and every frame
+/// must come back.
 fn live_swap(system: &System) -> TestResult {
     const BETWEEN_SWAPS: u64 = 300_000_000;
     let before = system.settled_memory().map_err(|_| "no memory stats")?;
     let storm = system.spawn(1, "apps", encode(workload::FORKBENCH, 2, 0, 0)).map_err(|_| "start the fork storm")?;
     let cow = system.spawn(2, "apps", encode(workload::COW, 0, 0, 0)).map_err(|_| "start the COW test")?;
-    let others = [Strategy::Atomic, Strategy::RefCache, Strategy::Deferred, Strategy::Percpu].into_iter().filter(|&s| s != system.strategy);
+    let path = [Strategy::Deferred, Strategy::Atomic, Strategy::Percpu, Strategy::DeferredShared, Strategy::AtomicIpc, Strategy::Deferred];
+    let others = path.into_iter().filter(|&s| s != system.strategy);
     for strategy in others.chain([system.strategy]) {
         pause_for(BETWEEN_SWAPS);
         if system.swap(strategy).is_err() {

@@ -154,8 +154,12 @@ impl Server {
             }
             MemoryRequest::FreeFrames { client, frames } => {
                 // The protocol refuses a frame named twice in one request;
-                // one handed back twice is free the second time.
-                if frames.iter().all(|&frame| self.pool.handed_out(u64::from(frame)) && self.counts.may_return(frame)) {
+                // one handed back twice is free the second time; the
+                // region's frames are the strategy's, not a client's.
+                let returnable = |frame: u32| {
+                    self.pool.handed_out(u64::from(frame)) && !self.region.contains(u64::from(frame)) && self.counts.may_return(frame)
+                };
+                if frames.iter().all(|&frame| returnable(frame)) {
                     for &frame in &frames {
                         self.counts.free(client, frame, &mut release);
                     }

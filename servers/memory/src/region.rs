@@ -78,6 +78,11 @@ impl Region {
         Some(region)
     }
 
+    /// Whether `frame` is one of the region's.
+    pub fn contains(&self, frame: u64) -> bool {
+        self.runs.iter().any(|run| (run.first..run.first + run.count).contains(&frame))
+    }
+
     /// The region's frames, in order, for a process server to map; `None`
     /// for no region, or one of more runs than a reply carries.
     pub fn runs(&self) -> Option<Runs> {

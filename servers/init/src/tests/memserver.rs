@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use abi::cap::{ObjectKind, Rights, boot_slot};
 use abi::msg::IpcBuffer;
+use abi::process::Strategy;
 use proto::memory::{AttachPart, FreeList, RefOps, table};
 use proto::{MemoryProtocol, MemoryReply, MemoryRequest, ProtoError, RefOp};
 use rt::ipc::{self, Message};
@@ -40,9 +41,16 @@ fn free_frames(ep: Slot, buffer: &mut IpcBuffer) -> Result<u64, &'static str> {
 }
 
 pub fn memory_server(env: &Env) -> TestResult {
+    with_server(env, Strategy::Deferred, |ep, buffer| exercise(env, ep, buffer))?;
+    with_server(env, Strategy::Atomic, |ep, buffer| shared_placement(ep, buffer))
+}
+
+/// Starts a memory server under `strategy` with a pool of its own, runs
+/// `test` against it, and takes it all down again.
+fn with_server(env: &Env, strategy: Strategy, test: impl FnOnce(Slot, &mut IpcBuffer) -> TestResult) -> TestResult {
     let image = BootImage::map(env)?;
     let elf = image.program("memory")?;
-    let (ep, pool, batch) = (env.slots.alloc(), env.slots.alloc(), env.slots.alloc());
+    let (ep, pool) = (env.slots.alloc(), env.slots.alloc());
     sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create")?;
     sys::phys_range_carve(boot_slot::FIRST_RAM, env.pages.frames(POOL_FRAMES), POOL_FRAMES, pool).map_err(|_| "carve the pool")?;
     let slots = Slots { space: env.slots.alloc(), cspace: env.slots.alloc(), thread: env.slots.alloc() };
@@ -50,18 +58,19 @@ pub fn memory_server(env: &Env) -> TestResult {
         for (source, at) in [(ep, 1), (slots.space, 2), (pool, 3)] {
             sys::cap_mint_to(source, slots.cspace, at, Rights::ALL, 0).map_err(|_| "give the server its capabilities")?;
         }
-        program.start(0).map_err(|_| "start the server")
+        program.start(strategy as u64).map_err(|_| "start the server")
     });
-    let outcome = started.and_then(|()| exercise(env, ep, batch));
+    // SAFETY: init's own IPC buffer, used by this thread only.
+    let buffer = unsafe { ipc::buffer_at(env.ipc_buffer) };
+    let outcome = started.and_then(|()| test(ep, buffer));
     for slot in [slots.thread, slots.cspace, slots.space, pool, ep] {
         env.slots.release(slot);
     }
     outcome
 }
 
-fn exercise(env: &Env, ep: Slot, batch: Slot) -> TestResult {
-    // SAFETY: init's own IPC buffer, used by this thread only.
-    let buffer = unsafe { ipc::buffer_at(env.ipc_buffer) };
+fn exercise(env: &Env, ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
+    let batch = env.slots.alloc();
     let free = free_frames(ep, buffer)?;
     check(free > 0 && free < POOL_FRAMES, "the server reports no frames")?;
 
@@ -154,5 +163,33 @@ fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, words: &[Atomi
     check(free_frames(ep, buffer)? == free - 1, "a refused batch freed its good frame")?;
     let frames: FreeList = [mixed].into_iter().collect();
     check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Ok(MemoryReply::Ok), "FreeFrames of the good frame")?;
+    check(free_frames(ep, buffer)? == free, "the frames did not return to the pool")
+}
+
+/// A strategy placed in the process servers (atomic): the server names its
+/// region's frames, refuses counter batches and `TryRemoveUnique` (the
+/// counts are not its to change), and still checks the frames it takes
+/// back.
+fn shared_placement(ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
+    let free = free_frames(ep, buffer)?;
+    let region = match call(ep, buffer, &MemoryRequest::Attach { part: AttachPart::Region }) {
+        Ok(MemoryReply::Frames { runs }) => runs,
+        _ => return Err("Attach(Region) named no frames"),
+    };
+    check(!region.is_empty(), "the region has no frames")?;
+    let frame = match call(ep, buffer, &MemoryRequest::AllocFrames { client: 0, count: 1 }) {
+        Ok(MemoryReply::Frames { runs }) => runs[0].first as u32,
+        _ => return Err("AllocFrames failed"),
+    };
+    let ops: RefOps = [RefOp::inc(frame)].into_iter().collect();
+    check(call(ep, buffer, &MemoryRequest::RefBatch { client: 0, ops }) == Err(ProtoError::InvalidArgument), "a batch was applied under a shared strategy")?;
+    check(call(ep, buffer, &MemoryRequest::TryRemoveUnique { client: 0, frame }) == Err(ProtoError::InvalidArgument), "TryRemoveUnique was answered under a shared strategy")?;
+    for bad in [region[0].first as u32, u32::MAX] {
+        let frames: FreeList = [bad].into_iter().collect();
+        check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned), "a frame never handed out was taken back")?;
+    }
+    let frames: FreeList = [frame].into_iter().collect();
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: frames.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
     check(free_frames(ep, buffer)? == free, "the frames did not return to the pool")
 }
