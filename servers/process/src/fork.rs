@@ -4,7 +4,6 @@
 //! are committed before the fork returns. The IPC buffer page is never
 //! shared: the child gets a fresh one.
 
-use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
 use proto::ProtoError;
@@ -13,6 +12,7 @@ use rt::sys::{self, Slot};
 
 use crate::lifecycle::{configure, create_objects, destroy_objects};
 use crate::loader::map_zeroed;
+use crate::pagemap::PageMap;
 use crate::procs::{Process, State};
 use crate::server::{Server, unknown};
 use crate::space::{IPC_PAGE, Page};
@@ -35,14 +35,14 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
         destroy_objects(objects);
         return Err(error);
     }
-    for (&vpn, page) in memory.pages.iter_mut() {
+    memory.pages.for_each_mut(|vpn, page| {
         if vpn != IPC_PAGE {
             server.mem.share(page);
         }
-    }
+    });
     let mut child = memory.clone_layout();
     child.pages = memory.pages.clone();
-    child.pages.remove(&IPC_PAGE);
+    child.pages.remove(IPC_PAGE);
     drop(memory);
     server.mem.commit();
     let pid = sys.procs.lock().new_pid();
@@ -68,12 +68,12 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
 
 /// Maps every page of `pages` copy-on-write into `child`, in windows of
 /// at most `MAP_BATCH_MAX` pages that leave out the IPC buffer page.
-fn share_pages(pages: &BTreeMap<u64, Page>, parent: Slot, child: Slot) -> Result<(), ProtoError> {
+fn share_pages(pages: &PageMap, parent: Slot, child: Slot) -> Result<(), ProtoError> {
     let mut window: Option<(u64, u64)> = None;
     let share = |(first, last): (u64, u64)| {
         sys::share_cow(parent, child, first * PAGE_SIZE, last - first + 1).map(|_| ()).map_err(|_| ProtoError::NoMemory)
     };
-    for &vpn in pages.keys() {
+    for (vpn, _) in pages.iter() {
         if vpn == IPC_PAGE {
             if let Some(w) = window.take() {
                 share(w)?;

@@ -2,7 +2,6 @@
 //! frames freed or decremented in batches before its parent hears of it),
 //! wait, and the calls that change its memory (brk, mmap, munmap).
 
-use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
 use abi::cap::{ObjectKind, Rights};
@@ -15,10 +14,11 @@ use rt::process::{IPC_BUFFER, STACK_TOP};
 use rt::sys::{self, Slot, ThreadConfig};
 
 use crate::loader;
+use crate::pagemap::PageMap;
 use crate::counts::MemClient;
 use crate::procs::{Objects, Process, State};
 use crate::server::{PROCESS_PRIORITY, Server, unknown};
-use crate::space::{AddrSpace, HEAP_MAX, Page};
+use crate::space::{AddrSpace, HEAP_MAX};
 use crate::system;
 
 /// Creates the kernel objects of a new process.
@@ -71,14 +71,14 @@ pub fn configure(pid: u32, objects: Objects, server: u16) -> Result<(), ProtoErr
 }
 
 /// Drops the references of `pages` (their mappings must be gone already).
-pub fn release(mem: &mut MemClient, pages: BTreeMap<u64, Page>) {
-    mem.release(pages.into_values());
+pub fn release(mem: &mut MemClient, pages: PageMap) {
+    mem.release(pages.iter().map(|(_, page)| page));
 }
 
 /// Removes the mappings of `pages` from `space`, in runs.
-fn unmap(space: Slot, pages: &BTreeMap<u64, Page>) {
+fn unmap(space: Slot, pages: &PageMap) {
     let mut run: Option<(u64, u64)> = None;
-    for &vpn in pages.keys() {
+    for (vpn, _) in pages.iter() {
         run = match run {
             Some((start, count)) if start + count == vpn && count < abi::syscall::MAP_BATCH_MAX => Some((start, count + 1)),
             Some((start, count)) => {

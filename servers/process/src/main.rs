@@ -18,6 +18,7 @@ mod fork;
 mod lifecycle;
 mod link;
 mod loader;
+mod pagemap;
 mod pager;
 mod procs;
 mod server;

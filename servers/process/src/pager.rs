@@ -59,7 +59,7 @@ pub fn fault(server: &mut Server, pid: u32, registers: [u64; 4]) -> Option<Messa
 
 fn page_fault(server: &mut Server, memory: &mut AddrSpace, space: Slot, addr: u64, error: u64) -> Outcome {
     let vaddr = addr & !(PAGE_SIZE - 1);
-    match memory.pages.get(&(addr / PAGE_SIZE)).copied() {
+    match memory.pages.get(addr / PAGE_SIZE) {
         Some(page) if error & (PRESENT | WRITE) == PRESENT | WRITE && page.is(Page::WRITABLE) => {
             if page.is(Page::SHARED) {
                 copy_on_write(server, memory, space, vaddr, page)

@@ -8,6 +8,8 @@ use abi::cap::Rights;
 use rt::mem::PAGE_SIZE;
 use rt::process::{IPC_BUFFER, STACK_PAGES, STACK_TOP};
 
+use crate::pagemap::PageMap;
+
 /// Most heap a process may have.
 pub const HEAP_MAX: u64 = 1 << 32;
 /// Where anonymous mappings go.
@@ -48,7 +50,7 @@ impl Page {
 #[derive(Default)]
 pub struct AddrSpace {
     /// Page number (address / 4096) to page.
-    pub pages: BTreeMap<u64, Page>,
+    pub pages: PageMap,
     pub heap_start: u64,
     pub heap_end: u64,
     /// Anonymous mappings: start to end.
@@ -59,12 +61,12 @@ pub struct AddrSpace {
 impl AddrSpace {
     /// An empty space whose heap starts at `heap_start`.
     pub fn new(heap_start: u64) -> Self {
-        Self { pages: BTreeMap::new(), heap_start, heap_end: heap_start, mmaps: BTreeMap::new(), mmap_next: MMAP_BASE }
+        Self { pages: PageMap::default(), heap_start, heap_end: heap_start, mmaps: BTreeMap::new(), mmap_next: MMAP_BASE }
     }
 
     /// The regions of this space, without its pages (for a fork's child).
     pub fn clone_layout(&self) -> Self {
-        Self { pages: BTreeMap::new(), heap_start: self.heap_start, heap_end: self.heap_end, mmaps: self.mmaps.clone(), mmap_next: self.mmap_next }
+        Self { pages: PageMap::default(), heap_start: self.heap_start, heap_end: self.heap_end, mmaps: self.mmaps.clone(), mmap_next: self.mmap_next }
     }
 
     /// Whether a fault at `addr` gets a fresh zeroed page.
@@ -105,11 +107,8 @@ impl AddrSpace {
     }
 
     /// Takes out the pages in `[start, end)`.
-    pub fn take_range(&mut self, start: u64, end: u64) -> BTreeMap<u64, Page> {
-        let mut taken = self.pages.split_off(&(start / PAGE_SIZE));
-        let mut rest = taken.split_off(&end.div_ceil(PAGE_SIZE));
-        self.pages.append(&mut rest);
-        taken
+    pub fn take_range(&mut self, start: u64, end: u64) -> PageMap {
+        self.pages.take_range(start / PAGE_SIZE, end.div_ceil(PAGE_SIZE))
     }
 }
 

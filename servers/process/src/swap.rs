@@ -83,7 +83,7 @@ fn adopt(counts: &dyn SharedCounts) {
     let mut held: BTreeMap<u32, u64> = BTreeMap::new();
     let records: Vec<_> = system::get().procs.lock().map.values().map(|process| process.memory.clone()).collect();
     for record in records {
-        for page in record.lock().pages.values() {
+        for (_, page) in record.lock().pages.iter() {
             *held.entry(page.frame).or_default() += 1;
         }
     }
