@@ -2,8 +2,11 @@
 //! memory and the child's writes grow. For each shape it prints one line
 //! (`fork pages=P child_writes=W rounds=R mean_ns=.. min_ns=..
 //! mean_instructions=.. mem_ipc_per_fork=.. ref_ops_per_ipc=..
-//! cow_copies_per_fork=.. copies_avoided_per_fork=..`) that init and the
-//! host parse: keep the format.
+//! cow_copies_per_fork=.. copies_avoided_per_fork=.. ref_ops_per_fork=..
+//! direct_per_fork=.. cancelled_per_fork=..`) that init and the host
+//! parse: keep the format. The last three: reference operations sent to
+//! the memory server, and the deferred manager's count-1 stores and
+//! cancelled increments, each a change that sent no message.
 //!
 //! Exit statuses: 1 mmap failed, 2 fork failed, 3 a child did not exit 0,
 //! 4 stats failed, 5 no TSC frequency, 6 munmap failed.
@@ -50,7 +53,8 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
     let delta = Delta::between(&before, &after);
     rt::println!(
         "fork pages={pages} child_writes={writes} rounds={rounds} mean_ns={} min_ns={} mean_instructions={} \
-         mem_ipc_per_fork={} ref_ops_per_ipc={} cow_copies_per_fork={} copies_avoided_per_fork={}",
+         mem_ipc_per_fork={} ref_ops_per_ipc={} cow_copies_per_fork={} copies_avoided_per_fork={} ref_ops_per_fork={} \
+         direct_per_fork={} cancelled_per_fork={}",
         nanos(total, tsc_hz) / rounds,
         nanos(min, tsc_hz),
         OrDash(icount.then_some(total / rounds)),
@@ -58,6 +62,9 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
         Ratio::of(delta.ref_ops, delta.ref_messages),
         Ratio::of(delta.cow_copies, rounds),
         Ratio::of(delta.cow_reused, rounds),
+        Ratio::of(delta.ref_ops, rounds),
+        Ratio::of(delta.direct_stores, rounds),
+        Ratio::of(delta.cancelled, rounds),
     );
     if let Some(region) = region {
         region.unmap().map_err(|e| Failure::new(6, "munmap failed").error(e))?;

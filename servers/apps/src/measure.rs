@@ -45,6 +45,11 @@ pub struct Delta {
     pub cow_copies: u64,
     /// Copy-on-write faults that found the page unique and wrote in place.
     pub cow_reused: u64,
+    /// Deferred: counter words written by a frame's only holder, and fork
+    /// increments cancelled against buffered decrements (each a change that
+    /// sent no message).
+    pub direct_stores: u64,
+    pub cancelled: u64,
 }
 
 impl Delta {
@@ -57,6 +62,8 @@ impl Delta {
             ref_ops: after.ref_ops.wrapping_sub(before.ref_ops),
             cow_copies: after.cow_copies.wrapping_sub(before.cow_copies),
             cow_reused: after.cow_reused.wrapping_sub(before.cow_reused),
+            direct_stores: after.direct_stores.wrapping_sub(before.direct_stores),
+            cancelled: after.cancelled.wrapping_sub(before.cancelled),
         }
     }
 }

@@ -42,6 +42,9 @@ pub(super) struct ShapeLine {
     pub(super) ref_ops_per_ipc: f64,
     pub(super) cow_copies_per_fork: f64,
     pub(super) copies_avoided_per_fork: f64,
+    pub(super) ref_ops_per_fork: f64,
+    pub(super) direct_per_fork: f64,
+    pub(super) cancelled_per_fork: f64,
 }
 
 impl ShapeLine {
@@ -91,6 +94,9 @@ pub(super) fn parse_shape_line(line: &str) -> Result<Option<ShapeLine>> {
         ref_ops_per_ipc: real("ref_ops_per_ipc")?,
         cow_copies_per_fork: real("cow_copies_per_fork")?,
         copies_avoided_per_fork: real("copies_avoided_per_fork")?,
+        ref_ops_per_fork: real("ref_ops_per_fork")?,
+        direct_per_fork: real("direct_per_fork")?,
+        cancelled_per_fork: real("cancelled_per_fork")?,
     }))
 }
 
@@ -146,6 +152,9 @@ struct Row {
     /// Medians over the wall-clock boots.
     mean_ns: u64,
     min_ns: u64,
+    /// The spread of the wall-clock boots' means.
+    mean_ns_lowest: u64,
+    mean_ns_highest: u64,
 }
 
 /// A row against the baseline strategy's row of the same shape.
@@ -178,7 +187,16 @@ impl Row {
                     bail!("no wall-clock run for pages={pages} child_writes={writes}");
                 }
                 let median_of = |f: fn(&ShapeLine) -> u64| median(timed.iter().map(|l| f(l) as f64).collect()) as u64;
-                Ok(Row { strategy, exact: line.clone(), instructions, mean_ns: median_of(|l| l.mean_ns), min_ns: median_of(|l| l.min_ns) })
+                let means = timed.iter().map(|l| l.mean_ns);
+                Ok(Row {
+                    strategy,
+                    exact: line.clone(),
+                    instructions,
+                    mean_ns: median_of(|l| l.mean_ns),
+                    min_ns: median_of(|l| l.min_ns),
+                    mean_ns_lowest: means.clone().min().unwrap_or(0),
+                    mean_ns_highest: means.max().unwrap_or(0),
+                })
             })
             .collect()
     }
@@ -198,13 +216,19 @@ impl Row {
     fn json(&self, rows: &[Row]) -> serde_json::Value {
         let line = &self.exact;
         let mut value = serde_json::json!({
+            "strategy": self.strategy.name(),
+            "placement": format!("{:?}", self.strategy.placement()).to_lowercase(),
             "pages": line.pages,
             "child_writes": line.child_writes,
             "rounds": line.rounds,
             "mean_instructions": self.instructions,
             "mean_ns": self.mean_ns,
             "min_ns": self.min_ns,
+            "mean_ns_spread": [self.mean_ns_lowest, self.mean_ns_highest],
             "mem_ipc_per_fork": line.mem_ipc_per_fork,
+            "ref_ops_per_fork": line.ref_ops_per_fork,
+            "direct_stores_per_fork": line.direct_per_fork,
+            "cancelled_per_fork": line.cancelled_per_fork,
             "ref_ops_per_ipc": line.ref_ops_per_ipc,
             "cow_copies_per_fork": line.cow_copies_per_fork,
             "copies_avoided_per_fork": line.copies_avoided_per_fork,
@@ -295,8 +319,8 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
     println!("fork + exit + wait, per fork (TCG, 2 CPUs, release build, {rounds} rounds per shape)");
     let versus = format!("vs {}", BASELINE.name());
     println!(
-        "{:>6} {:>6} {:<9} {:>13} {:>9} {:>13} {:>9} {:>9} {:>8} {:>8} {:>8}",
-        "pages", "writes", "strategy", "instructions", versus, "wall ns", versus, "IPC/fork", "ops/IPC", "copies", "avoided"
+        "{:>6} {:>6} {:<16} {:<7} {:>13} {:>9} {:>13} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8}",
+        "pages", "writes", "strategy", "placed", "instructions", versus, "wall ns", versus, "IPC/fork", "ops/IPC", "ops/fork", "copies", "avoided"
     );
     for &shape in shapes {
         for &strategy in strategies {
@@ -308,16 +332,18 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
             };
             let line = &row.exact;
             println!(
-                "{:>6} {:>6} {:<9} {:>13} {:>9} {:>13} {:>9} {:>9.2} {:>8.2} {:>8.2} {:>8.2}",
+                "{:>6} {:>6} {:<16} {:<7} {:>13} {:>9} {:>13} {:>9} {:>9.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2}",
                 shape.0,
                 shape.1,
                 strategy.name(),
+                format!("{:?}", strategy.placement()).to_lowercase(),
                 row.instructions,
                 instr_vs,
                 row.mean_ns,
                 ns_vs,
                 line.mem_ipc_per_fork,
                 line.ref_ops_per_ipc,
+                line.ref_ops_per_fork,
                 line.cow_copies_per_fork,
                 line.copies_avoided_per_fork
             );
@@ -325,8 +351,8 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
     }
     println!(
         "(instructions: --icount, mean per fork; wall ns: TCG without icount, median of {runs} run(s)' means; \
-         IPC/fork: messages to the memory server; ops/IPC: reference operations per reference message; \
-         copies, avoided: copy-on-write copies made and avoided per fork)"
+         IPC/fork: messages to the memory server; ops/IPC, ops/fork: reference operations sent, per reference message and per fork; \
+         copies, avoided: copy-on-write copies made and avoided per fork; fork.json adds the deferred shortcuts per fork)"
     );
 }
 
@@ -381,7 +407,8 @@ mod tests {
     use super::*;
 
     const REAL: &str = "fork pages=4096 child_writes=256 rounds=20 mean_ns=155067375 min_ns=149435578 mean_instructions=- \
-                        mem_ipc_per_fork=52.00 ref_ops_per_ipc=159.11 cow_copies_per_fork=258.00 copies_avoided_per_fork=1.00";
+                        mem_ipc_per_fork=52.00 ref_ops_per_ipc=159.11 cow_copies_per_fork=258.00 copies_avoided_per_fork=1.00 \
+                        ref_ops_per_fork=8273.72 direct_per_fork=0.00 cancelled_per_fork=0.00";
 
     fn real(mean_instructions: Option<u64>) -> ShapeLine {
         ShapeLine {
@@ -395,6 +422,9 @@ mod tests {
             ref_ops_per_ipc: 159.11,
             cow_copies_per_fork: 258.0,
             copies_avoided_per_fork: 1.0,
+            ref_ops_per_fork: 8273.72,
+            direct_per_fork: 0.0,
+            cancelled_per_fork: 0.0,
         }
     }
 
