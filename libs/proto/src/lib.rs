@@ -74,6 +74,6 @@ pub use label::{
     MEMORY_PROTOCOL, PROCESS_PROTOCOL, VERSION_BITS, check_label, label, protocol_of, version_of,
 };
 pub use memory::{FrameRun, MemoryProtocol, MemoryReply, MemoryRequest, MemoryStats, RefOp};
-pub use process::ProcessStats;
+pub use process::{Phase, ProcessStats};
 pub use process::{ProcessProtocol, ProcessReply, ProcessRequest, ProgramName};
 pub use protocol::{Outgoing, Protocol, accept, read_reply, request, respond};

@@ -96,6 +96,51 @@ pub struct ProcessStats {
     /// Deferred: fork increments cancelled against a buffered decrement of
     /// the same frame by the same server.
     pub cancelled: u64,
+    /// TSC cycles (instructions under icount) the servers spent in each
+    /// [`Phase`], system calls included.
+    pub phases: [u64; Phase::COUNT],
+}
+
+/// Where a process server's time goes, for a breakdown of fork and its
+/// faults (`ProcessStats::phases`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// A whole fork request.
+    Fork,
+    /// Of it: the counts (every page shared, the increments committed).
+    ForkCounts,
+    /// Of it: mapping the child (ShareCow) and copying the page map.
+    ForkMap,
+    /// A whole exit, by request or by the pager.
+    Exit,
+    /// Of it: deleting the process's kernel objects (the address space's
+    /// teardown).
+    ExitObjects,
+    /// Of it: dropping its pages' references.
+    ExitCounts,
+    /// Wait requests.
+    Wait,
+    /// Page faults.
+    Fault,
+}
+
+impl Phase {
+    pub const COUNT: usize = 8;
+    pub const ALL: [Phase; Phase::COUNT] =
+        [Phase::Fork, Phase::ForkCounts, Phase::ForkMap, Phase::Exit, Phase::ExitObjects, Phase::ExitCounts, Phase::Wait, Phase::Fault];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Phase::Fork => "fork",
+            Phase::ForkCounts => "fork_counts",
+            Phase::ForkMap => "fork_map",
+            Phase::Exit => "exit",
+            Phase::ExitObjects => "exit_objects",
+            Phase::ExitCounts => "exit_counts",
+            Phase::Wait => "wait",
+            Phase::Fault => "fault",
+        }
+    }
 }
 
 /// Replies of a process server.
@@ -119,7 +164,7 @@ pub struct ProcessProtocol;
 
 const NAME_LEN: usize = size::seq(PROGRAM_NAME_LEN, size::BYTE);
 const FORK_LEN: usize = 2 * size::U64 + size::BYTE + size::U16;
-const STATS_LEN: usize = size::U32 + 10 * size::U64;
+const STATS_LEN: usize = size::U32 + (10 + Phase::COUNT) * size::U64;
 
 impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;

@@ -7,6 +7,7 @@
 extern crate alloc;
 
 pub mod client;
+pub mod clock;
 pub mod console;
 mod fork;
 pub mod heap;

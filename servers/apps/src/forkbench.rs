@@ -4,16 +4,18 @@
 //! mean_instructions=.. mem_ipc_per_fork=.. ref_ops_per_ipc=..
 //! cow_copies_per_fork=.. copies_avoided_per_fork=.. ref_ops_per_fork=..
 //! direct_per_fork=.. cancelled_per_fork=..`) that init and the host
-//! parse: keep the format. The last three: reference operations sent to
-//! the memory server, and the deferred manager's count-1 stores and
-//! cancelled increments, each a change that sent no message.
+//! parse: keep the format. Then: reference operations sent to the memory
+//! server, the deferred manager's count-1 stores and cancelled increments
+//! (each a change that sent no message), and `phase_NAME=` per
+//! `proto::Phase`: the process servers' TSC cycles (instructions under
+//! icount) per fork in that phase, the breakdown of where a fork goes.
 //!
 //! Exit statuses: 1 mmap failed, 2 fork failed, 3 a child did not exit 0,
 //! 4 stats failed, 5 no TSC frequency, 6 munmap failed.
 
 use proto::ProcessStats;
 
-use crate::measure::{self, Delta, OrDash, Ratio, nanos, tsc};
+use crate::measure::{self, Delta, OrDash, PhasesPerFork, Ratio, nanos, tsc};
 use crate::outcome::{Failure, Outcome, expect_exit};
 use crate::region::Region;
 
@@ -54,7 +56,7 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
     rt::println!(
         "fork pages={pages} child_writes={writes} rounds={rounds} mean_ns={} min_ns={} mean_instructions={} \
          mem_ipc_per_fork={} ref_ops_per_ipc={} cow_copies_per_fork={} copies_avoided_per_fork={} ref_ops_per_fork={} \
-         direct_per_fork={} cancelled_per_fork={}",
+         direct_per_fork={} cancelled_per_fork={}{}",
         nanos(total, tsc_hz) / rounds,
         nanos(min, tsc_hz),
         OrDash(icount.then_some(total / rounds)),
@@ -65,6 +67,7 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
         Ratio::of(delta.ref_ops, rounds),
         Ratio::of(delta.direct_stores, rounds),
         Ratio::of(delta.cancelled, rounds),
+        PhasesPerFork(&delta.phases, rounds),
     );
     if let Some(region) = region {
         region.unmap().map_err(|e| Failure::new(6, "munmap failed").error(e))?;

@@ -4,17 +4,13 @@
 //! the host parses (`-` for a count not measured, quotients with two
 //! decimals).
 
-use core::arch::x86_64::_rdtsc;
 use core::fmt;
 
-use proto::ProcessStats;
+use proto::{Phase, ProcessStats};
 
 use crate::outcome::Failure;
 
-pub fn tsc() -> u64 {
-    // SAFETY: rdtsc has no side effects.
-    unsafe { _rdtsc() }
-}
+pub use rt::clock::tsc;
 
 /// The TSC's frequency; a failure with `status` if the kernel does not say.
 pub fn tsc_hz(status: i32) -> Result<u64, Failure> {
@@ -50,6 +46,7 @@ pub struct Delta {
     /// sent no message).
     pub direct_stores: u64,
     pub cancelled: u64,
+    pub phases: [u64; Phase::COUNT],
 }
 
 impl Delta {
@@ -64,6 +61,7 @@ impl Delta {
             cow_reused: after.cow_reused.wrapping_sub(before.cow_reused),
             direct_stores: after.direct_stores.wrapping_sub(before.direct_stores),
             cancelled: after.cancelled.wrapping_sub(before.cancelled),
+            phases: core::array::from_fn(|i| after.phases[i].wrapping_sub(before.phases[i])),
         }
     }
 }
@@ -92,5 +90,17 @@ impl Ratio {
 impl fmt::Display for Ratio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+/// ` phase_NAME=N` for every phase, N its cycles over `forks`.
+pub struct PhasesPerFork<'a>(pub &'a [u64; Phase::COUNT], pub u64);
+
+impl fmt::Display for PhasesPerFork<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (phase, cycles) in Phase::ALL.iter().zip(self.0) {
+            write!(f, " phase_{}={}", phase.name(), cycles / self.1.max(1))?;
+        }
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 
 use alloc::sync::Arc;
 
-use proto::ProtoError;
+use proto::{Phase, ProtoError};
 use rt::mem::PAGE_SIZE;
 use rt::sys::{self, Slot};
 
@@ -30,21 +30,27 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
         (process.memory.clone(), space)
     };
     let objects = create_objects()?;
+    let phases = &sys.stats.phases;
     let mut memory = record.lock();
-    if let Err(error) = share_pages(&memory.pages, parent_space, objects.space) {
+    if let Err(error) = phases.time(server.index, Phase::ForkMap, || share_pages(&memory.pages, parent_space, objects.space)) {
         destroy_objects(objects);
         return Err(error);
     }
-    memory.pages.for_each_mut(|vpn, page| {
-        if vpn != IPC_PAGE {
-            server.mem.share(page);
-        }
+    phases.time(server.index, Phase::ForkCounts, || {
+        memory.pages.for_each_mut(|vpn, page| {
+            if vpn != IPC_PAGE {
+                server.mem.share(page);
+            }
+        });
+        server.mem.commit();
     });
-    let mut child = memory.clone_layout();
-    child.pages = memory.pages.clone();
-    child.pages.remove(IPC_PAGE);
+    let mut child = phases.time(server.index, Phase::ForkMap, || {
+        let mut child = memory.clone_layout();
+        child.pages = memory.pages.clone();
+        child.pages.remove(IPC_PAGE);
+        child
+    });
     drop(memory);
-    server.mem.commit();
     let pid = sys.procs.lock().new_pid();
     let ready = map_zeroed(objects.space, IPC_PAGE * PAGE_SIZE, Page::WRITABLE, &mut child, &mut server.mem)
         .and_then(|_| configure(pid, objects, target));
@@ -67,26 +73,28 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
 }
 
 /// Maps every page of `pages` copy-on-write into `child`, in windows of
-/// at most `MAP_BATCH_MAX` pages that leave out the IPC buffer page.
+/// at most `MAP_BATCH_MAX` pages, made of whole leaves, that leave out the
+/// IPC buffer page.
 fn share_pages(pages: &PageMap, parent: Slot, child: Slot) -> Result<(), ProtoError> {
-    let mut window: Option<(u64, u64)> = None;
     let share = |(first, last): (u64, u64)| {
         sys::share_cow(parent, child, first * PAGE_SIZE, last - first + 1).map(|_| ()).map_err(|_| ProtoError::NoMemory)
     };
-    for (vpn, _) in pages.iter() {
-        if vpn == IPC_PAGE {
-            if let Some(w) = window.take() {
-                share(w)?;
-            }
-            continue;
-        }
+    let mut window: Option<(u64, u64)> = None;
+    let spans = pages.spans().flat_map(|(first, last)| {
+        // The IPC page splits the span it falls in.
+        let before = (first < IPC_PAGE && IPC_PAGE <= last).then(|| (first, IPC_PAGE - 1));
+        let after = (first <= IPC_PAGE && IPC_PAGE < last).then(|| (IPC_PAGE + 1, last));
+        let whole = (!(first..=last).contains(&IPC_PAGE)).then_some((first, last));
+        [before, after, whole].into_iter().flatten()
+    });
+    for (first, last) in spans {
         window = match window {
-            Some((first, _)) if vpn - first < abi::syscall::MAP_BATCH_MAX => Some((first, vpn)),
-            Some(w) => {
-                share(w)?;
-                Some((vpn, vpn))
+            Some((start, _)) if last - start < abi::syscall::MAP_BATCH_MAX => Some((start, last)),
+            Some(done) => {
+                share(done)?;
+                Some((first, last))
             }
-            None => Some((vpn, vpn)),
+            None => Some((first, last)),
         };
     }
     window.map_or(Ok(()), share)

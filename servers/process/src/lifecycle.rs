@@ -7,7 +7,7 @@ use alloc::sync::Arc;
 use abi::cap::{ObjectKind, Rights};
 use abi::process::{SERVER_SLOT, START_MAGIC};
 use abi::syscall::SysError;
-use proto::{ProcessReply, ProtoError};
+use proto::{Phase, ProcessReply, ProtoError};
 use rt::ipc;
 use rt::mem::PAGE_SIZE;
 use rt::process::{IPC_BUFFER, STACK_TOP};
@@ -174,20 +174,26 @@ pub fn exec(server: &mut Server, pid: u32, program: &str, arg: u64) -> Result<()
 /// The end of `pid`, by `Exit` or by its pager: its objects go, its frames
 /// are released, and its parent (if waiting) hears of it.
 pub fn exit(server: &mut Server, pid: u32, status: i32) {
+    let index = server.index;
+    system::get().stats.phases.time(index, Phase::Exit, || end(server, pid, status));
+}
+
+fn end(server: &mut Server, pid: u32, status: i32) {
     let sys = system::get();
+    let phases = &sys.stats.phases;
     let (objects, record, waiter) = {
         let mut table = sys.procs.lock();
         let Some(process) = table.map.get_mut(&pid) else { return };
         (process.objects.take(), process.memory.clone(), process.waiter.take())
     };
     if let Some(objects) = objects {
-        destroy_objects(objects);
+        phases.time(server.index, Phase::ExitObjects, || destroy_objects(objects));
     }
     if let Some(waiter) = waiter {
         sys.release_slot(waiter.reply);
     }
     let pages = core::mem::take(&mut record.lock().pages);
-    release(&mut server.mem, pages);
+    phases.time(server.index, Phase::ExitCounts, || release(&mut server.mem, pages));
 
     let mut table = sys.procs.lock();
     // Children live on without a parent; zombie ones are gone.

@@ -19,6 +19,7 @@ mod lifecycle;
 mod link;
 mod loader;
 mod pagemap;
+mod phases;
 mod pager;
 mod procs;
 mod server;

@@ -5,7 +5,7 @@
 //! per present page, with no per-page allocation or tree node.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, btree_map};
 
 use crate::space::Page;
 
@@ -57,6 +57,41 @@ fn split(vpn: u64) -> (u64, usize) {
     (vpn / LEAF_PAGES, (vpn % LEAF_PAGES) as usize)
 }
 
+/// The pages of a [`PageMap`], in order: a cursor over leaves, bitmap
+/// words and bits.
+pub struct Iter<'a> {
+    leaves: btree_map::Iter<'a, u64, Box<Leaf>>,
+    leaf: Option<(u64, &'a Leaf)>,
+    word: usize,
+    bits: u64,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = (u64, Page);
+
+    #[inline]
+    fn next(&mut self) -> Option<(u64, Page)> {
+        loop {
+            if let Some((index, leaf)) = self.leaf {
+                if self.bits != 0 {
+                    let slot = self.word * 64 + self.bits.trailing_zeros() as usize;
+                    self.bits &= self.bits - 1;
+                    return Some((index * LEAF_PAGES + slot as u64, leaf.pages[slot]));
+                }
+                if self.word + 1 < WORDS {
+                    self.word += 1;
+                    self.bits = leaf.present[self.word];
+                    continue;
+                }
+            }
+            let (&index, leaf) = self.leaves.next()?;
+            self.leaf = Some((index, &**leaf));
+            self.word = 0;
+            self.bits = leaf.present[0];
+        }
+    }
+}
+
 /// Page number (address / 4096) to page.
 #[derive(Clone, Default)]
 pub struct PageMap {
@@ -91,8 +126,19 @@ impl PageMap {
     }
 
     /// Every page, by page number.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, Page)> + '_ {
-        self.leaves.iter().flat_map(|(&index, leaf)| leaf.slots().map(move |slot| (index * LEAF_PAGES + slot as u64, leaf.pages[slot])))
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { leaves: self.leaves.iter(), leaf: None, word: 0, bits: 0 }
+    }
+
+    /// For each leaf with pages, the first and last page number present, in
+    /// order: the spans a fork shares (holes between are skipped by the
+    /// kernel), found without visiting the pages.
+    pub fn spans(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.leaves.iter().filter_map(|(&index, leaf)| {
+            let first = leaf.present.iter().enumerate().find(|(_, w)| **w != 0).map(|(i, w)| i * 64 + w.trailing_zeros() as usize)?;
+            let last = leaf.present.iter().enumerate().rev().find(|(_, w)| **w != 0).map(|(i, w)| i * 64 + 63 - w.leading_zeros() as usize)?;
+            Some((index * LEAF_PAGES + first as u64, index * LEAF_PAGES + last as u64))
+        })
     }
 
     /// Every page, by page number, to change in place.

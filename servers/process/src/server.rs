@@ -14,7 +14,7 @@
 //! and then (a non-blocking message), and each reports its own.
 
 use abi::msg::kernel_label;
-use proto::{ProcessProtocol, ProcessReply, ProcessRequest, ProtoError, accept, respond};
+use proto::{Phase, ProcessProtocol, ProcessReply, ProcessRequest, ProtoError, accept, respond};
 use rt::ipc::{self, Message, Received};
 use rt::sys::Slot;
 
@@ -143,8 +143,9 @@ impl Server {
             // Reported by `between_requests`; a nudge gets no reply.
             return None;
         }
+        let phases = &system::get().stats.phases;
         if info.label() == kernel_label::FAULT {
-            return pager::fault(self, pid, received.msg.mrs);
+            return phases.time(self.index, Phase::Fault, || pager::fault(self, pid, received.msg.mrs));
         }
         let accepted = proto::payload(&self.mem.buffer().data, info.length())
             .map_err(ProcessReply::Error)
@@ -155,12 +156,14 @@ impl Server {
         };
         let reply = match request {
             ProcessRequest::Spawn { program, arg } => lifecycle::spawn(self, pid, &program, arg).map(|pid| ProcessReply::Spawned { pid }),
-            ProcessRequest::Fork { resume, stack, cpu } => fork::fork(self, pid, resume, stack, cpu).map(|child_pid| ProcessReply::Forked { child_pid }),
+            ProcessRequest::Fork { resume, stack, cpu } => {
+                phases.time(self.index, Phase::Fork, || fork::fork(self, pid, resume, stack, cpu)).map(|child_pid| ProcessReply::Forked { child_pid })
+            }
             ProcessRequest::Exit { status } => {
                 lifecycle::exit(self, pid, status);
                 return None;
             }
-            ProcessRequest::Wait { pid: wanted } => match lifecycle::wait(pid, wanted) {
+            ProcessRequest::Wait { pid: wanted } => match phases.time(self.index, Phase::Wait, || lifecycle::wait(pid, wanted)) {
                 Ok(Some((pid, status))) => Ok(ProcessReply::Exited { pid, status }),
                 Ok(None) => return None,
                 Err(error) => Err(error),

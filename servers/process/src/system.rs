@@ -18,6 +18,7 @@ use rt::sys::{self, Slot};
 use alloc::sync::Arc;
 
 use crate::counts::{RegionView, SharedCounts, map_region};
+use crate::phases::Phases;
 use crate::procs::Procs;
 use crate::slot;
 
@@ -69,6 +70,7 @@ pub struct Counters {
     pub direct_stores: AtomicU64,
     /// Deferred: increments cancelled against a buffered decrement.
     pub cancelled: AtomicU64,
+    pub phases: Phases,
 }
 
 impl Counters {
@@ -89,6 +91,7 @@ impl Counters {
             frame_messages: self.frame_messages.load(Relaxed),
             direct_stores: self.direct_stores.load(Relaxed),
             cancelled: self.cancelled.load(Relaxed),
+            phases: self.phases.total(),
         }
     }
 }

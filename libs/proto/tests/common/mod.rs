@@ -274,6 +274,7 @@ pub fn process_replies() -> Vec<ProcessReply> {
             frame_messages: 9,
             direct_stores: 10,
             cancelled: 11,
+            phases: [12, 13, 14, 15, 16, 17, 18, 19],
         }),
         ProcessReply::Swapped,
     ];
@@ -410,6 +411,7 @@ pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
             frame_messages: u64::MAX,
             direct_stores: u64::MAX,
             cancelled: u64::MAX,
+            phases: [u64::MAX; proto::Phase::COUNT],
         }),
         ProcessReply::Swapped => ProcessReply::Swapped,
     }
@@ -546,7 +548,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
         Just(ProcessReply::Unmapped),
         arb_error().prop_map(ProcessReply::Error),
         Just(ProcessReply::Quiesced),
-        (any::<u32>(), any::<[u64; 10]>()).prop_map(
+        (any::<u32>(), any::<[u64; 10]>(), any::<[u64; 8]>()).prop_map(
             |(
                 processes,
                 [
@@ -561,6 +563,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
                     direct_stores,
                     cancelled,
                 ],
+                phases,
             )| {
                 ProcessReply::Stats(ProcessStats {
                     processes,
@@ -574,6 +577,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
                     frame_messages,
                     direct_stores,
                     cancelled,
+                    phases,
                 })
             }
         ),

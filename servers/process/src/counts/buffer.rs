@@ -1,8 +1,8 @@
 //! A server's buffered decrements: a count per frame, found in O(1), and
 //! the list of frames that have one (each listed once), from which batches
 //! are taken. Cancelling a decrement leaves its frame listed with a count
-//! of 0; such entries are dropped as batches pass them, or all at once
-//! when they outnumber the live ones.
+//! of 0, ready for the next; such entries are dropped as batches pass
+//! them, or all at once when new listings make them most of the list.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -29,6 +29,7 @@ impl Buffer {
     }
 
     /// Our buffered decrements of `frame`.
+    #[inline]
     pub fn count(&self, frame: u32) -> u16 {
         self.counts.get(frame as usize).map_or(0, |c| c & !LISTED)
     }
@@ -39,27 +40,31 @@ impl Buffer {
     }
 
     /// Buffers `n` more decrements of `frame`; its count after.
+    #[inline]
     pub fn add(&mut self, frame: u32, n: u16) -> u16 {
         let Some(entry) = self.counts.get_mut(frame as usize) else { return 0 };
-        if *entry & LISTED == 0 {
-            self.listed.push(frame);
-            *entry |= LISTED;
-        }
+        let listed = *entry & LISTED != 0;
+        *entry |= LISTED;
         if *entry & !LISTED == 0 {
             self.frames += 1;
         }
         *entry += n;
-        *entry & !LISTED
+        let count = *entry & !LISTED;
+        if !listed {
+            self.listed.push(frame);
+            self.compact_if_sparse();
+        }
+        count
     }
 
     /// Takes back one buffered decrement of `frame`, if there is one.
+    #[inline]
     pub fn cancel(&mut self, frame: u32) -> bool {
         match self.counts.get_mut(frame as usize) {
             Some(entry) if *entry & !LISTED > 0 => {
                 *entry -= 1;
                 if *entry & !LISTED == 0 {
                     self.frames -= 1;
-                    self.compact_if_sparse();
                 }
                 true
             }
@@ -74,7 +79,6 @@ impl Buffer {
         {
             *entry &= LISTED;
             self.frames -= 1;
-            self.compact_if_sparse();
         }
     }
 
@@ -101,7 +105,8 @@ impl Buffer {
     }
 
     /// Drops the listed frames with nothing buffered once they are most of
-    /// the list.
+    /// the list. Only a new listing can make it so: a frame cancelled and
+    /// buffered again (a fork loop's steady state) keeps its place.
     fn compact_if_sparse(&mut self) {
         if self.listed.len() <= 2 * self.frames + 1024 {
             return;

@@ -53,15 +53,18 @@ impl Deferred {
         Self { table, incs: Vec::new(), decs: Buffer::new(table.len()), direct_stores: 0, cancelled: 0 }
     }
 
+    #[inline]
     fn word(&self, frame: u32) -> Option<&'static AtomicU64> {
         self.table.get(frame as usize)
     }
 
     /// Whether the word says one reference, and we buffer nothing for it.
+    #[inline]
     fn held_alone(&self, word: &AtomicU64, frame: u32) -> bool {
         self.decs.count(frame) == 0 && matches!(word.load(Relaxed), table::OWNED | 1)
     }
 
+    #[inline]
     pub fn share(&mut self, link: &mut Link, page: &Page) {
         let Some(word) = self.word(page.frame) else { return };
         if !page.is(Page::SHARED) {
@@ -90,6 +93,7 @@ impl Deferred {
         }
     }
 
+    #[inline]
     pub fn release(&mut self, link: &mut Link, page: Page) {
         let Some(word) = self.word(page.frame) else { return };
         if !page.is(Page::SHARED) || self.held_alone(word, page.frame) {

@@ -45,6 +45,9 @@ pub(super) struct ShapeLine {
     pub(super) ref_ops_per_fork: f64,
     pub(super) direct_per_fork: f64,
     pub(super) cancelled_per_fork: f64,
+    /// `phase_NAME=`: the process servers' cycles per fork in each phase
+    /// (`proto::Phase`), in the line's order.
+    pub(super) phases: Vec<(String, u64)>,
 }
 
 impl ShapeLine {
@@ -97,6 +100,11 @@ pub(super) fn parse_shape_line(line: &str) -> Result<Option<ShapeLine>> {
         ref_ops_per_fork: real("ref_ops_per_fork")?,
         direct_per_fork: real("direct_per_fork")?,
         cancelled_per_fork: real("cancelled_per_fork")?,
+        phases: rest
+            .split_whitespace()
+            .filter_map(|word| word.strip_prefix("phase_")?.split_once('='))
+            .map(|(name, value)| Ok((name.to_string(), number(name, value).map_err(malformed)?)))
+            .collect::<Result<_>>()?,
     }))
 }
 
@@ -229,6 +237,7 @@ impl Row {
             "ref_ops_per_fork": line.ref_ops_per_fork,
             "direct_stores_per_fork": line.direct_per_fork,
             "cancelled_per_fork": line.cancelled_per_fork,
+            "phases_per_fork": line.phases.iter().map(|(name, cycles)| (name.clone(), serde_json::json!(cycles))).collect::<serde_json::Map<_, _>>(),
             "ref_ops_per_ipc": line.ref_ops_per_ipc,
             "cow_copies_per_fork": line.cow_copies_per_fork,
             "copies_avoided_per_fork": line.copies_avoided_per_fork,
@@ -349,11 +358,31 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
             );
         }
     }
+    print_phases(rows, shapes, strategies);
     println!(
         "(instructions: --icount, mean per fork; wall ns: TCG without icount, median of {runs} run(s)' means; \
          IPC/fork: messages to the memory server; ops/IPC, ops/fork: reference operations sent, per reference message and per fork; \
          copies, avoided: copy-on-write copies made and avoided per fork; fork.json adds the deferred shortcuts per fork)"
     );
+}
+
+/// Where a fork goes: the process servers' instructions per fork in each
+/// phase (system calls included), from the icount boots. What is left of a
+/// fork's instructions is the kernel's scheduling and IPC, and the processes.
+fn print_phases(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy]) {
+    let Some(names) = rows.first().map(|r| r.exact.phases.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>()) else { return };
+    println!("where a fork goes: process-server instructions per fork, by phase (--icount)");
+    print!("{:>6} {:>6} {:<16} {:>13}", "pages", "writes", "strategy", "instructions");
+    names.iter().for_each(|name| print!(" {name:>12}"));
+    println!();
+    for &shape in shapes {
+        for &strategy in strategies {
+            let Some(row) = rows.iter().find(|r| r.strategy == strategy && r.exact.shape() == shape) else { continue };
+            print!("{:>6} {:>6} {:<16} {:>13}", shape.0, shape.1, strategy.name(), row.instructions);
+            row.exact.phases.iter().for_each(|(_, cycles)| print!(" {cycles:>12}"));
+            println!();
+        }
+    }
 }
 
 /// The closing verdict, for a table and a script.
@@ -408,7 +437,7 @@ mod tests {
 
     const REAL: &str = "fork pages=4096 child_writes=256 rounds=20 mean_ns=155067375 min_ns=149435578 mean_instructions=- \
                         mem_ipc_per_fork=52.00 ref_ops_per_ipc=159.11 cow_copies_per_fork=258.00 copies_avoided_per_fork=1.00 \
-                        ref_ops_per_fork=8273.72 direct_per_fork=0.00 cancelled_per_fork=0.00";
+                        ref_ops_per_fork=8273.72 direct_per_fork=0.00 cancelled_per_fork=0.00 phase_fork=1200 phase_exit=900";
 
     fn real(mean_instructions: Option<u64>) -> ShapeLine {
         ShapeLine {
@@ -425,6 +454,7 @@ mod tests {
             ref_ops_per_fork: 8273.72,
             direct_per_fork: 0.0,
             cancelled_per_fork: 0.0,
+            phases: vec![("fork".into(), 1200), ("exit".into(), 900)],
         }
     }
 
