@@ -7,8 +7,10 @@
 mod bench;
 mod build;
 mod cmdline;
+mod machine_check;
 mod prereq;
 mod qemu;
+mod qemu_error;
 mod selftest;
 mod test;
 
