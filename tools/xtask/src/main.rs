@@ -13,6 +13,7 @@ mod qemu;
 mod qemu_error;
 mod selftest;
 mod test;
+mod trace_report;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -100,5 +101,8 @@ fn run(args: &RunArgs) -> Result<()> {
     let cmdline = cmdline::join([args.append.as_str(), strategy.as_str()]);
     let outcome = qemu::boot(&artifacts, &args.machine, &cmdline, qemu::Echo::Yes)?;
     outcome.report();
+    if let Some(file) = &args.machine.trace {
+        trace_report::report(file)?;
+    }
     outcome.into_result()
 }

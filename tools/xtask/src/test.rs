@@ -183,6 +183,10 @@ fn traced_demo(artifacts: &build::Artifacts, name: &str, cmdline: &str) -> Resul
     let outcome = qemu::boot(artifacts, &machine, &cmdline, Echo::Indented)?;
     outcome.report();
     outcome.into_result()?;
+    let summary = crate::trace_report::report(&file)?;
+    if !summary.is_whole() {
+        bail!("the trace of `{cmdline}` is not whole: {} of {} records lost", summary.lost(), summary.records + summary.lost());
+    }
     Ok(file)
 }
 
