@@ -223,7 +223,7 @@ pub fn drain(budget: u64) -> u64 {
     let Some(_guard) = DRAIN.try_lock() else { return 0 };
     let mut sent = 0;
     for (cpu, ring) in RINGS.iter().enumerate().take(arch::cpu_count()) {
-        sent += send_ring(cpu, ring, budget - sent);
+        sent += send_ring(cpu, ring, budget.saturating_sub(sent));
     }
     sent
 }
