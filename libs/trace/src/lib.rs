@@ -16,7 +16,7 @@
 //! reports ring overflow with [`Frame::Lost`].
 //!
 //! The crate is `no_std` and allocation-free on the writer side ([`encode`]);
-//! the streaming [`Decoder`] needs the `alloc` feature.
+//! the streaming `Decoder` needs the `alloc` feature.
 
 #![no_std]
 #![forbid(unsafe_code)]

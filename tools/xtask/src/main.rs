@@ -7,6 +7,7 @@
 mod bench;
 mod build;
 mod cmdline;
+mod lint;
 mod machine_check;
 mod prereq;
 mod qemu;
@@ -35,6 +36,9 @@ enum Command {
     Test(TestArgs),
     /// Benchmarks (see `cargo xtask bench --help`).
     Bench(bench::BenchArgs),
+    /// Clippy on the host and guest crates, `cargo fmt --check` and rustdoc,
+    /// warnings denied.
+    Lint,
 }
 
 #[derive(Args, Clone)]
@@ -90,6 +94,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(args) => run(&args),
         Command::Test(args) => test::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Lint => {
+            prereq::ensure_target()?;
+            lint::run()
+        }
     }
 }
 

@@ -49,11 +49,17 @@ mod tests {
 
     #[test]
     fn a_missing_accelerator_is_named() {
-        let said = lines(&["Could not access KVM kernel module: No such file or directory", "qemu-system-x86_64: failed to initialize kvm: No such file or directory"]);
+        let said = lines(&[
+            "Could not access KVM kernel module: No such file or directory",
+            "qemu-system-x86_64: failed to initialize kvm: No such file or directory",
+        ]);
         let failure = failure(&said).unwrap();
         assert!(failure.starts_with("the accelerator kvm is not available") && failure.contains("--accel tcg"), "{failure}");
         // Nested KVM that starts and then breaks: QEMU aborts in its KVM code.
-        let said = lines(&["qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69", "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed."]);
+        let said = lines(&[
+            "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69",
+            "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed.",
+        ]);
         assert!(super::failure(&said).unwrap().starts_with("the accelerator kvm failed on this machine"));
     }
 }

@@ -44,8 +44,14 @@ mod tests {
     fn the_line_says_where_how_many_and_the_loss() {
         let whole = Summary { records: 32_000, cpus: 2, hello: true, ..Summary::default() };
         let text = line(Path::new("t.trace"), 1_400_000, &whole);
-        assert_eq!(text, "trace: t.trace (1368 KiB): 32000 records from 2 CPUs, 0 lost; read it with `cargo run -p ipctrace -- t.trace stats`");
+        assert_eq!(
+            text,
+            "trace: t.trace (1368 KiB): 32000 records from 2 CPUs, 0 lost; read it with `cargo run -p ipctrace -- t.trace stats`"
+        );
         let lossy = Summary { records: 9_000, cpus: 2, missing: 22_000, damaged_frames: 1, hello: true, ..Summary::default() };
-        assert_eq!(line(Path::new("t.trace"), 2048, &lossy), "trace: t.trace (2 KiB): 9000 records from 2 CPUs, 22000 lost, 1 damaged frames");
+        assert_eq!(
+            line(Path::new("t.trace"), 2048, &lossy),
+            "trace: t.trace (2 KiB): 9000 records from 2 CPUs, 22000 lost, 1 damaged frames"
+        );
     }
 }
