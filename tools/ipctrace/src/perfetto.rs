@@ -139,10 +139,10 @@ pub fn export(t: &Trace) -> Vec<u8> {
     }
 
     let mut events = Vec::new();
-    for r in &t.records {
+    for (i, r) in t.records.iter().enumerate() {
         let mut e = event(t.ns(r.tsc), INSTANT, cpu_uuid(r.cpu));
         e.msg
-            .string(EVENT_NAME, &crate::dump::line(t, r))
+            .string(EVENT_NAME, &crate::dump::title(t, i))
             .string(EVENT_CATEGORIES, "record");
         events.push(e);
     }
@@ -159,8 +159,8 @@ pub fn export(t: &Trace) -> Vec<u8> {
                 EVENT_NAME,
                 &format!(
                     "call {} {label} #{}",
-                    names.endpoint(call.endpoint),
-                    span.call_id
+                    names.endpoint(call.endpoint, span.call),
+                    crate::names::call_id(span.call_id)
                 ),
             )
             .string(EVENT_CATEGORIES, "ipc")
@@ -171,7 +171,7 @@ pub fn export(t: &Trace) -> Vec<u8> {
         if let (Some(recv), Some(&server)) = (span.recv, server) {
             let mut b = event(t.ns(t.records[recv].tsc), SLICE_BEGIN, server);
             b.msg
-                .string(EVENT_NAME, &format!("serve {label} #{}", span.call_id))
+                .string(EVENT_NAME, &format!("serve {label} #{}", crate::names::call_id(span.call_id)))
                 .string(EVENT_CATEGORIES, "ipc")
                 .fixed64(EVENT_TERMINATING_FLOW_IDS, span.call_id);
             events.push(b);
