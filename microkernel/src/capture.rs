@@ -197,12 +197,20 @@ fn send(frame: &Frame) {
     }
 }
 
-/// Sends a name for a thread or endpoint, while tracing is on.
+/// Sends a name for a thread or endpoint, while tracing is on. Every record
+/// written before it goes out first (except in the flight recorder, which
+/// keeps its records): records name an endpoint by its id alone, so a reader
+/// gives a reused id the name announced last before each record.
 pub fn name(entry: NameEntry) {
     if MASK.load(Ordering::Relaxed) == 0 {
         return;
     }
     let _guard = DRAIN.lock();
+    if mode() != Mode::Flight {
+        for (cpu, ring) in RINGS.iter().enumerate().take(arch::cpu_count()) {
+            send_ring(cpu, ring, u64::MAX);
+        }
+    }
     let mut entries = heapless::Vec::new();
     let _ = entries.push(entry);
     send(&Frame::Names { entries });
