@@ -48,7 +48,7 @@ fn capture() -> Vec<u8> {
         ..Record::empty(kind)
     };
     let process = proto::PROCESS_PROTOCOL;
-    let mut cpu0 = vec![
+    let mut cpu0 = [
         record(Kind::Call, 100, client, ThreadRef::NONE, 10, 1, process),
         record(Kind::Recv, 110, client, server, 10, 1, process),
         record(Kind::Call, 120, server, ThreadRef::NONE, 11, 2, proto::MEMORY_PROTOCOL),
