@@ -8,10 +8,12 @@
 //! (idle CPUs, an explicit flush, or a panic for the flight recorder)
 //! encodes and sends; only one drain runs at a time.
 //!
-//! Modes for a full ring: `Stream` drops the new record, `StopWhenFull`
-//! drops it and stops tracing, `Flight` overwrites the oldest. Dropped
-//! records keep their sequence numbers, so readers see the gap, and a
-//! `Lost` frame says how many.
+//! Modes for a full ring: `Stream` applies back-pressure (the writing CPU
+//! sends its own ring before it goes on, so nothing is lost and a busy CPU
+//! slows down instead), `Drop` drops the new record, `StopWhenFull` drops
+//! it and stops tracing, `Flight` overwrites the oldest. Dropped records
+//! keep their sequence numbers, so readers see the gap, and a `Lost` frame
+//! says how many.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -34,11 +36,12 @@ pub enum Mode {
     Stream = 0,
     StopWhenFull = 1,
     Flight = 2,
+    Drop = 3,
 }
 
 impl Mode {
     pub fn from_raw(raw: u64) -> Option<Self> {
-        [Self::Stream, Self::StopWhenFull, Self::Flight].into_iter().find(|m| *m as u64 == raw)
+        [Self::Stream, Self::StopWhenFull, Self::Flight, Self::Drop].into_iter().find(|m| *m as u64 == raw)
     }
 }
 
@@ -116,6 +119,7 @@ fn push(mut record: Record) {
     let written = ring.written.load(Ordering::Relaxed);
     if written - ring.drained.load(Ordering::Acquire) >= RING {
         match Mode::from_raw(u64::from(MODE.load(Ordering::Relaxed))) {
+            Some(Mode::Stream) => make_room(cpu),
             Some(Mode::Flight) => ring.drained.store(written + 1 - RING, Ordering::Release),
             Some(Mode::StopWhenFull) => {
                 MASK.store(0, Ordering::Relaxed);
@@ -154,7 +158,7 @@ pub fn configure(mask: u32, mode: Mode) {
     }
 }
 
-/// Parses `trace=ipc,notify,fault|all` and `trace_mode=stream|stop|flight`.
+/// Parses `trace=ipc,notify,fault|all` and `trace_mode=stream|drop|stop|flight`.
 pub fn configure_from_cmdline(cmdline: &str) {
     let mut mask = 0;
     let mut mode = Mode::Stream;
@@ -174,6 +178,7 @@ pub fn configure_from_cmdline(cmdline: &str) {
             mode = match name {
                 "stop" => Mode::StopWhenFull,
                 "flight" => Mode::Flight,
+                "drop" => Mode::Drop,
                 _ => Mode::Stream,
             };
         }
@@ -192,15 +197,31 @@ fn send(frame: &Frame) {
     }
 }
 
-/// Sends a name for a thread or endpoint, while tracing is on.
+/// Sends a name for a thread or endpoint, while tracing is on. Every record
+/// written before it goes out first (except in the flight recorder, which
+/// keeps its records): records name an endpoint by its id alone, so a reader
+/// gives a reused id the name announced last before each record.
 pub fn name(entry: NameEntry) {
     if MASK.load(Ordering::Relaxed) == 0 {
         return;
     }
     let _guard = DRAIN.lock();
+    if mode() != Mode::Flight {
+        for (cpu, ring) in RINGS.iter().enumerate().take(arch::cpu_count()) {
+            send_ring(cpu, ring, u64::MAX);
+        }
+    }
     let mut entries = heapless::Vec::new();
     let _ = entries.push(entry);
     send(&Frame::Names { entries });
+}
+
+/// Back-pressure: sends the whole ring of `cpu`, this CPU's own, before
+/// its next record goes in. Waits for a drain running elsewhere to end; a
+/// drain never waits for anything, so this ends.
+fn make_room(cpu: usize) {
+    let _guard = DRAIN.lock();
+    send_ring(cpu, &RINGS[cpu], RING);
 }
 
 /// Sends at most `budget` records waiting in the rings, and the counts of
@@ -210,32 +231,41 @@ pub fn drain(budget: u64) -> u64 {
     let Some(_guard) = DRAIN.try_lock() else { return 0 };
     let mut sent = 0;
     for (cpu, ring) in RINGS.iter().enumerate().take(arch::cpu_count()) {
-        while sent < budget {
-            let drained = ring.drained.load(Ordering::Acquire);
-            let available = ring.written.load(Ordering::Acquire) - drained;
-            if available == 0 {
-                break;
-            }
-            let mut records = heapless::Vec::<Record, BATCH_MAX>::new();
-            for index in drained..drained + available.min(BATCH_MAX as u64) {
-                // SAFETY: slots in the drained..written window are complete
-                // (written published them with release) and not rewritten
-                // until `drained` moves past them.
-                let record = unsafe { (*ring.records.get())[(index % RING) as usize] };
-                let _ = records.push(record);
-            }
-            let taken = records.len() as u64;
-            if ring.drained.compare_exchange(drained, drained + taken, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-                continue; // Flight mode moved the window; read again.
-            }
-            send(&Frame::Batch { cpu: cpu as u16, records });
-            sent += taken;
+        sent += send_ring(cpu, ring, budget.saturating_sub(sent));
+    }
+    sent
+}
+
+/// Sends at most `budget` records of `ring` (the ring of `cpu`), then the
+/// count of records it lost since the last report; returns the records
+/// sent. The caller holds `DRAIN`.
+fn send_ring(cpu: usize, ring: &Ring, budget: u64) -> u64 {
+    let mut sent = 0;
+    while sent < budget {
+        let drained = ring.drained.load(Ordering::Acquire);
+        let available = ring.written.load(Ordering::Acquire) - drained;
+        if available == 0 {
+            break;
         }
-        let lost = ring.lost.load(Ordering::Relaxed);
-        let reported = ring.lost_reported.swap(lost, Ordering::Relaxed);
-        if lost > reported {
-            send(&Frame::Lost { cpu: cpu as u16, count: lost - reported });
+        let mut records = heapless::Vec::<Record, BATCH_MAX>::new();
+        for index in drained..drained + available.min(BATCH_MAX as u64) {
+            // SAFETY: slots in the drained..written window are complete
+            // (written published them with release) and not rewritten
+            // until `drained` moves past them.
+            let record = unsafe { (*ring.records.get())[(index % RING) as usize] };
+            let _ = records.push(record);
         }
+        let taken = records.len() as u64;
+        if ring.drained.compare_exchange(drained, drained + taken, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            continue; // Flight mode moved the window; read again.
+        }
+        send(&Frame::Batch { cpu: cpu as u16, records });
+        sent += taken;
+    }
+    let lost = ring.lost.load(Ordering::Relaxed);
+    let reported = ring.lost_reported.swap(lost, Ordering::Relaxed);
+    if lost > reported {
+        send(&Frame::Lost { cpu: cpu as u16, count: lost - reported });
     }
     sent
 }

@@ -1,6 +1,6 @@
 //! The microkernel: mechanism only.
 //!
-//! Design principles (see shared/DESIGN.md §3 and docs/):
+//! Design principles (see docs/architecture.md §3 and docs/kernel.md):
 //! - the kernel maps, schedules and passes messages; every policy, including
 //!   which frame user memory uses, lives in user-space servers;
 //! - nothing user space does may panic or hang the kernel: arguments are

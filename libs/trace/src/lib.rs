@@ -16,7 +16,7 @@
 //! reports ring overflow with [`Frame::Lost`].
 //!
 //! The crate is `no_std` and allocation-free on the writer side ([`encode`]);
-//! the streaming [`Decoder`] needs the `alloc` feature.
+//! the streaming `Decoder` needs the `alloc` feature.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -30,6 +30,8 @@ mod decode;
 mod encode;
 mod frame;
 mod record;
+#[cfg(any(feature = "alloc", test))]
+mod summary;
 
 pub use crc::{Crc32, crc32};
 #[cfg(any(feature = "alloc", test))]
@@ -41,6 +43,8 @@ pub use frame::{
 };
 pub use heapless;
 pub use record::{Kind, RECORD_MAX_ENCODED, RECORD_SIZE, Record, ThreadRef};
+#[cfg(any(feature = "alloc", test))]
+pub use summary::Summary;
 
 #[cfg(test)]
 mod tests;

@@ -361,6 +361,24 @@ fn wrong_body_with_good_crc_is_rejected() {
     ));
 }
 
+#[test]
+fn summary_counts_records_loss_and_damage() {
+    let whole = stream(&[Frame::hello(1_000_000, 2), batch(1, (0..5).map(record)), names()]);
+    let summary = Summary::of(&whole);
+    assert_eq!((summary.records, summary.cpus, summary.lost(), summary.damaged_frames), (5, 1, 0, 0));
+    assert!(summary.is_whole());
+
+    // Records 5..=7 dropped: a gap and a Lost frame saying so count once.
+    let mut bytes = stream(&[Frame::hello(1_000_000, 2), batch(1, (0..5).chain(8..10).map(record)), Frame::Lost { cpu: 1, count: 3 }]);
+    let summary = Summary::of(&bytes);
+    assert_eq!((summary.records, summary.missing, summary.lost_reported, summary.lost()), (7, 3, 3, 3));
+    assert!(!summary.is_whole());
+
+    bytes.extend_from_slice(&[7, 7, 7, 0]);
+    assert_eq!(Summary::of(&bytes).damaged_frames, 1);
+    assert!(!Summary::of(&stream(&[batch(1, (0..2).map(record))])).is_whole(), "no hello");
+}
+
 fn arb_record() -> impl Strategy<Value = Record> {
     (
         (

@@ -69,9 +69,9 @@ fn line(s: &mut String, t: &Trace, calls: &Calls, n: &Node, depth: usize) {
         s,
         "{:indent$}#{} {} -> {} ({}): {} label={} len={} total={} queue={} service={}",
         "",
-        n.call_id,
+        crate::names::call_id(n.call_id),
         names.thread(call.src),
-        names.endpoint(call.endpoint),
+        names.endpoint(call.endpoint, span.call),
         server,
         call.kind.name(),
         names.label(call.label),
@@ -122,21 +122,21 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert_eq!(
             lines[0],
-            "#1 client -> process (process-server/1): call label=1 len=16 total=1100ns queue=100ns service=1000ns"
+            "#0/1 client -> process (process-server/1): call label=1 len=16 total=1100ns queue=100ns service=1000ns"
         );
         assert!(
             lines[1].starts_with(
-                "  #2 process-server/1 -> memory (memory-server): call label=RefBatch"
+                "  #0/2 process-server/1 -> memory (memory-server): call label=RefBatch"
             ),
             "{}",
             lines[1]
         );
         assert!(
-            lines[2].starts_with("    #3 memory-server -> ep12 (t4.0)"),
+            lines[2].starts_with("    #0/3 memory-server -> ep12 (t4.0)"),
             "{}",
             lines[2]
         );
-        assert!(lines[3].starts_with("  #4 "), "{}", lines[3]);
+        assert!(lines[3].starts_with("  #0/4 "), "{}", lines[3]);
     }
 
     #[test]

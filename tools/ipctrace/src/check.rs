@@ -4,10 +4,11 @@
 //! backwards, unpaired calls and replies, records lost in the kernel's rings,
 //! damage on the wire — and the verdict. It reports; it repairs nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use serde::Serialize;
+use trace::{Kind, Record, ThreadRef};
 
 use crate::calls::Calls;
 use crate::load::Trace;
@@ -27,13 +28,28 @@ pub struct CpuReport {
     pub lost: u64,
 }
 
+/// The thread that acts in `r`: the one that sends, calls, replies, signals
+/// or faults, or the one that receives or wakes.
+fn actor(r: &Record) -> ThreadRef {
+    match r.kind {
+        Kind::Recv | Kind::NotifyWait => r.dst,
+        _ => r.src,
+    }
+}
+
 /// Everything `check` found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub cpus: BTreeMap<u16, CpuReport>,
     pub no_hello: bool,
     pub hellos: usize,
+    /// Calls without a reply whose caller acted again afterwards: a caller
+    /// cannot act while its call waits, so their reply is missing.
     pub unreplied_calls: Vec<u64>,
+    /// Calls without a reply whose caller never acts again: still waiting
+    /// when the capture ends, or ended by their caller's exit (a process's
+    /// `Exit` call is never answered). Not a problem.
+    pub open_calls: Vec<u64>,
     pub orphan_replies: Vec<u64>,
     pub duplicate_calls: Vec<u64>,
     pub cpu_mismatch: u64,
@@ -73,12 +89,17 @@ impl Report {
             rep.cpus.entry(l.cpu).or_default().lost += l.count;
         }
         let calls = Calls::pair(t);
-        rep.unreplied_calls = calls
-            .spans
-            .iter()
-            .filter(|s| s.reply.is_none())
-            .map(|s| s.call_id)
-            .collect();
+        let order = t.by_time();
+        let mut last_act: HashMap<ThreadRef, usize> = HashMap::new();
+        for (at, &i) in order.iter().enumerate() {
+            last_act.insert(actor(&t.records[i]), at);
+        }
+        let position: HashMap<usize, usize> = order.iter().enumerate().map(|(at, &i)| (i, at)).collect();
+        for span in calls.spans.iter().filter(|s| s.reply.is_none()) {
+            let caller = span.call(t).src;
+            let acted_again = last_act.get(&caller).is_some_and(|&at| at > position[&span.call]);
+            if acted_again { &mut rep.unreplied_calls } else { &mut rep.open_calls }.push(span.call_id);
+        }
         rep.orphan_replies = calls
             .orphan_replies
             .iter()
@@ -171,9 +192,17 @@ impl Report {
             }
             s.push('\n');
         }
-        let list = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+        let list = |ids: &[u64]| ids.iter().map(|&id| crate::names::call_id(id)).collect::<Vec<_>>().join(" ");
         if !self.unreplied_calls.is_empty() {
-            let _ = writeln!(s, "calls without reply: {}", list(&self.unreplied_calls));
+            let _ = writeln!(s, "calls without reply, whose caller went on: {}", list(&self.unreplied_calls));
+        }
+        if !self.open_calls.is_empty() {
+            let _ = writeln!(
+                s,
+                "{} calls still open at the end or ended by their caller's exit (not a problem): {}",
+                self.open_calls.len(),
+                list(&self.open_calls)
+            );
         }
         if !self.orphan_replies.is_empty() {
             let _ = writeln!(s, "replies without call: {}", list(&self.orphan_replies));
@@ -217,16 +246,32 @@ mod tests {
         let rep = Report::of(&t);
         let cpu = &rep.cpus[&0];
         assert_eq!((cpu.records, cpu.gaps, cpu.missing, cpu.lost), (8, 1, 5, 3));
-        assert_eq!(rep.unreplied_calls, vec![3]);
+        // The client never acts after its last call: it is open, not lost.
+        assert_eq!((rep.unreplied_calls.as_slice(), rep.open_calls.as_slice()), (&[][..], &[3][..]));
         assert_eq!(rep.orphan_replies, vec![999]);
-        // A gap, a lost frame, an unreplied call and an orphan reply.
-        assert_eq!(rep.problems(), 4);
+        // A gap, a lost frame and an orphan reply.
+        assert_eq!(rep.problems(), 3);
         let text = rep.render(&t);
         assert!(
             text.contains("2 missing not explained by Lost frames"),
             "{text}"
         );
-        assert!(text.ends_with("check: 4 problems in 8 records: 1 gaps (5 missing), 3 lost, 0 time backwards, 0 seq backwards, 1 unreplied calls, 1 orphan replies, 0 damaged frames (0 bytes)"), "{text}");
+        assert!(text.ends_with("check: 3 problems in 8 records: 1 gaps (5 missing), 3 lost, 0 time backwards, 0 seq backwards, 0 unreplied calls, 1 orphan replies, 0 damaged frames (0 bytes)"), "{text}");
+    }
+
+    #[test]
+    fn a_call_is_unreplied_only_if_its_caller_went_on() {
+        let mut s = synth::Synth::new(1);
+        let exit = s.call(0, 100, synth::CLIENT, synth::EP_SERVER, 1, 8);
+        s.recv(0, 110, synth::SERVER, synth::CLIENT, synth::EP_SERVER, exit);
+        let lost_reply = s.call(0, 200, synth::DISK, synth::EP_SERVER, 1, 8);
+        s.call(0, 300, synth::DISK, synth::EP_MEMORY, 1, 8);
+        let t = Trace::from_bytes(&s.bytes());
+        let rep = Report::of(&t);
+        assert_eq!(rep.unreplied_calls, vec![lost_reply]);
+        assert_eq!(rep.open_calls.len(), 2, "the client's exit and the disk thread's last call");
+        assert_eq!(rep.problems(), 1);
+        assert!(rep.render(&t).contains("calls without reply, whose caller went on: 0/2"));
     }
 
     #[test]

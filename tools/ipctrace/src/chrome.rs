@@ -46,10 +46,10 @@ pub fn export(t: &Trace) -> Value {
                        "args": {"name": format!("cpu{cpu}")}}),
         );
     }
-    for r in &t.records {
+    for (i, r) in t.records.iter().enumerate() {
         ev.push(json!({"ph": "i", "s": "t", "cat": "record", "name": r.kind.name(), "ts": us(t.ns(r.tsc)),
                        "pid": CPUS_PID, "tid": r.cpu,
-                       "args": {"line": crate::dump::line(t, r), "seq": r.seq}}));
+                       "args": {"line": crate::dump::line(t, i), "seq": r.seq}}));
     }
     for span in &Calls::pair(t).spans {
         let call = span.call(t);
@@ -59,12 +59,12 @@ pub fn export(t: &Trace) -> Value {
         let (start, end) = (t.ns(call.tsc), t.ns(t.records[reply].tsc));
         let label = names.label(call.label);
         let args = json!({
-            "call_id": span.call_id, "endpoint": names.endpoint(call.endpoint), "label": label,
+            "call_id": span.call_id, "endpoint": names.endpoint(call.endpoint, span.call), "label": label,
             "len": call.len, "status": span.status(t),
             "queue_ns": span.queue_ticks(t).map(|x| t.ticks_ns(x)),
             "service_ns": span.service_ticks(t).map(|x| t.ticks_ns(x)),
         });
-        ev.push(json!({"ph": "X", "cat": "ipc", "name": format!("call {} {label}", names.endpoint(call.endpoint)),
+        ev.push(json!({"ph": "X", "cat": "ipc", "name": format!("call {} {label}", names.endpoint(call.endpoint, span.call)),
                        "ts": us(start), "dur": us(end - start.min(end)), "pid": THREADS_PID, "tid": client,
                        "args": args}));
         let server = span.server(t).and_then(|s| tids.get(&s));

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
-use trace::{Damage, DecodeStats, Decoder, Frame, Item, NameKind, Record, ThreadRef};
+use trace::{Damage, DecodeStats, Decoder, Frame, Item, Record, ThreadRef};
+
+pub use crate::names::Names;
 
 /// The TSC rate assumed when the capture has no Hello: ticks print as ns.
 pub const DEFAULT_TSC_HZ: u64 = 1_000_000_000;
@@ -19,46 +21,6 @@ pub struct Hello {
     pub format_version: u16,
     pub tsc_hz: u64,
     pub cpus: u16,
-}
-
-/// Names announced by `Names` frames. A later name replaces an earlier one.
-#[derive(Clone, Debug, Default)]
-pub struct Names {
-    pub threads: HashMap<ThreadRef, String>,
-    pub endpoints: HashMap<u32, String>,
-    pub labels: HashMap<u64, String>,
-}
-
-impl Names {
-    /// A thread's name, or `t<id>.<generation>`.
-    pub fn thread(&self, t: ThreadRef) -> String {
-        if t.is_none() {
-            return "-".into();
-        }
-        match self.threads.get(&t) {
-            Some(n) => n.clone(),
-            None => format!("t{}.{}", t.id, t.generation),
-        }
-    }
-
-    /// An endpoint's name, or `ep<id>`.
-    pub fn endpoint(&self, e: u32) -> String {
-        if e == Record::NO_ENDPOINT {
-            return "-".into();
-        }
-        match self.endpoints.get(&e) {
-            Some(n) => n.clone(),
-            None => format!("ep{e}"),
-        }
-    }
-
-    /// A label's name, or its number.
-    pub fn label(&self, l: u64) -> String {
-        match self.labels.get(&l) {
-            Some(n) => n.clone(),
-            None => l.to_string(),
-        }
-    }
 }
 
 /// A `Lost` frame, placed in time after the last record of its CPU read before it.
@@ -104,6 +66,7 @@ impl Trace {
         }
         t.decode = decoder.stats();
         t.t0 = t.records.iter().map(|r| r.tsc).min().unwrap_or(0);
+        t.names.derive(&t.records);
         t
     }
 
@@ -125,21 +88,8 @@ impl Trace {
                 }
             }
             Item::Frame(Frame::Names { entries }) => {
-                for e in entries {
-                    let name = e.name.as_str().to_string();
-                    match e.kind {
-                        NameKind::Thread => {
-                            self.names
-                                .threads
-                                .insert(ThreadRef::new(e.id, e.generation), name);
-                        }
-                        NameKind::Endpoint => {
-                            self.names.endpoints.insert(e.id, name);
-                        }
-                        NameKind::Label => {
-                            self.names.labels.insert(e.label_value(), name);
-                        }
-                    }
+                for e in &entries {
+                    self.names.add(e, self.records.len());
                 }
             }
             Item::Frame(Frame::Batch { cpu, records }) => {
@@ -243,7 +193,7 @@ mod tests {
         assert_eq!(t.names.thread(synth::SERVER), "process-server/1");
         assert_eq!(t.names.thread(ThreadRef::new(9, 1)), "t9.1");
         assert_eq!(t.names.thread(ThreadRef::NONE), "-");
-        assert_eq!(t.names.endpoint(synth::EP_MEMORY), "memory");
+        assert_eq!(t.names.endpoint(synth::EP_MEMORY, 0), "memory");
         assert_eq!(t.names.label(synth::LABEL_REF_BATCH), "RefBatch");
         assert_eq!(t.names.label(77), "77");
         assert_eq!(t.threads().len(), 4);

@@ -16,6 +16,7 @@ mod check;
 mod chrome;
 mod dump;
 mod load;
+mod names;
 mod perfetto;
 mod protobuf;
 mod stats;
@@ -37,11 +38,13 @@ struct Cli {
 enum Cmd {
     /// One line per record, in time order.
     Dump {
-        /// Records where this thread id is source or destination.
-        #[arg(long)]
-        thread: Option<u32>,
-        #[arg(long)]
-        endpoint: Option<u32>,
+        /// Records where this thread is source or destination: its name (as
+        /// dump prints it), `t<id>.<generation>` or its id.
+        #[arg(long, value_name = "NAME")]
+        thread: Option<String>,
+        /// Records on this endpoint: its name, `ep<id>` or its id.
+        #[arg(long, value_name = "NAME")]
+        endpoint: Option<String>,
         #[arg(long)]
         cpu: Option<u16>,
         /// send, recv, call, reply, reply-recv, notify-signal, notify-wait,
@@ -61,8 +64,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// The tree of calls that call CALLID caused.
-    Chain { call_id: u64 },
+    /// The tree of calls that call CALLID caused (CPU/SEQ as dump prints it).
+    Chain {
+        #[arg(value_parser = names::parse_call_id)]
+        call_id: u64,
+    },
     /// Gaps, lost records, unpaired calls, time going backwards, damage.
     /// Exits with status 1 when anything is found.
     Check {
@@ -85,6 +91,18 @@ fn parse_kind(s: &str) -> Result<trace::Kind, String> {
         let all: Vec<&str> = trace::Kind::ALL.iter().map(|k| k.name()).collect();
         format!("unknown kind {s:?}; one of {}", all.join(", "))
     })
+}
+
+/// Prints `lines` to standard output; a reader that closed the pipe (`dump |
+/// head`) ends the output quietly, any other write error is one.
+fn print_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = lines.into_iter().try_for_each(|l| writeln!(out, "{}", l.as_ref())).and_then(|()| out.flush());
+    match written {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error).context("writing to standard output"),
+        _ => Ok(()),
+    }
 }
 
 fn damage_note(t: &Trace) {
@@ -116,9 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 from_ns,
                 to_ns,
             };
-            for l in dump::dump(&t, &f) {
-                println!("{l}");
-            }
+            print_lines(dump::dump(&t, &f))?;
         }
         Cmd::Stats { json } => {
             damage_note(&t);
@@ -133,9 +149,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             damage_note(&t);
             let calls = calls::Calls::pair(&t);
             let Some(root) = chain::chain(&t, &calls, call_id) else {
-                bail!("no call with id {call_id} in {}", cli.file.display());
+                bail!("no call with id {} in {}", names::call_id(call_id), cli.file.display());
             };
-            print!("{}", chain::render(&t, &calls, &root));
+            print_lines(chain::render(&t, &calls, &root).lines())?;
         }
         Cmd::Check { json } => {
             let rep = check::Report::of(&t);

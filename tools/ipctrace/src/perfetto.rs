@@ -38,6 +38,7 @@ const THREAD_PID: u32 = 1;
 const THREAD_TID: u32 = 2;
 const THREAD_NAME: u32 = 5;
 // TrackEvent
+const EVENT_DEBUG_ANNOTATIONS: u32 = 4;
 const EVENT_TYPE: u32 = 9;
 const EVENT_TRACK_UUID: u32 = 11;
 const EVENT_CATEGORIES: u32 = 22;
@@ -45,6 +46,10 @@ const EVENT_NAME: u32 = 23;
 const EVENT_COUNTER_VALUE: u32 = 30;
 const EVENT_FLOW_IDS: u32 = 47;
 const EVENT_TERMINATING_FLOW_IDS: u32 = 48;
+// DebugAnnotation
+const ANNOTATION_UINT: u32 = 3;
+const ANNOTATION_STRING: u32 = 6;
+const ANNOTATION_NAME: u32 = 10;
 // TrackEvent.Type
 pub const SLICE_BEGIN: u64 = 1;
 pub const SLICE_END: u64 = 2;
@@ -94,6 +99,32 @@ fn event(ns: u64, ty: u64, track: u64) -> Event {
     Event { ns, order, msg }
 }
 
+/// An instant's arguments: what `dump` prints after the names, as
+/// Perfetto debug annotations.
+fn record_arguments(t: &Trace, r: &trace::Record) -> Vec<Msg> {
+    let text = |name: &str, value: &str| {
+        let mut m = Msg::new();
+        m.string(ANNOTATION_NAME, name).string(ANNOTATION_STRING, value);
+        m
+    };
+    let number = |name: &str, value: u64| {
+        let mut m = Msg::new();
+        m.string(ANNOTATION_NAME, name).uint(ANNOTATION_UINT, value);
+        m
+    };
+    let mut args = vec![text("label", &t.names.label(r.label)), number("len_bytes", u64::from(r.len)), number("seq", r.seq)];
+    if r.call_id != 0 {
+        args.push(text("call", &crate::names::call_id(r.call_id)));
+    }
+    if r.items != 0 {
+        args.push(number("items", u64::from(r.items)));
+    }
+    if r.status != 0 {
+        args.push(number("status", u64::from(r.status)));
+    }
+    args
+}
+
 /// The whole trace as a serialized `perfetto.protos.Trace`.
 pub fn export(t: &Trace) -> Vec<u8> {
     let mut out = Msg::new();
@@ -139,11 +170,12 @@ pub fn export(t: &Trace) -> Vec<u8> {
     }
 
     let mut events = Vec::new();
-    for r in &t.records {
+    for (i, r) in t.records.iter().enumerate() {
         let mut e = event(t.ns(r.tsc), INSTANT, cpu_uuid(r.cpu));
-        e.msg
-            .string(EVENT_NAME, &crate::dump::line(t, r))
-            .string(EVENT_CATEGORIES, "record");
+        e.msg.string(EVENT_NAME, &crate::dump::title(t, i)).string(EVENT_CATEGORIES, "record");
+        for annotation in record_arguments(t, r) {
+            e.msg.message(EVENT_DEBUG_ANNOTATIONS, &annotation);
+        }
         events.push(e);
     }
     for span in &Calls::pair(t).spans {
@@ -159,8 +191,8 @@ pub fn export(t: &Trace) -> Vec<u8> {
                 EVENT_NAME,
                 &format!(
                     "call {} {label} #{}",
-                    names.endpoint(call.endpoint),
-                    span.call_id
+                    names.endpoint(call.endpoint, span.call),
+                    crate::names::call_id(span.call_id)
                 ),
             )
             .string(EVENT_CATEGORIES, "ipc")
@@ -171,7 +203,7 @@ pub fn export(t: &Trace) -> Vec<u8> {
         if let (Some(recv), Some(&server)) = (span.recv, server) {
             let mut b = event(t.ns(t.records[recv].tsc), SLICE_BEGIN, server);
             b.msg
-                .string(EVENT_NAME, &format!("serve {label} #{}", span.call_id))
+                .string(EVENT_NAME, &format!("serve {label} #{}", crate::names::call_id(span.call_id)))
                 .string(EVENT_CATEGORIES, "ipc")
                 .fixed64(EVENT_TERMINATING_FLOW_IDS, span.call_id);
             events.push(b);

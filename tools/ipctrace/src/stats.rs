@@ -59,7 +59,19 @@ impl Latency {
 /// The figures of one group.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Row {
+    /// What the table prints: `endpoint label`, or the client's name.
     pub name: String,
+    /// The endpoint of an endpoint-and-label row, as `dump` names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The label of an endpoint-and-label row, by name and as a number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_value: Option<u64>,
+    /// The sending thread of a client row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     /// Messages sent: sends, calls, fault deliveries and signals.
     pub count: u64,
     pub bytes: u64,
@@ -93,6 +105,10 @@ impl Acc {
     fn row(mut self, name: String) -> Row {
         Row {
             name,
+            endpoint: None,
+            label: None,
+            label_value: None,
+            client: None,
             count: self.count,
             bytes: self.bytes,
             errors: self.errors,
@@ -122,11 +138,14 @@ fn is_message(k: Kind) -> bool {
 
 impl Stats {
     pub fn of(t: &Trace) -> Stats {
-        let mut by_ep: BTreeMap<(u32, u64), Acc> = BTreeMap::new();
+        let n = &t.names;
+        // Endpoints by the name they had at the record: a reused id is
+        // another endpoint.
+        let mut by_ep: BTreeMap<(u32, String, u64), Acc> = BTreeMap::new();
         let mut by_client: BTreeMap<ThreadRef, Acc> = BTreeMap::new();
-        for r in t.records.iter().filter(|r| is_message(r.kind)) {
+        for (i, r) in t.records.iter().enumerate().filter(|(_, r)| is_message(r.kind)) {
             for acc in [
-                by_ep.entry((r.endpoint, r.label)).or_default(),
+                by_ep.entry((r.endpoint, n.endpoint(r.endpoint, i), r.label)).or_default(),
                 by_client.entry(r.src).or_default(),
             ] {
                 acc.count += 1;
@@ -144,7 +163,7 @@ impl Stats {
             let total = span.total_ticks(t).map(|x| t.ticks_ns(x));
             let failed = span.status(t) != 0;
             for acc in [
-                by_ep.entry((call.endpoint, call.label)).or_default(),
+                by_ep.entry((call.endpoint, n.endpoint(call.endpoint, span.call), call.label)).or_default(),
                 by_client.entry(call.src).or_default(),
             ] {
                 acc.errors += u64::from(failed);
@@ -153,16 +172,15 @@ impl Stats {
                 acc.total.extend(total);
             }
         }
-        let n = &t.names;
         Stats {
             by_endpoint_label: by_ep
                 .into_iter()
-                .map(|((e, l), acc)| acc.row(format!("{} {}", n.endpoint(e), n.label(l))))
+                .map(|((_, endpoint, l), acc)| {
+                    let row = acc.row(format!("{endpoint} {}", n.label(l)));
+                    Row { endpoint: Some(endpoint), label: Some(n.label(l)), label_value: Some(l), ..row }
+                })
                 .collect(),
-            by_client: by_client
-                .into_iter()
-                .map(|(th, acc)| acc.row(n.thread(th)))
-                .collect(),
+            by_client: by_client.into_iter().map(|(th, acc)| Row { client: Some(n.thread(th)), ..acc.row(n.thread(th)) }).collect(),
         }
     }
 

@@ -74,17 +74,22 @@ fn clean_capture() {
     );
     let (code, out) = ipctrace(&[p, "dump", "--kind", "call"]);
     assert_eq!(code, 0);
-    assert_eq!(out.trim(), "0 cpu0 #0 t1.0 -> ep5: call label=7 call=42");
-    let (code, out) = ipctrace(&[p, "chain", "42"]);
-    assert_eq!(code, 0);
-    assert!(
-        out.starts_with("#42 t1.0 -> ep5 (t2.0): call label=7 len=0 total=200ns"),
-        "{out}"
-    );
+    assert_eq!(out.trim(), "0.000000 ms cpu0 #0 t1.0 -> ep5: call label=7 call=0/42");
+    // By name too: the thread as dump prints it, the endpoint as `ep5`.
+    let (_, by_name) = ipctrace(&[p, "dump", "--kind", "call", "--thread", "t1.0", "--endpoint", "ep5"]);
+    assert_eq!(by_name, out);
+    for id in ["42", "0/42"] {
+        let (code, out) = ipctrace(&[p, "chain", id]);
+        assert_eq!(code, 0);
+        assert!(out.starts_with("#0/42 t1.0 -> ep5 (t2.0): call label=7 len=0 total=200ns"), "{out}");
+    }
     let (code, out) = ipctrace(&[p, "stats", "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["by_endpoint_label"][0]["total"]["max"], 200);
+    let row = &v["by_endpoint_label"][0];
+    assert_eq!(row["total"]["max"], 200);
+    assert_eq!((row["endpoint"].as_str(), row["label"].as_str(), row["label_value"].as_u64()), (Some("ep5"), Some("7"), Some(7)));
+    assert_eq!(v["by_client"][0]["client"], "t1.0");
     let pf = write("clean.pftrace", b"");
     let js = write("clean.json", b"");
     let (code, _) = ipctrace(&[
@@ -102,6 +107,38 @@ fn clean_capture() {
     for f in [path, pf, js] {
         std::fs::remove_file(f).unwrap();
     }
+}
+
+/// `ipctrace FILE dump | head`: the reader goes away after a few lines.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let records: Vec<Record> = (0..16 * 400)
+        .map(|i| {
+            let mut r = Record::empty(Kind::Send);
+            (r.seq, r.tsc, r.src, r.endpoint, r.label) = (i, 10 * i, ThreadRef::new(1, 0), 5, 7);
+            r
+        })
+        .collect();
+    let mut bytes = capture(&records[..16], 0);
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    for chunk in records[16..].chunks(16) {
+        let n = trace::encode(&Frame::Batch { cpu: 0, records: trace::heapless::Vec::from_slice(chunk).unwrap() }, &mut buf).unwrap();
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    let path = write("long.bin", &bytes);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ipctrace"))
+        .args([path.to_str().unwrap(), "dump"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{:?} {stderr}", out.status);
+    std::fs::remove_file(path).unwrap();
 }
 
 #[test]

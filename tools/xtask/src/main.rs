@@ -7,10 +7,14 @@
 mod bench;
 mod build;
 mod cmdline;
+mod lint;
+mod machine_check;
 mod prereq;
 mod qemu;
+mod qemu_error;
 mod selftest;
 mod test;
+mod trace_report;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -32,6 +36,9 @@ enum Command {
     Test(TestArgs),
     /// Benchmarks (see `cargo xtask bench --help`).
     Bench(bench::BenchArgs),
+    /// Clippy on the host and guest crates, `cargo fmt --check` and rustdoc,
+    /// warnings denied.
+    Lint,
 }
 
 #[derive(Args, Clone)]
@@ -87,6 +94,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(args) => run(&args),
         Command::Test(args) => test::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Lint => {
+            prereq::ensure_target()?;
+            lint::run()
+        }
     }
 }
 
@@ -98,5 +109,8 @@ fn run(args: &RunArgs) -> Result<()> {
     let cmdline = cmdline::join([args.append.as_str(), strategy.as_str()]);
     let outcome = qemu::boot(&artifacts, &args.machine, &cmdline, qemu::Echo::Yes)?;
     outcome.report();
+    if let Some(file) = &args.machine.trace {
+        trace_report::report(file)?;
+    }
     outcome.into_result()
 }

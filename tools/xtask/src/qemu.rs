@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use wait_timeout::ChildExt;
 
 use crate::build::Artifacts;
+use crate::{machine_check, qemu_error};
 use crate::prereq::{QBOOT, QEMU};
 
 /// The line whose arrival ends "boot to banner".
@@ -26,11 +27,11 @@ pub enum Accel {
 
 #[derive(Args, Clone, Debug)]
 pub struct MachineArgs {
-    /// Number of CPUs.
-    #[arg(long, default_value_t = 2)]
+    /// Number of CPUs, 1 to 8 (the process servers run on at most 8).
+    #[arg(long, default_value_t = 2, value_parser = machine_check::parse_smp)]
     pub smp: usize,
     /// Guest memory (QEMU syntax: 512M, 2G).
-    #[arg(long, default_value = "512M")]
+    #[arg(long, default_value = "512M", value_parser = parse_mem_arg)]
     pub mem: String,
     /// Accelerator: tcg (default; works everywhere) or kvm (real hardware virtualization only).
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
@@ -60,9 +61,7 @@ impl MachineArgs {
     }
 
     fn qemu_args(&self, artifacts: &Artifacts, cmdline: &str) -> Result<Vec<String>> {
-        if self.icount && self.accel != Accel::Tcg {
-            bail!("--icount needs --accel tcg");
-        }
+        machine_check::check(self)?;
         let mut args: Vec<String> = [
             "-machine", "q35", "-smp", &self.smp.to_string(), "-m", &self.mem,
             "-bios", QBOOT, "-nodefaults", "-no-reboot", "-display", "none",
@@ -93,6 +92,11 @@ impl MachineArgs {
     }
 }
 
+/// `--mem` checked, kept in QEMU's syntax.
+fn parse_mem_arg(text: &str) -> Result<String, String> {
+    machine_check::parse_mem(text).map(|_| text.trim().to_string())
+}
+
 /// QEMU's version (`7.2.22 (Debian ...)`), for benchmark records; `None` if
 /// it cannot be asked.
 pub fn version() -> Option<String> {
@@ -121,6 +125,8 @@ pub struct Outcome {
     pub timed_out: Option<Duration>,
     /// Wall time from starting QEMU to the banner line.
     pub boot_to_banner: Option<Duration>,
+    /// What QEMU itself wrote on its standard error.
+    pub qemu_said: Vec<String>,
 }
 
 impl Outcome {
@@ -132,13 +138,17 @@ impl Outcome {
             (Some(GuestExit::Success), _, _) => eprintln!("xtask: guest exited: success"),
             (Some(GuestExit::Failure), _, _) => eprintln!("xtask: guest exited: FAILURE"),
             (None, Some(limit), _) => eprintln!("xtask: guest killed after the time limit of {} s", limit.as_secs()),
-            (None, None, status) => eprintln!("xtask: QEMU ended without a guest verdict (status {status:?})"),
+            (None, None, status) => match qemu_error::failure(&self.qemu_said) {
+                Some(failure) => eprintln!("xtask: QEMU failed ({}): {failure}", status.map_or("killed by a signal".into(), |code| format!("status {code}"))),
+                None => eprintln!("xtask: QEMU ended without a guest verdict (status {status:?})"),
+            },
         }
     }
 
     pub fn into_result(self) -> Result<()> {
-        match self.exit {
-            Some(GuestExit::Success) => Ok(()),
+        match (self.exit, self.timed_out, qemu_error::failure(&self.qemu_said)) {
+            (Some(GuestExit::Success), _, _) => Ok(()),
+            (None, None, Some(failure)) => bail!("QEMU failed: {failure}"),
             _ => bail!("the guest did not report success"),
         }
     }
@@ -151,15 +161,24 @@ pub fn boot(artifacts: &Artifacts, machine: &MachineArgs, cmdline: &str, echo: E
     if machine.gdb {
         eprintln!("xtask: QEMU waits for gdb: target remote :1234 (symbols: {})", artifacts.kernel.display());
     }
+    let mut qemu = Command::new(QEMU);
+    qemu.args(&args);
+    let limit = (!machine.gdb).then(|| Duration::from_secs(machine.timeout));
+    watch(qemu, limit, echo)
+}
+
+/// Runs `qemu`, collecting its serial console (standard output) line by line
+/// and what it says on standard error, until it exits or `limit` passes.
+fn watch(mut qemu: Command, limit: Option<Duration>, echo: Echo) -> Result<Outcome> {
     let started = Instant::now();
-    let mut child = Command::new(QEMU)
-        .args(&args)
+    let mut child = qemu
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {QEMU}"))?;
     let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
     let (lines_tx, lines_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -168,7 +187,14 @@ pub fn boot(artifacts: &Artifacts, machine: &MachineArgs, cmdline: &str, echo: E
             }
         }
     });
-    let limit = (!machine.gdb).then(|| Duration::from_secs(machine.timeout));
+    let complaints = std::thread::spawn(move || {
+        let mut said = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("xtask: QEMU said: {line}");
+            said.push(line);
+        }
+        said
+    });
     let mut lines = Vec::new();
     let mut boot_to_banner = None;
     let mut collect = |(line, at): (String, Duration)| {
@@ -197,6 +223,7 @@ pub fn boot(artifacts: &Artifacts, machine: &MachineArgs, cmdline: &str, echo: E
     };
     reader.join().ok();
     lines_rx.try_iter().for_each(&mut collect);
+    let qemu_said = complaints.join().unwrap_or_default();
     let code = status.and_then(|s| s.code());
     Ok(Outcome {
         lines,
@@ -204,5 +231,36 @@ pub fn boot(artifacts: &Artifacts, machine: &MachineArgs, cmdline: &str, echo: E
         status: code,
         timed_out: if status.is_none() { limit } else { None },
         boot_to_banner,
+        qemu_said,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for QEMU that fails the way QEMU does on a bad option.
+    fn failing_qemu(stderr: &str, status: u8) -> Command {
+        let mut command = Command::new("sh");
+        command.args(["-c", &format!("echo 'serial line'; echo \"$0\" >&2; exit {status}"), stderr]);
+        command
+    }
+
+    #[test]
+    fn qemus_own_error_is_the_reported_failure() {
+        let said = "qemu-system-x86_64: -serial file:/no/such/dir/t.trace: Could not open '/no/such/dir/t.trace': No such file or directory";
+        let outcome = watch(failing_qemu(said, 1), Some(Duration::from_secs(30)), Echo::No).unwrap();
+        assert_eq!(outcome.lines, ["serial line"]);
+        assert_eq!(outcome.status, Some(1));
+        assert_eq!(outcome.qemu_said, [said]);
+        let error = format!("{:#}", outcome.into_result().unwrap_err());
+        assert!(error.starts_with("QEMU failed: QEMU's own error: -serial file:/no/such/dir/t.trace: Could not open"), "{error}");
+    }
+
+    #[test]
+    fn a_guest_verdict_wins_over_qemus_warnings() {
+        let outcome = watch(failing_qemu("qemu-system-x86_64: warning: TCG doesn't support requested feature", 33), None, Echo::No).unwrap();
+        assert_eq!(outcome.exit, Some(GuestExit::Success));
+        outcome.into_result().unwrap();
+    }
 }

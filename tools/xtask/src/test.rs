@@ -145,13 +145,15 @@ fn traced_boot(artifacts: &build::Artifacts) -> Result<()> {
 }
 
 /// Boots the whole demo (a short forkbench) traced, and requires the trace
-/// to show the process servers' reference batches: calls to the memory
-/// server carrying many operations each. The trace may lose records (the
-/// rings fill faster than the serial port drains them); the batches seen
-/// must still say so.
+/// to be whole (`traced_demo`), to pass `ipctrace check`, and to show the
+/// process servers' reference batches: calls to the memory server carrying
+/// many operations each.
 fn traced_fork_batching(artifacts: &build::Artifacts) -> Result<()> {
     const MIN_ITEMS_PER_MESSAGE: f64 = 10.0;
     let file = traced_demo(artifacts, "fork", "")?;
+    if !ipctrace(&file, &["check"]).status()?.success() {
+        bail!("ipctrace check found problems in {}", file.display());
+    }
     let output = ipctrace(&file, &["stats", "--json"]).output()?;
     if !output.status.success() {
         bail!("ipctrace stats failed on {}", file.display());
@@ -161,7 +163,7 @@ fn traced_fork_batching(artifacts: &build::Artifacts) -> Result<()> {
     let rows = stats["by_endpoint_label"].as_array().map(Vec::as_slice).unwrap_or_default();
     let batches = rows
         .iter()
-        .filter(|row| row["name"].as_str().is_some_and(|name| name.starts_with("memory-server") && name.ends_with(&label.to_string())))
+        .filter(|row| row["endpoint"] == "memory-server" && row["label_value"].as_u64() == Some(label))
         .find_map(|row| row["items_per_msg"].as_f64());
     match batches {
         Some(items) if items >= MIN_ITEMS_PER_MESSAGE => {
@@ -183,6 +185,10 @@ fn traced_demo(artifacts: &build::Artifacts, name: &str, cmdline: &str) -> Resul
     let outcome = qemu::boot(artifacts, &machine, &cmdline, Echo::Indented)?;
     outcome.report();
     outcome.into_result()?;
+    let summary = crate::trace_report::report(&file)?;
+    if !summary.is_whole() {
+        bail!("the trace of `{cmdline}` is not whole: {} of {} records lost", summary.lost(), summary.records + summary.lost());
+    }
     Ok(file)
 }
 

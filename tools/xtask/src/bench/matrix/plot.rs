@@ -3,11 +3,17 @@
 //! CPUs, y = instructions per operation, one line per strategy) and a
 //! grouped bar chart of per-fork counters by strategy. Only drawing lives
 //! here; what to plot comes from `report`.
+//!
+//! For reading: CPU counts are categories (1, 2, 4 evenly spaced, no empty
+//! 3), each series has its own marker and line style besides its colour, so
+//! overlapping lines stay apart in print and for colour-blind readers, and
+//! the legend sits in a column of its own, off the data.
 
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
+use plotters::element::{DashedPathElement, DottedPathElement};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -64,9 +70,56 @@ fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, entries: &[(String, RGBColo
     for (i, (name, color)) in entries.iter().enumerate() {
         let y = 60 + 22 * i as i32;
         area.draw(&Rectangle::new([(8, y - 5), (28, y + 5)], color.filled()))?;
-        area.draw(&Text::new(name.as_str(), (36, y), TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center))))?;
+        legend_name(area, name, y)?;
     }
     Ok(())
+}
+
+fn legend_name(area: &DrawingArea<SVGBackend<'_>, Shift>, name: &str, y: i32) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    area.draw(&Text::new(name, (44, y), TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center))))
+}
+
+/// Marker shapes, as polygons around the point (pixels): circle-like
+/// octagon, triangle, square, diamond, inverted triangle.
+const MARKERS: [&[(i32, i32)]; 5] = [
+    &[(-2, -5), (2, -5), (5, -2), (5, 2), (2, 5), (-2, 5), (-5, 2), (-5, -2)],
+    &[(0, -6), (6, 5), (-6, 5)],
+    &[(-5, -5), (5, -5), (5, 5), (-5, 5)],
+    &[(0, -6), (6, 0), (0, 6), (-6, 0)],
+    &[(0, 6), (6, -5), (-6, -5)],
+];
+
+/// How series `index` is drawn: its marker and its line style (0 solid, 1
+/// dashed, 2 dotted). The first 15 series all differ in both together.
+fn look(index: usize) -> (&'static [(i32, i32)], usize) {
+    (MARKERS[index % MARKERS.len()], (index / MARKERS.len()) % 3)
+}
+
+/// The legend column of a scaling plot: a stretch of each series' line with
+/// its marker, and its name.
+fn line_legend(area: &DrawingArea<SVGBackend<'_>, Shift>, entries: &[(String, usize)]) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    for (i, (name, index)) in entries.iter().enumerate() {
+        let y = 60 + 22 * i as i32;
+        let (shape, dash) = look(*index);
+        let (color, stroke) = (color(*index), color(*index).stroke_width(2));
+        let ends = [(6, y), (36, y)];
+        match dash {
+            0 => area.draw(&PathElement::new(ends.to_vec(), stroke))?,
+            1 => area.draw(&DashedPathElement::new(ends, 6, 4, stroke))?,
+            _ => area.draw(&DottedPathElement::new(ends, 0, 5, move |p| Circle::new(p, 1, color.filled())))?,
+        }
+        area.draw(&(EmptyElement::at((21, y)) + Polygon::new(shape.to_vec(), color.filled())))?;
+        legend_name(area, name, y)?;
+    }
+    Ok(())
+}
+
+/// The CPU counts of `series`, in order: the categories of the x axis.
+fn categories(series: &[Series]) -> Vec<f64> {
+    let mut xs: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    xs
 }
 
 /// A line per series over CPUs, from y = 0.
@@ -75,9 +128,8 @@ pub fn scaling(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> Res
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(&fail)?;
     let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
-    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let x_min = xs.clone().fold(f64::INFINITY, f64::min).min(1.0);
-    let x_max = xs.fold(1.0, f64::max);
+    let cpus = categories(series);
+    let slot = |x: f64| cpus.iter().position(|&c| c == x).unwrap_or(0) as f64;
     let y_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0, f64::max);
     let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
     let mut chart = ChartBuilder::on(&plot_area)
@@ -85,27 +137,38 @@ pub fn scaling(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> Res
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(x_min - 0.5..x_max + 0.5, 0.0..y_max)
+        .build_cartesian_2d(-0.5..cpus.len().max(1) as f64 - 0.5, 0.0..y_max)
         .map_err(&fail)?;
-    let whole = |x: &f64| if (x - x.round()).abs() < 1e-9 { format!("{}", x.round()) } else { String::new() };
+    let count = |x: &f64| {
+        let i = x.round();
+        let exact = (x - i).abs() < 1e-9 && i >= 0.0;
+        exact.then(|| cpus.get(i as usize).map(|c| format!("{c}"))).flatten().unwrap_or_default()
+    };
     chart
         .configure_mesh()
         .x_desc("CPUs")
         .y_desc(y_desc)
-        .x_labels((x_max - x_min) as usize + 2)
-        .x_label_formatter(&whole)
+        .x_labels(cpus.len() + 1)
+        .x_label_formatter(&count)
         .y_label_formatter(&|y| short(*y))
         .disable_x_mesh()
         .label_style((FONT, 14))
         .draw()
         .map_err(&fail)?;
     for (i, line) in series.iter().enumerate() {
-        let color = color(i);
-        chart.draw_series(LineSeries::new(line.points.iter().copied(), color.stroke_width(2))).map_err(&fail)?;
-        chart.draw_series(line.points.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(&fail)?;
+        let (color, (shape, dash)) = (color(i), look(i));
+        let points: Vec<(f64, f64)> = line.points.iter().map(|&(x, y)| (slot(x), y)).collect();
+        let stroke = color.stroke_width(2);
+        match dash {
+            0 => chart.draw_series(LineSeries::new(points.iter().copied(), stroke)),
+            1 => chart.draw_series(DashedLineSeries::new(points.iter().copied(), 8, 5, stroke)),
+            _ => chart.draw_series(DottedLineSeries::new(points.iter().copied(), 0, 6, move |p| Circle::new(p, 1, color.filled()))),
+        }
+        .map_err(&fail)?;
+        chart.draw_series(points.iter().map(|&p| EmptyElement::at(p) + Polygon::new(shape.to_vec(), color.filled()))).map_err(&fail)?;
     }
-    let entries: Vec<(String, RGBColor)> = series.iter().enumerate().map(|(i, s)| (s.name.clone(), color(i))).collect();
-    legend(&legend_area, &entries).map_err(&fail)?;
+    let entries: Vec<(String, usize)> = series.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+    line_legend(&legend_area, &entries).map_err(&fail)?;
     root.present().map_err(&fail)?;
     Ok(())
 }
@@ -192,6 +255,17 @@ mod tests {
             assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{}", path.display());
             assert!(svg.contains("deferred") && svg.contains("atomic"));
         }
+        // CPUs are categories: 1, 2 and 4 are labelled, no empty 3.
+        let scaling_svg = std::fs::read_to_string(dir.join("scaling.svg")).unwrap();
+        let labels: Vec<&str> = scaling_svg.lines().map(str::trim).collect();
+        assert!(["1", "2", "4"].iter().all(|l| labels.contains(l)) && !labels.contains(&"3"), "{scaling_svg}");
+        // Two series: two marker shapes (an octagon has 8 points, a triangle 3).
+        let polygon_points = |svg: &str| -> Vec<usize> {
+            let points = |polygon: &str| polygon.split("points=\"").nth(1).map_or(0, |p| p.split('"').next().unwrap().split_whitespace().count());
+            svg.split("<polygon").skip(1).map(points).collect()
+        };
+        let shapes = polygon_points(&scaling_svg);
+        assert!(shapes.contains(&8) && shapes.contains(&3), "{shapes:?}");
         let bars_svg = std::fs::read_to_string(dir.join("bars.svg")).unwrap();
         let texts: Vec<&str> = bars_svg.lines().map(str::trim).collect();
         assert!(texts.contains(&"310") && texts.contains(&"257"), "bar values are labelled");
