@@ -28,12 +28,11 @@ use anyhow::{Context, Result, bail};
 use super::write_json;
 use crate::build::{self, target_dir, workspace_root};
 use crate::qemu::{self, Echo, MachineArgs};
+use crate::machine_check::MAX_SMP;
 use crate::{BuildArgs, cmdline, prereq};
 
 /// The CPU counts measured when `--smp` is not given.
 pub const DEFAULT_SMP: [usize; 3] = [1, 2, 4];
-/// Most CPUs: the process servers' limit (init's `MAX_SERVERS`).
-pub const MAX_SMP: usize = 8;
 /// Kill a boot after this many seconds (a full one takes about ten).
 const BOOT_TIMEOUT_S: u64 = 240;
 /// Guest lines shown when a boot fails.
@@ -159,15 +158,13 @@ fn boot_once(artifacts: &build::Artifacts, machine: &MachineArgs, strategy: Stra
     (boot, Some(problems.join("; ")))
 }
 
-/// The memory server's row of `ipctrace stats --json` output: the one
-/// whose name is the `memory-server` endpoint with the memory protocol's
-/// label.
+/// The memory server's row of `ipctrace stats --json` output: the
+/// `memory-server` endpoint with the memory protocol's label.
 fn memory_server_row(stats: &serde_json::Value) -> Option<serde_json::Value> {
-    let label = proto::MEMORY_PROTOCOL.to_string();
     stats["by_endpoint_label"]
         .as_array()?
         .iter()
-        .find(|row| row["name"].as_str().is_some_and(|name| name.starts_with("memory-server") && name.ends_with(&label)))
+        .find(|row| row["endpoint"].as_str() == Some("memory-server") && row["label_value"].as_u64() == Some(proto::MEMORY_PROTOCOL))
         .cloned()
 }
 
@@ -412,8 +409,9 @@ mod tests {
     fn finds_the_memory_server_row() {
         let label = proto::MEMORY_PROTOCOL;
         let stats = serde_json::json!({ "by_endpoint_label": [
-            { "name": "process-server 7", "items_per_msg": null },
-            { "name": format!("memory-server {label}"), "items_per_msg": 72.5 },
+            { "endpoint": "process-server", "label_value": label, "items_per_msg": null },
+            { "endpoint": "memory-server", "label_value": label + 1, "items_per_msg": 3.0 },
+            { "endpoint": "memory-server", "label_value": label, "items_per_msg": 72.5 },
         ]});
         assert_eq!(memory_server_row(&stats).unwrap()["items_per_msg"], 72.5);
         assert!(memory_server_row(&serde_json::json!({ "by_endpoint_label": [] })).is_none());
