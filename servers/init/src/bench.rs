@@ -15,14 +15,29 @@ use crate::system::System;
 use crate::tests;
 
 /// `cargo xtask bench ipc`: call/reply round trips with a server on the
-/// same CPU and on another, after a warm-up.
+/// same CPU and on another, after a warm-up. Each line also gives, over the
+/// measured rounds, the Calls and ReplyRecvs that took the fast path and
+/// the TSC cycles the kernel lock was held (0 unless the kernel times
+/// holds: `lockstat`) and waited for.
 pub fn ipc(env: &Env) -> bool {
+    use abi::syscall::{IpcPath, KERNEL_INFO_IPC_PATH, KERNEL_INFO_LOCK_HOLD, KERNEL_INFO_LOCK_WAIT};
     const ROUNDS: u64 = 10_000;
-    let tsc_hz = rt::sys::kernel_info(abi::syscall::KERNEL_INFO_TSC_HZ).unwrap_or(0);
+    let info = |what| rt::sys::kernel_info(what).unwrap_or(0);
+    let counters = || [KERNEL_INFO_IPC_PATH + IpcPath::Fast as u64, KERNEL_INFO_LOCK_HOLD, KERNEL_INFO_LOCK_WAIT].map(info);
+    let tsc_hz = info(abi::syscall::KERNEL_INFO_TSC_HZ);
     for (name, cpu) in [("same_cpu", 0), ("cross_cpu", env.other_cpu())] {
-        let measured = tests::ipc::round_trips(env, cpu, 100).and_then(|_| tests::ipc::round_trips(env, cpu, ROUNDS));
+        let mut before = [0; 3];
+        let measured = tests::ipc::round_trips(env, cpu, 100).and_then(|_| {
+            before = counters();
+            tests::ipc::round_trips(env, cpu, ROUNDS)
+        });
+        let after = counters();
+        let [fast, hold, wait] = [0, 1, 2].map(|i| after[i].wrapping_sub(before[i]));
         match measured {
-            Ok(mean) => rt::println!("{BENCH_MARKER} ipc {name} rounds={ROUNDS} mean_tsc={mean} tsc_hz={tsc_hz} cpus={}", env.cpus),
+            Ok(mean) => rt::println!(
+                "{BENCH_MARKER} ipc {name} rounds={ROUNDS} mean_tsc={mean} tsc_hz={tsc_hz} cpus={} fast={fast} lock_hold_tsc={hold} lock_wait_tsc={wait}",
+                env.cpus
+            ),
             Err(reason) => {
                 rt::println!("init: IPC benchmark {name} failed: {reason}");
                 return false;

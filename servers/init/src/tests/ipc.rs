@@ -15,7 +15,7 @@ use super::{TestResult, check, expect_err, tsc, wait_for};
 use crate::env::{Env, INIT_PRIORITY};
 
 /// Answers every call on endpoint `ep` with `mr0 + 1` and the badge.
-extern "C" fn echo_server(ep: u64) -> ! {
+pub extern "C" fn echo_server(ep: u64) -> ! {
     ipc::serve(ep, |r| Message::new(r.msg.label(), [r.msg.mrs[0] + 1, r.badge, r.msg.mrs[2], 0]))
 }
 
