@@ -95,6 +95,11 @@ pub fn matrix(env: &Env, strategy: Strategy, icount: bool, quick: bool) -> bool 
         ),
         ("parallel_fork", encode(workload::PARALLEL_FORK, sizes.parallel_rounds, 0, flags)),
     ];
+    let lock_wait = || {
+        let info = |what| rt::sys::kernel_info(what).unwrap_or(0);
+        (info(abi::syscall::KERNEL_INFO_LOCK_WAIT), info(abi::syscall::KERNEL_INFO_LOCK_WAITS), tests::tsc())
+    };
+    let lock_before = lock_wait();
     let mut failed = 0;
     for (name, arg) in runs {
         match system.run(0, "apps", arg) {
@@ -109,6 +114,14 @@ pub fn matrix(env: &Env, strategy: Strategy, icount: bool, quick: bool) -> bool 
             }
         }
     }
+    let lock_after = lock_wait();
+    rt::println!(
+        "{BENCH_MARKER} matrix lock wait_tsc={} waits={} elapsed_tsc={} cpus={}",
+        lock_after.0.wrapping_sub(lock_before.0),
+        lock_after.1.wrapping_sub(lock_before.1),
+        lock_after.2.wrapping_sub(lock_before.2),
+        system.cpus
+    );
     let after = system.settled_memory();
     match (before, after) {
         (Ok(before), Ok(after)) => {
