@@ -79,6 +79,9 @@ fn refcount(quick: bool) -> Result<()> {
 struct IpcLine {
     name: String,
     mean_tsc: u64,
+    /// The median and least round trip, each timed alone (0 if not said).
+    median_tsc: u64,
+    min_tsc: u64,
     tsc_hz: u64,
     rounds: u64,
     fast: u64,
@@ -94,6 +97,8 @@ fn parse_ipc_line(line: &str) -> Option<IpcLine> {
     Some(IpcLine {
         name,
         mean_tsc: field("mean_tsc")?,
+        median_tsc: field("median_tsc").unwrap_or(0),
+        min_tsc: field("min_tsc").unwrap_or(0),
         tsc_hz: field("tsc_hz")?,
         rounds: field("rounds")?,
         fast: field("fast").unwrap_or(0),
@@ -154,11 +159,15 @@ fn ipc(quick: bool) -> Result<()> {
         eprintln!("xtask: IPC benchmark, wall clock without halt polling (haltpoll=0), run {run} of {runs}");
         wall_unpolled.push(boot_ipc(&artifacts, &machine, "haltpoll=0")?);
     }
-    let median_ns = |boots: &[Vec<IpcLine>], name: &str| -> Result<f64> {
-        let samples = boots.iter().map(|lines| mean_of(lines, name).map(|l| l.mean_tsc as f64 * 1e9 / l.tsc_hz.max(1) as f64));
+    // The median over the boots of one figure of each boot, in ns.
+    let median_ns = |boots: &[Vec<IpcLine>], name: &str, tsc: fn(&IpcLine) -> u64| -> Result<f64> {
+        let samples = boots.iter().map(|lines| mean_of(lines, name).map(|l| tsc(l) as f64 * 1e9 / l.tsc_hz.max(1) as f64));
         Ok(median(samples.collect::<Result<Vec<_>>>()?))
     };
-    let ns = |name: &str| median_ns(&wall, name);
+    let mean_tsc: fn(&IpcLine) -> u64 = |l| l.mean_tsc;
+    let median_tsc: fn(&IpcLine) -> u64 = |l| l.median_tsc;
+    let min_tsc: fn(&IpcLine) -> u64 = |l| l.min_tsc;
+    let ns = |name: &str| median_ns(&wall, name, mean_tsc);
     let per_round = |line: &IpcLine, n: u64| n as f64 / line.rounds.max(1) as f64;
     let same_instr = mean_of(&exact, "same_cpu")?.mean_tsc;
     let cross_instr = mean_of(&exact, "cross_cpu")?.mean_tsc;
@@ -170,7 +179,10 @@ fn ipc(quick: bool) -> Result<()> {
     let cross_captured = mean_of(&captured, "cross_cpu")?.mean_tsc;
     let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
     let (same_ns, cross_ns) = (ns("same_cpu")?, ns("cross_cpu")?);
-    let (same_unpolled_ns, cross_unpolled_ns) = (median_ns(&wall_unpolled, "same_cpu")?, median_ns(&wall_unpolled, "cross_cpu")?);
+    let (same_unpolled_ns, cross_unpolled_ns) = (median_ns(&wall_unpolled, "same_cpu", mean_tsc)?, median_ns(&wall_unpolled, "cross_cpu", mean_tsc)?);
+    let (same_median_ns, cross_median_ns) = (median_ns(&wall, "same_cpu", median_tsc)?, median_ns(&wall, "cross_cpu", median_tsc)?);
+    let (same_unpolled_median_ns, cross_unpolled_median_ns) =
+        (median_ns(&wall_unpolled, "same_cpu", median_tsc)?, median_ns(&wall_unpolled, "cross_cpu", median_tsc)?);
     let (same_exact, cross_exact) = (mean_of(&exact, "same_cpu")?, mean_of(&exact, "cross_cpu")?);
     let (same_fast, cross_fast) = (per_round(same_exact, same_exact.fast), per_round(cross_exact, cross_exact.fast));
     let (same_locked, cross_locked) = (mean_of(&lockstat, "same_cpu")?, mean_of(&lockstat, "cross_cpu")?);
@@ -179,18 +191,20 @@ fn ipc(quick: bool) -> Result<()> {
 
     println!("IPC call/reply round trip (TCG, 2 CPUs, release build)");
     println!(
-        "{:<12} {:>14} {:>16} {:>12} {:>20} {:>12} {:>14} {:>14}",
-        "case", "instructions", "wall ns (median)", "vs same CPU", "wall ns, no polling", "fast IPCs", "lock held", "lock waited"
+        "{:<12} {:>13} {:>13} {:>13} {:>12} {:>15} {:>17} {:>10} {:>10} {:>12}",
+        "case", "instructions", "wall ns mean", "wall ns p50", "vs same CPU", "no poll: mean", "no poll: p50", "fast IPCs", "lock held", "lock waited"
     );
     let rows = [
-        ("same CPU", same_instr, same_ns, same_unpolled_ns, same_fast, same_hold, same_wait),
-        ("cross CPU", cross_instr, cross_ns, cross_unpolled_ns, cross_fast, cross_hold, cross_wait),
+        ("same CPU", same_instr, same_ns, same_median_ns, same_unpolled_ns, same_unpolled_median_ns, same_fast, same_hold, same_wait),
+        ("cross CPU", cross_instr, cross_ns, cross_median_ns, cross_unpolled_ns, cross_unpolled_median_ns, cross_fast, cross_hold, cross_wait),
     ];
-    for (name, instr, wall_ns, unpolled_ns, fast, hold, wait) in rows {
-        let vs = format!("{:.2}x", wall_ns / same_ns.max(1.0));
-        println!("{name:<12} {instr:>14} {wall_ns:>16.0} {vs:>12} {unpolled_ns:>20.0} {fast:>12.2} {hold:>14.0} {wait:>14.0}");
+    for (name, instr, mean_ns, p50_ns, unpolled_ns, unpolled_p50_ns, fast, hold, wait) in rows {
+        let vs = format!("{:.2}x", mean_ns / same_ns.max(1.0));
+        println!(
+            "{name:<12} {instr:>13} {mean_ns:>13.0} {p50_ns:>13.0} {vs:>12} {unpolled_ns:>15.0} {unpolled_p50_ns:>17.0} {fast:>10.2} {hold:>10.0} {wait:>12.0}"
+        );
     }
-    println!("(instructions: --icount, where the TSC advances by one per guest instruction on any CPU; wall ns: TCG without icount, median of {runs}, with the idle CPUs' halt polling and without it (haltpoll=0); fast IPCs: Calls and ReplyRecvs on the fast path per round trip; lock held: instructions per round trip the kernel lock was held on all CPUs (--icount, a boot with lockstat); lock waited: instructions per round trip CPUs spun for it (--icount))");
+    println!("(instructions: --icount, where the TSC advances by one per guest instruction on any CPU; wall ns: TCG without icount, the median over {runs} boots of each boot's mean round trip, and of its median round trip (p50, each timed alone), with the idle CPUs' halt polling and without it (haltpoll=0), converted with the TSC rate the guest calibrated; fast IPCs: Calls and ReplyRecvs on the fast path per round trip; lock held: instructions per round trip the kernel lock was held on all CPUs (--icount, a boot with lockstat); lock waited: instructions per round trip CPUs spun for it (--icount))");
     println!();
     println!("Tracing cost, instructions per round trip (--icount)");
     println!(
@@ -217,6 +231,13 @@ fn ipc(quick: bool) -> Result<()> {
         "cross_cpu_round_trip_instructions": cross_instr,
         "same_cpu_round_trip_ns": same_ns,
         "cross_cpu_round_trip_ns": cross_ns,
+        "same_cpu_round_trip_min_ns": median_ns(&wall, "same_cpu", min_tsc)?,
+        "cross_cpu_round_trip_min_ns": median_ns(&wall, "cross_cpu", min_tsc)?,
+        "cross_cpu_round_trip_min_ns_without_halt_polling": median_ns(&wall_unpolled, "cross_cpu", min_tsc)?,
+        "same_cpu_round_trip_median_ns": same_median_ns,
+        "cross_cpu_round_trip_median_ns": cross_median_ns,
+        "same_cpu_round_trip_median_ns_without_halt_polling": same_unpolled_median_ns,
+        "cross_cpu_round_trip_median_ns_without_halt_polling": cross_unpolled_median_ns,
         "same_cpu_round_trip_ns_without_halt_polling": same_unpolled_ns,
         "cross_cpu_round_trip_ns_without_halt_polling": cross_unpolled_ns,
         "same_cpu_fast_path_ipcs_per_round_trip": same_fast,
@@ -253,9 +274,19 @@ mod tests {
 
     #[test]
     fn parses_bench_lines() {
-        let line = "[bench] ipc same_cpu rounds=10000 mean_tsc=1437 tsc_hz=1000000000 cpus=2 fast=20000 lock_hold_tsc=300 lock_wait_tsc=7";
-        let expected =
-            IpcLine { name: "same_cpu".into(), mean_tsc: 1437, tsc_hz: 1_000_000_000, rounds: 10_000, fast: 20_000, lock_hold_tsc: 300, lock_wait_tsc: 7 };
+        let line = "[bench] ipc same_cpu rounds=10000 mean_tsc=1437 median_tsc=1400 min_tsc=1390 tsc_hz=1000000000 cpus=2 fast=20000 \
+                    lock_hold_tsc=300 lock_wait_tsc=7";
+        let expected = IpcLine {
+            name: "same_cpu".into(),
+            mean_tsc: 1437,
+            median_tsc: 1400,
+            min_tsc: 1390,
+            tsc_hz: 1_000_000_000,
+            rounds: 10_000,
+            fast: 20_000,
+            lock_hold_tsc: 300,
+            lock_wait_tsc: 7,
+        };
         assert_eq!(parse_ipc_line(line), Some(expected));
         let older = parse_ipc_line("[bench] ipc same_cpu rounds=10 mean_tsc=1437 tsc_hz=1000000000 cpus=2").map(|l| l.fast);
         assert_eq!(older, Some(0));
