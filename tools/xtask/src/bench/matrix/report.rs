@@ -398,6 +398,7 @@ pub fn markdown(matrix: &Matrix, tables: &[Table], plots: &[PlotFile], meta: &se
         ("fork_tree", &["fork_tree"]),
         ("parallel_fork", &["parallel_fork", "parallel_fork_mem_ipc"]),
         ("IPC traces", &["trace_items_per_msg", "trace_lost"]),
+        ("kernel lock", &["kernel_lock_wait"]),
     ] {
         let mine: Vec<&Table> = ids.iter().filter_map(|id| tables.iter().find(|t| t.id == *id)).collect();
         if mine.is_empty() {
