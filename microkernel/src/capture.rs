@@ -286,9 +286,18 @@ pub extern "C" fn idle_work() -> bool {
     pending() >= IDLE_BUDGET
 }
 
-/// Records waiting in the rings of the CPUs online.
+/// Records waiting in the rings of the CPUs online. `drained` is read
+/// first: another CPU may write and drain between the two loads, and
+/// `written` read later is never below `drained` read earlier.
 fn pending() -> u64 {
-    RINGS.iter().take(arch::cpu_count()).map(|r| r.written.load(Ordering::Acquire) - r.drained.load(Ordering::Acquire)).sum()
+    RINGS
+        .iter()
+        .take(arch::cpu_count())
+        .map(|r| {
+            let drained = r.drained.load(Ordering::Acquire);
+            r.written.load(Ordering::Acquire) - drained
+        })
+        .sum()
 }
 
 /// Sends everything waiting (a flush, or the flight recorder at a panic).

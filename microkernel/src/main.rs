@@ -45,6 +45,8 @@ fn kmain(info: &'static BootInfo) -> ! {
     }
     let cpus = arch::start_cpus(info);
     capture::configure_from_cmdline(info.cmdline());
+    arch::configure_haltpoll(info.cmdline());
+    kernel::time_lock_holds(info.has_flag(kernel::LOCKSTAT_FLAG));
     println!("cpus online: {cpus}");
     println!("memory: {} MiB usable", info.usable_bytes() >> 20);
     report_boot_image(info);

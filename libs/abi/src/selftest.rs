@@ -32,6 +32,8 @@ pub const USER_TESTS: &[&str] = &[
     "ipc_same_cpu",
     "ipc_cross_cpu",
     "ipc_payload_and_cap_transfer",
+    "ipc_fast_path",
+    "ipc_fallbacks",
     "reply_object",
     "notification",
     "irq_timer",

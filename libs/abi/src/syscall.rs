@@ -167,6 +167,45 @@ pub const KERNEL_INFO_CPUS: u64 = 101;
 pub const KERNEL_INFO_KILLS: u64 = 102;
 /// `KernelInfo` selector for the TSC frequency in Hz, as the kernel calibrated it.
 pub const KERNEL_INFO_TSC_HZ: u64 = 103;
+/// `KernelInfo` selectors for the kernel lock, summed over every CPU: TSC
+/// cycles spent waiting for it and the contended acquisitions (always
+/// counted), TSC cycles it was held and the acquisitions timed (counted
+/// only with `lockstat` on the kernel command line).
+pub const KERNEL_INFO_LOCK_WAIT: u64 = 104;
+pub const KERNEL_INFO_LOCK_WAITS: u64 = 105;
+pub const KERNEL_INFO_LOCK_HOLD: u64 = 106;
+pub const KERNEL_INFO_LOCK_HOLDS: u64 = 107;
+/// `KernelInfo(KERNEL_INFO_IPC_PATH + path)`: how many `Call` and
+/// `ReplyRecv` system calls took the IPC fast path ([`IpcPath::Fast`]) or
+/// fell back to the slow path for that reason.
+pub const KERNEL_INFO_IPC_PATH: u64 = 110;
+
+/// Which way the kernel ran a `Call` or `ReplyRecv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum IpcPath {
+    Fast = 0,
+    /// The message carries a capability.
+    CapTransfer = 1,
+    /// The message has a payload in the IPC buffer.
+    LongMessage = 2,
+    /// Call: no receiver waits on the endpoint; ReplyRecv: no caller waits
+    /// for the reply.
+    NotWaiting = 3,
+    /// The partner would not run next: a Call's receiver below the caller's
+    /// priority, or either partner not above every ready thread.
+    Priority = 4,
+    /// The partner runs on another CPU.
+    OtherCpu = 5,
+    /// Anything else: a bad capability, a fault reply, a sender already
+    /// queued for the receive half of ReplyRecv.
+    Other = 6,
+}
+
+impl IpcPath {
+    pub const ALL: [IpcPath; 7] =
+        [Self::Fast, Self::CapTransfer, Self::LongMessage, Self::NotWaiting, Self::Priority, Self::OtherCpu, Self::Other];
+}
 
 /// `TraceControl` operations: the category mask (1 IPC, 2 notifications,
 /// 4 faults; 0 = off), the full-ring mode (0 stream, 1 stop when full,

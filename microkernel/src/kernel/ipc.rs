@@ -65,9 +65,9 @@ impl Kernel {
         }
         if let Some(receiver) = receiver {
             self.transfer(t, receiver, badge, grant);
-            let fast = self.wake(receiver);
+            self.wake(receiver);
             if tracing {
-                self.trace_delivery(t, receiver, ep, badge, call, fast);
+                self.trace_delivery(t, receiver, ep, badge, call, false);
             }
             if call {
                 self.await_reply(t, receiver);
@@ -121,7 +121,7 @@ impl Kernel {
 
     /// The caller waits for `server`'s reply; a reply `server` still owed
     /// to an earlier caller is abandoned with `NoReply`.
-    fn await_reply(&mut self, caller: u16, server: u16) {
+    pub(super) fn await_reply(&mut self, caller: u16, server: u16) {
         let caller_ref = self.thread_ref(caller);
         if let Some(thread) = self.threads.at_mut(caller) {
             thread.state = State::Blocked(Blocked::Reply);
@@ -176,7 +176,7 @@ impl Kernel {
         }
         let from_kernel = self.threads.at(caller.index).is_some_and(|c| c.outgoing.from_kernel);
         if capture::active() {
-            self.trace_reply(t, caller.index, from_kernel, then_recv);
+            self.trace_reply(t, caller.index, from_kernel, then_recv, false);
         }
         if from_kernel {
             let label = self.threads.at(t).map_or(0, |s| s.outgoing.info().label());
@@ -424,7 +424,7 @@ impl Kernel {
     /// A send, call or fault delivery by `t`; a call gets its trace id here.
     #[cold]
     #[inline(never)]
-    fn trace_send(&mut self, t: u16, ep: ObjRef, badge: u64, call: bool, receiver: Option<u16>, block: bool) {
+    pub(super) fn trace_send(&mut self, t: u16, ep: ObjRef, badge: u64, call: bool, receiver: Option<u16>, block: bool) {
         let Some(message) = self.threads.at(t).map(|s| s.outgoing) else { return };
         let (kind, category) = match (message.from_kernel, call) {
             (true, _) => (Kind::FaultDelivery, category::FAULT),
@@ -458,10 +458,10 @@ impl Kernel {
         });
     }
 
-    /// A message from `sender` reached `receiver`.
+    /// A message from `sender` reached `receiver`; `fast` on the fast path.
     #[cold]
     #[inline(never)]
-    fn trace_delivery(&self, sender: u16, receiver: u16, ep: ObjRef, badge: u64, call: bool, fast: bool) {
+    pub(super) fn trace_delivery(&self, sender: u16, receiver: u16, ep: ObjRef, badge: u64, call: bool, fast: bool) {
         let Some(from) = self.threads.at(sender) else { return };
         let category = if from.outgoing.from_kernel { category::FAULT } else { category::IPC };
         let (message, call_id) = (from.outgoing, if call { from.call_id } else { 0 });
@@ -479,9 +479,10 @@ impl Kernel {
         });
     }
 
+    /// A reply from `server` to `caller`; `fast` on the fast path.
     #[cold]
     #[inline(never)]
-    fn trace_reply(&self, server: u16, caller: u16, fault: bool, then_recv: bool) {
+    pub(super) fn trace_reply(&self, server: u16, caller: u16, fault: bool, then_recv: bool, fast: bool) {
         let kind = match (fault, then_recv) {
             (true, _) => Kind::FaultReply,
             (false, true) => Kind::ReplyRecv,
@@ -491,7 +492,8 @@ impl Kernel {
         let call_id = self.threads.at(caller).map_or(0, |c| c.call_id);
         let info = self.threads.at(server).map_or(MsgInfo(0), |s| s.outgoing.info());
         let (src, dst) = (self.tref(server), self.tref(caller));
-        capture::emit(category, || Record { call_id, label: info.label(), src, dst, len: message_len(info), ..Record::empty(kind) });
+        let flags = if fast { Record::FLAG_FAST_PATH } else { 0 };
+        capture::emit(category, || Record { call_id, label: info.label(), src, dst, len: message_len(info), flags, ..Record::empty(kind) });
     }
 
     #[cold]

@@ -9,8 +9,10 @@
 
 mod boot;
 mod caps;
+mod fastpath;
 mod ipc;
 mod irq;
+mod lock;
 mod sched;
 mod syscalls;
 mod threads;
@@ -26,6 +28,7 @@ use crate::object::thread::Thread;
 use crate::object::{CSpace, Endpoint, IoPorts, IrqLine, Notification, ObjRef, PhysRange, Reply, Space};
 
 pub use boot::start_init;
+pub use lock::{LOCKSTAT_FLAG, time_holds as time_lock_holds};
 pub use vm::KERNEL_OWNED;
 
 pub const MAX_THREADS: usize = 128;
@@ -72,6 +75,9 @@ pub struct Kernel {
     pub kills: u64,
     /// Init's thread: when it ends, nothing is left to end the run.
     pub init: Option<u16>,
+    /// `Call`s and `ReplyRecv`s by the way they ran, indexed by
+    /// `abi::syscall::IpcPath`.
+    pub ipc_paths: [u64; abi::syscall::IpcPath::ALL.len()],
 }
 
 static KERNEL: spin::Mutex<Kernel> = spin::Mutex::new(Kernel::new());
@@ -102,6 +108,7 @@ impl Kernel {
             next_cap_id: 1,
             kills: 0,
             init: None,
+            ipc_paths: [0; abi::syscall::IpcPath::ALL.len()],
         }
     }
 
@@ -136,16 +143,9 @@ impl Kernel {
     }
 }
 
-/// Takes the kernel lock. While it waits (interrupts off), it serves TLB
-/// shootdowns, which the holder may be waiting for.
-fn lock() -> spin::MutexGuard<'static, Kernel> {
-    loop {
-        if let Some(guard) = KERNEL.try_lock() {
-            return guard;
-        }
-        arch::tlb_serve();
-        core::hint::spin_loop();
-    }
+/// Takes the kernel lock (see [`lock::take`]).
+fn lock() -> lock::Held {
+    lock::take(&KERNEL)
 }
 
 /// Whether the scheduler runs (init exists).
@@ -174,6 +174,9 @@ fn enter(kernel: &mut Kernel, frame: &UserContext) -> usize {
 
 pub fn on_syscall(frame: &mut UserContext) {
     let mut kernel = lock();
+    if kernel.fastpath(frame) {
+        return;
+    }
     let cpu = enter(&mut kernel, frame);
     if let Some(current) = kernel.cpus[cpu].current {
         kernel.syscall(cpu, current, frame.rax, frame.syscall_args());

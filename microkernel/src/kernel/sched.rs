@@ -82,22 +82,17 @@ impl Kernel {
 
     /// Wakes `t`, a partner of an IPC on this CPU. When it belongs here and
     /// outranks every ready thread, the next switch runs it directly (the
-    /// fast path: no ready queue, no IPI); otherwise it is made ready.
-    /// Returns whether it took the fast path.
-    pub fn wake(&mut self, t: u16) -> bool {
+    /// direct hand-off: no ready queue, no IPI); otherwise it is made ready.
+    pub fn wake(&mut self, t: u16) {
         let cpu = arch::cpu_index();
-        let Some(thread) = self.threads.at(t) else { return false };
-        let priority = usize::from(thread.priority);
-        let outranks = self.highest_ready(cpu).is_none_or(|best| priority > best);
-        if usize::from(thread.cpu) == cpu && outranks && self.cpus[cpu].handoff.is_none() {
+        let Some(thread) = self.threads.at(t) else { return };
+        if usize::from(thread.cpu) == cpu && self.outranks_ready(cpu, thread.priority) && self.cpus[cpu].handoff.is_none() {
             if let Some(thread) = self.threads.at_mut(t) {
                 thread.state = State::Ready;
             }
             self.cpus[cpu].handoff = Some(t);
-            true
         } else {
             self.make_ready(t);
-            false
         }
     }
 
@@ -163,6 +158,7 @@ impl Kernel {
             Some(thread) => {
                 thread.state = State::Running;
                 *frame = thread.ctx;
+                arch::haltpoll_arm();
                 thread.space.and_then(|s| self.spaces.get(s.index, s.generation)).map(|s| s.root)
             }
             None => {
@@ -170,12 +166,24 @@ impl Kernel {
                 None
             }
         };
-        let root = target.unwrap_or_else(arch::kernel_space);
+        self.load_space(cpu, target);
+    }
+
+    /// Loads address space `root` (the kernel's for `None`) on `cpu`, the
+    /// running CPU.
+    pub fn load_space(&mut self, cpu: usize, root: Option<Root>) {
+        let root = root.unwrap_or_else(arch::kernel_space);
         if Root::current() != root {
             // SAFETY: every address space shares the kernel half.
             unsafe { root.activate() };
         }
         self.cpus[cpu].loaded_root = root.0;
+    }
+
+    /// Whether a thread of `priority` outranks every thread ready on `cpu`
+    /// (so a wake-up would hand it the CPU directly).
+    pub fn outranks_ready(&self, cpu: usize, priority: u8) -> bool {
+        self.cpus[cpu].ready_bits >> priority == 0
     }
 
     /// Runs a handed-off thread now if it outranks the running one; else

@@ -151,6 +151,12 @@ impl Kernel {
             abi::syscall::KERNEL_INFO_TSC_HZ => return Ok(arch::time::tsc_hz()),
             _ => {}
         }
+        if let Some(total) = super::lock::total(what) {
+            return Ok(total);
+        }
+        if let Some(path) = what.checked_sub(abi::syscall::KERNEL_INFO_IPC_PATH).and_then(|p| self.ipc_paths.get(p as usize)) {
+            return Ok(*path);
+        }
         Ok(match ObjectKind::from_raw(what).ok_or(SysError::BadArgument)? {
             ObjectKind::Thread => pack(self.threads.used(), self.threads.capacity()),
             ObjectKind::AddressSpace => pack(self.spaces.used(), self.spaces.capacity()),

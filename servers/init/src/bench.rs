@@ -15,14 +15,34 @@ use crate::system::System;
 use crate::tests;
 
 /// `cargo xtask bench ipc`: call/reply round trips with a server on the
-/// same CPU and on another, after a warm-up.
+/// same CPU and on another, after a warm-up: the mean, then in a second run
+/// the median and least of the round trips timed one by one. Each line also
+/// gives, over the
+/// measured rounds, the Calls and ReplyRecvs that took the fast path and
+/// the TSC cycles the kernel lock was held (0 unless the kernel times
+/// holds: `lockstat`) and waited for.
 pub fn ipc(env: &Env) -> bool {
+    use abi::syscall::{IpcPath, KERNEL_INFO_IPC_PATH, KERNEL_INFO_LOCK_HOLD, KERNEL_INFO_LOCK_WAIT};
     const ROUNDS: u64 = 10_000;
-    let tsc_hz = rt::sys::kernel_info(abi::syscall::KERNEL_INFO_TSC_HZ).unwrap_or(0);
+    let info = |what| rt::sys::kernel_info(what).unwrap_or(0);
+    let counters = || [KERNEL_INFO_IPC_PATH + IpcPath::Fast as u64, KERNEL_INFO_LOCK_HOLD, KERNEL_INFO_LOCK_WAIT].map(info);
+    let tsc_hz = info(abi::syscall::KERNEL_INFO_TSC_HZ);
     for (name, cpu) in [("same_cpu", 0), ("cross_cpu", env.other_cpu())] {
-        let measured = tests::ipc::round_trips(env, cpu, 100).and_then(|_| tests::ipc::round_trips(env, cpu, ROUNDS));
+        let mut before = [0; 3];
+        let measured = tests::ipc::round_trips(env, cpu, 100).and_then(|_| {
+            before = counters();
+            tests::ipc::round_trips(env, cpu, ROUNDS)
+        });
+        let after = counters();
+        let [fast, hold, wait] = [0, 1, 2].map(|i| after[i].wrapping_sub(before[i]));
+        // Each round trip timed, in a run of its own (the mean above is
+        // measured without the extra clock reads).
+        let measured = measured.and_then(|mean| tests::ipc::round_trip_spread(env, cpu, ROUNDS).map(|spread| (mean, spread)));
         match measured {
-            Ok(mean) => rt::println!("{BENCH_MARKER} ipc {name} rounds={ROUNDS} mean_tsc={mean} tsc_hz={tsc_hz} cpus={}", env.cpus),
+            Ok((mean, (median, min))) => rt::println!(
+                "{BENCH_MARKER} ipc {name} rounds={ROUNDS} mean_tsc={mean} median_tsc={median} min_tsc={min} tsc_hz={tsc_hz} cpus={} fast={fast} lock_hold_tsc={hold} lock_wait_tsc={wait}",
+                env.cpus
+            ),
             Err(reason) => {
                 rt::println!("init: IPC benchmark {name} failed: {reason}");
                 return false;
@@ -58,12 +78,7 @@ const QUICK: Sizes =
     Sizes { forkbench_rounds: 5, storm_pages: 1024, storm_rounds: 3, tree_depth: 2, tree_width: 3, trees: 2, parallel_rounds: 5 };
 
 /// `cargo xtask bench matrix`: every workload of the experiment matrix
-/// under the booted strategy, one after the other, each as init's child on
-/// CPU 0's server. A failed workload is reported
-/// (`[bench] matrix failed workload=NAME status=S`) and the others still
-/// run; the last lines are the memory server's counts before and after
-/// (`[bench] matrix memory ...`, every frame must be back) and, after the
-/// IPC trace's remaining records are sent, `[bench] matrix done failed=N`.
+/// under the booted strategy, one after the other (`run_suite`).
 pub fn matrix(env: &Env, strategy: Strategy, icount: bool, quick: bool) -> bool {
     let sizes = if quick { &QUICK } else { &FULL };
     let Some(system) = start(env, strategy) else { return false };
@@ -101,11 +116,17 @@ pub fn contention(env: &Env, strategy: Strategy, icount: bool, quick: bool) -> b
 
 /// Runs each workload as init's child on CPU 0's server. A failed one is
 /// reported (`[bench] SUITE failed workload=NAME status=S`) and the others
-/// still run; the last lines are the memory server's counts before and
-/// after (`[bench] SUITE memory ...`, every frame must be back) and, after
+/// still run; the last lines are the share of time CPUs waited for the
+/// kernel lock (`[bench] SUITE lock ...`), the memory server's counts before
+/// and after (`[bench] SUITE memory ...`, every frame must be back) and, after
 /// the IPC trace's remaining records are sent, `[bench] SUITE done
 /// failed=N`.
 fn run_suite(system: &System, suite: &str, runs: &[(&str, u64)], before: Result<proto::MemoryStats, proto::ProtoError>) -> bool {
+    let lock_wait = || {
+        let info = |what| rt::sys::kernel_info(what).unwrap_or(0);
+        (info(abi::syscall::KERNEL_INFO_LOCK_WAIT), info(abi::syscall::KERNEL_INFO_LOCK_WAITS), tests::tsc())
+    };
+    let lock_before = lock_wait();
     let mut failed = 0;
     for &(name, arg) in runs {
         match system.run(0, "apps", arg) {
@@ -120,6 +141,14 @@ fn run_suite(system: &System, suite: &str, runs: &[(&str, u64)], before: Result<
             }
         }
     }
+    let lock_after = lock_wait();
+    rt::println!(
+        "{BENCH_MARKER} {suite} lock wait_tsc={} waits={} elapsed_tsc={} cpus={}",
+        lock_after.0.wrapping_sub(lock_before.0),
+        lock_after.1.wrapping_sub(lock_before.1),
+        lock_after.2.wrapping_sub(lock_before.2),
+        system.cpus
+    );
     let after = system.settled_memory();
     match (before, after) {
         (Ok(before), Ok(after)) => {

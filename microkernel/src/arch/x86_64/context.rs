@@ -1,5 +1,6 @@
 //! What a CPU runs between kernel entries: a user thread's context, or the
-//! idle context (kernel mode, interrupts on, `hlt`). Every kernel exit goes
+//! idle context (kernel mode, interrupts on, a brief poll (`haltpoll.rs`),
+//! then `hlt`). Every kernel exit goes
 //! through `trap_return` with the frame the scheduler filled in, so a switch
 //! is a change of frame (and of CR3), never a kernel stack switch.
 
@@ -25,13 +26,27 @@ context_enter_first:
 context_idle_loop:
     cli
     call {idle_work}
-    sti
     // More idle work waits: let pending interrupts in, then go on without
     // halting.
     test al, al
-    jnz 1f
-    hlt
+    jnz 3f
+    // Poll until the deadline (0: none) with interrupts on, then halt.
+    call {poll_deadline}
+    mov rcx, rax
+    sti
+    test rcx, rcx
+    jz 2f
 1:
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    cmp rax, rcx
+    jb 1b
+2:
+    hlt
+    jmp context_idle_loop
+3:
+    sti
     jmp context_idle_loop
     .global context_idle_loop_end
 context_idle_loop_end:
@@ -39,6 +54,7 @@ context_idle_loop_end:
     frame_size = const size_of::<TrapFrame>(),
     first = sym first_context,
     idle_work = sym crate::capture::idle_work,
+    poll_deadline = sym super::haltpoll::poll_deadline,
 );
 
 unsafe extern "C" {

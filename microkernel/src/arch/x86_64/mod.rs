@@ -6,6 +6,7 @@ mod apic;
 mod boot;
 mod context;
 mod gdt;
+mod haltpoll;
 mod idt;
 mod ioapic;
 pub mod paging;
@@ -30,6 +31,7 @@ pub use percpu::{MAX_CPUS, PerCpu, cpu, current as current_cpu, try_current as t
 pub use trap::{Fault, PING_VECTOR, Probe, probe};
 pub use trap::TrapFrame as UserContext;
 pub use tlb::{serve as tlb_serve, shootdown as tlb_shootdown};
+pub use haltpoll::{arm as haltpoll_arm, configure as configure_haltpoll};
 
 /// The idle context of the running CPU.
 pub fn idle_context() -> UserContext {

@@ -90,6 +90,32 @@ syscall_entry:
     dispatch = sym dispatch,
 );
 
+impl TrapFrame {
+    /// Whether this context was saved at a `syscall` (and leaves with `sysretq`).
+    pub fn saved_at_syscall(&self) -> bool {
+        self.vector == SYSCALL_MARK
+    }
+
+    /// Saves into `self` the registers of `frame`, taken at an IPC
+    /// `syscall`, that the thread keeps across it: rbx, rbp, r12 to r15,
+    /// and where it resumes. The others are results (rax, rdi, rsi, rdx,
+    /// r10, r8, r9, written by whoever ends the call) or clobbered by the
+    /// instruction (rcx, r11); cs and ss are a user thread's.
+    pub fn save_syscall(&mut self, frame: &TrapFrame) {
+        (self.rbx, self.rbp, self.r12, self.r13, self.r14, self.r15) = (frame.rbx, frame.rbp, frame.r12, frame.r13, frame.r14, frame.r15);
+        (self.rip, self.rflags, self.rsp, self.vector) = (frame.rip, frame.rflags, frame.rsp, SYSCALL_MARK);
+    }
+
+    /// Loads into `self`, a frame taken at a `syscall`, the registers a
+    /// thread whose context `saved` was also saved at one keeps across it;
+    /// the caller writes the result registers (rax, rdi, rsi, rdx, r10, r8,
+    /// r9). rcx and r11 are rewritten by the exit path.
+    pub fn resume_syscall(&mut self, saved: &TrapFrame) {
+        (self.rbx, self.rbp, self.r12, self.r13, self.r14, self.r15) = (saved.rbx, saved.rbp, saved.r12, saved.r13, saved.r14, saved.r15);
+        (self.rip, self.rflags, self.rsp) = (saved.rip, saved.rflags, saved.rsp);
+    }
+}
+
 extern "C" fn dispatch(frame: &mut TrapFrame) {
     crate::kernel::on_syscall(frame);
 }

@@ -15,13 +15,35 @@ use super::{TestResult, check, expect_err, tsc, wait_for};
 use crate::env::{Env, INIT_PRIORITY};
 
 /// Answers every call on endpoint `ep` with `mr0 + 1` and the badge.
-extern "C" fn echo_server(ep: u64) -> ! {
+pub extern "C" fn echo_server(ep: u64) -> ! {
     ipc::serve(ep, |r| Message::new(r.msg.label(), [r.msg.mrs[0] + 1, r.badge, r.msg.mrs[2], 0]))
 }
 
 /// Runs `rounds` calls against an echo server on `cpu`; returns the mean
 /// round trip in TSC cycles.
 pub fn round_trips(env: &Env, cpu: u16, rounds: u64) -> Result<u64, &'static str> {
+    run_round_trips(env, cpu, rounds, || {})
+}
+
+/// Like [`round_trips`], timing each round trip but the first (from the end
+/// of one to the end of the next); returns the median and the least, in
+/// TSC cycles.
+pub fn round_trip_spread(env: &Env, cpu: u16, rounds: u64) -> Result<(u64, u64), &'static str> {
+    let mut times = alloc::vec::Vec::with_capacity(rounds as usize);
+    let mut last = None;
+    run_round_trips(env, cpu, rounds, || {
+        let now = tsc();
+        if let Some(before) = last.replace(now) {
+            times.push(now - before);
+        }
+    })?;
+    times.sort_unstable();
+    Ok((times.get(times.len() / 2).copied().unwrap_or(0), times.first().copied().unwrap_or(0)))
+}
+
+/// The round trips, calling `after_each` after each one (a no-op closure
+/// costs nothing); returns the mean in TSC cycles.
+fn run_round_trips(env: &Env, cpu: u16, rounds: u64, mut after_each: impl FnMut()) -> Result<u64, &'static str> {
     let ep = env.slots.alloc();
     let server = env.slots.alloc();
     sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create endpoint")?;
@@ -40,6 +62,7 @@ pub fn round_trips(env: &Env, cpu: u16, rounds: u64) -> Result<u64, &'static str
         if outcome.is_err() {
             break;
         }
+        after_each();
     }
     let mean = (tsc() - start) / rounds.max(1);
     env.slots.release(server);

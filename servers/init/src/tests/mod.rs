@@ -6,6 +6,7 @@ pub mod caps;
 pub mod faults;
 pub mod fuzz;
 pub mod ipc;
+pub mod ipc_paths;
 pub mod memory;
 pub mod memserver;
 pub mod process;
@@ -25,7 +26,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 24] = [
+const TESTS: [Test; 26] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -35,6 +36,8 @@ const TESTS: [Test; 24] = [
     ("ipc_same_cpu", ipc::same_cpu),
     ("ipc_cross_cpu", ipc::cross_cpu),
     ("ipc_payload_and_cap_transfer", ipc::payload_and_cap_transfer),
+    ("ipc_fast_path", ipc_paths::fast_path),
+    ("ipc_fallbacks", ipc_paths::fallbacks),
     ("reply_object", ipc::reply_object),
     ("notification", ipc::notification),
     ("irq_timer", ipc::irq_timer),

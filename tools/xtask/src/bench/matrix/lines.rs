@@ -74,6 +74,24 @@ impl Memory {
     }
 }
 
+/// `[bench] matrix lock ...`: TSC cycles CPUs spent waiting for the kernel
+/// lock (and how many waits) while the workloads ran, over their elapsed
+/// TSC cycles on `cpus` CPUs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LockWait {
+    pub wait_tsc: u64,
+    pub waits: u64,
+    pub elapsed_tsc: u64,
+    pub cpus: u64,
+}
+
+impl LockWait {
+    /// The share of all CPUs' time spent waiting for the lock.
+    pub fn share(&self) -> f64 {
+        self.wait_tsc as f64 / (self.elapsed_tsc.max(1) * self.cpus.max(1)) as f64
+    }
+}
+
 /// Everything one boot printed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Boot {
@@ -84,6 +102,7 @@ pub struct Boot {
     /// The workloads init reported failed, with what it said.
     pub failed: Vec<String>,
     pub memory: Option<Memory>,
+    pub lock: Option<LockWait>,
     /// Whether init reached `[bench] matrix done`.
     pub done: bool,
 }
@@ -99,6 +118,7 @@ const COW_STORM: &str = "cow_storm pages=";
 const FORK_TREE: &str = "fork_tree depth=";
 const PARALLEL_FORK: &str = "parallel_fork cpus=";
 const MEMORY: &str = "matrix memory free_before=";
+const LOCK: &str = "matrix lock wait_tsc=";
 
 /// The `key=value` words of a line that contains `prefix` (a name and the
 /// first key: `cow_storm pages=`), as the struct `T`: `Ok(None)` if the
@@ -176,6 +196,8 @@ pub fn read_boot(lines: &[String], strategy: Strategy, cpus: usize) -> Result<Bo
                 boot.failed.push(failed.trim().to_string());
             } else if let Some(memory) = parse_line(line, MEMORY)? {
                 once(&mut boot.memory, memory, "[bench] matrix memory")?;
+            } else if let Some(lock) = parse_line(line, LOCK)? {
+                once(&mut boot.lock, lock, "[bench] matrix lock")?;
             } else if words.starts_with("done") {
                 boot.done = true;
             }
@@ -261,6 +283,7 @@ mod tests {
                 PARALLEL,
                 "[bench] matrix failed workload=oops status=3",
                 "[bench] matrix memory free_before=102023 free_after=102023 owned=0 shared=0",
+                "[bench] matrix lock wait_tsc=300 waits=7 elapsed_tsc=1000 cpus=4",
                 "[bench] matrix done failed=1",
             ],
         );
@@ -271,6 +294,7 @@ mod tests {
         assert!(boot.fork_tree.is_some() && boot.parallel_fork.is_some() && boot.done);
         assert_eq!(boot.failed, vec!["workload=oops status=3".to_string()]);
         assert!(boot.memory.unwrap().clean());
+        assert_eq!(boot.lock.map(|l| l.share()), Some(0.075));
     }
 
     #[test]

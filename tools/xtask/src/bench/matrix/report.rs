@@ -132,6 +132,17 @@ fn other_metrics() -> Vec<Metric> {
             get: Box::new(|c| Some(c.boot.as_ref()?.parallel_fork.as_ref()?.mem_ipc_per_fork)),
         },
         Metric {
+            id: "kernel_lock_wait",
+            title: "kernel lock: share of the CPUs' time spent waiting for it".into(),
+            unit: "wait / (elapsed × CPUs)",
+            note: "TSC cycles every CPU spun for the kernel lock while the workloads ran, over their elapsed TSC \
+                   cycles times the CPUs (`KernelInfo`; under --icount, instructions)"
+                .into(),
+            decimals: 4,
+            higher_is_better: false,
+            get: Box::new(|c| Some(c.boot.as_ref()?.lock.as_ref()?.share())),
+        },
+        Metric {
             id: "trace_items_per_msg",
             title: "IPC trace: operations per message to the memory server".into(),
             unit: "items per message",
@@ -387,6 +398,7 @@ pub fn markdown(matrix: &Matrix, tables: &[Table], plots: &[PlotFile], meta: &se
         ("fork_tree", &["fork_tree"]),
         ("parallel_fork", &["parallel_fork", "parallel_fork_mem_ipc"]),
         ("IPC traces", &["trace_items_per_msg", "trace_lost"]),
+        ("kernel lock", &["kernel_lock_wait"]),
     ] {
         let mine: Vec<&Table> = ids.iter().filter_map(|id| tables.iter().find(|t| t.id == *id)).collect();
         if mine.is_empty() {

@@ -1,0 +1,113 @@
+//! The kernel lock's figures: how long CPUs wait for it and how long it is
+//! held, per CPU, for `KernelInfo`.
+//!
+//! Waiting is always counted, and costs nothing when the lock is free: the
+//! clock is read only after a first `try_lock` failed. Holding is timed only
+//! with `lockstat` on the kernel command line (a load and a branch
+//! otherwise), since it reads the clock twice on every kernel entry.
+//! Each CPU writes only its own counters (plain loads and stores, no locked
+//! instruction); any CPU may read them.
+
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::{self, MAX_CPUS};
+
+use super::Kernel;
+
+/// One CPU's counters, on a cache line of their own.
+#[repr(align(64))]
+struct CpuLockStats {
+    wait_cycles: AtomicU64,
+    waits: AtomicU64,
+    hold_cycles: AtomicU64,
+    holds: AtomicU64,
+}
+
+static STATS: [CpuLockStats; MAX_CPUS] = [const {
+    CpuLockStats { wait_cycles: AtomicU64::new(0), waits: AtomicU64::new(0), hold_cycles: AtomicU64::new(0), holds: AtomicU64::new(0) }
+}; MAX_CPUS];
+static TIME_HOLDS: AtomicBool = AtomicBool::new(false);
+
+/// The command-line word that turns hold timing on.
+pub const LOCKSTAT_FLAG: &str = "lockstat";
+
+/// Turns hold timing on or off.
+pub fn time_holds(on: bool) {
+    TIME_HOLDS.store(on, Ordering::Relaxed);
+}
+
+/// Adds `value` to a counter only this CPU writes.
+fn bump(counter: &AtomicU64, value: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(value), Ordering::Relaxed);
+}
+
+/// The kernel lock, held; it times the hold when asked to.
+pub struct Held {
+    guard: spin::MutexGuard<'static, Kernel>,
+    /// TSC at acquisition; 0 when holds are not timed.
+    since: u64,
+}
+
+impl Deref for Held {
+    type Target = Kernel;
+    fn deref(&self) -> &Kernel {
+        &self.guard
+    }
+}
+
+impl DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut Kernel {
+        &mut self.guard
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.since != 0 {
+            let stats = &STATS[arch::cpu_index()];
+            bump(&stats.hold_cycles, arch::time::tsc().wrapping_sub(self.since));
+            bump(&stats.holds, 1);
+        }
+    }
+}
+
+/// Takes `lock`. While it waits (interrupts off), it serves TLB shootdowns,
+/// which the holder may be waiting for.
+pub fn take(lock: &'static spin::Mutex<Kernel>) -> Held {
+    let guard = match lock.try_lock() {
+        Some(guard) => guard,
+        None => wait(lock),
+    };
+    let since = if TIME_HOLDS.load(Ordering::Relaxed) { arch::time::tsc() } else { 0 };
+    Held { guard, since }
+}
+
+#[cold]
+#[inline(never)]
+fn wait(lock: &'static spin::Mutex<Kernel>) -> spin::MutexGuard<'static, Kernel> {
+    let start = arch::time::tsc();
+    let guard = loop {
+        if let Some(guard) = lock.try_lock() {
+            break guard;
+        }
+        arch::tlb_serve();
+        core::hint::spin_loop();
+    };
+    let stats = &STATS[arch::cpu_index()];
+    bump(&stats.wait_cycles, arch::time::tsc().wrapping_sub(start));
+    bump(&stats.waits, 1);
+    guard
+}
+
+/// The counter `KernelInfo` selector `what` names, summed over every CPU.
+pub fn total(what: u64) -> Option<u64> {
+    let field: fn(&CpuLockStats) -> &AtomicU64 = match what {
+        abi::syscall::KERNEL_INFO_LOCK_WAIT => |s| &s.wait_cycles,
+        abi::syscall::KERNEL_INFO_LOCK_WAITS => |s| &s.waits,
+        abi::syscall::KERNEL_INFO_LOCK_HOLD => |s| &s.hold_cycles,
+        abi::syscall::KERNEL_INFO_LOCK_HOLDS => |s| &s.holds,
+        _ => return None,
+    };
+    Some(STATS.iter().map(|s| field(s).load(Ordering::Relaxed)).fold(0, u64::wrapping_add))
+}
