@@ -82,8 +82,8 @@ fn share_pages(pages: &PageMap, parent: Slot, child: Slot) -> Result<(), ProtoEr
     let mut window: Option<(u64, u64)> = None;
     let spans = pages.spans().flat_map(|(first, last)| {
         // The IPC page splits the span it falls in.
-        let before = (first < IPC_PAGE && IPC_PAGE <= last).then(|| (first, IPC_PAGE - 1));
-        let after = (first <= IPC_PAGE && IPC_PAGE < last).then(|| (IPC_PAGE + 1, last));
+        let before = (first < IPC_PAGE && IPC_PAGE <= last).then_some((first, IPC_PAGE - 1));
+        let after = (first <= IPC_PAGE && IPC_PAGE < last).then_some((IPC_PAGE + 1, last));
         let whole = (!(first..=last).contains(&IPC_PAGE)).then_some((first, last));
         [before, after, whole].into_iter().flatten()
     });
