@@ -46,6 +46,12 @@ pub const USER_TESTS: &[&str] = &[
     "fault_delivery",
     "fault_kill",
     "kernel_pool_exhaustion",
+    "protect_bounded",
+    "priority_ceiling",
+    "reply_grant",
+    "exit_reported",
+    "dead_server_releases_caller",
+    "trace_drain_race",
     "syscall_fuzz",
 ];
 

@@ -94,6 +94,8 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
     init.cspace = Some(cspace);
     init.ipc_buffer = loaded.ipc_buffer;
     init.priority = INIT_PRIORITY;
+    // init is where authority starts: it may hand out any priority.
+    init.mcp = (super::PRIORITIES - 1) as u8;
     init.cpu = 0;
     // The ABI wants rsp + 8 aligned to 16 at function entry.
     init.ctx = UserContext::new_user(loaded.entry, loaded.stack_top - 8, ranges);

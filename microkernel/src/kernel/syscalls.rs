@@ -5,7 +5,7 @@
 use abi::cap::{ObjectKind, Rights};
 use abi::syscall::{DEBUG_WRITE_MAX, SysError, Sysnum};
 
-use crate::object::thread::{State, Thread};
+use crate::object::thread::Thread;
 use crate::object::{CSpace, Endpoint, Notification, ObjRef, Space};
 use crate::{arch, capture, mm::frame, uaccess};
 
@@ -21,11 +21,7 @@ impl Kernel {
         };
         let result = match sysnum {
             Sysnum::DebugWrite => debug_write(args[0], args[1]),
-            Sysnum::ThreadExit => {
-                self.stop_thread(t, State::Dead);
-                self.check_init_alive(t);
-                return;
-            }
+            Sysnum::ThreadExit => return self.thread_exit(t),
             Sysnum::Yield => {
                 self.cpus[cpu].slice_over = true;
                 Ok(0)

@@ -75,7 +75,10 @@ impl System {
         };
         give(slots.space, 1, Rights::ALL)?;
         give(process_frames, 2, rw)?;
-        give(memory, 3, Rights::WRITE)?;
+        // Grant: the memory server's replies carry capabilities (the
+        // attached table), which the kernel delivers only to a caller whose
+        // capability has the grant right.
+        give(memory, 3, Rights::WRITE.union(Rights::GRANT))?;
         give(boot_slot::BOOT_IMAGE, 4, Rights::READ)?;
         give(slots.cspace, 5, Rights::ALL)?;
         for (k, &endpoint) in endpoints.iter().enumerate().take(usize::from(cpus)) {
