@@ -52,6 +52,8 @@ pub const USER_TESTS: &[&str] = &[
     "exit_reported",
     "dead_server_releases_caller",
     "trace_drain_race",
+    "allowance",
+    "cycle_reclaimed",
     "syscall_fuzz",
 ];
 

@@ -35,8 +35,15 @@ pub enum Sysnum {
     /// `(slot)` → `kind | rights << 8`; the badge comes back in `rsi` and the
     /// object's size (frames of a PhysRange, ports of an I/O range) in `r10`.
     CapIdentify = 15,
-    /// `(kind, dst)`: create a kernel object and put its capability in `dst`.
+    /// `(kind, dst)`: create a kernel object and put its capability in `dst`,
+    /// charged to the caller's table's allowance (`OutOfKernelMemory` once
+    /// it is spent; the object gives it back when destroyed).
     Create = 16,
+    /// `(cspace, amount)`: move `amount` of the caller's table's allowance
+    /// (kernel objects it may still create) to the table of a CSpace
+    /// capability with the write right; → what the caller's table has left.
+    /// `(OWN_CSPACE, 0)` only reports it.
+    Allowance = 17,
 
     /// `(thread, space, cspace, ipc_buffer, fault_ep, priority | cpu << 8)`.
     ThreadConfigure = 20,
@@ -121,6 +128,7 @@ impl TryFrom<u64> for Sysnum {
             14 => CapRevoke,
             15 => CapIdentify,
             16 => Create,
+            17 => Allowance,
             20 => ThreadConfigure,
             21 => ThreadStart,
             22 => ThreadSuspend,

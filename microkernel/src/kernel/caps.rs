@@ -88,6 +88,8 @@ impl Kernel {
         };
         if last {
             self.destroy(obj);
+        } else {
+            self.reclaim_cycle(obj);
         }
     }
 
@@ -180,9 +182,13 @@ impl Kernel {
         })
     }
 
-    /// Ends an object whose last reference went away.
+    /// Ends an object whose last reference went away, and gives what it
+    /// cost back to the allowance that paid for it.
     fn destroy(&mut self, obj: ObjRef) {
         let (i, g) = (obj.index, obj.generation);
+        if let Some(payer) = self.payer_of(obj) {
+            self.refund(payer, 1);
+        }
         match obj.kind {
             ObjectKind::Thread => self.destroy_thread(obj),
             ObjectKind::Endpoint => {
@@ -202,7 +208,11 @@ impl Kernel {
                 for slot in 0..CSPACE_SLOTS as u64 {
                     self.delete_slot(obj, slot);
                 }
-                self.cspaces.remove(i, g);
+                let payer = self.cspaces.payer(i, g);
+                if let (Some(table), Some(payer)) = (self.cspaces.remove(i, g), payer) {
+                    // What the table was given and did not spend goes back.
+                    self.refund(payer, table.allowance);
+                }
             }
             ObjectKind::PhysRange => {
                 self.phys_ranges.remove(i, g);
@@ -225,6 +235,18 @@ impl Kernel {
                     }
                 }
             }
+        }
+    }
+
+    /// A dead thread lets go of its table and fault endpoint at once (its
+    /// address space stays until the thread is destroyed: a CPU may still
+    /// run on it), so a table that names the dead thread is no longer kept
+    /// alive by it.
+    pub fn release_at_death(&mut self, t: u16) {
+        let Some(thread) = self.threads.at_mut(t) else { return };
+        let held = [thread.cspace.take(), thread.fault_ep.take().map(|(ep, _)| ep)];
+        for held in held.into_iter().flatten() {
+            self.drop_ref(held);
         }
     }
 

@@ -146,8 +146,10 @@ impl Kernel {
         let cspace = self.cspace_of(t)?;
         let pending = self.threads.at(t).and_then(|s| s.reply_to).filter(|c| self.waits_for_reply(*c));
         let caller = pending.ok_or(SysError::NoReply)?;
-        let (index, generation) = self.replies.insert(Reply { caller: Some(caller) })?;
+        let payer = self.charge(t)?;
+        let (index, generation) = self.replies.insert(Reply { caller: Some(caller) }).inspect_err(|_| self.refund(payer, 1))?;
         let obj = ObjRef { kind: ObjectKind::Reply, index, generation };
+        self.set_payer(obj, payer);
         if let Err(error) = self.insert_cap(cspace, dst, obj, Rights::WRITE, 0, 0) {
             if let Some(reply) = self.replies.get_mut(index, generation) {
                 reply.caller = None;
@@ -403,6 +405,7 @@ impl Kernel {
         }
         if state == State::Dead {
             self.release_caller(t);
+            self.release_at_death(t);
         }
     }
 

@@ -7,10 +7,12 @@
 //! saves the running thread's context from the frame, does its work, and
 //! fills the frame with whatever this CPU runs next.
 
+mod allowance;
 mod boot;
 mod caps;
 mod ipc;
 mod irq;
+mod reclaim;
 mod sched;
 mod syscalls;
 mod threads;
@@ -72,6 +74,8 @@ pub struct Kernel {
     pub kills: u64,
     /// Init's thread: when it ends, nothing is left to end the run.
     pub init: Option<u16>,
+    /// A cycle is being reclaimed (the deletions it makes start no other).
+    reclaiming: bool,
 }
 
 static KERNEL: spin::Mutex<Kernel> = spin::Mutex::new(Kernel::new());
@@ -102,6 +106,7 @@ impl Kernel {
             next_cap_id: 1,
             kills: 0,
             init: None,
+            reclaiming: false,
         }
     }
 

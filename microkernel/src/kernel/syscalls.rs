@@ -44,6 +44,7 @@ impl Kernel {
                 cap.obj.kind as u64 | u64::from(cap.rights.0) << 8
             }),
             Sysnum::Create => self.create(t, args[0], args[1]),
+            Sysnum::Allowance => self.allowance(t, args[0], args[1]),
             Sysnum::ThreadConfigure => self.thread_configure(t, args),
             Sysnum::ThreadStart => self.thread_start(t, args),
             Sysnum::ThreadSuspend => self.thread_suspend(t, args[0]),
@@ -98,17 +99,30 @@ impl Kernel {
         self.set_result(t, result);
     }
 
-    /// `Create(kind, dst)`: a new object, from its bounded pool, with a
-    /// capability carrying every right.
+    /// `Create(kind, dst)`: a new object, from its bounded pool and the
+    /// caller's table's allowance, with a capability carrying every right.
     fn create(&mut self, t: u16, kind: u64, dst: u64) -> Result<u64, SysError> {
         let kind = ObjectKind::from_raw(kind).filter(|k| k.creatable()).ok_or(SysError::BadArgument)?;
         let cspace = self.cspace_of(t)?;
         self.lookup(t, dst).map_or(Ok(()), |_| Err(SysError::SlotOccupied))?;
-        let (index, generation) = match kind {
+        let payer = self.charge(t)?;
+        let (index, generation) = self.new_object(kind).inspect_err(|_| self.refund(payer, 1))?;
+        let obj = ObjRef { kind, index, generation };
+        self.set_payer(obj, payer);
+        if let Err(error) = self.insert_cap(cspace, dst, obj, Rights::ALL, 0, 0) {
+            self.drop_ref(obj);
+            return Err(error);
+        }
+        Ok(0)
+    }
+
+    /// A new object of a creatable `kind` in its pool.
+    fn new_object(&mut self, kind: ObjectKind) -> Result<(u16, u32), SysError> {
+        Ok(match kind {
             ObjectKind::Thread => self.threads.insert(Thread::new())?,
             ObjectKind::Endpoint => self.endpoints.insert(Endpoint::default())?,
             ObjectKind::Notification => self.notifications.insert(Notification::default())?,
-            ObjectKind::CSpace => self.cspaces.insert(CSpace { slots: [None; abi::cap::CSPACE_SLOTS] })?,
+            ObjectKind::CSpace => self.cspaces.insert(CSpace::new(0))?,
             ObjectKind::AddressSpace => {
                 let root = arch::paging::Root::new_user(arch::kernel_space(), &mut frame::alloc_zeroed)
                     .map_err(|_| SysError::OutOfKernelMemory)?;
@@ -119,13 +133,7 @@ impl Kernel {
             ObjectKind::IoPorts | ObjectKind::PhysRange | ObjectKind::Reply | ObjectKind::IrqLine => {
                 return Err(SysError::BadArgument);
             }
-        };
-        let obj = ObjRef { kind, index, generation };
-        if let Err(error) = self.insert_cap(cspace, dst, obj, Rights::ALL, 0, 0) {
-            self.drop_ref(obj);
-            return Err(error);
-        }
-        Ok(0)
+        })
     }
 
     /// What `CapIdentify` reports as an object's size: frames of a

@@ -222,8 +222,10 @@ impl Kernel {
         }
         let carved = PhysRange { base: range.base + first * PAGE_SIZE, frames };
         let cspace = self.cspace_of(t)?;
-        let (index, generation) = self.phys_ranges.insert(carved)?;
+        let payer = self.charge(t)?;
+        let (index, generation) = self.phys_ranges.insert(carved).inspect_err(|_| self.refund(payer, 1))?;
         let obj = ObjRef { kind: ObjectKind::PhysRange, index, generation };
+        self.set_payer(obj, payer);
         if let Err(error) = self.insert_cap(cspace, dst, obj, cap.rights, 0, cap.id) {
             self.drop_ref(obj);
             return Err(error);

@@ -40,9 +40,17 @@ impl Space {
     pub const TABLE_PAGE_LIMIT: usize = 1024;
 }
 
-/// A capability table.
+/// A capability table, and its allowance: how many more kernel objects
+/// the threads running in it may create (each returns when destroyed).
 pub struct CSpace {
     pub slots: [Option<Cap>; CSPACE_SLOTS],
+    pub allowance: u64,
+}
+
+impl CSpace {
+    pub const fn new(allowance: u64) -> Self {
+        Self { slots: [None; CSPACE_SLOTS], allowance }
+    }
 }
 
 /// A FIFO of threads linked through their `next` field.

@@ -49,6 +49,7 @@ pub fn memory_server(env: &Env) -> TestResult {
         for (source, at) in [(ep, 1), (slots.space, 2), (pool, 3)] {
             sys::cap_mint_to(source, slots.cspace, at, Rights::ALL, 0).map_err(|_| "give the server its capabilities")?;
         }
+        crate::system::give_allowance(slots.cspace, crate::system::MEMORY_ALLOWANCE)?;
         program.start(0).map_err(|_| "start the server")
     });
     let outcome = started.and_then(|()| exercise(env, ep, batch));

@@ -10,6 +10,7 @@ pub mod ipc;
 pub mod memory;
 pub mod memserver;
 pub mod process;
+pub mod resources;
 pub mod syscalls;
 pub mod threads;
 
@@ -26,7 +27,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 30] = [
+const TESTS: [Test; 32] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -56,6 +57,8 @@ const TESTS: [Test; 30] = [
     ("exit_reported", authority::exit_reported),
     ("dead_server_releases_caller", authority::dead_server_releases_caller),
     ("trace_drain_race", authority::trace_drain_race),
+    ("allowance", resources::allowance),
+    ("cycle_reclaimed", resources::cycle_reclaimed),
     ("syscall_fuzz", fuzz::run),
 ];
 

@@ -1,0 +1,81 @@
+//! Kernel resources are paid for and come back: creation is charged to the
+//! creator's table's allowance (a table can spend only what init gave it),
+//! and tables and threads that keep each other alive are reclaimed once
+//! nothing outside names them.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use abi::cap::{ObjectKind, Rights, boot_slot};
+use abi::syscall::{SysError, Sysnum};
+use rt::sys::{self, ThreadConfig};
+use rt::thread::spawn;
+
+use super::ipc::wait_dead;
+use super::threads::spec;
+use super::{TestResult, check};
+use crate::env::{Env, INIT_PRIORITY};
+use crate::system::give_allowance;
+
+/// Objects the test gives its table to spend.
+const GIVEN: u64 = 3;
+/// Error codes of the spender's creations (0 = created).
+static CREATED: [AtomicU64; GIVEN as usize + 2] = [const { AtomicU64::new(u64::MAX) }; GIVEN as usize + 2];
+
+/// Runs in a table of its own with an allowance of [`GIVEN`]: creates one
+/// notification more than that, then deletes one and creates again.
+extern "C" fn spender(_: u64) -> ! {
+    let create = |slot| sys::create(ObjectKind::Notification, slot).map_or_else(SysError::code, |()| 0);
+    for slot in 0..=GIVEN {
+        CREATED[slot as usize].store(create(slot + 1), Ordering::Release);
+    }
+    let _ = sys::cap_delete(1);
+    CREATED[GIVEN as usize + 1].store(create(1), Ordering::Release);
+    sys::thread_exit()
+}
+
+/// A table with a small allowance cannot create more than that; what its
+/// objects cost comes back when they go.
+pub fn allowance(env: &Env) -> TestResult {
+    let (notifications, _) = sys::pool_usage(ObjectKind::Notification).map_err(|_| "usage")?;
+    let (table, thread) = (env.slots.alloc(), env.slots.alloc());
+    sys::create(ObjectKind::CSpace, table).map_err(|_| "create a table")?;
+    let given = give_allowance(table, GIVEN);
+    let spent = given.and_then(|()| {
+        let mut spending = spec(spender, 0, INIT_PRIORITY, env.other_cpu());
+        spending.cspace = table;
+        spawn(&env.pages, thread, spending).map_err(|_| "spawn")?;
+        check(wait_dead(thread), "the spender did not finish")
+    });
+    env.slots.release(thread);
+    env.slots.release(table);
+    spent?;
+    let codes: [u64; GIVEN as usize + 2] = core::array::from_fn(|i| CREATED[i].load(Ordering::Acquire));
+    check(codes[..GIVEN as usize].iter().all(|&c| c == 0), "a table could not spend its allowance")?;
+    check(codes[GIVEN as usize] == SysError::OutOfKernelMemory.code(), "a table created beyond its allowance")?;
+    check(codes[GIVEN as usize + 1] == 0, "a deleted object did not give its allowance back")?;
+    check(sys::pool_usage(ObjectKind::Notification).map(|u| u.0) == Ok(notifications), "the table's objects outlived it")?;
+    // Nobody may give more than it has, or give to itself.
+    let own = sys::raw_syscall(Sysnum::Allowance as u64, [abi::syscall::OWN_CSPACE, 1, 0, 0, 0, 0]);
+    check(own == Err(SysError::BadArgument), "a table gave allowance to itself")
+}
+
+/// A table holding a capability to itself and to a never-started thread
+/// configured to run in it: once init deletes its own capabilities, both
+/// are gone.
+pub fn cycle_reclaimed(env: &Env) -> TestResult {
+    let usage = || Ok::<_, &'static str>((sys::pool_usage(ObjectKind::CSpace).map_err(|_| "usage")?.0, sys::pool_usage(ObjectKind::Thread).map_err(|_| "usage")?.0));
+    let before = usage()?;
+    let (table, thread) = (env.slots.alloc(), env.slots.alloc());
+    sys::create(ObjectKind::CSpace, table).map_err(|_| "create a table")?;
+    sys::create(ObjectKind::Thread, thread).map_err(|_| "create a thread")?;
+    let config = ThreadConfig { space: boot_slot::ADDRESS_SPACE, cspace: table, ipc_buffer: 0, fault_endpoint: None, priority: INIT_PRIORITY, cpu: 0 };
+    let built = sys::cap_mint_to(table, table, 5, Rights::ALL, 0)
+        .and_then(|()| sys::cap_mint_to(thread, table, 6, Rights::ALL, 0))
+        .and_then(|()| sys::thread_configure(thread, &config));
+    let held = usage()?;
+    env.slots.release(thread);
+    env.slots.release(table);
+    built.map_err(|_| "build the cycle")?;
+    check(held == (before.0 + 1, before.1 + 1), "the cycle's objects were not created")?;
+    check(usage()? == before, "a table and thread that name each other outlived every outside capability")
+}
