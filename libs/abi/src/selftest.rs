@@ -19,6 +19,7 @@ pub const KERNEL_TESTS: &[&str] = &[
     "exception",
     "timer_ticks",
     "ipi_pingpong",
+    "smep_smap",
 ];
 
 /// The tests init runs from user mode, after the kernel's, in this order.

@@ -7,20 +7,24 @@
 //! Calls that would block forever are turned into their non-blocking forms,
 //! console writes into `KernelInfo` (random bytes would flood the console),
 //! `ThreadExit` into `Yield`, and priorities are kept below the fuzzer's, so
-//! a thread the fuzzer starts can never starve it.
+//! a thread the fuzzer starts can never starve it. The sandbox has an
+//! allowance of [`SANDBOX_ALLOWANCE`] objects, tables included (cycles of
+//! tables are reclaimed with the sandbox).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use abi::cap::{ObjectKind, Rights, boot_slot};
+use abi::cap::{ObjectKind, Rights, ThreadState, boot_slot};
 use abi::syscall::{KERNEL_INFO_FREE_FRAMES, OWN_CSPACE, Sysnum};
 use rt::mem::PAGE_SIZE;
 use rt::sys::{self, ThreadConfig};
 use rt::thread::STACK_PAGES;
 
-use super::{PATIENCE, TestResult, check, wait_longer};
+use super::{PATIENCE, TestResult, check, wait_for, wait_longer};
 use crate::env::{Env, INIT_PRIORITY};
 
 const CALLS: u64 = 100_000;
+/// Kernel objects the sandbox may create.
+const SANDBOX_ALLOWANCE: u64 = 48;
 const FUZZER_PRIORITY: u8 = INIT_PRIORITY - 1;
 /// Init waits at this priority: below the fuzzer (which must run, even on
 /// one CPU) and above every thread the fuzzer can start.
@@ -65,11 +69,6 @@ fn tame(number: u64, args: &mut [u64; 6]) -> u64 {
         }
         Sysnum::ThreadConfigure => {
             args[5] = (args[5] & !0xFF) | ((args[5] & 0xFF) % WAITING_PRIORITY);
-            number
-        }
-        // Capability tables that hold capabilities to each other never die.
-        Sysnum::Create if args[0] == ObjectKind::CSpace as u64 => {
-            args[0] = ObjectKind::Endpoint as u64;
             number
         }
         _ => number,
@@ -128,6 +127,7 @@ pub fn run(env: &Env) -> TestResult {
 
     let sandbox = env.slots.alloc();
     sys::create(ObjectKind::CSpace, sandbox).map_err(|_| "create sandbox")?;
+    crate::system::give_allowance(sandbox, SANDBOX_ALLOWANCE)?;
     let contents = [
         (ObjectKind::Endpoint, Rights::GRANT.union(Rights::DERIVE)),
         (ObjectKind::Notification, Rights::WRITE.union(Rights::DERIVE)),
@@ -159,7 +159,7 @@ pub fn run(env: &Env) -> TestResult {
     // on one CPU; a yield alone never gives way to a lower priority.
     let start = super::tsc();
     sys::thread_set_priority(boot_slot::THREAD, WAITING_PRIORITY).map_err(|_| "lower priority")?;
-    let finished = wait_longer(|| DONE.load(Ordering::Acquire) == 1, 20 * PATIENCE);
+    let finished = wait_longer(|| DONE.load(Ordering::Acquire) == 1 && sys::thread_state(fuzz) == Ok(ThreadState::Dead), 20 * PATIENCE);
     let cycles = super::tsc() - start;
     sys::thread_set_priority(boot_slot::THREAD, u64::from(INIT_PRIORITY)).map_err(|_| "restore priority")?;
     env.slots.release(fuzz);
@@ -170,6 +170,9 @@ pub fn run(env: &Env) -> TestResult {
         cycles / 1_000_000,
         ERRORS.load(Ordering::Relaxed)
     );
+    // Threads of the sandbox that were running on another CPU are reaped
+    // at that CPU's next switch.
+    wait_for(|| accounting() == baseline);
     let after = accounting();
     if after != baseline {
         rt::println!("syscall_fuzz: pools and free frames before {baseline:?}, after {after:?}");
