@@ -21,27 +21,26 @@ const GIVEN: u64 = 3;
 /// Error codes of the spender's creations (0 = created).
 static CREATED: [AtomicU64; GIVEN as usize + 2] = [const { AtomicU64::new(u64::MAX) }; GIVEN as usize + 2];
 
-/// Runs in a table of its own with an allowance of [`GIVEN`]: creates one
-/// notification more than that, then deletes one and creates again.
-extern "C" fn spender(_: u64) -> ! {
+/// Runs in a table of its own: tries `tries` notifications, then deletes
+/// the first and tries once more.
+extern "C" fn spender(tries: u64) -> ! {
     let create = |slot| sys::create(ObjectKind::Notification, slot).map_or_else(SysError::code, |()| 0);
-    for slot in 0..=GIVEN {
+    for slot in 0..tries {
         CREATED[slot as usize].store(create(slot + 1), Ordering::Release);
     }
     let _ = sys::cap_delete(1);
-    CREATED[GIVEN as usize + 1].store(create(1), Ordering::Release);
+    CREATED[tries as usize].store(create(1), Ordering::Release);
     sys::thread_exit()
 }
 
-/// A table with a small allowance cannot create more than that; what its
-/// objects cost comes back when they go.
-pub fn allowance(env: &Env) -> TestResult {
-    let (notifications, _) = sys::pool_usage(ObjectKind::Notification).map_err(|_| "usage")?;
+/// Runs [`spender`] making `tries` attempts in a new table given
+/// `allowance` objects; the error codes of its attempts.
+fn spend(env: &Env, allowance: u64, tries: u64) -> Result<[u64; GIVEN as usize + 2], &'static str> {
     let (table, thread) = (env.slots.alloc(), env.slots.alloc());
     sys::create(ObjectKind::CSpace, table).map_err(|_| "create a table")?;
-    let given = give_allowance(table, GIVEN);
+    let given = if allowance > 0 { give_allowance(table, allowance) } else { Ok(()) };
     let spent = given.and_then(|()| {
-        let mut spending = spec(spender, 0, INIT_PRIORITY, env.other_cpu());
+        let mut spending = spec(spender, tries, INIT_PRIORITY, env.other_cpu());
         spending.cspace = table;
         spawn(&env.pages, thread, spending).map_err(|_| "spawn")?;
         check(wait_dead(thread), "the spender did not finish")
@@ -49,12 +48,22 @@ pub fn allowance(env: &Env) -> TestResult {
     env.slots.release(thread);
     env.slots.release(table);
     spent?;
-    let codes: [u64; GIVEN as usize + 2] = core::array::from_fn(|i| CREATED[i].load(Ordering::Acquire));
+    Ok(core::array::from_fn(|i| CREATED[i].swap(u64::MAX, Ordering::AcqRel)))
+}
+
+/// A table creates nothing unless given an allowance, and no more than it
+/// was given; what its objects cost comes back when they go.
+pub fn allowance(env: &Env) -> TestResult {
+    let (notifications, _) = sys::pool_usage(ObjectKind::Notification).map_err(|_| "usage")?;
+    let oom = SysError::OutOfKernelMemory.code();
+    let unpaid = spend(env, 0, 1)?;
+    check(unpaid[0] == oom, "a table with no allowance created an object")?;
+    let codes = spend(env, GIVEN, GIVEN + 1)?;
     check(codes[..GIVEN as usize].iter().all(|&c| c == 0), "a table could not spend its allowance")?;
-    check(codes[GIVEN as usize] == SysError::OutOfKernelMemory.code(), "a table created beyond its allowance")?;
+    check(codes[GIVEN as usize] == oom, "a table created beyond its allowance")?;
     check(codes[GIVEN as usize + 1] == 0, "a deleted object did not give its allowance back")?;
     check(sys::pool_usage(ObjectKind::Notification).map(|u| u.0) == Ok(notifications), "the table's objects outlived it")?;
-    // Nobody may give more than it has, or give to itself.
+    // Nobody gives allowance to itself.
     let own = sys::raw_syscall(Sysnum::Allowance as u64, [abi::syscall::OWN_CSPACE, 1, 0, 0, 0, 0]);
     check(own == Err(SysError::BadArgument), "a table gave allowance to itself")
 }
