@@ -53,6 +53,7 @@ pub const USER_TESTS: &[&str] = &[
     "exit_reported",
     "dead_server_releases_caller",
     "trace_drain_race",
+    "privileges",
     "allowance",
     "cycle_reclaimed",
     "syscall_fuzz",

@@ -41,8 +41,9 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
     let loaded = program::load(root, elf).map_err(InitError::Load)?;
     let (si, sg) = kernel.spaces.insert(Space { root, table_pages: loaded.table_pages }).map_err(oom)?;
     // init decides who may create how many kernel objects: its own
-    // allowance has no bound, and it hands parts of it out.
-    let (ci, cg) = kernel.cspaces.insert(CSpace::new(u64::MAX)).map_err(oom)?;
+    // allowance has no bound, and it hands parts of it out. It has every
+    // privilege, which the tables it creates inherit.
+    let (ci, cg) = kernel.cspaces.insert(CSpace::new(u64::MAX, abi::cap::privilege::ALL)).map_err(oom)?;
     let (ti, tg) = kernel.threads.insert(Thread::new()).map_err(oom)?;
     let space = ObjRef { kind: ObjectKind::AddressSpace, index: si, generation: sg };
     let cspace = ObjRef { kind: ObjectKind::CSpace, index: ci, generation: cg };

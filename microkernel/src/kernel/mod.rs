@@ -12,6 +12,7 @@ mod boot;
 mod caps;
 mod ipc;
 mod irq;
+mod privilege;
 mod reclaim;
 mod sched;
 mod syscalls;

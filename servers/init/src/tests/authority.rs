@@ -246,3 +246,49 @@ pub fn trace_drain_race(env: &Env) -> TestResult {
     check(finished, "the trace writer did not finish")?;
     check(drained > 0, "no record came out of the rings")
 }
+
+static UNPRIVILEGED: [AtomicU64; 3] = [const { AtomicU64::new(u64::MAX) }; 3];
+
+/// Runs in a table with no privileges: tries the console, kernel
+/// information and a trace name (for the endpoint in its slot 1).
+extern "C" fn unprivileged(_: u64) -> ! {
+    let results = [
+        code(sys::debug_write(b"unprivileged write\n")),
+        code(sys::kernel_info(abi::syscall::KERNEL_INFO_CPUS)),
+        code(sys::trace_name(1, "unprivileged")),
+    ];
+    for (slot, result) in UNPRIVILEGED.iter().zip(results) {
+        slot.store(result, Ordering::Release);
+    }
+    sys::thread_exit()
+}
+
+/// The console, kernel information and trace names need the table's
+/// privileges, which can be taken away and never given back; a trace name
+/// also needs the write right on the object.
+pub fn privileges(env: &Env) -> TestResult {
+    let restrict = |table, keep| sys::raw_syscall(Sysnum::TableRestrict as u64, [table, keep, 0, 0, 0, 0]);
+    let (table, thread, ep, weak) = (env.slots.alloc(), env.slots.alloc(), env.slots.alloc(), env.slots.alloc());
+    sys::create(ObjectKind::CSpace, table).map_err(|_| "create a table")?;
+    sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create an endpoint")?;
+    sys::cap_mint(ep, weak, Rights::READ, 0).map_err(|_| "mint")?;
+    let unnamed = sys::trace_name(weak, "weak");
+    let built = sys::cap_mint_to(ep, table, 1, Rights::ALL, 0).and_then(|()| restrict(table, 0)).and_then(|_| restrict(table, u64::from(abi::cap::privilege::ALL)));
+    let ran = built.map_err(|_| "restrict the table").and_then(|kept| {
+        check(kept == 0, "a restricted table got its privileges back")?;
+        let mut running = spec(unprivileged, 0, INIT_PRIORITY, env.other_cpu());
+        running.cspace = table;
+        spawn(&env.pages, thread, running).map_err(|_| "spawn")?;
+        check(wait_dead(thread), "the unprivileged thread did not finish")
+    });
+    for slot in [thread, table, weak, ep] {
+        env.slots.release(slot);
+    }
+    expect_err(unnamed, SysError::NoRight, "a trace name through a capability without write")?;
+    ran?;
+    let results: [u64; 3] = core::array::from_fn(|i| UNPRIVILEGED[i].load(Ordering::Acquire));
+    let no_right = SysError::NoRight.code();
+    check(results[0] == no_right, "a table without the console privilege wrote to the console")?;
+    check(results[1] == no_right, "a table without the information privilege read kernel information")?;
+    check(results[2] == no_right, "a table without the trace privilege named an object")
+}

@@ -27,7 +27,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 32] = [
+const TESTS: [Test; 33] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -57,6 +57,7 @@ const TESTS: [Test; 32] = [
     ("exit_reported", authority::exit_reported),
     ("dead_server_releases_caller", authority::dead_server_releases_caller),
     ("trace_drain_race", authority::trace_drain_race),
+    ("privileges", authority::privileges),
     ("allowance", resources::allowance),
     ("cycle_reclaimed", resources::cycle_reclaimed),
     ("syscall_fuzz", fuzz::run),
