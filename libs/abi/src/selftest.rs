@@ -56,6 +56,7 @@ pub const USER_TESTS: &[&str] = &[
     "privileges",
     "allowance",
     "cycle_reclaimed",
+    "revoke_bound",
     "syscall_fuzz",
 ];
 

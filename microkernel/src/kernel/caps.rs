@@ -4,8 +4,8 @@
 //! Every capability has an id and the id of the capability it was derived
 //! from. Deleting one hands its children to its own parent, so "every
 //! capability whose parent is X" always finds X's whole subtree after
-//! repeated deletion; that is how revoke works. An object dies with the last
-//! capability or thread that names it.
+//! repeated deletion (revoke, in `revoke.rs`, relies on it). An object dies
+//! with the last capability or thread that names it.
 
 use abi::cap::{CSPACE_SLOTS, ObjectKind, Rights};
 use abi::syscall::SysError;
@@ -157,29 +157,6 @@ impl Kernel {
             }
         }
         self.drop_ref(cap.obj);
-    }
-
-    /// `CapRevoke`: deletes every capability derived from the one in `slot`,
-    /// in every table; the capability itself stays.
-    pub fn cap_revoke(&mut self, t: u16, slot: u64) -> Result<u64, SysError> {
-        let cap = self.lookup(t, slot)?;
-        if !cap.rights.contains(Rights::DERIVE) {
-            return Err(SysError::NoRight);
-        }
-        let mut deleted = 0;
-        while let Some((cspace, child)) = self.find_child(cap.id) {
-            self.delete_slot(cspace, child);
-            deleted += 1;
-        }
-        Ok(deleted)
-    }
-
-    fn find_child(&self, id: u64) -> Option<(ObjRef, u64)> {
-        self.cspaces.iter().find_map(|(index, table)| {
-            let slot = table.slots.iter().position(|c| c.is_some_and(|c| c.parent == id))?;
-            let generation = self.cspaces.generation_of(index)?;
-            Some((ObjRef { kind: ObjectKind::CSpace, index, generation }, slot as u64))
-        })
     }
 
     /// Ends an object whose last reference went away, and gives what it

@@ -14,6 +14,7 @@ mod ipc;
 mod irq;
 mod privilege;
 mod reclaim;
+mod revoke;
 mod sched;
 mod syscalls;
 mod threads;

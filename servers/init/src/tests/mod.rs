@@ -27,7 +27,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 33] = [
+const TESTS: [Test; 34] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -60,6 +60,7 @@ const TESTS: [Test; 33] = [
     ("privileges", authority::privileges),
     ("allowance", resources::allowance),
     ("cycle_reclaimed", resources::cycle_reclaimed),
+    ("revoke_bound", resources::revoke_bound),
     ("syscall_fuzz", fuzz::run),
 ];
 
