@@ -76,8 +76,6 @@ pub struct Kernel {
     pub kills: u64,
     /// Init's thread: when it ends, nothing is left to end the run.
     pub init: Option<u16>,
-    /// A cycle is being reclaimed (the deletions it makes start no other).
-    reclaiming: bool,
 }
 
 static KERNEL: spin::Mutex<Kernel> = spin::Mutex::new(Kernel::new());
@@ -108,7 +106,6 @@ impl Kernel {
             next_cap_id: 1,
             kills: 0,
             init: None,
-            reclaiming: false,
         }
     }
 

@@ -1,36 +1,83 @@
 //! Reclaiming cycles: capability tables and threads that keep each other
 //! alive once nothing outside names them (a table holding a capability to
 //! itself, a table holding the capability of a stopped thread that runs in
-//! it). When a reference to a table or thread goes and others remain, the
-//! kernel finds what is reachable from it through capabilities (a table's
-//! CSpace and Thread capabilities; a stopped thread's table) and, if every
-//! reference to every object found comes from inside that set, deletes the
-//! capabilities inside it that name its members: the objects then die the
-//! ordinary way. A thread that can still run (ready, running, blocked) is
-//! reachable from outside by definition, so nothing it uses is reclaimed.
-//! The walk is bounded by the pools (32 tables of 256 slots, 128 threads).
+//! it). When a reference to a table, thread, endpoint or notification goes
+//! and others remain, the kernel finds what is reachable from it (a table's
+//! CSpace and Thread capabilities; a stopped thread's table; the endpoint
+//! or notification a blocked thread waits on, and the threads waiting on
+//! one) and, if every reference to
+//! every object found comes from inside that set, deletes the capabilities
+//! inside it that name its members: the objects then die the ordinary way
+//! (a thread waiting on a dying endpoint is woken with `ObjectDeleted`). A
+//! thread that can run (ready, running) or waits for a reply is reachable
+//! from outside by definition, so nothing it uses is reclaimed. The walk is
+//! bounded by the pools (32 tables of 256 slots, 128 threads). The
+//! deletions may start walks of their own (a table reclaimed here may hold
+//! the last outside capability of another cycle); each slot is checked
+//! again before it is emptied, so nested walks only ever find less.
 
 use abi::cap::{CSPACE_SLOTS, ObjectKind};
 
 use crate::object::ObjRef;
 use crate::object::thread::State;
 
-use super::{Kernel, MAX_CSPACES, MAX_THREADS};
+use crate::object::thread::Blocked;
 
-/// Objects found by one walk, and the references each gets from inside.
+use super::{Kernel, MAX_CSPACES, MAX_ENDPOINTS, MAX_NOTIFICATIONS, MAX_THREADS};
+
+/// Members of one kind, and the references each gets from inside.
+struct Members<const N: usize> {
+    found: [bool; N],
+    inside: [u32; N],
+}
+
+impl<const N: usize> Members<N> {
+    const fn new() -> Self {
+        Self { found: [false; N], inside: [0; N] }
+    }
+
+    fn has(&self, index: u16) -> bool {
+        self.found.get(usize::from(index)).copied().unwrap_or(false)
+    }
+
+    fn count(&mut self, index: u16) {
+        if let Some(inside) = self.inside.get_mut(usize::from(index)) {
+            *inside += 1;
+        }
+    }
+
+    /// Whether every member's references all come from inside.
+    fn closed(&self, refs: impl Fn(u16) -> u32) -> bool {
+        (0..N).filter(|&i| self.found[i]).all(|i| refs(i as u16) == self.inside[i])
+    }
+}
+
+/// Objects found by one walk.
 struct Set {
-    tables: [bool; MAX_CSPACES],
-    threads: [bool; MAX_THREADS],
-    table_refs: [u32; MAX_CSPACES],
-    thread_refs: [u32; MAX_THREADS],
+    tables: Members<MAX_CSPACES>,
+    threads: Members<MAX_THREADS>,
+    endpoints: Members<MAX_ENDPOINTS>,
+    notifications: Members<MAX_NOTIFICATIONS>,
 }
 
 impl Set {
     fn has(&self, obj: ObjRef) -> bool {
         match obj.kind {
-            ObjectKind::CSpace => self.tables.get(usize::from(obj.index)).copied().unwrap_or(false),
-            ObjectKind::Thread => self.threads.get(usize::from(obj.index)).copied().unwrap_or(false),
+            ObjectKind::CSpace => self.tables.has(obj.index),
+            ObjectKind::Thread => self.threads.has(obj.index),
+            ObjectKind::Endpoint => self.endpoints.has(obj.index),
+            ObjectKind::Notification => self.notifications.has(obj.index),
             _ => false,
+        }
+    }
+
+    fn count(&mut self, obj: ObjRef) {
+        match obj.kind {
+            ObjectKind::CSpace => self.tables.count(obj.index),
+            ObjectKind::Thread => self.threads.count(obj.index),
+            ObjectKind::Endpoint => self.endpoints.count(obj.index),
+            ObjectKind::Notification => self.notifications.count(obj.index),
+            _ => {}
         }
     }
 }
@@ -40,12 +87,11 @@ impl Kernel {
     /// others remain: reclaims the cycle it is part of, if nothing outside
     /// names it.
     pub fn reclaim_cycle(&mut self, obj: ObjRef) {
-        if self.reclaiming || !matches!(obj.kind, ObjectKind::CSpace | ObjectKind::Thread) {
+        if !matches!(obj.kind, ObjectKind::CSpace | ObjectKind::Thread | ObjectKind::Endpoint | ObjectKind::Notification) {
             return;
         }
         let Some(set) = self.unreachable_from(obj) else { return };
-        self.reclaiming = true;
-        for (index, _) in set.tables.iter().enumerate().filter(|(_, member)| **member) {
+        for (index, _) in set.tables.found.iter().enumerate().filter(|(_, member)| **member) {
             let Some(generation) = self.cspaces.generation_of(index as u16) else { continue };
             let table = ObjRef { kind: ObjectKind::CSpace, index: index as u16, generation };
             for slot in 0..CSPACE_SLOTS as u64 {
@@ -55,21 +101,31 @@ impl Kernel {
                 }
             }
         }
-        self.reclaiming = false;
     }
 
-    /// A thread that cannot run by itself: only a capability holder could
-    /// start or resume it.
-    fn stopped(&self, t: u16) -> bool {
-        self.threads.at(t).is_some_and(|thread| matches!(thread.state, State::Inactive | State::Suspended | State::Dead))
+    /// Whether thread `t` cannot run by itself, and what it waits on if
+    /// blocked: `None` for a thread that can run or waits for a reply.
+    fn stopped(&self, t: u16) -> Option<Option<ObjRef>> {
+        match self.threads.at(t)?.state {
+            State::Inactive | State::Suspended | State::Dead => Some(None),
+            State::Blocked(Blocked::Send { ep, .. } | Blocked::Recv { ep }) => Some(Some(ep)),
+            State::Blocked(Blocked::Notification { ntfn }) => Some(Some(ntfn)),
+            State::Ready | State::Running | State::Blocked(Blocked::Reply) => None,
+        }
     }
 
     /// What is reachable from `start`, if every reference to it comes from
     /// inside; `None` when something outside still names a member.
     fn unreachable_from(&self, start: ObjRef) -> Option<Set> {
-        let mut set = Set { tables: [false; MAX_CSPACES], threads: [false; MAX_THREADS], table_refs: [0; MAX_CSPACES], thread_refs: [0; MAX_THREADS] };
-        let mut pending = [start; MAX_CSPACES + MAX_THREADS];
+        let mut set = Set { tables: Members::new(), threads: Members::new(), endpoints: Members::new(), notifications: Members::new() };
+        let mut pending = [start; MAX_CSPACES + MAX_THREADS + MAX_ENDPOINTS + MAX_NOTIFICATIONS];
         let mut count = 1;
+        let push = |pending: &mut [ObjRef], count: &mut usize, obj: ObjRef| {
+            if *count < pending.len() {
+                pending[*count] = obj;
+                *count += 1;
+            }
+        };
         while count > 0 {
             count -= 1;
             let obj = pending[count];
@@ -78,51 +134,66 @@ impl Kernel {
             }
             match obj.kind {
                 ObjectKind::Thread => {
-                    if !self.stopped(obj.index) {
-                        return None;
-                    }
-                    set.threads[usize::from(obj.index)] = true;
-                    if let Some(cspace) = self.threads.at(obj.index).and_then(|thread| thread.cspace) {
-                        pending[count] = cspace;
-                        count += 1;
+                    let waits_on = self.stopped(obj.index)?;
+                    set.threads.found[usize::from(obj.index)] = true;
+                    let cspace = self.threads.at(obj.index).and_then(|thread| thread.cspace);
+                    for held in [cspace, waits_on].into_iter().flatten() {
+                        push(&mut pending, &mut count, held);
                     }
                 }
                 ObjectKind::CSpace => {
-                    set.tables[usize::from(obj.index)] = true;
+                    set.tables.found[usize::from(obj.index)] = true;
                     let table = self.cspaces.get(obj.index, obj.generation)?;
                     for cap in table.slots.iter().flatten().filter(|cap| matches!(cap.obj.kind, ObjectKind::CSpace | ObjectKind::Thread)) {
-                        if !set.has(cap.obj) && count < pending.len() {
-                            pending[count] = cap.obj;
-                            count += 1;
+                        if !set.has(cap.obj) {
+                            push(&mut pending, &mut count, cap.obj);
                         }
+                    }
+                }
+                ObjectKind::Endpoint => {
+                    set.endpoints.found[usize::from(obj.index)] = true;
+                    let endpoint = self.endpoints.get(obj.index, obj.generation)?;
+                    for queue in [endpoint.senders, endpoint.receivers] {
+                        let mut cursor = queue.head;
+                        while let Some(t) = cursor {
+                            push(&mut pending, &mut count, self.thread_ref(t)?);
+                            cursor = self.threads.at(t).and_then(|thread| thread.next);
+                        }
+                    }
+                }
+                ObjectKind::Notification => {
+                    set.notifications.found[usize::from(obj.index)] = true;
+                    let waiter = self.notifications.get(obj.index, obj.generation)?.waiter;
+                    if let Some(waiter) = waiter {
+                        push(&mut pending, &mut count, self.thread_ref(waiter)?);
                     }
                 }
                 _ => {}
             }
         }
         self.count_inside(&mut set);
-        let tables_inside = set.tables.iter().enumerate().filter(|(_, m)| **m).all(|(i, _)| self.cspaces.refs_at(i as u16) == set.table_refs[i]);
-        let threads_inside = set.threads.iter().enumerate().filter(|(_, m)| **m).all(|(i, _)| self.threads.refs_at(i as u16) == set.thread_refs[i]);
-        (tables_inside && threads_inside).then_some(set)
+        let closed = set.tables.closed(|i| self.cspaces.refs_at(i))
+            && set.threads.closed(|i| self.threads.refs_at(i))
+            && set.endpoints.closed(|i| self.endpoints.refs_at(i))
+            && set.notifications.closed(|i| self.notifications.refs_at(i));
+        closed.then_some(set)
     }
 
     /// Counts the references members get from members: capabilities in
     /// member tables, and member threads' hold on their table.
     fn count_inside(&self, set: &mut Set) {
         for index in 0..MAX_CSPACES {
-            let Some(table) = set.tables[index].then(|| self.cspaces.at(index as u16)).flatten() else { continue };
-            for cap in table.slots.iter().flatten().filter(|cap| self.alive(cap.obj)) {
-                match cap.obj.kind {
-                    ObjectKind::CSpace if set.has(cap.obj) => set.table_refs[usize::from(cap.obj.index)] += 1,
-                    ObjectKind::Thread if set.has(cap.obj) => set.thread_refs[usize::from(cap.obj.index)] += 1,
-                    _ => {}
+            let Some(table) = set.tables.found[index].then(|| self.cspaces.at(index as u16)).flatten() else { continue };
+            for cap in table.slots.iter().flatten() {
+                if self.alive(cap.obj) && set.has(cap.obj) {
+                    set.count(cap.obj);
                 }
             }
         }
         for index in 0..MAX_THREADS {
-            if let Some(cspace) = set.threads[index].then(|| self.threads.at(index as u16).and_then(|t| t.cspace)).flatten()
+            if let Some(cspace) = set.threads.found[index].then(|| self.threads.at(index as u16).and_then(|t| t.cspace)).flatten()
                 && set.has(cspace) {
-                    set.table_refs[usize::from(cspace.index)] += 1;
+                    set.tables.count(cspace.index);
                 }
         }
     }

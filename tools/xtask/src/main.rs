@@ -7,6 +7,7 @@
 mod bench;
 mod build;
 mod cmdline;
+mod fuzz;
 mod prereq;
 mod qemu;
 mod selftest;
@@ -32,6 +33,8 @@ enum Command {
     Test(TestArgs),
     /// Benchmarks (see `cargo xtask bench --help`).
     Bench(bench::BenchArgs),
+    /// The system-call fuzzer: several seeds, pools checked after each.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 #[derive(Args, Clone)]
@@ -87,6 +90,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(args) => run(&args),
         Command::Test(args) => test::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
     }
 }
 

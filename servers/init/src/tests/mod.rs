@@ -6,6 +6,7 @@ pub mod authority;
 pub mod caps;
 pub mod faults;
 pub mod fuzz;
+pub mod fuzz_calls;
 pub mod ipc;
 pub mod memory;
 pub mod memserver;
