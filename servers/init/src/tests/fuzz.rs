@@ -68,8 +68,24 @@ extern "C" fn fuzzer(seed: u64) -> ! {
     }
     ERRORS.store(errors, Ordering::Relaxed);
     SUCCEEDED.store(succeeded, Ordering::Relaxed);
+    settle();
     DONE.store(1, Ordering::Release);
     sys::thread_exit()
+}
+
+/// The fuzzer's last act: every capability it derived or created goes
+/// (threads it created with them), and the sandbox's thread is stopped, so
+/// that once init deletes the sandbox nothing in it can still run: a thread
+/// that runs keeps its table alive, and reclaim looks again only when a
+/// reference goes, not when a thread stops later.
+fn settle() {
+    for fixed in 0..slot::FIRST_FREE {
+        let _ = sys::cap_revoke(fixed);
+    }
+    for free in slot::FIRST_FREE..slot::FIRST_FREE + 8 {
+        let _ = sys::cap_delete(free);
+    }
+    let _ = sys::thread_suspend(slot::THREAD);
 }
 
 /// The partner's landing slot for capabilities the fuzzer sends, and the
