@@ -87,7 +87,15 @@ impl Kernel {
     /// others remain: reclaims the cycle it is part of, if nothing outside
     /// names it.
     pub fn reclaim_cycle(&mut self, obj: ObjRef) {
-        if !matches!(obj.kind, ObjectKind::CSpace | ObjectKind::Thread | ObjectKind::Endpoint | ObjectKind::Notification) {
+        let reaches_further = match obj.kind {
+            ObjectKind::CSpace | ObjectKind::Thread => true,
+            // With nobody waiting, an endpoint or notification leads nowhere:
+            // it alone cannot be a cycle (the usual case, kept cheap).
+            ObjectKind::Endpoint => self.endpoints.get(obj.index, obj.generation).is_some_and(|e| e.senders.head.is_some() || e.receivers.head.is_some()),
+            ObjectKind::Notification => self.notifications.get(obj.index, obj.generation).is_some_and(|n| n.waiter.is_some()),
+            _ => false,
+        };
+        if !reaches_further {
             return;
         }
         let Some(set) = self.unreachable_from(obj) else { return };
