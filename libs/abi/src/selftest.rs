@@ -37,6 +37,7 @@ pub const USER_TESTS: &[&str] = &[
     "notification",
     "irq_timer",
     "cap_rights",
+    "cap_rights_matrix",
     "cap_badge",
     "cap_revoke",
     "memory_map",

@@ -12,6 +12,7 @@ pub mod memory;
 pub mod memserver;
 pub mod process;
 pub mod resources;
+pub mod rights;
 pub mod syscalls;
 pub mod threads;
 
@@ -28,7 +29,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 34] = [
+const TESTS: [Test; 35] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -42,6 +43,7 @@ const TESTS: [Test; 34] = [
     ("notification", ipc::notification),
     ("irq_timer", ipc::irq_timer),
     ("cap_rights", caps::rights),
+    ("cap_rights_matrix", rights::matrix),
     ("cap_badge", caps::badge),
     ("cap_revoke", caps::revoke),
     ("memory_map", memory::map),
