@@ -286,18 +286,21 @@ pub extern "C" fn idle_work() -> bool {
     pending() >= IDLE_BUDGET
 }
 
-/// Records waiting in the rings of the CPUs online. `drained` is read
-/// first: another CPU may write and drain between the two loads, and
-/// `written` read later is never below `drained` read earlier.
+/// Records waiting in the rings of the CPUs online.
 fn pending() -> u64 {
-    RINGS
-        .iter()
-        .take(arch::cpu_count())
-        .map(|r| {
-            let drained = r.drained.load(Ordering::Acquire);
-            r.written.load(Ordering::Acquire) - drained
-        })
-        .sum()
+    RINGS.iter().take(arch::cpu_count()).map(Ring::pending).sum()
+}
+
+impl Ring {
+    /// Records written and not yet drained. `drained` is read first: it
+    /// only ever moves up to a `written` already published, and `written`
+    /// only grows, so the later load is never behind the earlier one. (Read
+    /// the other way round, a drain on another CPU between the loads could
+    /// move `drained` past the `written` read and the count would underflow.)
+    fn pending(&self) -> u64 {
+        let drained = self.drained.load(Ordering::Acquire);
+        self.written.load(Ordering::Acquire) - drained
+    }
 }
 
 /// Sends everything waiting (a flush, or the flight recorder at a panic).

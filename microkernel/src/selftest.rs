@@ -7,7 +7,7 @@ use core::sync::atomic::Ordering;
 
 use abi::selftest::{KERNEL_TESTS, MARKER};
 
-use crate::arch::paging::{MapError, PAGE_SIZE, PageTableFlags, phys_to_virt};
+use crate::arch::paging::{MapError, PAGE_SIZE, PageTableFlags, Root, phys_to_virt};
 use crate::arch::{self, Fault, Probe, time};
 use crate::bootinfo::BootInfo;
 use crate::mm::frame::{self, FrameError};
@@ -18,13 +18,14 @@ type TestResult = Result<(), &'static str>;
 /// A named kernel test.
 type Test = (&'static str, fn(&BootInfo) -> TestResult);
 
-const TESTS: [Test; 6] = [
+const TESTS: [Test; 7] = [
     ("boot_info", boot_info),
     ("frame_alloc", frame_alloc),
     ("map_unmap", map_unmap),
     ("exception", exception),
     ("timer_ticks", timer_ticks),
     ("ipi_pingpong", ipi_pingpong),
+    ("smep_smap", smep_smap),
 ];
 
 /// Runs every test; true when all passed.
@@ -196,4 +197,42 @@ fn wait_until(done: impl Fn() -> bool, timeout_us: u64) -> Option<u64> {
         }
         time::relax();
     }
+}
+
+/// A user-half address for `smep_smap`'s page.
+const USER_PROBE: u64 = 0x0000_7000_0000_0000;
+
+/// With SMEP and SMAP on, the kernel can neither execute nor read a user
+/// page directly; the checked copy helper still reads it.
+fn smep_smap(_: &BootInfo) -> TestResult {
+    let (smep, smap) = arch::supervisor_protection();
+    println!("smep_smap: SMEP {}, SMAP {}", if smep { "on" } else { "off" }, if smap { "on" } else { "off" });
+    check(smep && smap, "the CPU model offers no SMEP or SMAP (QEMU's `max` has both)")?;
+    let root = Root::new_user(arch::kernel_space(), &mut frame::alloc_zeroed).map_err(|_| "no root")?;
+    let page = frame::alloc_zeroed().ok_or("no frame")?;
+    // SAFETY: `page` is direct-mapped and owned by this test: `ret`, then a marker byte.
+    unsafe { phys_to_virt(page).cast::<[u8; 2]>().write([0xC3, 0x5A]) };
+    let mapped = root.map(USER_PROBE, page, PageTableFlags::USER_ACCESSIBLE, &mut frame::alloc_zeroed);
+    let previous = Root::current();
+    // SAFETY: every address space shares the kernel half; the test runs on
+    // this CPU alone and switches back below.
+    unsafe { root.activate() };
+    let outcome = mapped.map_err(|_| "map failed").and_then(|()| {
+        let read = arch::probe(Probe::Read(USER_PROBE + 1));
+        let mut copied = [0u8; 1];
+        let helper = crate::uaccess::copy_from_user(USER_PROBE + 1, &mut copied);
+        let executed = arch::probe(Probe::Execute(USER_PROBE));
+        check(read == Err(Fault { vector: 14, addr: USER_PROBE + 1 }), "a kernel read of a user page did not fault (SMAP)")?;
+        check(helper.is_ok() && copied[0] == 0x5A, "the checked copy helper could not read the user page")?;
+        check(executed == Err(Fault { vector: 14, addr: USER_PROBE }), "the kernel executed a user page (SMEP)")
+    });
+    // SAFETY: back to the space this CPU ran on.
+    unsafe { previous.activate() };
+    root.clear_user_half(&mut |paddr, flags| {
+        if flags.is_none() {
+            let _ = frame::free(paddr);
+        }
+    });
+    frame::free(page).and(frame::free(root.0)).map_err(|_| "frames not returned")?;
+    outcome
 }

@@ -1,6 +1,8 @@
 //! Access to user memory from the kernel: every range is checked against the
 //! user half and against the current page tables (present and
-//! user-accessible) before one byte is read.
+//! user-accessible) before one byte is read. These helpers are the only
+//! kernel code that touches user pages by their user address: SMAP (where
+//! on) lets them through alone.
 
 use abi::syscall::{SysError, USER_END};
 
@@ -37,6 +39,6 @@ pub fn copy_from_user(ptr: u64, out: &mut [u8]) -> Result<(), SysError> {
     // SAFETY: the whole range is mapped user-readable in the running space,
     // and no other thread can unmap it while this CPU runs in the kernel
     // (one program runs at a time).
-    unsafe { core::ptr::copy_nonoverlapping(ptr as *const u8, out.as_mut_ptr(), out.len()) };
+    crate::arch::user_access(|| unsafe { core::ptr::copy_nonoverlapping(ptr as *const u8, out.as_mut_ptr(), out.len()) });
     Ok(())
 }

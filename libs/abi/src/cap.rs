@@ -61,6 +61,19 @@ impl Rights {
     }
 }
 
+/// Kernel services a capability table's threads may use, beyond what their
+/// capabilities allow: a table starts with its creator's and can only lose
+/// them (`TableRestrict`).
+pub mod privilege {
+    /// `DebugWrite` to the kernel console.
+    pub const CONSOLE: u8 = 1;
+    /// `KernelInfo`.
+    pub const KERNEL_INFO: u8 = 2;
+    /// `TraceName` (with the write right on the object named).
+    pub const TRACE: u8 = 4;
+    pub const ALL: u8 = CONSOLE | KERNEL_INFO | TRACE;
+}
+
 /// Number of slots in every capability table.
 pub const CSPACE_SLOTS: usize = 256;
 

@@ -54,6 +54,10 @@ pub mod kernel_label {
     pub const FAULT: u64 = 0xFFFF_0001;
     /// Reply label that resumes a faulted thread; any other label kills it.
     pub const RESUME: u64 = 0;
+    /// The vector of a fault message that reports a `ThreadExit` (beyond
+    /// the CPU's 256 vectors): the thread ends at the reply, whatever its
+    /// label, so its handler learns of every end.
+    pub const EXIT_VECTOR: u64 = 256;
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub const KERNEL_TESTS: &[&str] = &[
     "exception",
     "timer_ticks",
     "ipi_pingpong",
+    "smep_smap",
 ];
 
 /// The tests init runs from user mode, after the kernel's, in this order.
@@ -38,6 +39,7 @@ pub const USER_TESTS: &[&str] = &[
     "notification",
     "irq_timer",
     "cap_rights",
+    "cap_rights_matrix",
     "cap_badge",
     "cap_revoke",
     "memory_map",
@@ -48,6 +50,16 @@ pub const USER_TESTS: &[&str] = &[
     "fault_delivery",
     "fault_kill",
     "kernel_pool_exhaustion",
+    "protect_bounded",
+    "priority_ceiling",
+    "reply_grant",
+    "exit_reported",
+    "dead_server_releases_caller",
+    "trace_drain_race",
+    "privileges",
+    "allowance",
+    "cycle_reclaimed",
+    "revoke_bound",
     "syscall_fuzz",
 ];
 
@@ -92,6 +104,44 @@ pub const INIT_SWAP_SHIFT: u32 = 16;
 /// The kernel command-line word that has the demo swap to strategy NAME
 /// while its forkbench runs: `swap=NAME`.
 pub const SWAP_FLAG: &str = "swap=";
+/// Bit 7: run the fuzzing campaign (`cargo xtask fuzz`) instead of the demo;
+/// bits 24..39 its first seed, 40..55 its calls per seed in thousands,
+/// 56..63 its number of seeds.
+pub const INIT_FLAG_FUZZ: u64 = 128;
+/// The kernel command-line word for the campaign: `fuzz=SEED,THOUSANDS,SEEDS`.
+pub const FUZZ_FLAG: &str = "fuzz=";
+/// Prefix of the campaign's report lines.
+pub const FUZZ_MARKER: &str = "[fuzz]";
+
+/// A fuzzing campaign: `seeds` seeds from `seed`, `calls` calls each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FuzzPlan {
+    pub seed: u16,
+    pub calls: u64,
+    pub seeds: u8,
+}
+
+impl FuzzPlan {
+    /// The plan in init's flags, if the command line asked for one.
+    pub fn of(flags: u64) -> Option<Self> {
+        (flags & INIT_FLAG_FUZZ != 0).then(|| Self {
+            seed: (flags >> 24) as u16,
+            calls: (flags >> 40 & 0xFFFF) * 1000,
+            seeds: (flags >> 56) as u8,
+        })
+    }
+
+    /// The flags for `fuzz=SEED,THOUSANDS,SEEDS`; 0 if the word is malformed.
+    fn parse(value: &str) -> u64 {
+        let mut fields = value.split(',').map(str::parse::<u64>);
+        match (fields.next(), fields.next(), fields.next(), fields.next()) {
+            (Some(Ok(seed)), Some(Ok(thousands)), Some(Ok(seeds)), None) if seed <= 0xFFFF && thousands <= 0xFFFF && seeds <= 0xFF => {
+                INIT_FLAG_FUZZ | seed << 24 | thousands << 40 | seeds << 56
+            }
+            _ => 0,
+        }
+    }
+}
 
 /// The kernel command-line word that boots into the IPC benchmark.
 pub const BENCH_IPC_FLAG: &str = "bench=ipc";
@@ -130,7 +180,8 @@ pub fn init_flags<'a>(words: impl Iterator<Item = &'a str>) -> u64 {
             _ => {
                 let named = |prefix: &str| word.strip_prefix(prefix).and_then(crate::process::Strategy::from_name);
                 let strategy = named(crate::process::STRATEGY_FLAG).map_or(0, |s| (s as u64) << INIT_STRATEGY_SHIFT);
-                strategy | named(SWAP_FLAG).map_or(0, |s| (s as u64 + 1) << INIT_SWAP_SHIFT)
+                let fuzz = word.strip_prefix(FUZZ_FLAG).map_or(0, FuzzPlan::parse);
+                strategy | fuzz | named(SWAP_FLAG).map_or(0, |s| (s as u64 + 1) << INIT_SWAP_SHIFT)
             }
         };
     }
@@ -199,6 +250,11 @@ mod tests {
         let flags = init_flags("bench=matrix quick strategy=snzi".split(' '));
         assert_eq!(flags & 0xFF, INIT_FLAG_BENCH_MATRIX | INIT_FLAG_BENCH_QUICK);
         assert_eq!(strategy_of(flags), crate::process::Strategy::Snzi);
+        let fuzz = init_flags("fuzz=7,250,4 strategy=atomic".split(' '));
+        assert_eq!(FuzzPlan::of(fuzz), Some(FuzzPlan { seed: 7, calls: 250_000, seeds: 4 }));
+        assert_eq!(strategy_of(fuzz), crate::process::Strategy::Atomic);
+        assert_eq!(FuzzPlan::of(init_flags("fuzz=7,250".split(' '))), None);
+        assert_eq!(FuzzPlan::of(init_flags("fuzz=70000,1,1".split(' '))), None);
     }
 }
 

@@ -10,7 +10,8 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum Sysnum {
-    /// Write bytes to the kernel console: `(ptr, len)`, at most [`DEBUG_WRITE_MAX`].
+    /// Write bytes to the kernel console: `(ptr, len)`, at most
+    /// [`DEBUG_WRITE_MAX`]; needs the table's console privilege.
     DebugWrite = 1,
     /// End the calling thread. Does not return.
     ThreadExit = 2,
@@ -18,6 +19,7 @@ pub enum Sysnum {
     Yield = 3,
     /// `(what)`: kernel accounting. `what` = an object kind → objects in use
     /// | capacity << 32; [`KERNEL_INFO_FREE_FRAMES`] → free kernel frames.
+    /// Needs the table's kernel-information privilege.
     KernelInfo = 4,
 
     /// `(src, dst_cspace, dst)`: copy a capability into a table ([`OWN_CSPACE`]
@@ -35,8 +37,19 @@ pub enum Sysnum {
     /// `(slot)` → `kind | rights << 8`; the badge comes back in `rsi` and the
     /// object's size (frames of a PhysRange, ports of an I/O range) in `r10`.
     CapIdentify = 15,
-    /// `(kind, dst)`: create a kernel object and put its capability in `dst`.
+    /// `(kind, dst)`: create a kernel object and put its capability in `dst`,
+    /// charged to the caller's table's allowance (`OutOfKernelMemory` once
+    /// it is spent; the object gives it back when destroyed).
     Create = 16,
+    /// `(cspace, amount)`: move `amount` of the caller's table's allowance
+    /// (kernel objects it may still create) to the table of a CSpace
+    /// capability with the write right; → what the caller's table has left.
+    /// `(OWN_CSPACE, 0)` only reports it.
+    Allowance = 17,
+    /// `(cspace, keep)`: the table of a CSpace capability with the write
+    /// right keeps only the privileges in `keep` (see
+    /// [`crate::cap::privilege`]); a new table has its creator's.
+    TableRestrict = 18,
 
     /// `(thread, space, cspace, ipc_buffer, fault_ep, priority | cpu << 8)`.
     ThreadConfigure = 20,
@@ -99,7 +112,8 @@ pub enum Sysnum {
     /// `(console_ports, op, arg)`: IPC tracing, with authority over the
     /// console: [`TRACE_SET_MASK`], [`TRACE_SET_MODE`], [`TRACE_FLUSH`].
     TraceControl = 64,
-    /// `(slot, ptr, len)`: names the thread or endpoint in `slot` in the trace.
+    /// `(slot, ptr, len)`: names the thread or endpoint in `slot` (with the
+    /// write right) in the trace; needs the table's trace privilege.
     TraceName = 65,
 }
 
@@ -121,6 +135,8 @@ impl TryFrom<u64> for Sysnum {
             14 => CapRevoke,
             15 => CapIdentify,
             16 => Create,
+            17 => Allowance,
+            18 => TableRestrict,
             20 => ThreadConfigure,
             21 => ThreadStart,
             22 => ThreadSuspend,

@@ -40,7 +40,10 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
     let root = Root::new_user(arch::kernel_space(), &mut frame::alloc_zeroed).map_err(|_| InitError::OutOfKernelMemory)?;
     let loaded = program::load(root, elf).map_err(InitError::Load)?;
     let (si, sg) = kernel.spaces.insert(Space { root, table_pages: loaded.table_pages }).map_err(oom)?;
-    let (ci, cg) = kernel.cspaces.insert(CSpace { slots: [None; abi::cap::CSPACE_SLOTS] }).map_err(oom)?;
+    // init decides who may create how many kernel objects: its own
+    // allowance has no bound, and it hands parts of it out. It has every
+    // privilege, which the tables it creates inherit.
+    let (ci, cg) = kernel.cspaces.insert(CSpace::new(u64::MAX, abi::cap::privilege::ALL)).map_err(oom)?;
     let (ti, tg) = kernel.threads.insert(Thread::new()).map_err(oom)?;
     let space = ObjRef { kind: ObjectKind::AddressSpace, index: si, generation: sg };
     let cspace = ObjRef { kind: ObjectKind::CSpace, index: ci, generation: cg };
@@ -94,6 +97,8 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
     init.cspace = Some(cspace);
     init.ipc_buffer = loaded.ipc_buffer;
     init.priority = INIT_PRIORITY;
+    // init is where authority starts: it may hand out any priority.
+    init.mcp = (super::PRIORITIES - 1) as u8;
     init.cpu = 0;
     // The ABI wants rsp + 8 aligned to 16 at function entry.
     init.ctx = UserContext::new_user(loaded.entry, loaded.stack_top - 8, ranges);

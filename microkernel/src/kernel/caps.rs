@@ -4,8 +4,8 @@
 //! Every capability has an id and the id of the capability it was derived
 //! from. Deleting one hands its children to its own parent, so "every
 //! capability whose parent is X" always finds X's whole subtree after
-//! repeated deletion; that is how revoke works. An object dies with the last
-//! capability or thread that names it.
+//! repeated deletion (revoke, in `revoke.rs`, relies on it). An object dies
+//! with the last capability or thread that names it.
 
 use abi::cap::{CSPACE_SLOTS, ObjectKind, Rights};
 use abi::syscall::SysError;
@@ -88,6 +88,8 @@ impl Kernel {
         };
         if last {
             self.destroy(obj);
+        } else {
+            self.reclaim_cycle(obj);
         }
     }
 
@@ -157,32 +159,13 @@ impl Kernel {
         self.drop_ref(cap.obj);
     }
 
-    /// `CapRevoke`: deletes every capability derived from the one in `slot`,
-    /// in every table; the capability itself stays.
-    pub fn cap_revoke(&mut self, t: u16, slot: u64) -> Result<u64, SysError> {
-        let cap = self.lookup(t, slot)?;
-        if !cap.rights.contains(Rights::DERIVE) {
-            return Err(SysError::NoRight);
-        }
-        let mut deleted = 0;
-        while let Some((cspace, child)) = self.find_child(cap.id) {
-            self.delete_slot(cspace, child);
-            deleted += 1;
-        }
-        Ok(deleted)
-    }
-
-    fn find_child(&self, id: u64) -> Option<(ObjRef, u64)> {
-        self.cspaces.iter().find_map(|(index, table)| {
-            let slot = table.slots.iter().position(|c| c.is_some_and(|c| c.parent == id))?;
-            let generation = self.cspaces.generation_of(index)?;
-            Some((ObjRef { kind: ObjectKind::CSpace, index, generation }, slot as u64))
-        })
-    }
-
-    /// Ends an object whose last reference went away.
+    /// Ends an object whose last reference went away, and gives what it
+    /// cost back to the allowance that paid for it.
     fn destroy(&mut self, obj: ObjRef) {
         let (i, g) = (obj.index, obj.generation);
+        if let Some(payer) = self.payer_of(obj) {
+            self.refund(payer, 1);
+        }
         match obj.kind {
             ObjectKind::Thread => self.destroy_thread(obj),
             ObjectKind::Endpoint => {
@@ -202,7 +185,11 @@ impl Kernel {
                 for slot in 0..CSPACE_SLOTS as u64 {
                     self.delete_slot(obj, slot);
                 }
-                self.cspaces.remove(i, g);
+                let payer = self.cspaces.payer(i, g);
+                if let (Some(table), Some(payer)) = (self.cspaces.remove(i, g), payer) {
+                    // What the table was given and did not spend goes back.
+                    self.refund(payer, table.allowance);
+                }
             }
             ObjectKind::PhysRange => {
                 self.phys_ranges.remove(i, g);
@@ -225,6 +212,18 @@ impl Kernel {
                     }
                 }
             }
+        }
+    }
+
+    /// A dead thread lets go of its table and fault endpoint at once (its
+    /// address space stays until the thread is destroyed: a CPU may still
+    /// run on it), so a table that names the dead thread is no longer kept
+    /// alive by it.
+    pub fn release_at_death(&mut self, t: u16) {
+        let Some(thread) = self.threads.at_mut(t) else { return };
+        let held = [thread.cspace.take(), thread.fault_ep.take().map(|(ep, _)| ep)];
+        for held in held.into_iter().flatten() {
+            self.drop_ref(held);
         }
     }
 

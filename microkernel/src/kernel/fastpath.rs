@@ -91,6 +91,11 @@ impl Kernel {
         }
         let mrs = [frame.rdx, frame.r10, frame.r8, frame.r9];
         self.block_sender(caller, frame, mrs);
+        // As the slow path records it: whether the reply may carry a
+        // capability (the call went through a capability with grant).
+        if let Some(thread) = self.threads.at_mut(caller) {
+            thread.reply_grant = cap.rights.contains(Rights::GRANT);
+        }
         if capture::active() {
             self.trace_send(caller, ep, cap.badge, true, Some(receiver), true);
             self.trace_delivery(caller, receiver, ep, cap.badge, true, true);

@@ -59,6 +59,9 @@ impl Kernel {
             return self.set_result(t, Err(SysError::ObjectDeleted));
         };
         let receiver = pop(&mut self.threads, &mut endpoint.receivers);
+        if let Some(thread) = self.threads.at_mut(t) {
+            thread.reply_grant = call && grant;
+        }
         let tracing = capture::active();
         if tracing {
             self.trace_send(t, ep, badge, call, receiver, block);
@@ -143,8 +146,10 @@ impl Kernel {
         let cspace = self.cspace_of(t)?;
         let pending = self.threads.at(t).and_then(|s| s.reply_to).filter(|c| self.waits_for_reply(*c));
         let caller = pending.ok_or(SysError::NoReply)?;
-        let (index, generation) = self.replies.insert(Reply { caller: Some(caller) })?;
+        let payer = self.charge(t)?;
+        let (index, generation) = self.replies.insert(Reply { caller: Some(caller) }).inspect_err(|_| self.refund(payer, 1))?;
         let obj = ObjRef { kind: ObjectKind::Reply, index, generation };
+        self.set_payer(obj, payer);
         if let Err(error) = self.insert_cap(cspace, dst, obj, Rights::WRITE, 0, 0) {
             if let Some(reply) = self.replies.get_mut(index, generation) {
                 reply.caller = None;
@@ -180,10 +185,13 @@ impl Kernel {
         }
         if from_kernel {
             let label = self.threads.at(t).map_or(0, |s| s.outgoing.info().label());
-            if label == kernel_label::RESUME {
+            let exiting = self.threads.at(caller.index).is_some_and(|c| c.outgoing.mrs[0] == kernel_label::EXIT_VECTOR);
+            if label == kernel_label::RESUME && !exiting {
                 self.make_ready(caller.index);
             } else {
-                crate::println!("thread {} killed by its pager (reply label {label:#x})", caller.index);
+                if !exiting {
+                    crate::println!("thread {} killed by its pager (reply label {label:#x})", caller.index);
+                }
                 if capture::active() {
                     self.trace_kill(self.tref(t), caller.index);
                 }
@@ -191,9 +199,11 @@ impl Kernel {
                 self.check_init_alive(caller.index);
             }
         } else {
-            // A reply may carry a capability: the caller opted in by naming
-            // an empty receive slot.
-            self.transfer(t, caller.index, 0, true);
+            // A reply may carry a capability only if the caller called
+            // through a capability with the grant right (seL4's grant-reply),
+            // and opted in by naming an empty receive slot.
+            let grant = self.threads.at(caller.index).is_some_and(|c| c.reply_grant);
+            self.transfer(t, caller.index, 0, grant);
             self.wake(caller.index);
         }
         Ok(0)
@@ -392,6 +402,20 @@ impl Kernel {
         }
         if let Some(thread) = self.threads.at_mut(t) {
             thread.state = state;
+        }
+        if state == State::Dead {
+            self.release_caller(t);
+            self.release_at_death(t);
+        }
+    }
+
+    /// A dead thread owes no reply: the caller it received from is
+    /// answered with `NoReply` instead of waiting forever.
+    fn release_caller(&mut self, t: u16) {
+        let caller = self.threads.at_mut(t).and_then(|thread| thread.reply_to.take());
+        if let Some(caller) = caller.filter(|c| self.waits_for_reply(*c)) {
+            self.set_result(caller.index, Err(SysError::NoReply));
+            self.make_ready(caller.index);
         }
     }
 

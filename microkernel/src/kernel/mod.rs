@@ -7,12 +7,16 @@
 //! saves the running thread's context from the frame, does its work, and
 //! fills the frame with whatever this CPU runs next.
 
+mod allowance;
 mod boot;
 mod caps;
 mod fastpath;
 mod ipc;
 mod irq;
 mod lock;
+mod privilege;
+mod reclaim;
+mod revoke;
 mod sched;
 mod syscalls;
 mod threads;

@@ -2,10 +2,10 @@
 //! the file that owns it. Every argument is checked there; a bad one gets an
 //! error code in the caller's `rax`, never a kernel panic.
 
-use abi::cap::{ObjectKind, Rights};
+use abi::cap::{ObjectKind, Rights, privilege};
 use abi::syscall::{DEBUG_WRITE_MAX, SysError, Sysnum};
 
-use crate::object::thread::{State, Thread};
+use crate::object::thread::Thread;
 use crate::object::{CSpace, Endpoint, Notification, ObjRef, Space};
 use crate::{arch, capture, mm::frame, uaccess};
 
@@ -20,17 +20,13 @@ impl Kernel {
             Err(error) => return self.set_result(t, Err(error)),
         };
         let result = match sysnum {
-            Sysnum::DebugWrite => debug_write(args[0], args[1]),
-            Sysnum::ThreadExit => {
-                self.stop_thread(t, State::Dead);
-                self.check_init_alive(t);
-                return;
-            }
+            Sysnum::DebugWrite => self.privileged(t, privilege::CONSOLE).and_then(|()| debug_write(args[0], args[1])),
+            Sysnum::ThreadExit => return self.thread_exit(t),
             Sysnum::Yield => {
                 self.cpus[cpu].slice_over = true;
                 Ok(0)
             }
-            Sysnum::KernelInfo => self.kernel_info(args[0]),
+            Sysnum::KernelInfo => self.privileged(t, privilege::KERNEL_INFO).and_then(|()| self.kernel_info(args[0])),
             Sysnum::CapCopy => self.cap_derive(t, args[0], args[1], args[2], Rights::ALL, None),
             Sysnum::CapMint => match u8::try_from(args[3]) {
                 Ok(rights) => self.cap_derive(t, args[0], args[1], args[2], Rights(rights), Some(args[4])),
@@ -48,6 +44,8 @@ impl Kernel {
                 cap.obj.kind as u64 | u64::from(cap.rights.0) << 8
             }),
             Sysnum::Create => self.create(t, args[0], args[1]),
+            Sysnum::Allowance => self.allowance(t, args[0], args[1]),
+            Sysnum::TableRestrict => self.table_restrict(t, args[0], args[1]),
             Sysnum::ThreadConfigure => self.thread_configure(t, args),
             Sysnum::ThreadStart => self.thread_start(t, args),
             Sysnum::ThreadSuspend => self.thread_suspend(t, args[0]),
@@ -102,17 +100,34 @@ impl Kernel {
         self.set_result(t, result);
     }
 
-    /// `Create(kind, dst)`: a new object, from its bounded pool, with a
-    /// capability carrying every right.
+    /// `Create(kind, dst)`: a new object, from its bounded pool and the
+    /// caller's table's allowance, with a capability carrying every right.
     fn create(&mut self, t: u16, kind: u64, dst: u64) -> Result<u64, SysError> {
         let kind = ObjectKind::from_raw(kind).filter(|k| k.creatable()).ok_or(SysError::BadArgument)?;
         let cspace = self.cspace_of(t)?;
         self.lookup(t, dst).map_or(Ok(()), |_| Err(SysError::SlotOccupied))?;
-        let (index, generation) = match kind {
+        let payer = self.charge(t)?;
+        let (index, generation) = self.new_object(kind, cspace).inspect_err(|_| self.refund(payer, 1))?;
+        let obj = ObjRef { kind, index, generation };
+        self.set_payer(obj, payer);
+        if let Err(error) = self.insert_cap(cspace, dst, obj, Rights::ALL, 0, 0) {
+            self.drop_ref(obj);
+            return Err(error);
+        }
+        Ok(0)
+    }
+
+    /// A new object of a creatable `kind` in its pool; a table gets the
+    /// privileges of its `creator`'s.
+    fn new_object(&mut self, kind: ObjectKind, creator: ObjRef) -> Result<(u16, u32), SysError> {
+        Ok(match kind {
             ObjectKind::Thread => self.threads.insert(Thread::new())?,
             ObjectKind::Endpoint => self.endpoints.insert(Endpoint::default())?,
             ObjectKind::Notification => self.notifications.insert(Notification::default())?,
-            ObjectKind::CSpace => self.cspaces.insert(CSpace { slots: [None; abi::cap::CSPACE_SLOTS] })?,
+            ObjectKind::CSpace => {
+                let privileges = self.privileges_of(creator);
+                self.cspaces.insert(CSpace::new(0, privileges))?
+            }
             ObjectKind::AddressSpace => {
                 let root = arch::paging::Root::new_user(arch::kernel_space(), &mut frame::alloc_zeroed)
                     .map_err(|_| SysError::OutOfKernelMemory)?;
@@ -123,13 +138,7 @@ impl Kernel {
             ObjectKind::IoPorts | ObjectKind::PhysRange | ObjectKind::Reply | ObjectKind::IrqLine => {
                 return Err(SysError::BadArgument);
             }
-        };
-        let obj = ObjRef { kind, index, generation };
-        if let Err(error) = self.insert_cap(cspace, dst, obj, Rights::ALL, 0, 0) {
-            self.drop_ref(obj);
-            return Err(error);
-        }
-        Ok(0)
+        })
     }
 
     /// What `CapIdentify` reports as an object's size: frames of a
@@ -188,7 +197,11 @@ impl Kernel {
     }
 
     fn trace_name(&self, t: u16, slot: u64, ptr: u64, len: u64) -> Result<u64, SysError> {
+        self.privileged(t, privilege::TRACE)?;
         let cap = self.lookup(t, slot)?;
+        if !cap.rights.contains(Rights::WRITE) {
+            return Err(SysError::NoRight);
+        }
         let kind = match cap.obj.kind {
             ObjectKind::Thread => trace::NameKind::Thread,
             ObjectKind::Endpoint | ObjectKind::Notification => trace::NameKind::Endpoint,

@@ -9,7 +9,7 @@ use crate::arch::{self, UserContext};
 use crate::object::ObjRef;
 use crate::object::thread::State;
 
-use super::{Kernel, PRIORITIES};
+use super::{Kernel, PRIORITIES, UserFault};
 
 /// `ThreadConfigure`'s "no fault endpoint".
 pub const NO_FAULT_ENDPOINT: u64 = u64::MAX;
@@ -19,7 +19,21 @@ impl Kernel {
         Ok(self.lookup_as(t, slot, ObjectKind::Thread, Rights::WRITE)?.obj)
     }
 
-    /// `ThreadConfigure(thread, space, cspace, ipc_buffer, fault_ep, priority | cpu << 8)`.
+    /// The priority (or MCP) `t` may hand out: at most its own MCP.
+    fn check_priority(&self, t: u16, priority: u64) -> Result<u8, SysError> {
+        if priority >= PRIORITIES as u64 {
+            return Err(SysError::BadArgument);
+        }
+        let mcp = self.threads.at(t).map_or(0, |thread| thread.mcp);
+        if priority > u64::from(mcp) {
+            return Err(SysError::NoRight);
+        }
+        Ok(priority as u8)
+    }
+
+    /// `ThreadConfigure(thread, space, cspace, ipc_buffer, fault_ep,
+    /// priority | cpu << 8 | mcp << 16)`: the thread's MCP is the larger of
+    /// its priority and `mcp`, both at most the caller's MCP.
     pub fn thread_configure(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
         let [thread_slot, space_slot, cspace_slot, ipc_buffer, fault_slot, placement] = args;
         let target = self.thread_cap(t, thread_slot)?;
@@ -35,10 +49,12 @@ impl Kernel {
         if ipc_buffer % PAGE_SIZE != 0 || ipc_buffer >= USER_END {
             return Err(SysError::BadAddress);
         }
-        let (priority, cpu) = (placement & 0xFF, placement >> 8);
-        if priority >= PRIORITIES as u64 || cpu >= arch::cpu_count() as u64 {
+        let (priority, cpu, mcp) = (placement & 0xFF, placement >> 8 & 0xFF, placement >> 16);
+        if cpu >= arch::cpu_count() as u64 {
             return Err(SysError::BadArgument);
         }
+        let priority = self.check_priority(t, priority)?;
+        let mcp = self.check_priority(t, mcp)?.max(priority);
         let thread = self.threads.get(target.index, target.generation).ok_or(SysError::ObjectDeleted)?;
         if !matches!(thread.state, State::Inactive | State::Suspended) {
             return Err(SysError::BadState);
@@ -49,7 +65,8 @@ impl Kernel {
         let thread = self.threads.get_mut(target.index, target.generation).ok_or(SysError::ObjectDeleted)?;
         let released = [thread.space.replace(space), thread.cspace.replace(cspace), core::mem::replace(&mut thread.fault_ep, fault_ep).map(|(ep, _)| ep)];
         thread.ipc_buffer = ipc_buffer;
-        thread.priority = priority as u8;
+        thread.priority = priority;
+        thread.mcp = mcp;
         thread.cpu = cpu as u16;
         for old in released.into_iter().flatten() {
             self.drop_ref(old);
@@ -72,6 +89,20 @@ impl Kernel {
         thread.ctx.rdx = args[5];
         self.make_ready(target.index);
         Ok(0)
+    }
+
+    /// `ThreadExit`: a thread with a fault endpoint reports its end there,
+    /// as a fault with vector [`EXIT_VECTOR`](abi::msg::kernel_label::EXIT_VECTOR),
+    /// so whoever manages it can reap it; it dies at the reply. One without
+    /// a handler ends at once.
+    pub fn thread_exit(&mut self, t: u16) {
+        let handled = self.threads.at(t).and_then(|thread| thread.fault_ep).is_some_and(|(ep, _)| self.endpoints.get(ep.index, ep.generation).is_some());
+        if handled {
+            let exit = UserFault { vector: abi::msg::kernel_label::EXIT_VECTOR, addr: 0, error: 0, name: "exit" };
+            return self.fault(t, exit);
+        }
+        self.stop_thread(t, State::Dead);
+        self.check_init_alive(t);
     }
 
     pub fn thread_suspend(&mut self, t: u16, slot: u64) -> Result<u64, SysError> {
@@ -123,15 +154,14 @@ impl Kernel {
         Ok(0)
     }
 
+    /// `ThreadSetPriority(thread, priority)`: at most the caller's MCP.
     pub fn thread_set_priority(&mut self, t: u16, slot: u64, priority: u64) -> Result<u64, SysError> {
         let target = self.thread_cap(t, slot)?;
-        if priority >= PRIORITIES as u64 {
-            return Err(SysError::BadArgument);
-        }
+        let priority = self.check_priority(t, priority)?;
         let state = self.threads.get(target.index, target.generation).ok_or(SysError::ObjectDeleted)?.state;
         self.unready(target.index);
         if let Some(thread) = self.threads.at_mut(target.index) {
-            thread.priority = priority as u8;
+            thread.priority = priority;
         }
         if state == State::Ready {
             self.make_ready(target.index);

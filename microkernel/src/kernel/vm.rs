@@ -15,6 +15,11 @@ use super::Kernel;
 
 /// A leaf mapping whose frame the kernel allocated (init's image).
 pub const KERNEL_OWNED: Flags = Flags::BIT_9;
+/// A leaf mapping whose authority allows writing: the PhysRange it was
+/// mapped from had the write right (or the kernel owns the frame). `Protect`
+/// makes a page writable only where this bit is set, so rights never exceed
+/// those of the capability that authorised the mapping.
+pub const MAY_WRITE: Flags = Flags::BIT_10;
 /// Most pages one call may cover.
 const MAX_BATCH: u64 = abi::syscall::MAP_BATCH_MAX;
 
@@ -120,12 +125,13 @@ impl Kernel {
             return Err(SysError::BadArgument);
         }
         let base = range.base + first_frame * PAGE_SIZE;
+        let ceiling = if range_cap.rights.contains(Rights::WRITE) { MAY_WRITE } else { Flags::empty() };
         let pages = user_range(vaddr, count)?;
         if pages.clone().any(|page| root.translate(page).is_some()) {
             return Err(SysError::AlreadyMapped);
         }
         for (i, page) in pages.clone().enumerate() {
-            if let Err(error) = self.map_charged(space, page, base + i as u64 * PAGE_SIZE, page_flags(rights)) {
+            if let Err(error) = self.map_charged(space, page, base + i as u64 * PAGE_SIZE, page_flags(rights) | ceiling) {
                 for done in pages.take(i) {
                     let _ = root.unmap(done);
                 }
@@ -161,17 +167,22 @@ impl Kernel {
         Ok(args[2])
     }
 
-    /// `Protect(space, vaddr, count, rights)`: every page must be mapped.
+    /// `Protect(space, vaddr, count, rights)`: every page must be mapped,
+    /// and may become writable only where the PhysRange it was mapped from
+    /// allowed writing ([`MAY_WRITE`]); all pages or none.
     pub fn protect(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
         let (_, root) = self.space(t, args[0])?;
         let rights = Rights(u8::try_from(args[3]).map_err(|_| SysError::BadArgument)?);
         let pages = user_range(args[1], args[2])?;
-        if pages.clone().any(|page| root.translate(page).is_none()) {
-            return Err(SysError::NotMapped);
+        for page in pages.clone() {
+            let (_, current) = root.translate(page).ok_or(SysError::NotMapped)?;
+            if rights.contains(Rights::WRITE) && !current.intersects(MAY_WRITE | KERNEL_OWNED) {
+                return Err(SysError::NoRight);
+            }
         }
         for page in pages {
             let (_, current) = root.translate(page).ok_or(SysError::NotMapped)?;
-            root.protect(page, page_flags(rights) | (current & KERNEL_OWNED)).map_err(map_error)?;
+            root.protect(page, page_flags(rights) | (current & (KERNEL_OWNED | MAY_WRITE))).map_err(map_error)?;
         }
         self.shootdown(root);
         Ok(args[2])
@@ -211,8 +222,10 @@ impl Kernel {
         }
         let carved = PhysRange { base: range.base + first * PAGE_SIZE, frames };
         let cspace = self.cspace_of(t)?;
-        let (index, generation) = self.phys_ranges.insert(carved)?;
+        let payer = self.charge(t)?;
+        let (index, generation) = self.phys_ranges.insert(carved).inspect_err(|_| self.refund(payer, 1))?;
         let obj = ObjRef { kind: ObjectKind::PhysRange, index, generation };
+        self.set_payer(obj, payer);
         if let Err(error) = self.insert_cap(cspace, dst, obj, cap.rights, 0, cap.id) {
             self.drop_ref(obj);
             return Err(error);

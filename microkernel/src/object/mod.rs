@@ -40,9 +40,19 @@ impl Space {
     pub const TABLE_PAGE_LIMIT: usize = 1024;
 }
 
-/// A capability table.
+/// A capability table; its allowance: how many more kernel objects the
+/// threads running in it may create (each returns when destroyed); and its
+/// privileges (`abi::cap::privilege`).
 pub struct CSpace {
     pub slots: [Option<Cap>; CSPACE_SLOTS],
+    pub allowance: u64,
+    pub privileges: u8,
+}
+
+impl CSpace {
+    pub const fn new(allowance: u64, privileges: u8) -> Self {
+        Self { slots: [None; CSPACE_SLOTS], allowance, privileges }
+    }
 }
 
 /// A FIFO of threads linked through their `next` field.

@@ -1,14 +1,18 @@
 //! Bounded, accounted storage for one kind of kernel object: a fixed array
 //! of slots, each with a generation (so a stale reference never reaches a
-//! new object) and a reference count (capabilities and threads that name it).
+//! new object), a reference count (capabilities and threads that name it),
+//! and the capability table whose allowance paid for it, if any.
 //!
 //! Running out is an error the caller returns to user space, never a panic.
 
 use abi::syscall::SysError;
 
+use super::ObjRef;
+
 struct Slot<T> {
     generation: u32,
     refs: u32,
+    payer: Option<ObjRef>,
     value: Option<T>,
 }
 
@@ -19,7 +23,7 @@ pub struct Pool<T, const N: usize> {
 
 impl<T, const N: usize> Pool<T, N> {
     pub const fn new() -> Self {
-        Self { slots: [const { Slot { generation: 0, refs: 0, value: None } }; N], used: 0 }
+        Self { slots: [const { Slot { generation: 0, refs: 0, payer: None, value: None } }; N], used: 0 }
     }
 
     /// Stores `value` with no references yet; `(index, generation)` name it.
@@ -28,6 +32,7 @@ impl<T, const N: usize> Pool<T, N> {
         let slot = &mut self.slots[index];
         slot.value = Some(value);
         slot.refs = 0;
+        slot.payer = None;
         self.used += 1;
         Ok((index as u16, slot.generation))
     }
@@ -78,6 +83,18 @@ impl<T, const N: usize> Pool<T, N> {
             }
             None => false,
         }
+    }
+
+    /// Records the table whose allowance paid for the object.
+    pub fn set_payer(&mut self, index: u16, generation: u32, payer: ObjRef) {
+        if let Some(slot) = self.slot_mut(index, generation) {
+            slot.payer = Some(payer);
+        }
+    }
+
+    /// The table that paid for the object, if one did.
+    pub fn payer(&self, index: u16, generation: u32) -> Option<ObjRef> {
+        self.slot(index, generation)?.payer
     }
 
     /// Takes the object out; the slot's next object gets a new generation.

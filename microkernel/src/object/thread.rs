@@ -58,6 +58,9 @@ pub struct Thread {
     /// Where faults are sent, with the badge of the capability given.
     pub fault_ep: Option<(ObjRef, u64)>,
     pub priority: u8,
+    /// Maximum controlled priority (seL4's MCP): the highest priority, and
+    /// MCP, this thread may give any thread it configures.
+    pub mcp: u8,
     pub cpu: u16,
     /// Link in whichever queue the thread is on (ready or endpoint).
     pub next: Option<u16>,
@@ -66,6 +69,9 @@ pub struct Thread {
     pub reply_to: Option<ObjRef>,
     /// Trace id of this thread's outstanding call (0 = none).
     pub call_id: u64,
+    /// Its outstanding call went through a capability with the grant
+    /// right, so the reply may carry a capability.
+    pub reply_grant: bool,
 }
 
 impl Thread {
@@ -78,11 +84,13 @@ impl Thread {
             ipc_buffer: 0,
             fault_ep: None,
             priority: 0,
+            mcp: 0,
             cpu: 0,
             next: None,
             outgoing: Message::default(),
             reply_to: None,
             call_id: 0,
+            reply_grant: false,
         }
     }
 }

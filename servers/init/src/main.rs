@@ -38,7 +38,9 @@ fn main(args: rt::StartArgs) -> ! {
     }
     rt::println!("init: hello from user mode ({ram_ranges} RAM ranges, {} CPUs)", env.cpus);
     let strategy = abi::selftest::strategy_of(flags);
-    let passed = if flags & INIT_FLAG_SELFTEST != 0 {
+    let passed = if let Some(plan) = abi::selftest::FuzzPlan::of(flags) {
+        tests::fuzz::campaign(&env, plan)
+    } else if flags & INIT_FLAG_SELFTEST != 0 {
         tests::run(&env, strategy)
     } else if flags & INIT_FLAG_BENCH_IPC != 0 {
         bench::ipc(&env)

@@ -23,6 +23,18 @@ const MAX_SERVERS: usize = 8;
 
 const MEMORY_PRIORITY: u8 = 13;
 const PROCESS_PRIORITY: u8 = 12;
+/// Kernel objects the memory server may create (it carves its table).
+pub const MEMORY_ALLOWANCE: u64 = 16;
+/// Kernel objects the process servers may create: every process's space,
+/// table and thread, saved replies, their own threads. The kernel's pools
+/// bound it too; the processes themselves get no allowance.
+const PROCESS_ALLOWANCE: u64 = 1 << 16;
+
+/// Gives the table in `cspace` an allowance of `amount` kernel objects,
+/// taken from init's.
+pub fn give_allowance(cspace: Slot, amount: u64) -> Result<(), &'static str> {
+    sys::raw_syscall(abi::syscall::Sysnum::Allowance as u64, [cspace, amount, 0, 0, 0, 0]).map(|_| ()).map_err(|_| "give a server its allowance")
+}
 
 pub struct System {
     /// The strategy booted with.
@@ -64,6 +76,7 @@ impl System {
         for (source, at) in [(memory, 1), (slots.space, 2), (pool, 3)] {
             sys::cap_mint_to(source, slots.cspace, at, Rights::ALL, 0).map_err(|_| "give the memory server its capabilities")?;
         }
+        give_allowance(slots.cspace, MEMORY_ALLOWANCE)?;
         server.start_with([strategy as u64, u64::from(cpus), 0]).map_err(|_| "start the memory server")?;
 
         let mut servers = [0; MAX_SERVERS];
@@ -80,12 +93,16 @@ impl System {
         };
         give(slots.space, 1, Rights::ALL)?;
         give(process_frames, 2, rw)?;
-        give(memory, 3, Rights::WRITE)?;
+        // Grant: the memory server's replies carry capabilities (the
+        // attached table), which the kernel delivers only to a caller whose
+        // capability has the grant right.
+        give(memory, 3, Rights::WRITE.union(Rights::GRANT))?;
         give(boot_slot::BOOT_IMAGE, 4, Rights::READ)?;
         give(slots.cspace, 5, Rights::ALL)?;
         for (k, &endpoint) in endpoints.iter().enumerate().take(usize::from(cpus)) {
             give(endpoint, 8 + k as u64, Rights::ALL)?;
         }
+        give_allowance(slots.cspace, PROCESS_ALLOWANCE)?;
         server.start_with([strategy as u64, u64::from(cpus), 0]).map_err(|_| "start the process server")?;
         let system = Self { strategy, memory, servers, cpus, ipc_buffer: env.ipc_buffer };
         // The servers answer once they are up.

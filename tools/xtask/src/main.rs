@@ -9,6 +9,7 @@ mod build;
 mod cmdline;
 mod lint;
 mod machine_check;
+mod fuzz;
 mod prereq;
 mod qemu;
 mod qemu_error;
@@ -39,6 +40,8 @@ enum Command {
     /// Clippy on the host and guest crates, `cargo fmt --check` and rustdoc,
     /// warnings denied.
     Lint,
+    /// The system-call fuzzer: several seeds, pools checked after each.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 #[derive(Args, Clone)]
@@ -98,6 +101,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             prereq::ensure_target()?;
             lint::run()
         }
+        Command::Fuzz(args) => fuzz::run(&args),
     }
 }
 

@@ -15,6 +15,7 @@ mod serial;
 mod smp;
 mod stacks;
 mod start_info;
+mod supervisor;
 mod syscall;
 pub mod time;
 mod tlb;
@@ -28,6 +29,7 @@ use x86_64::instructions::port::Port;
 use crate::bootinfo::BootInfo;
 
 pub use percpu::{MAX_CPUS, PerCpu, cpu, current as current_cpu, try_current as try_current_cpu};
+pub use supervisor::{enabled as supervisor_protection, user_access};
 pub use trap::{Fault, PING_VECTOR, Probe, probe};
 pub use trap::TrapFrame as UserContext;
 pub use tlb::{serve as tlb_serve, shootdown as tlb_shootdown};
@@ -174,6 +176,7 @@ fn init_user_entry(cpu: &'static PerCpu) {
     let stack = stacks::alloc(kernel_space()).unwrap_or_else(|e| panic!("cpu {}: no kernel stack: {e:?}", cpu.index()));
     cpu.set_kernel_stack(stack);
     syscall::init();
+    supervisor::enable();
 }
 
 /// Sleeps until the next interrupt, forever.

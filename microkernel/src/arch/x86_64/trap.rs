@@ -248,6 +248,8 @@ pub enum Probe {
     InvalidOpcode,
     /// Execute `int3`.
     Breakpoint,
+    /// Call the code at the address (a lone `ret`: it clobbers nothing).
+    Execute(u64),
 }
 
 /// Runs one instruction that may fault, and reports the fault instead of
@@ -279,6 +281,15 @@ pub fn probe(what: Probe) -> Result<u8, Fault> {
                 "lea {tmp}, [rip + 2f]", "mov gs:[{off}], {tmp}", "xor {f:e}, {f:e}", "xor {b:e}, {b:e}",
                 "int3", "nop", "jmp 3f", "2:", "mov {f:e}, 1", "3:", "mov qword ptr gs:[{off}], 0",
                 tmp = out(reg) _, f = out(reg) faulted, b = out(reg) byte,
+                off = const core::mem::offset_of!(percpu::PerCpu, recover_rip),
+            ),
+            // A fault at the callee's first fetch leaves the return address
+            // pushed: the stack pointer saved before the call is restored.
+            Probe::Execute(addr) => core::arch::asm!(
+                "lea {tmp}, [rip + 2f]", "mov gs:[{off}], {tmp}", "xor {f:e}, {f:e}", "xor {b:e}, {b:e}",
+                "mov {sp}, rsp", "call {addr}", "jmp 3f", "2:", "mov rsp, {sp}", "mov {f:e}, 1", "3:",
+                "mov qword ptr gs:[{off}], 0",
+                addr = in(reg) addr, sp = out(reg) _, tmp = out(reg) _, f = out(reg) faulted, b = out(reg) byte,
                 off = const core::mem::offset_of!(percpu::PerCpu, recover_rip),
             ),
         }

@@ -13,7 +13,7 @@ use rt::thread::spawn;
 
 use super::ipc::wait_dead;
 use super::threads::spec;
-use super::{TestResult, check};
+use super::{TestResult, check, wait_for};
 use crate::env::{Env, INIT_PRIORITY};
 
 const PAGE_FAULT: u64 = 14;
@@ -46,6 +46,10 @@ pub fn delivery(env: &Env) -> TestResult {
     // SAFETY: just mapped.
     unsafe { ((hole + 24) as *mut u64).write_volatile(42) };
     ipc::reply(Message::new(kernel_label::RESUME, [0; 4])).map_err(|_| "reply")?;
+    // Its ThreadExit comes here too (`exit_reported` checks that); answer it.
+    if wait_for(|| ipc::nb_recv(ep).is_ok()) {
+        ipc::reply(Message::default()).map_err(|_| "answer the exit report")?;
+    }
     check(wait_dead(faulter), "the resumed thread did not finish")?;
     check(LOADED.load(Ordering::Acquire) == 42, "the resumed thread did not read the mapped page")?;
     env.slots.release(faulter);

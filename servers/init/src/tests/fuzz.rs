@@ -1,101 +1,175 @@
 //! The system-call fuzzer: a thread in a sandbox (its own capability table
-//! holding a few objects, no capability to init's address space or threads)
-//! makes 100,000 random system calls with random arguments. Afterwards the
-//! sandbox is deleted, and every kernel pool and the kernel's free frames
-//! must be back where they were: the kernel stayed up and consistent.
+//! holding a few objects, a table capability to itself, an address space
+//! of its own and frames it may map there; no capability to init's space
+//! or threads) makes random system calls (drawn by `fuzz_calls`), while a
+//! partner thread answers its calls and sends, replies with a capability,
+//! and kills the threads it starts when they fault. Afterwards the sandbox
+//! is deleted, and every kernel pool and the kernel's free frames must be
+//! back where they were: the kernel stayed up and consistent.
 //!
-//! Calls that would block forever are turned into their non-blocking forms,
-//! console writes into `KernelInfo` (random bytes would flood the console),
-//! `ThreadExit` into `Yield`, and priorities are kept below the fuzzer's, so
-//! a thread the fuzzer starts can never starve it.
+//! The self-test runs one seed of 100,000 calls; `cargo xtask fuzz` boots
+//! into a campaign of several seeds (`abi::selftest::FuzzPlan`) and reads
+//! its `[fuzz]` lines: per seed the calls refused, and which system calls
+//! succeeded at least once.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use abi::cap::{ObjectKind, Rights, boot_slot};
-use abi::syscall::{KERNEL_INFO_FREE_FRAMES, OWN_CSPACE, Sysnum};
+use abi::cap::{ObjectKind, Rights, ThreadState, boot_slot};
+use abi::msg::kernel_label;
+use abi::selftest::{FUZZ_MARKER, FuzzPlan};
+use abi::syscall::{KERNEL_INFO_FREE_FRAMES, Sysnum};
+use rt::ipc::{self, Message};
 use rt::mem::PAGE_SIZE;
-use rt::sys::{self, ThreadConfig};
-use rt::thread::STACK_PAGES;
+use rt::sys::{self, Slot, ThreadConfig};
+use rt::thread::{STACK_PAGES, spawn};
 
-use super::{PATIENCE, TestResult, check, wait_longer};
+use super::fuzz_calls::{Random, slot};
+use super::threads::spec;
+use super::{PATIENCE, TestResult, check, wait_for, wait_longer};
 use crate::env::{Env, INIT_PRIORITY};
 
+/// Calls of the self-test's one seed.
 const CALLS: u64 = 100_000;
+/// Kernel objects the sandbox may create.
+const SANDBOX_ALLOWANCE: u64 = 48;
 const FUZZER_PRIORITY: u8 = INIT_PRIORITY - 1;
 /// Init waits at this priority: below the fuzzer (which must run, even on
 /// one CPU) and above every thread the fuzzer can start.
-const WAITING_PRIORITY: u64 = 4;
+const WAITING_PRIORITY: u64 = super::fuzz_calls::THREAD_PRIORITY_LIMIT;
+
 static DONE: AtomicU64 = AtomicU64::new(0);
+static CALLS_TO_MAKE: AtomicU64 = AtomicU64::new(0);
 static ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Bit n: system call n succeeded at least once.
+static SUCCEEDED: AtomicU64 = AtomicU64::new(0);
+/// The fuzzer's IPC buffer, whose capability fields it draws too.
+static FUZZER_BUFFER: AtomicU64 = AtomicU64::new(0);
 
-/// A small xorshift generator.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A slot, an address, a small number, or any word.
-    fn argument(&mut self) -> u64 {
-        match self.next() % 6 {
-            0 | 1 => self.next() % 12,
-            2 => 0x1000_0000 + (self.next() % 4096) * 4096,
-            3 => self.next() % 256,
-            4 => [0, u64::MAX, OWN_CSPACE, 0xFFFF_8000_0000_0000, 0x7FFF_FFFF_F000][self.next() as usize % 5],
-            _ => self.next(),
-        }
-    }
-}
-
-fn tame(number: u64, args: &mut [u64; 6]) -> u64 {
-    let Ok(sysnum) = Sysnum::try_from(number) else { return number };
-    match sysnum {
-        Sysnum::DebugWrite => Sysnum::KernelInfo as u64,
-        Sysnum::ThreadExit => Sysnum::Yield as u64,
-        Sysnum::Send | Sysnum::Call => Sysnum::NbSend as u64,
-        Sysnum::Recv | Sysnum::ReplyRecv => Sysnum::NbRecv as u64,
-        Sysnum::Wait => Sysnum::Poll as u64,
-        Sysnum::ThreadSetPriority => {
-            args[1] %= WAITING_PRIORITY;
-            number
-        }
-        Sysnum::ThreadConfigure => {
-            args[5] = (args[5] & !0xFF) | ((args[5] & 0xFF) % WAITING_PRIORITY);
-            number
-        }
-        // Capability tables that hold capabilities to each other never die.
-        Sysnum::Create if args[0] == ObjectKind::CSpace as u64 => {
-            args[0] = ObjectKind::Endpoint as u64;
-            number
-        }
-        _ => number,
-    }
+/// What one seed did.
+struct Outcome {
+    errors: u64,
+    succeeded: u64,
+    cycles: u64,
 }
 
 extern "C" fn fuzzer(seed: u64) -> ! {
     let mut random = Random(seed | 1);
-    let mut errors = 0;
-    for _ in 0..CALLS {
-        let number = match random.next() % 10 {
-            0 => random.next(),
-            _ => random.next() % 64,
-        };
-        let mut args = [0; 6];
-        for arg in &mut args {
-            *arg = random.argument();
-        }
-        let number = tame(number, &mut args);
-        if sys::raw_syscall(number, args).is_err() {
-            errors += 1;
+    // SAFETY: the spawner gave this thread the buffer it published.
+    let buffer = unsafe { ipc::buffer_at(FUZZER_BUFFER.load(Ordering::Acquire)) };
+    let (mut errors, mut succeeded) = (0, 0u64);
+    for _ in 0..CALLS_TO_MAKE.load(Ordering::Acquire) {
+        buffer.send_cap = random.next() % (slot::FIRST_FREE + 8);
+        buffer.recv_slot = slot::FIRST_FREE + random.next() % 8;
+        let (number, args) = random.call();
+        match sys::raw_syscall(number, args) {
+            Ok(_) => succeeded |= 1u64.checked_shl(number as u32).unwrap_or(0),
+            Err(_) => errors += 1,
         }
     }
     ERRORS.store(errors, Ordering::Relaxed);
+    SUCCEEDED.store(succeeded, Ordering::Relaxed);
+    settle();
     DONE.store(1, Ordering::Release);
     sys::thread_exit()
+}
+
+/// The fuzzer's last act: every capability it derived or created goes
+/// (threads it created with them), and the sandbox's thread is stopped, so
+/// that once init deletes the sandbox nothing in it can still run: a thread
+/// that runs keeps its table alive, and reclaim looks again only when a
+/// reference goes, not when a thread stops later.
+fn settle() {
+    for fixed in 0..slot::FIRST_FREE {
+        let _ = sys::cap_revoke(fixed);
+    }
+    for free in slot::FIRST_FREE..slot::FIRST_FREE + 8 {
+        let _ = sys::cap_delete(free);
+    }
+    let _ = sys::thread_suspend(slot::THREAD);
+}
+
+/// The partner's landing slot for capabilities the fuzzer sends, and the
+/// capability it offers in replies.
+static PARTNER_LANDING: AtomicU64 = AtomicU64::new(0);
+static PARTNER_GIFT: AtomicU64 = AtomicU64::new(0);
+static PARTNER_BUFFER: AtomicU64 = AtomicU64::new(0);
+
+/// Serves the partnered endpoint: answers calls (with a capability every
+/// other time), drops what it was sent, kills faulting threads.
+extern "C" fn serve_sandbox(ep: u64) -> ! {
+    // SAFETY: the spawner gave this thread the buffer it published.
+    let buffer = unsafe { ipc::buffer_at(PARTNER_BUFFER.load(Ordering::Acquire)) };
+    let landing = PARTNER_LANDING.load(Ordering::Acquire);
+    buffer.recv_slot = landing;
+    buffer.send_cap = PARTNER_GIFT.load(Ordering::Acquire);
+    let mut count = 0u64;
+    let mut received = ipc::recv(ep);
+    loop {
+        let _ = sys::cap_delete(landing);
+        count += 1;
+        let answer = match received {
+            Ok(r) if r.msg.label() == kernel_label::FAULT => Message::new(1, [0; 4]),
+            Ok(r) => Message::with_payload(r.msg.label(), r.msg.mrs, 0, count % 2 == 0),
+            Err(_) => Message::default(),
+        };
+        received = ipc::reply_recv(ep, answer);
+    }
+}
+
+/// What the sandbox holds (slots in `fuzz_calls::slot`), and the init-side
+/// objects that serve it.
+struct Sandbox {
+    table: Slot,
+    partnered: Slot,
+    partner: Slot,
+    landing: Slot,
+    gift: Slot,
+}
+
+impl Sandbox {
+    fn build(env: &Env) -> Result<Self, &'static str> {
+        let table = env.slots.alloc();
+        sys::create(ObjectKind::CSpace, table).map_err(|_| "create sandbox")?;
+        crate::system::give_allowance(table, SANDBOX_ALLOWANCE)?;
+        let give = |source: Slot, at: u64, rights: Rights| sys::cap_mint_to(source, table, at, rights, 0).map_err(|_| "fill the sandbox");
+        let fresh = |kind: ObjectKind, at: u64| {
+            let slot = env.slots.alloc();
+            let made = sys::create(kind, slot).map_err(|_| "create a sandbox object").and_then(|()| give(slot, at, Rights::ALL));
+            env.slots.release(slot);
+            made
+        };
+        fresh(ObjectKind::Notification, slot::NOTIFICATION)?;
+        fresh(ObjectKind::AddressSpace, slot::SPACE)?;
+        fresh(ObjectKind::Thread, slot::THREAD)?;
+        fresh(ObjectKind::Endpoint, slot::LONELY)?;
+        give(boot_slot::BOOT_IMAGE, slot::BOOT_IMAGE, Rights::READ.union(Rights::DERIVE))?;
+        let frames = env.slots.alloc();
+        let carved = sys::phys_range_carve(boot_slot::FIRST_RAM, env.pages.frames(slot::FRAME_COUNT), slot::FRAME_COUNT, frames)
+            .map_err(|_| "carve the sandbox's frames")
+            .and_then(|()| give(frames, slot::FRAMES, Rights::ALL));
+        env.slots.release(frames);
+        carved?;
+        give(table, slot::TABLE, Rights::ALL)?;
+        let (partnered, partner, landing, gift) = (env.slots.alloc(), env.slots.alloc(), env.slots.alloc(), env.slots.alloc());
+        sys::create(ObjectKind::Endpoint, partnered).map_err(|_| "create the partnered endpoint")?;
+        sys::create(ObjectKind::Notification, gift).map_err(|_| "create the gift")?;
+        give(partnered, slot::PARTNERED, Rights::ALL)?;
+        let sandbox = Self { table, partnered, partner, landing, gift };
+        PARTNER_LANDING.store(landing, Ordering::Release);
+        PARTNER_GIFT.store(gift, Ordering::Release);
+        let mut serving = spec(serve_sandbox, partnered, FUZZER_PRIORITY, env.other_cpu());
+        serving.ipc_buffer = Some(PARTNER_BUFFER.load(Ordering::Acquire));
+        spawn(&env.pages, sandbox.partner, serving).map_err(|_| "spawn the partner")?;
+        Ok(sandbox)
+    }
+
+    /// Deletes the sandbox, then what served it.
+    fn release(self, env: &Env) {
+        env.slots.release(self.table);
+        for slot in [self.partner, self.partnered, self.landing, self.gift] {
+            env.slots.release(slot);
+        }
+    }
 }
 
 const POOLS: [ObjectKind; 9] = [
@@ -119,60 +193,87 @@ fn accounting() -> [u64; 10] {
     counts
 }
 
-pub fn run(env: &Env) -> TestResult {
-    // The fuzzer's stack and IPC buffer come from init's memory, mapped
+/// Runs `calls` calls from `seed` in a fresh sandbox; checks that pools
+/// and frames are back at the baseline afterwards.
+fn fuzz_one(env: &Env, seed: u64, calls: u64) -> Result<Outcome, &'static str> {
+    // The threads' stacks and IPC buffers come from init's memory, mapped
     // before the baseline, so only the sandbox is measured.
     let stack = env.pages.alloc(STACK_PAGES).map_err(|_| "stack")?;
     let ipc_buffer = env.pages.alloc(1).map_err(|_| "buffer")?;
+    PARTNER_BUFFER.store(env.pages.alloc(1).map_err(|_| "buffer")?, Ordering::Release);
+    FUZZER_BUFFER.store(ipc_buffer, Ordering::Release);
     let baseline = accounting();
-
-    let sandbox = env.slots.alloc();
-    sys::create(ObjectKind::CSpace, sandbox).map_err(|_| "create sandbox")?;
-    let contents = [
-        (ObjectKind::Endpoint, Rights::GRANT.union(Rights::DERIVE)),
-        (ObjectKind::Notification, Rights::WRITE.union(Rights::DERIVE)),
-        (ObjectKind::AddressSpace, Rights::ALL),
-        (ObjectKind::Thread, Rights::ALL),
-    ];
-    for (index, (kind, rights)) in contents.into_iter().enumerate() {
-        let slot = env.slots.alloc();
-        sys::create(kind, slot).map_err(|_| "create sandbox object")?;
-        sys::cap_mint_to(slot, sandbox, index as u64, rights, 0).map_err(|_| "fill sandbox")?;
-        env.slots.release(slot);
-    }
-    sys::cap_mint_to(boot_slot::BOOT_IMAGE, sandbox, 4, Rights::READ.union(Rights::DERIVE), 0).map_err(|_| "image")?;
-
+    let sandbox = Sandbox::build(env)?;
     let fuzz = env.slots.alloc();
     sys::create(ObjectKind::Thread, fuzz).map_err(|_| "create fuzzer")?;
-    let config = ThreadConfig {
-        space: boot_slot::ADDRESS_SPACE,
-        cspace: sandbox,
-        ipc_buffer,
-        fault_endpoint: None,
-        priority: FUZZER_PRIORITY,
-        cpu: env.other_cpu(),
-    };
+    let config = ThreadConfig { space: boot_slot::ADDRESS_SPACE, cspace: sandbox.table, ipc_buffer, fault_endpoint: None, priority: FUZZER_PRIORITY, cpu: env.other_cpu() };
     sys::thread_configure(fuzz, &config).map_err(|_| "configure fuzzer")?;
+    DONE.store(0, Ordering::Release);
+    CALLS_TO_MAKE.store(calls, Ordering::Release);
     let stack_top = stack + STACK_PAGES * PAGE_SIZE - 8;
-    sys::thread_start(fuzz, fuzzer as *const () as u64, stack_top, 0x9E37_79B9_7F4A_7C15).map_err(|_| "start fuzzer")?;
+    sys::thread_start(fuzz, fuzzer as *const () as u64, stack_top, seed).map_err(|_| "start fuzzer")?;
     // Block-free waiting at a priority under the fuzzer's lets it run even
     // on one CPU; a yield alone never gives way to a lower priority.
     let start = super::tsc();
     sys::thread_set_priority(boot_slot::THREAD, WAITING_PRIORITY).map_err(|_| "lower priority")?;
-    let finished = wait_longer(|| DONE.load(Ordering::Acquire) == 1, 20 * PATIENCE);
+    let patience = 20 * PATIENCE * calls.div_ceil(CALLS);
+    let finished = wait_longer(|| DONE.load(Ordering::Acquire) == 1 && sys::thread_state(fuzz) == Ok(ThreadState::Dead), patience);
     let cycles = super::tsc() - start;
     sys::thread_set_priority(boot_slot::THREAD, u64::from(INIT_PRIORITY)).map_err(|_| "restore priority")?;
     env.slots.release(fuzz);
-    env.slots.release(sandbox);
+    sandbox.release(env);
     check(finished, "the fuzzer did not finish")?;
-    rt::println!(
-        "syscall_fuzz: {CALLS} random system calls in {} M TSC cycles, {} refused with an error",
-        cycles / 1_000_000,
-        ERRORS.load(Ordering::Relaxed)
-    );
+    // Threads of the sandbox that were running on another CPU are reaped
+    // at that CPU's next switch.
+    wait_for(|| accounting() == baseline);
     let after = accounting();
     if after != baseline {
         rt::println!("syscall_fuzz: pools and free frames before {baseline:?}, after {after:?}");
     }
-    check(after == baseline, "kernel pools or frames differ after the sandbox was deleted")
+    check(after == baseline, "kernel pools or frames differ after the sandbox was deleted")?;
+    Ok(Outcome { errors: ERRORS.load(Ordering::Relaxed), succeeded: SUCCEEDED.load(Ordering::Relaxed), cycles })
+}
+
+/// The self-test: one seed.
+pub fn run(env: &Env) -> TestResult {
+    let outcome = fuzz_one(env, 0x9E37_79B9_7F4A_7C15, CALLS)?;
+    rt::println!(
+        "syscall_fuzz: {CALLS} random system calls in {} M TSC cycles, {} refused with an error, {} kinds succeeded",
+        outcome.cycles / 1_000_000,
+        outcome.errors,
+        outcome.succeeded.count_ones()
+    );
+    // About 62% are refused now (96% before the calls were drawn well
+    // formed); the goal of under half is not reached yet. This guards
+    // against the drawing decaying.
+    check(outcome.errors < CALLS * 3 / 4, "more than three calls in four were refused")
+}
+
+/// `cargo xtask fuzz`: every seed of `plan`, with a `[fuzz]` line each and
+/// the system calls that succeeded at least once; true if every seed left
+/// the pools at their baseline.
+pub fn campaign(env: &Env, plan: FuzzPlan) -> bool {
+    let mut succeeded = 0u64;
+    let mut passed = true;
+    for seed in (0..u64::from(plan.seeds)).map(|k| u64::from(plan.seed) + k) {
+        match fuzz_one(env, seed, plan.calls) {
+            Ok(outcome) => {
+                succeeded |= outcome.succeeded;
+                rt::println!("{FUZZ_MARKER} seed {seed} calls {} refused {} pools at baseline", plan.calls, outcome.errors);
+            }
+            Err(reason) => {
+                passed = false;
+                rt::println!("{FUZZ_MARKER} seed {seed} failed: {reason}");
+            }
+        }
+    }
+    rt::print!("{FUZZ_MARKER} succeeded");
+    for number in (0..64).filter(|n| succeeded & 1 << n != 0) {
+        if let Ok(sysnum) = Sysnum::try_from(number) {
+            rt::print!(" {sysnum:?}");
+        }
+    }
+    rt::println!();
+    rt::println!("{FUZZ_MARKER} {}", if passed { "done" } else { "FAILED" });
+    passed
 }

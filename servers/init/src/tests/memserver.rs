@@ -58,6 +58,7 @@ fn with_server(env: &Env, strategy: Strategy, test: impl FnOnce(Slot, &mut IpcBu
         for (source, at) in [(ep, 1), (slots.space, 2), (pool, 3)] {
             sys::cap_mint_to(source, slots.cspace, at, Rights::ALL, 0).map_err(|_| "give the server its capabilities")?;
         }
+        crate::system::give_allowance(slots.cspace, crate::system::MEMORY_ALLOWANCE)?;
         program.start(strategy as u64).map_err(|_| "start the server")
     });
     // SAFETY: init's own IPC buffer, used by this thread only.

@@ -2,14 +2,18 @@
 //! test prints `[selftest] pass|fail NAME` (names and order in
 //! `abi::selftest::USER_TESTS`); the last line is `[selftest] done`.
 
+pub mod authority;
 pub mod caps;
 pub mod faults;
 pub mod fuzz;
+pub mod fuzz_calls;
 pub mod ipc;
 pub mod ipc_paths;
 pub mod memory;
 pub mod memserver;
 pub mod process;
+pub mod resources;
+pub mod rights;
 pub mod syscalls;
 pub mod threads;
 
@@ -26,7 +30,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 26] = [
+const TESTS: [Test; 37] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -42,6 +46,7 @@ const TESTS: [Test; 26] = [
     ("notification", ipc::notification),
     ("irq_timer", ipc::irq_timer),
     ("cap_rights", caps::rights),
+    ("cap_rights_matrix", rights::matrix),
     ("cap_badge", caps::badge),
     ("cap_revoke", caps::revoke),
     ("memory_map", memory::map),
@@ -52,6 +57,16 @@ const TESTS: [Test; 26] = [
     ("fault_delivery", faults::delivery),
     ("fault_kill", faults::kill),
     ("kernel_pool_exhaustion", caps::pool_exhaustion),
+    ("protect_bounded", authority::protect_bounded),
+    ("priority_ceiling", authority::priority_ceiling),
+    ("reply_grant", authority::reply_grant),
+    ("exit_reported", authority::exit_reported),
+    ("dead_server_releases_caller", authority::dead_server_releases_caller),
+    ("trace_drain_race", authority::trace_drain_race),
+    ("privileges", authority::privileges),
+    ("allowance", resources::allowance),
+    ("cycle_reclaimed", resources::cycle_reclaimed),
+    ("revoke_bound", resources::revoke_bound),
     ("syscall_fuzz", fuzz::run),
 ];
 
@@ -110,12 +125,12 @@ pub fn check(condition: bool, what: &'static str) -> TestResult {
 pub const PATIENCE: u64 = 10_000_000_000;
 
 /// Yields until `done` holds, for at most [`PATIENCE`] TSC cycles.
-pub fn wait_for(done: impl Fn() -> bool) -> bool {
+pub fn wait_for(done: impl FnMut() -> bool) -> bool {
     wait_longer(done, PATIENCE)
 }
 
 /// Yields until `done` holds, for at most `patience` TSC cycles.
-pub fn wait_longer(done: impl Fn() -> bool, patience: u64) -> bool {
+pub fn wait_longer(mut done: impl FnMut() -> bool, patience: u64) -> bool {
     let start = tsc();
     while tsc() - start < patience {
         if done() {
