@@ -303,6 +303,12 @@ impl Ring {
     }
 }
 
+/// Runs `f` while no CPU is sending a trace frame (the drain lock held).
+pub fn with_port_idle<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = DRAIN.lock();
+    f()
+}
+
 /// Sends everything waiting (a flush, or the flight recorder at a panic).
 pub fn drain_all() {
     drain(u64::MAX);

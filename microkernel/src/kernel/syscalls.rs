@@ -236,7 +236,13 @@ impl Kernel {
 
     fn port_out(&self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
         let port = self.ports(t, args[0], args[1], args[2], Rights::WRITE)?;
-        arch::port_out(port, args[2] as u8, args[3]);
+        if port == abi::exit::DEBUG_EXIT_PORT {
+            // The write ends the machine: not while another CPU is half-way
+            // through sending a trace frame.
+            crate::capture::with_port_idle(|| arch::port_out(port, args[2] as u8, args[3]));
+        } else {
+            arch::port_out(port, args[2] as u8, args[3]);
+        }
         Ok(0)
     }
 }

@@ -21,7 +21,7 @@ use rt::sys::Slot;
 use core::sync::atomic::Ordering::Relaxed;
 
 use crate::counts::MemClient;
-use crate::system;
+use crate::system::{self, NUDGE_LABEL};
 use crate::{fork, lifecycle, pager, swap};
 
 /// Priority of the server threads: above their processes.
@@ -36,10 +36,16 @@ pub const IDLE_BADGE: u64 = 0;
 const IDLE_LABEL: u64 = 0x1D1E;
 /// Label of a swap coordinator's call to pause (badge 0 too).
 pub const PAUSE_LABEL: u64 = 0x9A05E;
-/// Label of a busy server's nudge to a parked one (badge 0 too, no reply).
-const NUDGE_LABEL: u64 = 0x9D6E;
 /// Requests a server handles between two nudges of the parked servers.
 const NUDGE_EVERY: u32 = 64;
+
+/// What a handled message is answered with, encoded into the IPC buffer
+/// only when it is sent.
+pub enum Answer {
+    /// A message with no payload (a fault's resume, an idle thread's).
+    Plain(Message),
+    Reply(ProcessReply),
+}
 
 pub struct Server {
     /// Our CPU, and our index among the servers.
@@ -78,8 +84,11 @@ pub fn run(index: u16) -> ! {
             None => ipc::recv(ep),
         };
         if let Ok(received) = received {
-            answer = server.handle(received);
+            let handled = server.handle(received);
+            // Before the answer is encoded: this work may use the IPC
+            // buffer (a quiescent point's frees can send frames back).
             server.between_requests();
+            answer = handled.map(|answer| server.encode(answer));
         }
     }
 }
@@ -114,10 +123,7 @@ impl Server {
             return;
         }
         self.since_nudge = 0;
-        let sys = system::get();
-        for k in (0..sys.cpus).filter(|&k| k != self.index && sys.parked[usize::from(k)].load(Relaxed)) {
-            let _ = ipc::nb_send(sys.endpoint(k), Message::new(NUDGE_LABEL, [0; 4]));
-        }
+        system::get().nudge(self.index, true);
     }
 
     /// Lets the idle thread call again (it runs once the CPU is idle).
@@ -127,14 +133,14 @@ impl Server {
         system::get().parked[usize::from(self.index)].store(false, Relaxed);
     }
 
-    /// Handles one message; returns the reply, or `None` when there is none
+    /// Handles one message; returns the answer, or `None` when there is none
     /// to send now (exit, exec, a wait that blocks, a killed process).
     #[allow(clippy::result_large_err, reason = "the error is the reply itself, encoded once into the IPC buffer; no heap in servers")]
-    fn handle(&mut self, received: Received) -> Option<Message> {
+    fn handle(&mut self, received: Received) -> Option<Answer> {
         let pid = received.badge as u32;
         let info = received.msg.info();
         if received.badge == IDLE_BADGE && info.label() == IDLE_LABEL {
-            return self.idle();
+            return self.idle().map(Answer::Plain);
         }
         if received.badge == IDLE_BADGE && info.label() == PAUSE_LABEL {
             swap::pause(self);
@@ -146,14 +152,14 @@ impl Server {
         }
         let phases = &system::get().stats.phases;
         if info.label() == kernel_label::FAULT {
-            return phases.time(self.index, Phase::Fault, || pager::fault(self, pid, received.msg.mrs));
+            return phases.time(self.index, Phase::Fault, || pager::fault(self, pid, received.msg.mrs)).map(Answer::Plain);
         }
         let accepted = proto::payload(&self.mem.buffer().data, info.length())
             .map_err(ProcessReply::Error)
             .and_then(|payload| accept::<ProcessProtocol>(info.label(), payload));
         let request = match accepted {
             Ok(request) => request,
-            Err(error_reply) => return Some(self.reply(&error_reply)),
+            Err(error_reply) => return Some(Answer::Reply(error_reply)),
         };
         let reply = match request {
             ProcessRequest::Spawn { program, arg } => lifecycle::spawn(self, pid, &program, arg).map(|pid| ProcessReply::Spawned { pid }),
@@ -187,7 +193,14 @@ impl Server {
                 Ok(ProcessReply::Stats(system::get().stats.snapshot(processes)))
             }
         };
-        Some(self.reply(&reply.unwrap_or_else(ProcessReply::Error)))
+        Some(Answer::Reply(reply.unwrap_or_else(ProcessReply::Error)))
+    }
+
+    fn encode(&mut self, answer: Answer) -> Message {
+        match answer {
+            Answer::Plain(message) => message,
+            Answer::Reply(reply) => self.reply(&reply),
+        }
     }
 
     /// Encodes `reply` into our IPC buffer; the message that sends it.

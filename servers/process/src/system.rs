@@ -22,6 +22,10 @@ use crate::phases::Phases;
 use crate::procs::Procs;
 use crate::slot;
 
+/// Label of a server's nudge to another to report a quiescent point
+/// (badge 0, like the idle threads'; no reply).
+pub const NUDGE_LABEL: u64 = 0x9D6E;
+
 /// Where our own heap and stacks come from.
 const HEAP_WINDOW: u64 = 0x0000_2000_0000_0000;
 /// 16 MiB of heap: page maps of every process.
@@ -270,6 +274,15 @@ impl System {
     /// The IPC buffer of server thread `index` (not 0).
     pub fn ipc_buffer(&self, index: u16) -> u64 {
         self.ipc_buffers[usize::from(index)]
+    }
+
+    /// Asks the other servers (only the parked ones if `parked_only`) to
+    /// report a quiescent point each: a non-blocking message, which a busy
+    /// server does not get (it reports between its requests anyway).
+    pub fn nudge(&self, from: u16, parked_only: bool) {
+        for k in (0..self.cpus).filter(|&k| k != from && (!parked_only || self.parked[usize::from(k)].load(Relaxed))) {
+            let _ = rt::ipc::nb_send(self.endpoint(k), rt::ipc::Message::new(NUDGE_LABEL, [0; 4]));
+        }
     }
 
     /// The endpoint of server `index`.

@@ -70,11 +70,33 @@ impl MemClient {
 
     /// A frame for a new page, held by one reference (ours).
     pub fn alloc_page(&mut self) -> Result<u32, ProtoError> {
-        let frame = self.link.take()?;
+        let frame = match self.link.take() {
+            Err(ProtoError::NoMemory) if self.reports_quiescence() => self.reclaim()?,
+            taken => taken?,
+        };
         if let Counter::Shared(shared) = &mut self.counter {
             shared.create(frame);
         }
         Ok(frame)
+    }
+
+    /// The pool is empty, but a strategy placed here may hold frames whose
+    /// count is zero until enough quiescent points have passed: report ours
+    /// and have every other server report theirs, a few rounds, until a
+    /// frame comes back.
+    fn reclaim(&mut self) -> Result<u32, ProtoError> {
+        const ROUNDS: usize = 64;
+        let sys = system::get();
+        for _ in 0..ROUNDS {
+            self.quiescent(false);
+            sys.nudge(self.link.client, false);
+            rt::sys::yield_now();
+            match self.link.take() {
+                Err(ProtoError::NoMemory) => continue,
+                taken => return taken,
+            }
+        }
+        Err(ProtoError::NoMemory)
     }
 
     /// A frame from `alloc_page` that never got mapped.
