@@ -12,7 +12,7 @@
 
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicUsize;
-use loom::sync::atomic::Ordering::{AcqRel, Acquire};
+use loom::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 use loom::thread;
 
 use refcount::deferred::{Client, Manager};
@@ -603,5 +603,133 @@ fn deferred_busy_lock_keeps_buffering() {
             .collect();
         hs.into_iter().for_each(|h| h.join().unwrap());
         ws.iter().for_each(|w| w.check_once());
+    });
+}
+
+/// Waits (yielding to loom) until `stage` reaches `n`: the hand-off of a reference from the
+/// thread that stores `n`.
+fn wait_for(stage: &AtomicUsize, n: usize) {
+    while stage.load(Acquire) < n {
+        thread::yield_now();
+    }
+}
+
+/// A reference taken on core 0 is handed to core 1, which takes another and hands it to
+/// core 2; each core drops the one it had: taken on one core, dropped on another, taken
+/// again on a third, with quiescent points on all three in every order.
+fn hand_off_three_cores<S: RefCount<Mem = Region> + Send + 'static>() {
+    bounded_model(2, || {
+        let s = Arc::new(
+            build::<S>(Config {
+                cache_slots: 1,
+                ..Config::new(1, 3)
+            })
+            .unwrap(),
+        );
+        let w = Witness::new(1);
+        let stage = Arc::new(AtomicUsize::new(0));
+        s.create(0, 0);
+        let hs: Vec<_> = (0..3)
+            .map(|core| {
+                let (s, w, stage) = (s.clone(), w.clone(), stage.clone());
+                thread::spawn(move || {
+                    wait_for(&stage, core);
+                    if core < 2 {
+                        s.inc(core, 0);
+                        w.take_one();
+                        stage.store(core + 1, Release);
+                    }
+                    s.quiescent(core, &mut |o| w.freed(o));
+                    w.drop_one();
+                    s.dec(core, 0, &mut |o| w.freed(o));
+                    s.quiescent(core, &mut |o| w.freed(o));
+                })
+            })
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        settle(&*s, &w);
+        w.check_once();
+    });
+}
+
+macro_rules! hand_off_models {
+    ($($name:ident: $ty:ty;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                hand_off_three_cores::<$ty>();
+            }
+        )*
+    };
+}
+
+hand_off_models! {
+    hand_off_atomic: Atomic<Region>;
+    hand_off_deferred: refcount::Deferred<Region>;
+    hand_off_percpu: PercpuRef<Region>;
+    hand_off_refcache: RefCache<Region>;
+    hand_off_paygo: Paygo<Region>;
+    hand_off_sloppy: Sloppy<Region>;
+    hand_off_striped: Striped<Region>;
+    hand_off_snzi: Snzi<Region>;
+    hand_off_biased: Biased<Region>;
+}
+
+/// The interleaving behind RefCache's zero-delta rule, left to loom: cores A = 0, B = 1,
+/// C = 2. The object is queued on C while B holds a reference; B hands it to A, which takes
+/// one after its flush, and B drops its own, so B's slot nets to zero; C's review must not
+/// free it while A holds it.
+#[test]
+fn refcache_reference_moves_under_review() {
+    model(|| {
+        let s = Arc::new(
+            build::<RefCache<Region>>(Config {
+                cache_slots: 1,
+                ..Config::new(1, 3)
+            })
+            .unwrap(),
+        );
+        let w = Witness::new(1);
+        let stage = Arc::new(AtomicUsize::new(0));
+        s.create(2, 0);
+        s.inc(1, 0);
+        s.dec(2, 0, &mut |o| w.freed(o));
+        s.quiescent(2, &mut |o| w.freed(o)); // global 0: queued on C while B holds +1
+        let a = {
+            let (s, w, stage) = (s.clone(), w.clone(), stage.clone());
+            thread::spawn(move || {
+                s.quiescent(0, &mut |o| w.freed(o));
+                wait_for(&stage, 1);
+                s.inc(0, 0);
+                w.take_one();
+                stage.store(2, Release);
+                s.quiescent(0, &mut |o| w.freed(o));
+                w.drop_one();
+                s.dec(0, 0, &mut |o| w.freed(o));
+                s.quiescent(0, &mut |o| w.freed(o));
+            })
+        };
+        let b = {
+            let (s, w, stage) = (s.clone(), w.clone(), stage.clone());
+            thread::spawn(move || {
+                stage.store(1, Release);
+                wait_for(&stage, 2);
+                w.drop_one();
+                s.dec(1, 0, &mut |o| w.freed(o));
+                s.quiescent(1, &mut |o| w.freed(o));
+            })
+        };
+        let c = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || {
+                s.quiescent(2, &mut |o| w.freed(o));
+                s.quiescent(2, &mut |o| w.freed(o));
+            })
+        };
+        for h in [a, b, c] {
+            h.join().unwrap();
+        }
+        settle(&*s, &w);
+        w.check_once();
     });
 }
