@@ -5,21 +5,24 @@
 //! only adjusts the calling core's slot; when two objects collide in a slot the old one is
 //! *evicted*. At each quiescent point the core flushes its whole cache (evicts every slot it
 //! touched, zero deltas included), then reports to the epoch clock. Eviction is the paper's
-//! `evict`, under the object's lock: the delta is added to the global count, and if the count
+//! `evict`, done as one compare-and-swap on the object's state word (global count, flags and
+//! generation together, which stands for the paper's object lock): the delta is added to
+//! the global count, and if the count
 //! is then zero the object is queued on the evicting core's review queue with a grace-period
 //! ticket, or, if it is under review already, marked *dirty*. A review happens once every core
-//! has flushed since the ticket; under the lock it frees the object if the count is still
+//! has flushed since the ticket; in one such step it frees the object if the count is still
 //! zero and it is not dirty, queues it again if dirty, and drops it from review if the count
 //! is not zero (the eviction that takes it to zero again queues it again).
-//! *Weak references* carry the object's generation; `tryget` upgrades one under the lock,
+//! *Weak references* carry the object's generation; `tryget` upgrades one in one such step,
 //! marks the object dirty if it is under review, and adds +1 to the local cache.
 //!
 //! # Why a free is safe, references moving between cores included
 //!
 //! The true count is the global count plus every core's unflushed delta; no core's delta
 //! alone says anything, since a reference taken on core A may be dropped on core B (A's slot
-//! +1, B's slot −1). Evictions, reviews and upgrades of one object are totally ordered by its
-//! lock. Let Q be the locked section that queued the object (count zero, not dirty), and R
+//! +1, B's slot −1). Evictions, reviews and upgrades of one object are each one RMW on its
+//! state word, so they are totally ordered (its modification order). Let Q be the step that
+//! queued the object (count zero, not dirty), and R
 //! the review that frees it (count zero, still not dirty).
 //!
 //! 1. *No eviction of the object lies between Q and R.* Only a review clears `DIRTY` or
@@ -36,7 +39,7 @@
 //! 3. *Nothing is held at Q, so nothing is held at R.* The operations before Q are exactly
 //!    those Q's count includes, and it is zero: no reference taken before Q survives it. An
 //!    operation after Q on the object needs a held reference (the caller's contract), so there
-//!    is none; an upgrade after Q either precedes R in lock order (it set `DIRTY`: contradicts
+//!    is none; an upgrade after Q either precedes R in that order (it set `DIRTY`: contradicts
 //!    R) or follows it (it sees the object free and fails).
 //!
 //! Step 2 is where a zero delta matters: a core whose slot was touched but nets to zero must
@@ -51,18 +54,23 @@
 //!   crate's clock (`epoch.rs`) ends when every core has flushed and reported after it: the
 //!   condition step 2 needs, reached without waiting for the whole system's next epoch
 //!   boundary, so reviews come no later.
-//! - **Zero deltas take the lock.** The paper skips a zero delta when a racy read of the
-//!   count is not zero. Under a weak memory model that read may be stale by the time the core
-//!   reports, which is exactly the case step 2 rules out, so every touched slot is evicted
-//!   under the lock: one RMW on the object's line per touched object per core per epoch, the
-//!   price the paper pays for every non-zero delta.
+//! - **One state word instead of a lock.** The paper locks the object around `evict` and
+//!   `review`; here count, flags and generation share one word and each step is one
+//!   compare-and-swap, which orders the steps as the lock would, with one RMW instead of
+//!   lock, update and unlock, and no core ever waits for a preempted lock holder.
+//! - **Zero deltas are evicted.** The paper skips a zero delta when a racy read of the count
+//!   is not zero. Under a weak memory model that read may be stale by the time the core
+//!   reports, which is exactly the case step 2 rules out, so every touched slot is evicted:
+//!   one RMW on the object's line per touched object per core per epoch, the price the paper
+//!   pays for every non-zero delta. The count has 36 bits and the generation 24 (a weak
+//!   reference could be mistaken for one 2^24 lives later).
 //! - **Sequence words.** Increments and decrements run inside a per-core sequence-word write
 //!   (`seq.rs`) so `try_remove_unique`, which RadixVM does not have, can read one object's
 //!   true count consistently. The words are on the core's own lines.
 //!
-//! Costs: 24 bytes per object (global count, flags and lock, ticket) and a review link, plus
+//! Costs: 16 bytes per object (state word, ticket) and a review link, plus
 //! 8 per object per core (sequence word) and `cache_slots` words per core; increments and
-//! decrements touch only the core's own lines (collisions cost one locked eviction). Zero
+//! decrements touch only the core's own lines (collisions cost one eviction RMW). Zero
 //! detection takes up to three quiescent rounds (flush, review, and a second review when
 //! dirty), and every quiescent point scans the whole cache.
 
@@ -71,22 +79,35 @@ use crate::layout::{PerCore, Planner, Span, claim};
 use crate::lists::Lists;
 use crate::seq::Seqs;
 use crate::strategy::RefCount;
-use crate::sync::Ordering::{Acquire, Relaxed, Release};
-use crate::sync::spin;
+use crate::sync::Ordering::{AcqRel, Acquire, Relaxed};
 use crate::{Config, LayoutError, Word, Words};
 
 // Fields of an object's record.
-const GLOBAL: usize = 0;
-const FLAGS: usize = 1;
-const TICKET: usize = 2;
+const STATE: usize = 0;
+const TICKET: usize = 1;
 
-// Flag bits; the generation in the upper 32 bits.
-const LIVE: u64 = 1;
-const REVIEW: u64 = 2;
-const DIRTY: u64 = 4;
-/// The object's lock (the paper's `lock(obj)`): held by an eviction, a review or an upgrade.
-const LOCKED: u64 = 8;
-const GEN_SHIFT: u32 = 32;
+// The state word: the global count (36 bits, two's complement, since flushes from different
+// cores may arrive in any order), three flag bits, and the generation (24 bits).
+const COUNT_BITS: u32 = 36;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+const LIVE: u64 = 1 << COUNT_BITS;
+const REVIEW: u64 = 2 << COUNT_BITS;
+const DIRTY: u64 = 4 << COUNT_BITS;
+const GEN_SHIFT: u32 = 40;
+
+/// The global count in state word `s`, as a wrapping `u64`.
+fn count_of(s: u64) -> u64 {
+    (((s & COUNT_MASK) << (64 - COUNT_BITS)) as i64 >> (64 - COUNT_BITS)) as u64
+}
+
+/// `s` with its count moved by `delta`.
+fn add_count(s: u64, delta: i32) -> u64 {
+    (s & !COUNT_MASK) | (s.wrapping_add(delta as i64 as u64) & COUNT_MASK)
+}
+
+fn generation_of(s: u64) -> u32 {
+    (s >> GEN_SHIFT) as u32
+}
 
 /// A core flushes a slot early before its delta leaves this range.
 const DELTA_LIMIT: u32 = 1 << 30;
@@ -120,7 +141,7 @@ struct Plan {
 
 fn plan(cfg: &Config) -> Plan {
     let mut p = Planner::new();
-    let obj = p.shared(cfg.n_objects, 3);
+    let obj = p.shared(cfg.n_objects, 2);
     let cache = p.per_core(cfg.n_cores, cfg.cache_slots, 1);
     let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
     let clock = Clock::plan(&mut p, cfg.n_cores);
@@ -159,50 +180,37 @@ impl<M: Words> RefCache<M> {
         )
     }
 
-    /// Takes `obj`'s lock; returns its flags (without the lock bit).
-    fn lock(&self, obj: u32) -> u64 {
-        let flags = self.field(obj, FLAGS);
-        loop {
-            let f = flags.fetch_or(LOCKED, Acquire);
-            if f & LOCKED == 0 {
-                return f;
-            }
-            while flags.load(Relaxed) & LOCKED != 0 {
-                spin();
-            }
-        }
+    /// Changes `obj`'s state word with `f` in one compare-and-swap (the paper's per-object
+    /// lock: every eviction, review and upgrade of the object is one such step, so they are
+    /// totally ordered). Returns the state it replaced, or `None` if `f` declined.
+    fn update(&self, obj: u32, f: impl FnMut(u64) -> Option<u64>) -> Option<u64> {
+        self.field(obj, STATE).fetch_update(AcqRel, Acquire, f).ok()
     }
 
-    /// Stores `f` as `obj`'s flags and releases its lock.
-    fn unlock(&self, obj: u32, f: u64) {
-        self.field(obj, FLAGS).store(f & !LOCKED, Release);
-    }
-
-    /// The paper's `evict`: under the object's lock, adds `delta` (zero included) to the
-    /// global count; if the count is then zero, queues the object for review on `core`, or
-    /// marks it dirty if it is under review already. Off the fast path.
+    /// The paper's `evict`, in one step: adds `delta` (zero included) to the global count; if
+    /// the count is then zero, queues the object for review on `core`, or marks it dirty if it
+    /// is under review already. Off the fast path.
     #[cold]
     #[inline(never)]
     fn evict(&self, core: usize, obj: u32, delta: i32) {
-        let f = self.lock(obj);
-        if f & LIVE == 0 {
-            // Unreachable by the safety argument (no delta of a freed object exists); if a
-            // caller broke the contract, leave the free object alone rather than revive it.
-            self.unlock(obj, f);
-            return;
+        // A free object has no delta anywhere (the safety argument): declining leaves it alone
+        // should a caller break the contract, rather than revive it.
+        let old = self.update(obj, |s| {
+            (s & LIVE != 0).then(|| {
+                let next = add_count(s, delta);
+                match (count_of(next) == 0, s & REVIEW != 0) {
+                    (false, _) => next,
+                    (true, true) => next | DIRTY,
+                    (true, false) => (next | REVIEW) & !DIRTY,
+                }
+            })
+        });
+        if let Some(s) = old
+            && s & REVIEW == 0
+            && count_of(add_count(s, delta)) == 0
+        {
+            self.queue(core, obj);
         }
-        let global = self.field(obj, GLOBAL);
-        let count = global.load(Relaxed).wrapping_add(delta as i64 as u64);
-        global.store(count, Relaxed);
-        let next = match (count == 0, f & REVIEW != 0) {
-            (false, _) => f,
-            (true, true) => f | DIRTY,
-            (true, false) => {
-                self.queue(core, obj);
-                (f | REVIEW) & !DIRTY
-            }
-        };
-        self.unlock(obj, next);
     }
 
     fn queue(&self, core: usize, obj: u32) {
@@ -252,53 +260,55 @@ impl<M: Words> RefCache<M> {
         }
     }
 
-    /// The paper's `review`, for an object whose grace period is over: under its lock,
-    /// drops it from review if its count is not zero, queues it again if dirty, else frees it.
+    /// The paper's `review`, in one step, for an object whose grace period is over: drops it
+    /// from review if its count is not zero, queues it again if dirty, else frees it.
     fn review_one(&self, core: usize, obj: u32, freed: &mut impl FnMut(u32)) {
-        let f = self.lock(obj);
-        let zero = self.field(obj, GLOBAL).load(Relaxed) == 0;
-        let next = match (zero, f & DIRTY != 0) {
-            (false, _) => f & !(REVIEW | DIRTY),
-            (true, true) => {
-                self.queue(core, obj);
-                f & !DIRTY
-            }
-            (true, false) => f & !(LIVE | REVIEW),
-        };
-        self.unlock(obj, next);
-        if next & LIVE == 0 {
-            freed(obj);
+        let old = self.update(obj, |s| {
+            Some(match (count_of(s) == 0, s & DIRTY != 0) {
+                (false, _) => s & !(REVIEW | DIRTY),
+                (true, true) => s & !DIRTY,
+                (true, false) => s & !(LIVE | REVIEW),
+            })
+        });
+        let s = old.expect("the review always changes the state");
+        match (count_of(s) == 0, s & DIRTY != 0) {
+            (false, _) => {}
+            (true, true) => self.queue(core, obj),
+            (true, false) => freed(obj),
         }
     }
 
     fn refs(&self, obj: u32) -> u64 {
-        if self.field(obj, FLAGS).load(Acquire) & LIVE == 0 {
+        let s = self.field(obj, STATE).load(Acquire);
+        if s & LIVE == 0 {
             return 0;
         }
         let cached = (0..self.cfg.n_cores)
             .map(|c| self.slot(c, obj).load(Relaxed))
             .filter(|w| w & !0xffff_ffff == tag(obj))
             .fold(0u64, |s, w| s.wrapping_add(delta_of(w) as i64 as u64));
-        self.field(obj, GLOBAL).load(Acquire).wrapping_add(cached)
+        count_of(s).wrapping_add(cached)
     }
 
     /// A weak reference to the current life of `obj`; the caller holds a reference.
     pub fn weak(&self, obj: u32) -> Weak {
         Weak {
             obj,
-            generation: (self.field(obj, FLAGS).load(Acquire) >> GEN_SHIFT) as u32,
+            generation: generation_of(self.field(obj, STATE).load(Acquire)),
         }
     }
 
     /// Upgrades a weak reference to a counted one on `core`, unless that life of the object
     /// was freed.
     pub fn tryget(&self, core: usize, weak: Weak) -> bool {
-        let f = self.lock(weak.obj);
-        let upgraded = f & LIVE != 0 && (f >> GEN_SHIFT) as u32 == weak.generation;
         // Dirty under review: the review pending now must not free the object this +1 is
         // about to reach (through this core's cache, flushed before its next report).
-        let next = if upgraded && f & REVIEW != 0 { f | DIRTY } else { f };
-        self.unlock(weak.obj, next);
+        let upgraded = self
+            .update(weak.obj, |s| {
+                (s & LIVE != 0 && generation_of(s) == weak.generation)
+                    .then(|| if s & REVIEW != 0 { s | DIRTY } else { s })
+            })
+            .is_some();
         if upgraded {
             self.seqs
                 .write(&self.mem, core, weak.obj, || self.cached_add(core, weak.obj, 1));
@@ -344,9 +354,9 @@ impl<M: Words> RefCount for RefCache<M> {
 
     fn create(&self, core: usize, obj: u32) {
         self.seqs.write(&self.mem, core, obj, || {
-            self.field(obj, GLOBAL).store(1, Relaxed);
-            let f = self.lock(obj);
-            self.unlock(obj, (((f >> GEN_SHIFT) + 1) << GEN_SHIFT) | LIVE);
+            self.update(obj, |s| {
+                Some((((s >> GEN_SHIFT) + 1) << GEN_SHIFT) | LIVE | add_count(0, 1))
+            });
         })
     }
 
@@ -426,9 +436,9 @@ mod tests {
         r.create(0, 0);
         r.create(0, 2);
         r.inc(0, 0);
-        assert_eq!(r.field(0, GLOBAL).load(Relaxed), 1, "cached");
+        assert_eq!(count_of(r.field(0, STATE).load(Relaxed)), 1, "cached");
         r.inc(0, 2); // same slot: evicts object 0's +1
-        assert_eq!(r.field(0, GLOBAL).load(Relaxed), 2);
+        assert_eq!(count_of(r.field(0, STATE).load(Relaxed)), 2);
         assert_eq!((r.read_exact(0), r.read_exact(2)), (2, 2));
     }
 
@@ -452,14 +462,14 @@ mod tests {
         queued_while_held(&r, 0, 1, &mut freed);
         r.inc(1, 0);
         r.quiescent(1, &mut |o| freed.push(o)); // global 2: not zero, not dirty
-        assert_eq!(r.field(0, FLAGS).load(Relaxed) & (REVIEW | DIRTY), REVIEW);
+        assert_eq!(r.field(0, STATE).load(Relaxed) & (REVIEW | DIRTY), REVIEW);
         r.dec(0, 0, &mut |_| {});
         r.dec(0, 0, &mut |_| {});
         // Global 2 - 2 = 0 under review: dirty, so the review that runs in this same call
         // queues it again instead of trusting a zero that a flush made after the queueing.
         r.quiescent(0, &mut |o| freed.push(o));
         assert!(freed.is_empty(), "dirty: queued again");
-        assert_eq!(r.field(0, FLAGS).load(Relaxed) & (REVIEW | DIRTY), REVIEW);
+        assert_eq!(r.field(0, STATE).load(Relaxed) & (REVIEW | DIRTY), REVIEW);
         settle(&r, &mut freed);
         assert_eq!(freed, vec![0]);
     }
@@ -472,7 +482,7 @@ mod tests {
         round(&r, &mut freed); // core 1 flushes +1: global 1
         round(&r, &mut freed); // core 0 reviews: count 1
         assert!(freed.is_empty());
-        assert_eq!(r.field(0, FLAGS).load(Relaxed) & (REVIEW | DIRTY), 0);
+        assert_eq!(r.field(0, STATE).load(Relaxed) & (REVIEW | DIRTY), 0);
         r.dec(1, 0, &mut |_| {});
         settle(&r, &mut freed);
         assert_eq!(freed, vec![0], "the eviction that reached zero again queued it");

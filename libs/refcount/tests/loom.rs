@@ -12,7 +12,7 @@
 
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicUsize;
-use loom::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+use loom::sync::atomic::Ordering::{AcqRel, Acquire};
 use loom::thread;
 
 use refcount::deferred::{Client, Manager};
@@ -63,6 +63,9 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 fn bounded_model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(preemptions);
+    // Three threads that each flush, review and spin on a per-object lock take more branches
+    // per execution than loom's default allows.
+    b.max_branches = 20_000;
     b.check(f);
 }
 
@@ -606,18 +609,11 @@ fn deferred_busy_lock_keeps_buffering() {
     });
 }
 
-/// Waits (yielding to loom) until `stage` reaches `n`: the hand-off of a reference from the
-/// thread that stores `n`.
-fn wait_for(stage: &AtomicUsize, n: usize) {
-    while stage.load(Acquire) < n {
-        thread::yield_now();
-    }
-}
-
-/// A reference taken on core 0 is handed to core 1, which takes another and hands it to
-/// core 2; each core drops the one it had: taken on one core, dropped on another, taken
-/// again on a third, with quiescent points on all three in every order.
-fn hand_off_three_cores<S: RefCount<Mem = Region> + Send + 'static>() {
+/// A reference taken on core 0 is handed to core 1 (the thread that acts as core 1 is
+/// spawned with it), which takes another and hands it to core 2; each core drops the one it
+/// had: taken on one core, dropped on another, taken again on a third, with quiescent points
+/// on all three in every order.
+fn hand_off_three_cores<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
     bounded_model(2, || {
         let s = Arc::new(
             build::<S>(Config {
@@ -627,29 +623,33 @@ fn hand_off_three_cores<S: RefCount<Mem = Region> + Send + 'static>() {
             .unwrap(),
         );
         let w = Witness::new(1);
-        let stage = Arc::new(AtomicUsize::new(0));
         s.create(0, 0);
-        let hs: Vec<_> = (0..3)
-            .map(|core| {
-                let (s, w, stage) = (s.clone(), w.clone(), stage.clone());
-                thread::spawn(move || {
-                    wait_for(&stage, core);
-                    if core < 2 {
-                        s.inc(core, 0);
-                        w.take_one();
-                        stage.store(core + 1, Release);
-                    }
-                    s.quiescent(core, &mut |o| w.freed(o));
-                    w.drop_one();
-                    s.dec(core, 0, &mut |o| w.freed(o));
-                    s.quiescent(core, &mut |o| w.freed(o));
-                })
-            })
-            .collect();
-        hs.into_iter().for_each(|h| h.join().unwrap());
+        let t0 = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || holder(s, w, 0))
+        };
+        t0.join().unwrap();
         settle(&*s, &w);
         w.check_once();
     });
+}
+
+/// Core `core` of the hand-off: takes a reference for the next core and hands it over (the
+/// last core takes none), then drops its own.
+fn holder<S: RefCount + Send + Sync + 'static>(s: Arc<S>, w: Arc<Witness>, core: usize) {
+    let next = (core < 2).then(|| {
+        s.inc(core, 0);
+        w.take_one();
+        let (s, w) = (s.clone(), w.clone());
+        thread::spawn(move || holder(s, w, core + 1))
+    });
+    s.quiescent(core, &mut |o| w.freed(o));
+    w.drop_one();
+    s.dec(core, 0, &mut |o| w.freed(o));
+    s.quiescent(core, &mut |o| w.freed(o));
+    if let Some(h) = next {
+        h.join().unwrap();
+    }
 }
 
 macro_rules! hand_off_models {
@@ -690,35 +690,10 @@ fn refcache_reference_moves_under_review() {
             .unwrap(),
         );
         let w = Witness::new(1);
-        let stage = Arc::new(AtomicUsize::new(0));
         s.create(2, 0);
         s.inc(1, 0);
         s.dec(2, 0, &mut |o| w.freed(o));
         s.quiescent(2, &mut |o| w.freed(o)); // global 0: queued on C while B holds +1
-        let a = {
-            let (s, w, stage) = (s.clone(), w.clone(), stage.clone());
-            thread::spawn(move || {
-                s.quiescent(0, &mut |o| w.freed(o));
-                wait_for(&stage, 1);
-                s.inc(0, 0);
-                w.take_one();
-                stage.store(2, Release);
-                s.quiescent(0, &mut |o| w.freed(o));
-                w.drop_one();
-                s.dec(0, 0, &mut |o| w.freed(o));
-                s.quiescent(0, &mut |o| w.freed(o));
-            })
-        };
-        let b = {
-            let (s, w, stage) = (s.clone(), w.clone(), stage.clone());
-            thread::spawn(move || {
-                stage.store(1, Release);
-                wait_for(&stage, 2);
-                w.drop_one();
-                s.dec(1, 0, &mut |o| w.freed(o));
-                s.quiescent(1, &mut |o| w.freed(o));
-            })
-        };
         let c = {
             let (s, w) = (s.clone(), w.clone());
             thread::spawn(move || {
@@ -726,9 +701,29 @@ fn refcache_reference_moves_under_review() {
                 s.quiescent(2, &mut |o| w.freed(o));
             })
         };
-        for h in [a, b, c] {
-            h.join().unwrap();
-        }
+        let a = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || {
+                s.quiescent(0, &mut |o| w.freed(o));
+                s.inc(0, 0); // A takes a reference through B's ...
+                w.take_one();
+                let b = {
+                    let (s, w) = (s.clone(), w.clone());
+                    thread::spawn(move || {
+                        w.drop_one(); // ... and B, handed A's word for it, drops its own
+                        s.dec(1, 0, &mut |o| w.freed(o));
+                        s.quiescent(1, &mut |o| w.freed(o));
+                    })
+                };
+                s.quiescent(0, &mut |o| w.freed(o));
+                w.drop_one();
+                s.dec(0, 0, &mut |o| w.freed(o));
+                s.quiescent(0, &mut |o| w.freed(o));
+                b.join().unwrap();
+            })
+        };
+        a.join().unwrap();
+        c.join().unwrap();
         settle(&*s, &w);
         w.check_once();
     });
