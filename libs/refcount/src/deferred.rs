@@ -12,10 +12,15 @@
 //! - A copy-on-write fault calls [`Client::try_remove_unique`]: a counter observed at 1 means
 //!   the caller holds the only reference, so the entry becomes owned again and the frame is
 //!   written in place.
-//! - Decrements wait in the client's buffer. At `batch` entries the client tries the lock
-//!   (a spin try-lock: if the manager is busy the client keeps buffering); a full buffer
-//!   (twice `batch`) waits for the lock. Idle points and exits flush.
-//! - A counter that reaches zero frees the frame: whoever applied the batch reports it.
+//! - Releasing an owned frame frees it at once (the count-1 shortcut on release): the owner
+//!   holds the only reference, so a compare-and-swap from owned to free needs no message and
+//!   no lock.
+//! - Decrements of shared frames wait in the client's buffer. At `batch` entries the client
+//!   tries the lock (a spin try-lock: if the manager is busy the client keeps buffering); a
+//!   full buffer (twice `batch`) waits for the lock. Idle points and exits flush.
+//! - A counter that reaches zero frees the frame: whoever applied the batch reports it,
+//!   after releasing the manager's lock (FTL OS drops it before taking the allocator's, so
+//!   frees never lengthen the critical section every core waits on).
 //!
 //! **Ordering rule** (the seed's): a decrement is never applied before its increment. A
 //! client's increments are applied before its decrements in every batch, and increments are
@@ -24,12 +29,16 @@
 //!
 //! **Why zero is safe:** the table entry is the count minus the buffered decrements, never
 //! less, so it reaches 0 only after the last reference's decrement was applied, once, under
-//! the lock. **Why unique is safe:** buffered decrements only make the entry larger, never
+//! the lock. An owned entry has no buffered decrement and no queued increment (it became
+//! owned at creation, or when it was observed at 1 with the caller's reference the last),
+//! and only its one holder touches it, so the release shortcut frees it exactly once. **Why unique is safe:** buffered decrements only make the entry larger, never
 //! smaller, so observing 1 proves there is no other reference (the price: false "shared"
 //! answers, the avoidable copies FTL OS measured).
 //!
-//! Costs: 8 bytes per object plus per-client buffers; no atomic on the decrement path except
-//! the flush; one lock acquisition per batch, serialising all cores' flushes.
+//! Costs: 8 bytes per object plus per-client buffers; one compare-and-swap on the frame's
+//! entry per fork of an owned frame and per release (which frees an owned frame and fails
+//! on a shared one), no other atomic on the decrement path except the flush; one lock
+//! acquisition per batch, serialising all cores' flushes, with the frees reported outside.
 
 use crate::layout::{PerCore, Planner, Span, claim};
 use crate::strategy::RefCount;
@@ -39,6 +48,9 @@ use crate::{Config, LayoutError, Word, Words};
 
 /// Entry value of an owned frame. Shared entries hold their count; free ones hold 0.
 const OWNED: u64 = 1 << 63;
+
+/// Frees [`Manager::apply`] collects under the lock before it drops the lock to report them.
+const FREED_GROUP: usize = 16;
 
 /// Where the manager's table and lock lie in a region.
 #[derive(Clone, Copy, Debug)]
@@ -100,16 +112,24 @@ impl<'m> Mgr<'m> {
         });
     }
 
-    /// Under the lock. A decrement of an owned entry is its owner's last reference.
+    /// Under the lock. A decrement of an owned entry is its owner's last reference. True if
+    /// it freed the frame: the caller reports it once the lock is released.
     #[inline]
-    fn apply_dec(&self, obj: u32, freed: &mut impl FnMut(u32)) {
+    fn apply_dec(&self, obj: u32) -> bool {
         let e = self.entry(obj);
         let old = e.fetch_update(AcqRel, Acquire, |v| {
             Some(if v == OWNED { 0 } else { v - 1 })
         });
-        if matches!(old, Ok(1) | Ok(OWNED)) {
-            freed(obj);
-        }
+        matches!(old, Ok(1) | Ok(OWNED))
+    }
+
+    /// The release shortcut: the owner of an owned frame drops the only reference, so the
+    /// frame is free at once, with no buffer and no lock. False if the frame is shared.
+    #[inline]
+    fn release_owned(&self, obj: u32) -> bool {
+        self.entry(obj)
+            .compare_exchange(OWNED, 0, AcqRel, Relaxed)
+            .is_ok()
     }
 
     fn try_remove_unique(&self, obj: u32) -> bool {
@@ -173,13 +193,30 @@ impl<M: Words> Manager<M> {
         self.view().entry(obj).store(OWNED, Release);
     }
 
-    /// Applies one client's batch (received over IPC), increments first, under the lock.
+    /// Applies one client's batch (received over IPC), increments first, under the lock,
+    /// and reports the frees after releasing it (in groups of `FREED_GROUP`, dropping the
+    /// lock between groups), as FTL OS releases the manager's lock before it takes the
+    /// allocator's.
     pub fn apply(&self, incs: &[u32], decs: &[u32], freed: &mut impl FnMut(u32)) {
         let m = self.view();
         m.lock();
         incs.iter().for_each(|&o| m.apply_inc(o));
-        decs.iter().for_each(|&o| m.apply_dec(o, freed));
+        let mut group = [0u32; FREED_GROUP];
+        let mut n = 0;
+        for &o in decs {
+            if m.apply_dec(o) {
+                group[n] = o;
+                n += 1;
+                if n == FREED_GROUP {
+                    m.unlock();
+                    group.iter().for_each(|&f| freed(f));
+                    n = 0;
+                    m.lock();
+                }
+            }
+        }
         m.unlock();
+        group[..n].iter().for_each(|&f| freed(f));
     }
 
     /// The entry of `obj`: `None` if free, `Some(None)` if owned, `Some(Some(n))` if shared
@@ -277,17 +314,37 @@ impl<'c> Buf<'c> {
         self.word(N_INCS).store(0, Relaxed);
     }
 
-    /// Under the lock: increments first, then decrements (the ordering rule).
-    fn apply_all(&self, m: Mgr<'_>, freed: &mut impl FnMut(u32)) {
+    /// Under the lock: increments first, then decrements (the ordering rule). Empties the
+    /// buffers and moves the frames it freed to the front of the decrement buffer; returns
+    /// how many, for [`Buf::report`] to hand out after the lock is released.
+    fn apply_all(&self, m: Mgr<'_>) -> usize {
         self.apply_incs(m);
+        let mut n_freed = 0;
         for i in 0..self.len(N_DECS) {
-            m.apply_dec(self.slot(N_DECS, i).load(Relaxed) as u32, freed);
+            let obj = self.slot(N_DECS, i).load(Relaxed);
+            if m.apply_dec(obj as u32) {
+                self.slot(N_DECS, n_freed).store(obj, Relaxed);
+                n_freed += 1;
+            }
         }
         self.word(N_DECS).store(0, Relaxed);
+        n_freed
+    }
+
+    /// Outside the lock: reports the `n_freed` frames [`Buf::apply_all`] left at the front of
+    /// the (now empty) decrement buffer. Only this client writes there.
+    fn report(&self, n_freed: usize, freed: &mut impl FnMut(u32)) {
+        for i in 0..n_freed {
+            freed(self.slot(N_DECS, i).load(Relaxed) as u32);
+        }
     }
 
     #[inline]
     fn dec(&self, m: Mgr<'_>, obj: u32, freed: &mut impl FnMut(u32)) {
+        if m.release_owned(obj) {
+            freed(obj);
+            return;
+        }
         if self.len(N_DECS) == self.b.cap {
             self.flush(m, freed);
         }
@@ -302,8 +359,9 @@ impl<'c> Buf<'c> {
         if !m.try_lock() {
             return false;
         }
-        self.apply_all(m, freed);
+        let n_freed = self.apply_all(m);
         m.unlock();
+        self.report(n_freed, freed);
         true
     }
 
@@ -312,8 +370,9 @@ impl<'c> Buf<'c> {
             return;
         }
         m.lock();
-        self.apply_all(m, freed);
+        let n_freed = self.apply_all(m);
         m.unlock();
+        self.report(n_freed, freed);
     }
 
     fn try_remove_unique(&self, m: Mgr<'_>, obj: u32) -> bool {
@@ -511,6 +570,48 @@ mod tests {
         let c =
             Client::new_in(Region::zeroed(Client::<Region>::words_needed(batch)), batch).unwrap();
         (m, c)
+    }
+
+    #[test]
+    fn releasing_an_owned_frame_frees_it_at_once() {
+        let (m, c) = pair(4, 4);
+        m.create(2);
+        let mut freed = Vec::new();
+        c.dec(&m, 2, &mut |o| freed.push(o));
+        assert_eq!(freed, [2], "no buffer, no flush");
+        assert_eq!((c.pending(), m.entry(2)), ((0, 0), None));
+        m.create(3);
+        c.share(&m, 3);
+        c.dec(&m, 3, &mut |o| freed.push(o));
+        assert_eq!(c.pending(), (0, 1), "a shared frame's release is buffered");
+    }
+
+    #[test]
+    fn frees_are_reported_after_the_lock_is_released() {
+        let (m, c) = pair(40, 64);
+        let freed = std::cell::RefCell::new(Vec::new());
+        let mut report = |o| {
+            assert!(m.view().try_lock(), "frame {o} reported under the manager's lock");
+            m.view().unlock();
+            freed.borrow_mut().push(o);
+        };
+        let all: Vec<u32> = (0..40).collect();
+        for &o in &all {
+            m.create(o);
+            c.share(&m, o);
+            c.dec(&m, o, &mut report);
+            c.dec(&m, o, &mut report);
+        }
+        c.flush(&m, &mut report);
+        assert_eq!(freed.take(), all);
+        for &o in &all {
+            m.create(o);
+            c.share(&m, o);
+        }
+        m.apply(&[], &all, &mut report);
+        assert!(freed.borrow().is_empty(), "two references each");
+        m.apply(&[], &all, &mut report);
+        assert_eq!(freed.take(), all, "every group reported, outside the lock");
     }
 
     #[test]

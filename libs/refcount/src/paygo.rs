@@ -22,6 +22,20 @@
 //! memory): 32 bytes per object per core (local, anchor, flag link, sequence word), plus 8
 //! shared. Increments and homeland decrements touch only the core's own lines; foreign
 //! decrements are one atomic on the homeland's.
+//!
+//! # Deviations from the paper, and why they are sound
+//!
+//! - **Homeland without per-task anchor information.** PAYGO records, per task, which core a
+//!   reference was taken on, so that a foreign put pays its tax on the right anchor. The
+//!   trait's `dec` carries no task, so it picks a homeland that has references homed there
+//!   (see above); [`Paygo::dec_from`] takes the homeland explicitly. Sound because only the sum
+//!   of `local − anchor` is the count; the cost is that a decrement may pay the tax where PAYGO
+//!   would not.
+//! - **A snapshot instead of the read-all flag.** PAYGO's zero check sets a read-all flag that
+//!   the REF path backs off from while the counters are summed. Here the check reads a
+//!   consistent snapshot through per-core sequence words (`seq.rs`) and retries when disturbed,
+//!   so no fast path waits for a checker, but every operation pays two stores to its own line.
+//!   The flag protocol is left to do.
 
 use crate::layout::{PerCore, Planner, Span, claim};
 use crate::lists::Lists;

@@ -30,6 +30,24 @@
 //! quiescent rounds) and turns a busy object atomic for that long. The counters drift by one
 //! per reference taken in one mode and dropped in the other; the bias (2^62) leaves room for
 //! far more operations than a machine can run.
+//!
+//! # Deviations from Linux, and why they are sound
+//!
+//! - **The probe.** Linux never decides by itself that an object is dead: its owner calls
+//!   `percpu_ref_kill` and the release callback runs at the last put. Frames have no such
+//!   owner, so the strategy kills on suspicion (a put listed the object and a consistent
+//!   snapshot showed no reference) and resurrects if the switch finds references. The kill,
+//!   the grace period, the fold of the per-core counters into the atomic one (Linux's
+//!   switch-to-atomic work and `confirm_switch`), `resurrect`, `tryget` and `tryget_live` follow
+//!   Linux; the probe is the addition. It is sound because a kill never frees by itself: only
+//!   the atomic counter reaching zero after the fold does, as in Linux.
+//! - **Asynchronous only.** The switch completes at a later `quiescent` (Linux's `call_rcu`
+//!   path). There is no synchronous `percpu_ref_switch_to_atomic_sync`, and no
+//!   `switch_to_percpu` other than `resurrect`: left to do.
+//! - **Sequence words.** Gets and puts run inside a per-core sequence-word write (`seq.rs`),
+//!   which Linux does not have, so that the probe and `try_remove_unique` can read a
+//!   consistent snapshot. They cost two stores to the core's own line per operation, measured
+//!   by `cargo xtask bench refcount`; taking them off the fast path is left to do.
 
 use crate::epoch::Clock;
 use crate::layout::{PerCore, Planner, Span, claim};

@@ -16,6 +16,13 @@
 //! Costs: 24 bytes per object per core (spares, list link, sequence word) plus 8 shared; an
 //! object that is taken and dropped on the same core never touches the shared line. Zero
 //! detection waits for the quiescent point of every core that holds spares.
+//!
+//! # Deviations from the paper, and why they are sound
+//!
+//! - **Sequence words** around each update, for `try_remove_unique`'s consistent snapshot,
+//!   which the paper does not need: two stores to the core's own line per operation, measured
+//!   by the benchmark. The spare threshold (`Config::spares`, half returned when exceeded) is
+//!   the paper's.
 
 use crate::layout::{PerCore, Planner, Span, claim};
 use crate::lists::Lists;

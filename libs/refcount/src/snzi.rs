@@ -24,6 +24,15 @@
 //! (about `n_cores` of them); an increment/decrement pair is two CASes on the core's own leaf
 //! while the leaf keeps some surplus, but climbs to the root when it goes 0↔1, which a single
 //! hot reference taken and dropped does every time.
+//!
+//! # Deviations from the paper, and why they are sound
+//!
+//! - **The root.** The paper's root carries an indicator word with an *announce* bit, so that
+//!   `query` is one read of a word separate from the root's counter. Nothing here queries: the
+//!   one question asked is whether the count reached zero, and the depart that takes the root
+//!   counter 1→0 answers it with a single RMW that is unique (see above). The indicator would
+//!   add a second shared word to every root transition, so it is left out; below the root, the
+//!   half-increment protocol is the paper's.
 
 use crate::layout::{PerCore, Planner, Span, claim};
 use crate::seq::Seqs;

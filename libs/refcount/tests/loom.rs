@@ -63,6 +63,9 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 fn bounded_model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(preemptions);
+    // Three threads that each flush, review and spin on a per-object lock take more branches
+    // per execution than loom's default allows.
+    b.max_branches = 20_000;
     b.check(f);
 }
 
@@ -603,5 +606,125 @@ fn deferred_busy_lock_keeps_buffering() {
             .collect();
         hs.into_iter().for_each(|h| h.join().unwrap());
         ws.iter().for_each(|w| w.check_once());
+    });
+}
+
+/// A reference taken on core 0 is handed to core 1 (the thread that acts as core 1 is
+/// spawned with it), which takes another and hands it to core 2; each core drops the one it
+/// had: taken on one core, dropped on another, taken again on a third, with quiescent points
+/// on all three in every order.
+fn hand_off_three_cores<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
+    bounded_model(2, || {
+        let s = Arc::new(
+            build::<S>(Config {
+                cache_slots: 1,
+                ..Config::new(1, 3)
+            })
+            .unwrap(),
+        );
+        let w = Witness::new(1);
+        s.create(0, 0);
+        let t0 = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || holder(s, w, 0))
+        };
+        t0.join().unwrap();
+        settle(&*s, &w);
+        w.check_once();
+    });
+}
+
+/// Core `core` of the hand-off: takes a reference for the next core and hands it over (the
+/// last core takes none), then drops its own.
+fn holder<S: RefCount + Send + Sync + 'static>(s: Arc<S>, w: Arc<Witness>, core: usize) {
+    let next = (core < 2).then(|| {
+        s.inc(core, 0);
+        w.take_one();
+        let (s, w) = (s.clone(), w.clone());
+        thread::spawn(move || holder(s, w, core + 1))
+    });
+    s.quiescent(core, &mut |o| w.freed(o));
+    w.drop_one();
+    s.dec(core, 0, &mut |o| w.freed(o));
+    s.quiescent(core, &mut |o| w.freed(o));
+    if let Some(h) = next {
+        h.join().unwrap();
+    }
+}
+
+macro_rules! hand_off_models {
+    ($($name:ident: $ty:ty;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                hand_off_three_cores::<$ty>();
+            }
+        )*
+    };
+}
+
+hand_off_models! {
+    hand_off_atomic: Atomic<Region>;
+    hand_off_deferred: refcount::Deferred<Region>;
+    hand_off_percpu: PercpuRef<Region>;
+    hand_off_refcache: RefCache<Region>;
+    hand_off_paygo: Paygo<Region>;
+    hand_off_sloppy: Sloppy<Region>;
+    hand_off_striped: Striped<Region>;
+    hand_off_snzi: Snzi<Region>;
+    hand_off_biased: Biased<Region>;
+}
+
+/// The interleaving behind RefCache's zero-delta rule, left to loom: cores A = 0, B = 1,
+/// C = 2. The object is queued on C while B holds a reference; B hands it to A, which takes
+/// one after its flush, and B drops its own, so B's slot nets to zero; C's review must not
+/// free it while A holds it.
+#[test]
+fn refcache_reference_moves_under_review() {
+    model(|| {
+        let s = Arc::new(
+            build::<RefCache<Region>>(Config {
+                cache_slots: 1,
+                ..Config::new(1, 3)
+            })
+            .unwrap(),
+        );
+        let w = Witness::new(1);
+        s.create(2, 0);
+        s.inc(1, 0);
+        s.dec(2, 0, &mut |o| w.freed(o));
+        s.quiescent(2, &mut |o| w.freed(o)); // global 0: queued on C while B holds +1
+        let c = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || {
+                s.quiescent(2, &mut |o| w.freed(o));
+                s.quiescent(2, &mut |o| w.freed(o));
+            })
+        };
+        let a = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || {
+                s.quiescent(0, &mut |o| w.freed(o));
+                s.inc(0, 0); // A takes a reference through B's ...
+                w.take_one();
+                let b = {
+                    let (s, w) = (s.clone(), w.clone());
+                    thread::spawn(move || {
+                        w.drop_one(); // ... and B, handed A's word for it, drops its own
+                        s.dec(1, 0, &mut |o| w.freed(o));
+                        s.quiescent(1, &mut |o| w.freed(o));
+                    })
+                };
+                s.quiescent(0, &mut |o| w.freed(o));
+                w.drop_one();
+                s.dec(0, 0, &mut |o| w.freed(o));
+                s.quiescent(0, &mut |o| w.freed(o));
+                b.join().unwrap();
+            })
+        };
+        a.join().unwrap();
+        c.join().unwrap();
+        settle(&*s, &w);
+        w.check_once();
     });
 }

@@ -1,6 +1,9 @@
 //! Every strategy against a sequential reference model: random operations from simulated
 //! cores, one at a time, must give the model's counts at every step, report each object free
-//! exactly once and only at zero, and leave nothing unreported after settling.
+//! exactly once and only at zero, and leave nothing unreported after settling. References
+//! move between cores: any core may drop any reference, and a hand-off takes one on a core
+//! while another drops its own, so a reference can be taken on one core, dropped on a
+//! second and taken again on a third.
 
 #![cfg(not(loom))]
 
@@ -10,7 +13,7 @@ use refcount::{
     Striped, build,
 };
 
-const OBJECTS: usize = 4;
+const OBJECTS: usize = 3;
 const CORES: usize = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,6 +32,10 @@ enum Op {
     DecBatch,
     Unique,
     Quiescent,
+    /// A reference held on another core moves here: an increment on this core, then a
+    /// decrement on the core `skip + 1` places on (a process server hands a frame to a
+    /// child on another CPU and the parent exits).
+    Hand { skip: usize },
 }
 
 fn op() -> impl Strategy<Value = (Op, usize, u32)> {
@@ -38,7 +45,8 @@ fn op() -> impl Strategy<Value = (Op, usize, u32)> {
         1 => Just(Op::IncBatch),
         1 => Just(Op::DecBatch),
         1 => Just(Op::Unique),
-        2 => Just(Op::Quiescent),
+        3 => Just(Op::Quiescent),
+        3 => (0..CORES - 1).prop_map(|skip| Op::Hand { skip }),
     ];
     (kind, 0..CORES, 0..OBJECTS as u32)
 }
@@ -125,6 +133,11 @@ impl<S: RefCount<Mem = Region>> Model<S> {
                     S::NAME
                 );
             }
+            (Op::Hand { skip }, State::Live(_)) => {
+                let from = (core + skip + 1) % CORES;
+                self.s.inc(core, obj);
+                self.s.dec(from, obj, &mut |o| freed.push(o));
+            }
             (Op::Quiescent, _) => self.s.quiescent(core, &mut |o| freed.push(o)),
             _ => {}
         }
@@ -196,13 +209,28 @@ fn run<S: RefCount<Mem = Region>>(ops: &[(Op, usize, u32)], exact_unique: bool) 
     m.finish();
 }
 
+/// Cases per strategy: `REFCOUNT_MODEL_CASES` if set (100000 and more for a long run), else
+/// 10 000 in an optimised build (what `cargo xtask test` runs: a few seconds per strategy,
+/// and enough to find histories a dozen operations deep, such as a reference handed between
+/// three cores across a review) and 1000 in a debug one, where proptest is thirty times
+/// slower.
+fn cases() -> u32 {
+    match std::env::var("REFCOUNT_MODEL_CASES") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("REFCOUNT_MODEL_CASES={v}: not a case count")),
+        Err(_) if cfg!(debug_assertions) => 1_000,
+        Err(_) => 10_000,
+    }
+}
+
 macro_rules! model_tests {
     ($($name:ident: $ty:ty, $exact:expr;)*) => {
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(96))]
+            #![proptest_config(ProptestConfig::with_cases(cases()))]
             $(
                 #[test]
-                fn $name(ops in proptest::collection::vec(op(), 1..160)) {
+                fn $name(ops in proptest::collection::vec(op(), 1..64)) {
                     run::<$ty>(&ops, $exact);
                 }
             )*

@@ -1,11 +1,13 @@
 //! Every strategy under real threads, one thread per core: held objects are never reported,
-//! counts are exact once the threads stop, and when many cores drop the last references at
-//! once each object is reported exactly once. Bounded in operations, well under a second
-//! each in a debug build.
+//! counts are exact once the threads stop, when many cores drop the last references at
+//! once each object is reported exactly once, and references handed from core to core (taken
+//! on one, dropped on another, taken again on a third) are never freed under their holder.
+//! Bounded in operations, well under a second each in a debug build.
 
 #![cfg(not(loom))]
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex};
 use std::thread;
 
 use refcount::{
@@ -168,6 +170,108 @@ fn last_reference_race<S: RefCount<Mem = Region>>() {
     }
 }
 
+/// Objects in `hand_off`: few, so that references to one object meet on every core.
+const HANDED: usize = 4;
+
+/// Who holds what in `hand_off`: per object, the references held (decremented before each
+/// `dec`, so a free must see zero) and the frees reported.
+struct Holders {
+    held: Vec<AtomicI64>,
+    frees: Vec<AtomicUsize>,
+}
+
+impl Holders {
+    fn freed(&self, obj: u32, name: &str) {
+        let o = obj as usize;
+        let held = self.held[o].load(Ordering::Acquire);
+        assert_eq!(held, 0, "{name}: object {obj} freed with {held} references held");
+        let before = self.frees[o].fetch_add(1, Ordering::AcqRel);
+        assert_eq!(before, 0, "{name}: object {obj} freed twice");
+    }
+}
+
+/// References travel between cores through mailboxes: a core that receives one drops it,
+/// passes it on, or takes a second one and passes both on, so an object's count moves
+/// between cores' caches and buffers with nothing anchoring it. Every object is freed
+/// exactly once, and never while a reference is held.
+fn hand_off<S: RefCount<Mem = Region>>() {
+    let s: S = build(Config {
+        cache_slots: 16,
+        batch: 4,
+        spares: 4,
+        ..Config::new(HANDED, CORES)
+    })
+    .unwrap();
+    let holders = Holders {
+        held: (0..HANDED).map(|_| AtomicI64::new(CORES as i64)).collect(),
+        frees: (0..HANDED).map(|_| AtomicUsize::new(0)).collect(),
+    };
+    let mailboxes: Vec<Mutex<Vec<u32>>> = (0..CORES).map(|_| Mutex::new(Vec::new())).collect();
+    for o in 0..HANDED as u32 {
+        s.create(0, o);
+        (1..CORES).for_each(|core| s.inc(core, o));
+        mailboxes.iter().for_each(|m| m.lock().unwrap().push(o));
+    }
+    let done = Barrier::new(CORES);
+    // Mailbox visits, all cores together.
+    let budget = AtomicI64::new(24_000);
+    thread::scope(|scope| {
+        for core in 0..CORES {
+            let (s, holders, mailboxes, done, budget) =
+                (&s, &holders, &mailboxes, &done, &budget);
+            scope.spawn(move || {
+                let freed = &mut |x| holders.freed(x, S::NAME);
+                let mut rng = Rng(0x51_7cc1 + core as u64);
+                let other = |rng: &mut Rng| (core + 1 + rng.below(CORES - 1)) % CORES;
+                let mut handled = 0;
+                while budget.fetch_sub(1, Ordering::Relaxed) > 0 {
+                    let Some(o) = mailboxes[core].lock().unwrap().pop() else {
+                        s.quiescent(core, freed);
+                        thread::yield_now();
+                        continue;
+                    };
+                    match rng.below(8) {
+                        0..=2 => {
+                            holders.held[o as usize].fetch_sub(1, Ordering::AcqRel);
+                            s.dec(core, o, freed);
+                        }
+                        3..=4 => mailboxes[other(&mut rng)].lock().unwrap().push(o),
+                        _ => {
+                            s.inc(core, o);
+                            holders.held[o as usize].fetch_add(1, Ordering::AcqRel);
+                            mailboxes[other(&mut rng)].lock().unwrap().push(o);
+                            mailboxes[other(&mut rng)].lock().unwrap().push(o);
+                        }
+                    }
+                    handled += 1;
+                    if handled % 8 == 0 {
+                        s.quiescent(core, freed);
+                    }
+                }
+                done.wait();
+                let left = std::mem::take(&mut *mailboxes[core].lock().unwrap());
+                for o in left {
+                    holders.held[o as usize].fetch_sub(1, Ordering::AcqRel);
+                    s.dec(core, o, freed);
+                }
+                s.quiescent(core, freed);
+            });
+        }
+    });
+    let mut freed = Vec::new();
+    settle(&s, &mut freed);
+    freed.into_iter().for_each(|o| holders.freed(o, S::NAME));
+    for o in 0..HANDED {
+        assert_eq!(
+            holders.frees[o].load(Ordering::Relaxed),
+            1,
+            "{}: object {o} not freed once",
+            S::NAME
+        );
+        assert_eq!(s.read_exact(o as u32), 0, "{}: count of {o}", S::NAME);
+    }
+}
+
 macro_rules! stress_tests {
     ($($name:ident: $ty:ty;)*) => {
         $(
@@ -182,6 +286,11 @@ macro_rules! stress_tests {
                 #[test]
                 fn last_references_race() {
                     last_reference_race::<$ty>();
+                }
+
+                #[test]
+                fn references_handed_between_cores() {
+                    hand_off::<$ty>();
                 }
             }
         )*

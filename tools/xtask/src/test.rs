@@ -71,13 +71,24 @@ pub fn run(args: &TestArgs) -> Result<()> {
     Ok(())
 }
 
-/// The host crates' tests, then the loom models of libs/refcount (in a
-/// target directory of their own: `--cfg loom` rebuilds everything).
+/// The host crates' tests, the refcount model at its full case count, then the loom
+/// models of libs/refcount (in a target directory of their own: `--cfg loom` rebuilds
+/// everything).
 fn host_tests() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("xtask: host tests (cargo test)");
     if !Command::new(&cargo).current_dir(workspace_root()).arg("test").status()?.success() {
         bail!("host tests failed");
+    }
+    // The debug run above keeps the refcount model short; this one runs its full case count
+    // (REFCOUNT_MODEL_CASES, passed through, sets another).
+    eprintln!("xtask: refcount model, optimised (10000 cases per strategy by default)");
+    let model = Command::new(&cargo)
+        .current_dir(workspace_root())
+        .args(["test", "--package", "refcount", "--release", "--test", "model"])
+        .status()?;
+    if !model.success() {
+        bail!("refcount model failed");
     }
     eprintln!("xtask: loom models of libs/refcount (--cfg loom)");
     let loom = Command::new(&cargo)
