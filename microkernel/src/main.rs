@@ -17,13 +17,13 @@
 
 mod arch;
 mod bootinfo;
+mod capture;
 mod console;
 mod kernel;
 mod mm;
 mod object;
 mod program;
 mod selftest;
-mod capture;
 mod uaccess;
 
 use abi::exit::GuestExit;
@@ -114,12 +114,9 @@ fn boot_image(info: &BootInfo) -> Result<bootimage::Image<'static>, bootimage::I
 fn panic(info: &core::panic::PanicInfo) -> ! {
     let cpu = arch::try_current_cpu().map_or(0, |cpu| cpu.index());
     match info.location() {
-        Some(at) => arch::console_write_forced(format_args!(
-            "\nKERNEL PANIC on cpu {cpu} at {}:{}: {}\n",
-            at.file(),
-            at.line(),
-            info.message()
-        )),
+        Some(at) => {
+            arch::console_write_forced(format_args!("\nKERNEL PANIC on cpu {cpu} at {}:{}: {}\n", at.file(), at.line(), info.message()))
+        }
         None => arch::console_write_forced(format_args!("\nKERNEL PANIC on cpu {cpu}: {}\n", info.message())),
     }
     capture::drain_all();

@@ -144,8 +144,7 @@ fn exception(_: &BootInfo) -> TestResult {
     expect(Probe::Read(SCRATCH + 0x10_0000), 14, "unmapped read did not raise #PF")?;
     // After all that, the kernel still runs and still takes interrupts.
     let ticks = arch::current_cpu().ticks.load(Ordering::Relaxed);
-    wait_until(|| arch::current_cpu().ticks.load(Ordering::Relaxed) > ticks, 1_000_000)
-        .ok_or("no timer tick after the faults")?;
+    wait_until(|| arch::current_cpu().ticks.load(Ordering::Relaxed) > ticks, 1_000_000).ok_or("no timer tick after the faults")?;
     Ok(())
 }
 

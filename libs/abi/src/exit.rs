@@ -30,9 +30,7 @@ impl GuestExit {
 
     /// Maps a QEMU exit status back to what the guest reported, if it reported anything.
     pub fn from_qemu_status(status: i32) -> Option<Self> {
-        [Self::Success, Self::Failure]
-            .into_iter()
-            .find(|exit| exit.qemu_status() == status)
+        [Self::Success, Self::Failure].into_iter().find(|exit| exit.qemu_status() == status)
     }
 }
 

@@ -12,15 +12,7 @@ pub const MARKER: &str = "[selftest]";
 pub const CMDLINE_FLAG: &str = "selftest";
 
 /// The kernel's own unit tests, in the order they run.
-pub const KERNEL_TESTS: &[&str] = &[
-    "boot_info",
-    "frame_alloc",
-    "map_unmap",
-    "exception",
-    "timer_ticks",
-    "ipi_pingpong",
-    "smep_smap",
-];
+pub const KERNEL_TESTS: &[&str] = &["boot_info", "frame_alloc", "map_unmap", "exception", "timer_ticks", "ipi_pingpong", "smep_smap"];
 
 /// The tests init runs from user mode, after the kernel's, in this order.
 pub const USER_TESTS: &[&str] = &[

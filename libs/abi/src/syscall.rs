@@ -280,10 +280,22 @@ pub enum SysError {
 }
 
 const ALL_ERRORS: [SysError; 16] = [
-    SysError::UnknownSyscall, SysError::BadAddress, SysError::BadLength, SysError::BadSlot, SysError::EmptySlot,
-    SysError::SlotOccupied, SysError::WrongType, SysError::NoRight, SysError::BadArgument,
-    SysError::OutOfKernelMemory, SysError::WouldBlock, SysError::NotMapped, SysError::AlreadyMapped,
-    SysError::BadState, SysError::ObjectDeleted, SysError::NoReply,
+    SysError::UnknownSyscall,
+    SysError::BadAddress,
+    SysError::BadLength,
+    SysError::BadSlot,
+    SysError::EmptySlot,
+    SysError::SlotOccupied,
+    SysError::WrongType,
+    SysError::NoRight,
+    SysError::BadArgument,
+    SysError::OutOfKernelMemory,
+    SysError::WouldBlock,
+    SysError::NotMapped,
+    SysError::AlreadyMapped,
+    SysError::BadState,
+    SysError::ObjectDeleted,
+    SysError::NoReply,
 ];
 
 impl SysError {

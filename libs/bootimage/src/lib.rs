@@ -112,8 +112,7 @@ impl<'a> Image<'a> {
         let raw = &self.bytes[start..start + ENTRY_LEN];
         let name_bytes = &raw[..NAME_LEN];
         let name_len = name_bytes.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
-        let name = core::str::from_utf8(&name_bytes[..name_len])
-            .map_err(|_| ImageError::BadName(index))?;
+        let name = core::str::from_utf8(&name_bytes[..name_len]).map_err(|_| ImageError::BadName(index))?;
         let offset = read_u64(&raw[NAME_LEN..NAME_LEN + 8]);
         let size = read_u64(&raw[NAME_LEN + 8..]);
         let data = usize::try_from(offset)

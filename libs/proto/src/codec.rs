@@ -30,11 +30,7 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ProtoError> 
         return Err(ProtoError::TooLarge);
     }
     let (value, rest) = postcard::take_from_bytes(bytes)?;
-    if rest.is_empty() {
-        Ok(value)
-    } else {
-        Err(ProtoError::TrailingBytes)
-    }
+    if rest.is_empty() { Ok(value) } else { Err(ProtoError::TrailingBytes) }
 }
 
 /// The first `length` bytes of a received IPC buffer's data, where `length`
@@ -109,14 +105,8 @@ mod tests {
         let mut big = [0u8; 2 * IPC_BUFFER_DATA];
         let bytes = [7u8; IPC_BUFFER_DATA];
         // A 2-byte length prefix and 1022 bytes fill the IPC buffer exactly.
-        assert_eq!(
-            encode(&bytes[..IPC_BUFFER_DATA - 2], &mut big),
-            Ok(IPC_BUFFER_DATA)
-        );
-        assert_eq!(
-            encode(&bytes[..IPC_BUFFER_DATA - 1], &mut big),
-            Err(ProtoError::TooLarge)
-        );
+        assert_eq!(encode(&bytes[..IPC_BUFFER_DATA - 2], &mut big), Ok(IPC_BUFFER_DATA));
+        assert_eq!(encode(&bytes[..IPC_BUFFER_DATA - 1], &mut big), Err(ProtoError::TooLarge));
     }
 
     #[test]
@@ -124,28 +114,16 @@ mod tests {
         assert_eq!(decode::<u16>(&[5]), Ok(5));
         assert_eq!(decode::<u16>(&[5, 0]), Err(ProtoError::TrailingBytes));
         assert_eq!(decode::<u16>(&[]), Err(ProtoError::Malformed));
-        assert_eq!(
-            decode::<u16>(&[0xFF, 0xFF, 0xFF]),
-            Err(ProtoError::Malformed)
-        );
-        assert_eq!(
-            decode::<u8>(&[0; IPC_BUFFER_DATA + 1]),
-            Err(ProtoError::TooLarge)
-        );
+        assert_eq!(decode::<u16>(&[0xFF, 0xFF, 0xFF]), Err(ProtoError::Malformed));
+        assert_eq!(decode::<u8>(&[0; IPC_BUFFER_DATA + 1]), Err(ProtoError::TooLarge));
     }
 
     #[test]
     fn payload_trusts_no_length() {
         let data = [1u8; IPC_BUFFER_DATA];
         assert_eq!(payload(&data, 3), Ok(&data[..3]));
-        assert_eq!(
-            payload(&data, IPC_BUFFER_DATA).map(<[u8]>::len),
-            Ok(IPC_BUFFER_DATA)
-        );
-        assert_eq!(
-            payload(&data, IPC_BUFFER_DATA + 1),
-            Err(ProtoError::TooLarge)
-        );
+        assert_eq!(payload(&data, IPC_BUFFER_DATA).map(<[u8]>::len), Ok(IPC_BUFFER_DATA));
+        assert_eq!(payload(&data, IPC_BUFFER_DATA + 1), Err(ProtoError::TooLarge));
         assert_eq!(payload(&data, 0xFFF), Err(ProtoError::TooLarge));
         assert_eq!(payload(&data[..10], 11), Err(ProtoError::TooLarge));
     }

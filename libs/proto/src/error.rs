@@ -85,26 +85,11 @@ mod tests {
 
     #[test]
     fn postcard_errors_map_to_meaning() {
-        assert_eq!(
-            ProtoError::from(postcard::Error::SerializeBufferFull),
-            ProtoError::TooLarge
-        );
-        assert_eq!(
-            ProtoError::from(postcard::Error::DeserializeBadEnum),
-            ProtoError::Malformed
-        );
-        assert_eq!(
-            ProtoError::from(postcard::Error::SerdeDeCustom),
-            ProtoError::Malformed
-        );
-        assert_eq!(
-            ProtoError::from(postcard::Error::DeserializeUnexpectedEnd),
-            ProtoError::Malformed
-        );
-        assert_eq!(
-            ProtoError::from(postcard::Error::DeserializeBadVarint),
-            ProtoError::Malformed
-        );
+        assert_eq!(ProtoError::from(postcard::Error::SerializeBufferFull), ProtoError::TooLarge);
+        assert_eq!(ProtoError::from(postcard::Error::DeserializeBadEnum), ProtoError::Malformed);
+        assert_eq!(ProtoError::from(postcard::Error::SerdeDeCustom), ProtoError::Malformed);
+        assert_eq!(ProtoError::from(postcard::Error::DeserializeUnexpectedEnd), ProtoError::Malformed);
+        assert_eq!(ProtoError::from(postcard::Error::DeserializeBadVarint), ProtoError::Malformed);
     }
 
     #[test]
@@ -112,13 +97,7 @@ mod tests {
         // The error crosses the wire by its variant index: pin the first and
         // the last so that a reordering fails here, not between two servers.
         let mut buf = [0u8; 4];
-        assert_eq!(
-            postcard::to_slice(&ProtoError::Malformed, &mut buf).unwrap(),
-            &[0]
-        );
-        assert_eq!(
-            postcard::to_slice(&ProtoError::NotMapped, &mut buf).unwrap(),
-            &[13]
-        );
+        assert_eq!(postcard::to_slice(&ProtoError::Malformed, &mut buf).unwrap(), &[0]);
+        assert_eq!(postcard::to_slice(&ProtoError::NotMapped, &mut buf).unwrap(), &[13]);
     }
 }

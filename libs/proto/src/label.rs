@@ -79,25 +79,10 @@ mod tests {
     #[test]
     fn check_tells_protocol_from_version() {
         assert_eq!(check_label(MEMORY_PROTOCOL, MEMORY_PROTOCOL), Ok(()));
-        assert_eq!(
-            check_label(PROCESS_PROTOCOL, MEMORY_PROTOCOL),
-            Err(ProtoError::WrongProtocol)
-        );
-        assert_eq!(
-            check_label(label(0x4D45, 6), MEMORY_PROTOCOL),
-            Err(ProtoError::UnsupportedVersion)
-        );
-        assert_eq!(
-            check_label(label(0x4D45, 0), MEMORY_PROTOCOL),
-            Err(ProtoError::UnsupportedVersion)
-        );
-        assert_eq!(
-            check_label(kernel_label::FAULT, PROCESS_PROTOCOL),
-            Err(ProtoError::WrongProtocol)
-        );
-        assert_eq!(
-            check_label(0, PROCESS_PROTOCOL),
-            Err(ProtoError::WrongProtocol)
-        );
+        assert_eq!(check_label(PROCESS_PROTOCOL, MEMORY_PROTOCOL), Err(ProtoError::WrongProtocol));
+        assert_eq!(check_label(label(0x4D45, 6), MEMORY_PROTOCOL), Err(ProtoError::UnsupportedVersion));
+        assert_eq!(check_label(label(0x4D45, 0), MEMORY_PROTOCOL), Err(ProtoError::UnsupportedVersion));
+        assert_eq!(check_label(kernel_label::FAULT, PROCESS_PROTOCOL), Err(ProtoError::WrongProtocol));
+        assert_eq!(check_label(0, PROCESS_PROTOCOL), Err(ProtoError::WrongProtocol));
     }
 }

@@ -70,9 +70,7 @@ pub mod protocol;
 
 pub use codec::{decode, encode, payload};
 pub use error::ProtoError;
-pub use label::{
-    MEMORY_PROTOCOL, PROCESS_PROTOCOL, VERSION_BITS, check_label, label, protocol_of, version_of,
-};
+pub use label::{MEMORY_PROTOCOL, PROCESS_PROTOCOL, VERSION_BITS, check_label, label, protocol_of, version_of};
 pub use memory::{FrameRun, MemoryProtocol, MemoryReply, MemoryRequest, MemoryStats, RefOp};
 pub use process::{Phase, ProcessStats};
 pub use process::{ProcessProtocol, ProcessReply, ProcessRequest, ProgramName};

@@ -239,10 +239,7 @@ impl Protocol for MemoryProtocol {
             size::max(size::U16 + size::seq(MAX_REF_OPS, REF_OP_LEN), size::U16 + size::U32),
         );
     const MAX_REPLY_LEN: usize = size::TAG
-        + size::max(
-            size::max(size::seq(MAX_RUNS, RUN_LEN), size::U16),
-            size::max(2 * size::U32, size::max(6 * size::U64, size::TAG)),
-        );
+        + size::max(size::max(size::seq(MAX_RUNS, RUN_LEN), size::U16), size::max(2 * size::U32, size::max(6 * size::U64, size::TAG)));
     type Request = MemoryRequest;
     type Reply = MemoryReply;
 
@@ -263,9 +260,7 @@ impl Protocol for MemoryProtocol {
             MemoryRequest::FreeFrames { frames, .. } => {
                 !frames.is_empty() && frames.iter().enumerate().all(|(i, f)| !frames[..i].contains(f))
             }
-            MemoryRequest::RefBatch { ops, .. } => {
-                !ops.is_empty() && ops.iter().all(|op| op.delta != 0)
-            }
+            MemoryRequest::RefBatch { ops, .. } => !ops.is_empty() && ops.iter().all(|op| op.delta != 0),
             MemoryRequest::Attach { .. }
             | MemoryRequest::Stats
             | MemoryRequest::TryRemoveUnique { .. }
@@ -273,11 +268,7 @@ impl Protocol for MemoryProtocol {
             | MemoryRequest::Swap { .. } => true,
             MemoryRequest::Materialize { frames } => !frames.is_empty(),
         };
-        if valid {
-            Ok(())
-        } else {
-            Err(ProtoError::InvalidArgument)
-        }
+        if valid { Ok(()) } else { Err(ProtoError::InvalidArgument) }
     }
 }
 
@@ -298,49 +289,22 @@ mod tests {
     }
 
     fn free(list: &[u32]) -> MemoryRequest {
-        MemoryRequest::FreeFrames {
-            client: 0,
-            frames: list.iter().copied().collect(),
-        }
+        MemoryRequest::FreeFrames { client: 0, frames: list.iter().copied().collect() }
     }
 
     fn materialize(list: &[u32]) -> MemoryRequest {
-        MemoryRequest::Materialize {
-            frames: list.iter().copied().collect(),
-        }
+        MemoryRequest::Materialize { frames: list.iter().copied().collect() }
     }
 
     fn batch(list: &[RefOp]) -> MemoryRequest {
-        MemoryRequest::RefBatch {
-            client: 0,
-            ops: list.iter().copied().collect(),
-        }
+        MemoryRequest::RefBatch { client: 0, ops: list.iter().copied().collect() }
     }
 
     #[test]
     fn commit_order_puts_increments_first() {
-        let ops = [
-            RefOp::dec(1),
-            RefOp::inc(2),
-            RefOp {
-                frame: 3,
-                delta: -4,
-            },
-            RefOp { frame: 1, delta: 2 },
-        ];
+        let ops = [RefOp::dec(1), RefOp::inc(2), RefOp { frame: 3, delta: -4 }, RefOp { frame: 1, delta: 2 }];
         let order: std::vec::Vec<_> = commit_order(&ops).copied().collect();
-        assert_eq!(
-            order,
-            [
-                RefOp::inc(2),
-                RefOp { frame: 1, delta: 2 },
-                RefOp::dec(1),
-                RefOp {
-                    frame: 3,
-                    delta: -4
-                }
-            ]
-        );
+        assert_eq!(order, [RefOp::inc(2), RefOp { frame: 1, delta: 2 }, RefOp::dec(1), RefOp { frame: 3, delta: -4 }]);
     }
 
     #[test]
@@ -365,34 +329,10 @@ mod tests {
     #[test]
     fn validation_rejects_nonsense() {
         let bad = Err(ProtoError::InvalidArgument);
-        assert_eq!(
-            check(MemoryRequest::AllocFrames {
-                client: 0,
-                count: 0
-            }),
-            bad
-        );
-        assert_eq!(
-            check(MemoryRequest::AllocFrames {
-                client: u16::MAX,
-                count: 0
-            }),
-            bad
-        );
-        assert_eq!(
-            check(MemoryRequest::AllocFrames {
-                client: 0,
-                count: 1
-            }),
-            Ok(())
-        );
-        assert_eq!(
-            check(MemoryRequest::AllocFrames {
-                client: u16::MAX,
-                count: u16::MAX
-            }),
-            Ok(())
-        );
+        assert_eq!(check(MemoryRequest::AllocFrames { client: 0, count: 0 }), bad);
+        assert_eq!(check(MemoryRequest::AllocFrames { client: u16::MAX, count: 0 }), bad);
+        assert_eq!(check(MemoryRequest::AllocFrames { client: 0, count: 1 }), Ok(()));
+        assert_eq!(check(MemoryRequest::AllocFrames { client: u16::MAX, count: u16::MAX }), Ok(()));
 
         // FreeFrames: non-empty, no frame twice (a double free in one message).
         assert_eq!(check(free(&[])), bad);
@@ -401,44 +341,17 @@ mod tests {
         assert_eq!(check(free(&[0])), Ok(()));
         assert_eq!(check(free(&[1, 2, u32::MAX])), Ok(()));
         let all: FreeList = (0..MAX_FREE_FRAMES as u32).rev().collect();
-        assert_eq!(
-            check(MemoryRequest::FreeFrames {
-                client: u16::MAX,
-                frames: all.clone()
-            }),
-            Ok(())
-        );
+        assert_eq!(check(MemoryRequest::FreeFrames { client: u16::MAX, frames: all.clone() }), Ok(()));
         let mut last_repeats_first = all;
         last_repeats_first[MAX_FREE_FRAMES - 1] = last_repeats_first[0];
-        assert_eq!(
-            check(MemoryRequest::FreeFrames {
-                client: 1,
-                frames: last_repeats_first
-            }),
-            bad
-        );
+        assert_eq!(check(MemoryRequest::FreeFrames { client: 1, frames: last_repeats_first }), bad);
 
         // RefBatch: non-empty, no zero delta; a frame may appear twice.
         assert_eq!(check(batch(&[])), bad);
         assert_eq!(check(batch(&[RefOp { frame: 1, delta: 0 }])), bad);
-        assert_eq!(
-            check(batch(&[RefOp::inc(1), RefOp { frame: 2, delta: 0 }])),
-            bad
-        );
+        assert_eq!(check(batch(&[RefOp::inc(1), RefOp { frame: 2, delta: 0 }])), bad);
         assert_eq!(check(batch(&[RefOp::inc(1), RefOp::dec(1)])), Ok(()));
-        assert_eq!(
-            check(batch(&[
-                RefOp {
-                    frame: u32::MAX,
-                    delta: i8::MIN
-                },
-                RefOp {
-                    frame: 0,
-                    delta: i8::MAX
-                }
-            ])),
-            Ok(())
-        );
+        assert_eq!(check(batch(&[RefOp { frame: u32::MAX, delta: i8::MIN }, RefOp { frame: 0, delta: i8::MAX }])), Ok(()));
 
         for part in [AttachPart::Frames, AttachPart::Table] {
             assert_eq!(check(MemoryRequest::Attach { part }), Ok(()));
@@ -448,10 +361,7 @@ mod tests {
         // TryRemoveUnique names any frame of any client: whether the frame
         // is the client's is the server's question, not the codec's.
         for (client, frame) in [(0, 0), (3, 0x1234), (u16::MAX, u32::MAX)] {
-            assert_eq!(
-                check(MemoryRequest::TryRemoveUnique { client, frame }),
-                Ok(())
-            );
+            assert_eq!(check(MemoryRequest::TryRemoveUnique { client, frame }), Ok(()));
         }
         assert_eq!(check(MemoryRequest::Settle), Ok(()));
 
@@ -474,33 +384,14 @@ mod tests {
     #[test]
     fn accept_answers_an_invalid_request_with_an_error() {
         let mut buf = [0u8; 16];
-        let length = crate::encode(
-            &MemoryRequest::AllocFrames {
-                client: 2,
-                count: 0,
-            },
-            &mut buf,
-        )
-        .unwrap();
-        assert_eq!(
-            accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]),
-            Err(MemoryReply::Error(ProtoError::InvalidArgument))
-        );
+        let length = crate::encode(&MemoryRequest::AllocFrames { client: 2, count: 0 }, &mut buf).unwrap();
+        assert_eq!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]), Err(MemoryReply::Error(ProtoError::InvalidArgument)));
         let length = crate::encode(&free(&[3, 3]), &mut buf).unwrap();
-        assert_eq!(
-            accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]),
-            Err(MemoryReply::Error(ProtoError::InvalidArgument))
-        );
+        assert_eq!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]), Err(MemoryReply::Error(ProtoError::InvalidArgument)));
         let length = crate::encode(&materialize(&[]), &mut buf).unwrap();
-        assert_eq!(
-            accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]),
-            Err(MemoryReply::Error(ProtoError::InvalidArgument))
-        );
+        assert_eq!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]), Err(MemoryReply::Error(ProtoError::InvalidArgument)));
         // The same frame twice is a double free, but not a double materialize.
         let length = crate::encode(&materialize(&[3, 3]), &mut buf).unwrap();
-        assert_eq!(
-            accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]),
-            Ok(materialize(&[3, 3]))
-        );
+        assert_eq!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]), Ok(materialize(&[3, 3])));
     }
 }

@@ -170,16 +170,9 @@ impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;
     const REQUEST_KINDS: u32 = 12;
     const REPLY_KINDS: u32 = 11;
-    const MAX_REQUEST_LEN: usize = size::TAG
-        + size::max(
-            size::max(NAME_LEN + size::U64, FORK_LEN),
-            size::max(size::BYTE + size::U32, size::U64 + size::U32),
-        );
-    const MAX_REPLY_LEN: usize = size::TAG
-        + size::max(
-            size::max(size::U32, size::U32 + size::I32),
-            size::max(size::U64, STATS_LEN),
-        );
+    const MAX_REQUEST_LEN: usize =
+        size::TAG + size::max(size::max(NAME_LEN + size::U64, FORK_LEN), size::max(size::BYTE + size::U32, size::U64 + size::U32));
+    const MAX_REPLY_LEN: usize = size::TAG + size::max(size::max(size::U32, size::U32 + size::I32), size::max(size::U64, STATS_LEN));
     type Request = ProcessRequest;
     type Reply = ProcessReply;
 
@@ -196,19 +189,14 @@ impl Protocol for ProcessProtocol {
 
     fn validate(request: &ProcessRequest) -> Result<(), ProtoError> {
         let valid = match request {
-            ProcessRequest::Spawn { program, .. } | ProcessRequest::Exec { program, .. } => {
-                !program.is_empty()
-            }
+            ProcessRequest::Spawn { program, .. } | ProcessRequest::Exec { program, .. } => !program.is_empty(),
             // Pid 0 is never a process.
             ProcessRequest::Wait { pid } => *pid != Some(0),
             ProcessRequest::Mmap { pages } => *pages > 0,
             ProcessRequest::Munmap { addr, pages } => {
                 *pages > 0
                     && addr % PAGE_SIZE == 0
-                    && (*pages as u64)
-                        .checked_mul(PAGE_SIZE)
-                        .and_then(|len| addr.checked_add(len))
-                        .is_some()
+                    && (*pages as u64).checked_mul(PAGE_SIZE).and_then(|len| addr.checked_add(len)).is_some()
             }
             ProcessRequest::Fork { stack, .. } => stack % 8 == 0,
             ProcessRequest::Exit { .. }
@@ -218,11 +206,7 @@ impl Protocol for ProcessProtocol {
             | ProcessRequest::Stats
             | ProcessRequest::Swap { .. } => true,
         };
-        if valid {
-            Ok(())
-        } else {
-            Err(ProtoError::InvalidArgument)
-        }
+        if valid { Ok(()) } else { Err(ProtoError::InvalidArgument) }
     }
 }
 
@@ -240,75 +224,23 @@ mod tests {
     }
 
     fn fork(stack: u64) -> ProcessRequest {
-        ProcessRequest::Fork {
-            resume: 0x40_1000,
-            stack,
-            cpu: None,
-        }
+        ProcessRequest::Fork { resume: 0x40_1000, stack, cpu: None }
     }
 
     #[test]
     fn validation_rejects_nonsense() {
         let bad = Err(ProtoError::InvalidArgument);
-        assert_eq!(
-            check(ProcessRequest::Spawn {
-                program: ProgramName::new(),
-                arg: 0
-            }),
-            bad
-        );
-        assert_eq!(
-            check(ProcessRequest::Exec {
-                program: ProgramName::new(),
-                arg: 1
-            }),
-            bad
-        );
-        assert_eq!(
-            check(ProcessRequest::Spawn {
-                program: ProgramName::try_from("forktest").unwrap(),
-                arg: u64::MAX
-            }),
-            Ok(())
-        );
-        assert_eq!(
-            check(ProcessRequest::Exec {
-                program: ProgramName::try_from("hello").unwrap(),
-                arg: 0
-            }),
-            Ok(())
-        );
+        assert_eq!(check(ProcessRequest::Spawn { program: ProgramName::new(), arg: 0 }), bad);
+        assert_eq!(check(ProcessRequest::Exec { program: ProgramName::new(), arg: 1 }), bad);
+        assert_eq!(check(ProcessRequest::Spawn { program: ProgramName::try_from("forktest").unwrap(), arg: u64::MAX }), Ok(()));
+        assert_eq!(check(ProcessRequest::Exec { program: ProgramName::try_from("hello").unwrap(), arg: 0 }), Ok(()));
         assert_eq!(check(ProcessRequest::Wait { pid: Some(0) }), bad);
         assert_eq!(check(ProcessRequest::Wait { pid: None }), Ok(()));
         assert_eq!(check(ProcessRequest::Mmap { pages: 0 }), bad);
-        assert_eq!(
-            check(ProcessRequest::Munmap {
-                addr: 0x1000,
-                pages: 0
-            }),
-            bad
-        );
-        assert_eq!(
-            check(ProcessRequest::Munmap {
-                addr: 0x1001,
-                pages: 1
-            }),
-            bad
-        );
-        assert_eq!(
-            check(ProcessRequest::Munmap {
-                addr: !0xFFF,
-                pages: 2
-            }),
-            bad
-        );
-        assert_eq!(
-            check(ProcessRequest::Munmap {
-                addr: 0x1000,
-                pages: 3
-            }),
-            Ok(())
-        );
+        assert_eq!(check(ProcessRequest::Munmap { addr: 0x1000, pages: 0 }), bad);
+        assert_eq!(check(ProcessRequest::Munmap { addr: 0x1001, pages: 1 }), bad);
+        assert_eq!(check(ProcessRequest::Munmap { addr: !0xFFF, pages: 2 }), bad);
+        assert_eq!(check(ProcessRequest::Munmap { addr: 0x1000, pages: 3 }), Ok(()));
         assert_eq!(check(ProcessRequest::Brk { new_end: u64::MAX }), Ok(()));
         assert_eq!(check(ProcessRequest::Quiesce), Ok(()));
         assert_eq!(check(ProcessRequest::Stats), Ok(()));
@@ -328,21 +260,7 @@ mod tests {
             assert_eq!(check(fork(aligned)), Ok(()), "stack {aligned:#x}");
         }
         // The resume address and the CPU are the process's business.
-        assert_eq!(
-            check(ProcessRequest::Fork {
-                resume: u64::MAX,
-                stack: 0x7FFF_F000,
-                cpu: Some(u16::MAX)
-            }),
-            Ok(())
-        );
-        assert_eq!(
-            check(ProcessRequest::Fork {
-                resume: 0,
-                stack: 0x7FFF_F004,
-                cpu: Some(0)
-            }),
-            bad
-        );
+        assert_eq!(check(ProcessRequest::Fork { resume: u64::MAX, stack: 0x7FFF_F000, cpu: Some(u16::MAX) }), Ok(()));
+        assert_eq!(check(ProcessRequest::Fork { resume: 0, stack: 0x7FFF_F004, cpu: Some(0) }), bad);
     }
 }

@@ -45,10 +45,7 @@ pub struct Outgoing {
 /// Server side: the typed, validated request in a received message, or the
 /// error reply to send back. A bad message is the sender's problem: the
 /// server answers it and keeps serving.
-#[allow(
-    clippy::result_large_err,
-    reason = "the error reply is what the server sends; there is no heap to box it"
-)]
+#[allow(clippy::result_large_err, reason = "the error reply is what the server sends; there is no heap to box it")]
 pub fn accept<P: Protocol>(label: u64, payload: &[u8]) -> Result<P::Request, P::Reply> {
     let checked = check_label(label, P::LABEL)
         .and_then(|()| decode_kind::<P::Request>(payload, P::REQUEST_KINDS))
@@ -64,18 +61,12 @@ pub fn respond<P: Protocol>(reply: &P::Reply, buf: &mut [u8]) -> Result<Outgoing
         Ok(length) => length,
         Err(_) => encode(&P::error_reply(ProtoError::TooLarge), buf)?,
     };
-    Ok(Outgoing {
-        label: P::LABEL,
-        length,
-    })
+    Ok(Outgoing { label: P::LABEL, length })
 }
 
 /// Client side: encodes `request` into `buf`.
 pub fn request<P: Protocol>(request: &P::Request, buf: &mut [u8]) -> Result<Outgoing, ProtoError> {
-    Ok(Outgoing {
-        label: P::LABEL,
-        length: encode(request, buf)?,
-    })
+    Ok(Outgoing { label: P::LABEL, length: encode(request, buf)? })
 }
 
 /// Client side: the typed reply in a received message; the error reply comes
@@ -94,9 +85,7 @@ pub fn read_reply<P: Protocol>(label: u64, payload: &[u8]) -> Result<P::Reply, P
 /// The tag is postcard's varint `u32`, the first thing in the message.
 fn decode_kind<T: DeserializeOwned>(payload: &[u8], kinds: u32) -> Result<T, ProtoError> {
     decode::<T>(payload).map_err(|error| match postcard::take_from_bytes::<u32>(payload) {
-        Ok((tag, _)) if error == ProtoError::Malformed && tag >= kinds => {
-            ProtoError::UnknownRequest
-        }
+        Ok((tag, _)) if error == ProtoError::Malformed && tag >= kinds => ProtoError::UnknownRequest,
         _ => error,
     })
 }
@@ -108,9 +97,7 @@ mod tests {
     use crate::{FrameRun, MemoryProtocol, MemoryReply, MemoryRequest};
 
     fn full_frames() -> MemoryReply {
-        let runs: Runs = (0..MAX_RUNS as u64)
-            .map(|i| FrameRun::new(u64::MAX - i, u16::MAX))
-            .collect();
+        let runs: Runs = (0..MAX_RUNS as u64).map(|i| FrameRun::new(u64::MAX - i, u16::MAX)).collect();
         MemoryReply::Frames { runs }
     }
 
@@ -119,34 +106,16 @@ mod tests {
         let mut small = [0u8; 16];
         let sent = respond::<MemoryProtocol>(&full_frames(), &mut small).unwrap();
         assert_eq!(sent.label, MemoryProtocol::LABEL);
-        assert_eq!(
-            read_reply::<MemoryProtocol>(sent.label, &small[..sent.length]),
-            Err(ProtoError::TooLarge)
-        );
+        assert_eq!(read_reply::<MemoryProtocol>(sent.label, &small[..sent.length]), Err(ProtoError::TooLarge));
         // Not even the error fits: the caller hears of it.
-        assert_eq!(
-            respond::<MemoryProtocol>(&full_frames(), &mut []),
-            Err(ProtoError::TooLarge)
-        );
+        assert_eq!(respond::<MemoryProtocol>(&full_frames(), &mut []), Err(ProtoError::TooLarge));
     }
 
     #[test]
     fn request_reports_a_buffer_too_small() {
         let mut small = [0u8; 2];
-        let sent = request::<MemoryProtocol>(
-            &MemoryRequest::AllocFrames {
-                client: u16::MAX,
-                count: u16::MAX,
-            },
-            &mut small,
-        );
+        let sent = request::<MemoryProtocol>(&MemoryRequest::AllocFrames { client: u16::MAX, count: u16::MAX }, &mut small);
         assert_eq!(sent, Err(ProtoError::TooLarge));
-        assert_eq!(
-            request::<MemoryProtocol>(&MemoryRequest::Stats, &mut small),
-            Ok(Outgoing {
-                label: MemoryProtocol::LABEL,
-                length: 1
-            })
-        );
+        assert_eq!(request::<MemoryProtocol>(&MemoryRequest::Stats, &mut small), Ok(Outgoing { label: MemoryProtocol::LABEL, length: 1 }));
     }
 }

@@ -11,8 +11,8 @@ use abi::msg::IPC_BUFFER_DATA;
 use common::*;
 use proptest::prelude::*;
 use proto::{
-    MemoryProtocol, MemoryReply, MemoryRequest, ProcessProtocol, ProcessReply, ProcessRequest,
-    Protocol, accept, decode, encode, read_reply, request, respond,
+    MemoryProtocol, MemoryReply, MemoryRequest, ProcessProtocol, ProcessReply, ProcessRequest, Protocol, accept, decode, encode,
+    read_reply, request, respond,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -51,36 +51,18 @@ fn kinds(list: impl IntoIterator<Item = usize>) -> BTreeSet<usize> {
 
 #[test]
 fn samples_cover_every_variant() {
-    assert_eq!(
-        kinds(memory_requests().iter().map(memory_request_kind)),
-        kinds(0..MEMORY_REQUEST_KINDS)
-    );
-    assert_eq!(
-        kinds(memory_replies().iter().map(memory_reply_kind)),
-        kinds(0..MEMORY_REPLY_KINDS)
-    );
-    assert_eq!(
-        kinds(process_requests().iter().map(process_request_kind)),
-        kinds(0..PROCESS_REQUEST_KINDS)
-    );
-    assert_eq!(
-        kinds(process_replies().iter().map(process_reply_kind)),
-        kinds(0..PROCESS_REPLY_KINDS)
-    );
-    assert_eq!(
-        kinds(ALL_ERRORS.map(error_kind)),
-        kinds(0..ALL_ERRORS.len())
-    );
+    assert_eq!(kinds(memory_requests().iter().map(memory_request_kind)), kinds(0..MEMORY_REQUEST_KINDS));
+    assert_eq!(kinds(memory_replies().iter().map(memory_reply_kind)), kinds(0..MEMORY_REPLY_KINDS));
+    assert_eq!(kinds(process_requests().iter().map(process_request_kind)), kinds(0..PROCESS_REQUEST_KINDS));
+    assert_eq!(kinds(process_replies().iter().map(process_reply_kind)), kinds(0..PROCESS_REPLY_KINDS));
+    assert_eq!(kinds(ALL_ERRORS.map(error_kind)), kinds(0..ALL_ERRORS.len()));
 }
 
 #[test]
 fn declared_variant_counts_match_the_enums() {
     assert_eq!(MemoryProtocol::REQUEST_KINDS as usize, MEMORY_REQUEST_KINDS);
     assert_eq!(MemoryProtocol::REPLY_KINDS as usize, MEMORY_REPLY_KINDS);
-    assert_eq!(
-        ProcessProtocol::REQUEST_KINDS as usize,
-        PROCESS_REQUEST_KINDS
-    );
+    assert_eq!(ProcessProtocol::REQUEST_KINDS as usize, PROCESS_REQUEST_KINDS);
     assert_eq!(ProcessProtocol::REPLY_KINDS as usize, PROCESS_REPLY_KINDS);
     // The last variant of each enum has the last declared tag.
     let mut buf = [0u8; IPC_BUFFER_DATA];
@@ -88,22 +70,10 @@ fn declared_variant_counts_match_the_enums() {
         value.encode(buf);
         u32::from(buf[0])
     };
-    assert_eq!(
-        tag(&MemoryRequest::Swap { strategy: 0 }, &mut buf),
-        MemoryProtocol::REQUEST_KINDS - 1
-    );
-    assert_eq!(
-        tag(&MemoryReply::Unique(true), &mut buf),
-        MemoryProtocol::REPLY_KINDS - 1
-    );
-    assert_eq!(
-        tag(&ProcessRequest::Swap { strategy: 0 }, &mut buf),
-        ProcessProtocol::REQUEST_KINDS - 1
-    );
-    assert_eq!(
-        tag(&ProcessReply::Swapped, &mut buf),
-        ProcessProtocol::REPLY_KINDS - 1
-    );
+    assert_eq!(tag(&MemoryRequest::Swap { strategy: 0 }, &mut buf), MemoryProtocol::REQUEST_KINDS - 1);
+    assert_eq!(tag(&MemoryReply::Unique(true), &mut buf), MemoryProtocol::REPLY_KINDS - 1);
+    assert_eq!(tag(&ProcessRequest::Swap { strategy: 0 }, &mut buf), ProcessProtocol::REQUEST_KINDS - 1);
+    assert_eq!(tag(&ProcessReply::Swapped, &mut buf), ProcessProtocol::REPLY_KINDS - 1);
 }
 
 #[test]
@@ -147,19 +117,13 @@ fn every_variant_round_trips() {
 
 #[test]
 fn every_variant_passes_the_helpers() {
-    for (sent, answer) in memory_requests()
-        .iter()
-        .zip(memory_replies().iter().cycle())
-    {
+    for (sent, answer) in memory_requests().iter().zip(memory_replies().iter().cycle()) {
         through_helpers::<MemoryProtocol>(sent, answer);
     }
     for answer in memory_replies() {
         through_helpers::<MemoryProtocol>(&MemoryRequest::Stats, &answer);
     }
-    for (sent, answer) in process_requests()
-        .iter()
-        .zip(process_replies().iter().cycle())
-    {
+    for (sent, answer) in process_requests().iter().zip(process_replies().iter().cycle()) {
         through_helpers::<ProcessProtocol>(sent, answer);
     }
     for answer in process_replies() {
@@ -168,9 +132,7 @@ fn every_variant_passes_the_helpers() {
 }
 
 /// Largest encoding among `values`, each checked to fit and round-trip.
-fn largest<T: Serialize + DeserializeOwned + PartialEq + core::fmt::Debug>(
-    values: impl Iterator<Item = T>,
-) -> usize {
+fn largest<T: Serialize + DeserializeOwned + PartialEq + core::fmt::Debug>(values: impl Iterator<Item = T>) -> usize {
     values.map(|value| round_trip(&value)).max().unwrap()
 }
 
@@ -203,67 +165,36 @@ fn largest_messages_fit_with_the_declared_bound() {
         assert!(bound <= IPC_BUFFER_DATA);
     }
     // The numbers documented in the report.
-    assert_eq!(
-        (memory_request, memory_reply, process_request, process_reply),
-        (1006, 834, 44, 186)
-    );
+    assert_eq!((memory_request, memory_reply, process_request, process_reply), (1006, 834, 44, 186));
 }
 
 #[test]
 fn the_largest_messages_per_variant_are_as_computed() {
     let mut buf = [0u8; IPC_BUFFER_DATA];
     let mut size_of = |value: &dyn erased::Encode| value.encode(&mut buf);
-    let memory: Vec<usize> = memory_requests()
-        .iter()
-        .map(|r| size_of(&largest_memory_request(r)))
-        .collect();
+    let memory: Vec<usize> = memory_requests().iter().map(|r| size_of(&largest_memory_request(r))).collect();
     // AllocFrames (x2), FreeFrames, RefBatch, Attach (x3), Stats,
     // TryRemoveUnique (x2), Settle, Materialize (x2), Swap (x2).
     // Materialize carries as many 5-byte frames as FreeFrames (a 2-byte
     // prefix and 200 * 5) but no client: 1003, under FreeFrames' 1006, so
     // the bound does not grow.
-    assert_eq!(
-        memory,
-        [7, 7, 1006, 966, 2, 2, 2, 1, 9, 9, 1, 1003, 1003, 2, 2]
-    );
-    let materialize = size_of(&largest_memory_request(&MemoryRequest::Materialize {
-        frames: Default::default(),
-    }));
-    assert_eq!(
-        materialize,
-        1 + proto::codec::size::seq(proto::memory::MAX_FREE_FRAMES, 5)
-    );
+    assert_eq!(memory, [7, 7, 1006, 966, 2, 2, 2, 1, 9, 9, 1, 1003, 1003, 2, 2]);
+    let materialize = size_of(&largest_memory_request(&MemoryRequest::Materialize { frames: Default::default() }));
+    assert_eq!(materialize, 1 + proto::codec::size::seq(proto::memory::MAX_FREE_FRAMES, 5));
     assert!(materialize < MemoryProtocol::MAX_REQUEST_LEN);
-    let replies: Vec<usize> = memory_replies()
-        .iter()
-        .take(7)
-        .map(|r| size_of(&largest_memory_reply(r)))
-        .collect();
+    let replies: Vec<usize> = memory_replies().iter().take(7).map(|r| size_of(&largest_memory_reply(r))).collect();
     // Frames, Ok, RefBatchDone, Attached, Stats, Unique (x2).
     assert_eq!(replies, [834, 1, 4, 11, 61, 2, 2]);
-    assert_eq!(
-        size_of(&MemoryReply::Error(proto::ProtoError::NotMapped)),
-        2
-    );
-    let process: Vec<usize> = process_requests()
-        .iter()
-        .map(|r| size_of(&largest_process_request(r)))
-        .collect();
+    assert_eq!(size_of(&MemoryReply::Error(proto::ProtoError::NotMapped)), 2);
+    let process: Vec<usize> = process_requests().iter().map(|r| size_of(&largest_process_request(r))).collect();
     // Spawn, Fork (x2), Exit, Wait (x2), Exec, GetPid, Brk, Mmap, Munmap,
     // Quiesce, Stats, Swap (x2).
     assert_eq!(process, [44, 25, 25, 6, 7, 7, 44, 1, 11, 6, 16, 1, 1, 2, 2]);
-    let replies: Vec<usize> = process_replies()
-        .iter()
-        .take(10)
-        .map(|r| size_of(&largest_process_reply(r)))
-        .collect();
+    let replies: Vec<usize> = process_replies().iter().take(10).map(|r| size_of(&largest_process_reply(r))).collect();
     // Spawned, Forked, Exited, Pid, BrkSet, Mapped, Unmapped, Quiesced, Stats,
     // Swapped.
     assert_eq!(replies, [6, 6, 11, 6, 11, 11, 1, 1, 186, 1]);
-    assert_eq!(
-        size_of(&ProcessReply::Error(proto::ProtoError::NotMapped)),
-        2
-    );
+    assert_eq!(size_of(&ProcessReply::Error(proto::ProtoError::NotMapped)), 2);
 }
 
 /// Encoding behind a trait object, to size values of different types alike.

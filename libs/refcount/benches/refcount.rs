@@ -12,19 +12,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use refcount::{
-    Atomic, Biased, Config, Deferred, Paygo, PercpuRef, RefCache, RefCount, Region, Sloppy, Snzi,
-    Striped, build,
-};
+use refcount::{Atomic, Biased, Config, Deferred, Paygo, PercpuRef, RefCache, RefCount, Region, Sloppy, Snzi, Striped, build};
 
 /// Each thread reports a quiescent point every this many pairs (as refbench does).
 const QUIESCENT_EVERY: u64 = 1024;
 
 fn threads() -> Vec<usize> {
     let max = thread::available_parallelism().map_or(1, |n| n.get());
-    let mut v: Vec<usize> = std::iter::successors(Some(1usize), |t| Some(t * 2))
-        .take_while(|&t| t < max)
-        .collect();
+    let mut v: Vec<usize> = std::iter::successors(Some(1usize), |t| Some(t * 2)).take_while(|&t| t < max).collect();
     v.push(max);
     v
 }
@@ -88,9 +83,7 @@ fn zero_latency<S: RefCount<Mem = Region>>(cores: usize, iters: u64) -> Duration
 
 fn strategy<S: RefCount<Mem = Region>>(c: &mut Criterion) {
     let mut g = c.benchmark_group(S::NAME);
-    g.sample_size(20)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1));
+    g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(1));
     g.bench_function("pair_uncontended", |b| {
         let s: S = build(Config::new(1, 1)).unwrap();
@@ -108,15 +101,11 @@ fn strategy<S: RefCount<Mem = Region>>(c: &mut Criterion) {
     });
     for t in threads() {
         g.throughput(Throughput::Elements(t as u64));
-        g.bench_with_input(BenchmarkId::new("pair_hot", t), &t, |b, &t| {
-            b.iter_custom(|iters| hot::<S>(t, iters))
-        });
+        g.bench_with_input(BenchmarkId::new("pair_hot", t), &t, |b, &t| b.iter_custom(|iters| hot::<S>(t, iters)));
     }
     g.throughput(Throughput::Elements(1));
     let cores = *threads().last().unwrap();
-    g.bench_function(BenchmarkId::new("zero_latency", cores), |b| {
-        b.iter_custom(|iters| zero_latency::<S>(cores.max(2), iters))
-    });
+    g.bench_function(BenchmarkId::new("zero_latency", cores), |b| b.iter_custom(|iters| zero_latency::<S>(cores.max(2), iters)));
     g.finish();
 }
 

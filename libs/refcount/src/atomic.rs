@@ -54,19 +54,12 @@ impl<M: Words> RefCount for Atomic<M> {
 
     #[inline]
     fn inc(&self, _core: usize, obj: u32) {
-        self.count
-            .at(&self.mem, obj as usize, 0)
-            .fetch_add(1, Relaxed);
+        self.count.at(&self.mem, obj as usize, 0).fetch_add(1, Relaxed);
     }
 
     #[inline]
     fn dec(&self, _core: usize, obj: u32, freed: &mut impl FnMut(u32)) {
-        if self
-            .count
-            .at(&self.mem, obj as usize, 0)
-            .fetch_sub(1, Release)
-            == 1
-        {
+        if self.count.at(&self.mem, obj as usize, 0).fetch_sub(1, Release) == 1 {
             fence(Acquire);
             freed(obj);
         }

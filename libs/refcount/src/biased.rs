@@ -100,11 +100,7 @@ impl<M: Words> Biased<M> {
     #[inline]
     fn dec_shared(&self, obj: u32) -> bool {
         let shared = self.field(obj, SHARED);
-        let old = shared
-            .fetch_update(AcqRel, Acquire, |s| {
-                Some(if s == 0 { QUEUED } else { s.wrapping_sub(UNIT) })
-            })
-            .unwrap_or_else(|s| s);
+        let old = shared.fetch_update(AcqRel, Acquire, |s| Some(if s == 0 { QUEUED } else { s.wrapping_sub(UNIT) })).unwrap_or_else(|s| s);
         if old == 0 {
             let owner = self.field(obj, OWNER).load(Acquire) as usize - 1;
             self.queues.push(&self.mem, owner, obj);
@@ -119,9 +115,7 @@ impl<M: Words> Biased<M> {
         let local = self.field(obj, LOCAL).load(Relaxed) as i64;
         let old = self
             .field(obj, SHARED)
-            .fetch_update(AcqRel, Acquire, |s| {
-                Some(((count(s) + local - 1) << SHIFT) as u64 | MERGED)
-            })
+            .fetch_update(AcqRel, Acquire, |s| Some(((count(s) + local - 1) << SHIFT) as u64 | MERGED))
             .unwrap_or_else(|s| s);
         self.field(obj, LOCAL).store(0, Relaxed);
         self.field(obj, OWNER).store(0, Relaxed);
@@ -130,11 +124,7 @@ impl<M: Words> Biased<M> {
 
     fn refs(&self, obj: u32) -> u64 {
         let s = self.field(obj, SHARED).load(Acquire);
-        let local = if self.field(obj, OWNER).load(Acquire) != 0 {
-            self.field(obj, LOCAL).load(Relaxed) as i64
-        } else {
-            0
-        };
+        let local = if self.field(obj, OWNER).load(Acquire) != 0 { self.field(obj, LOCAL).load(Relaxed) as i64 } else { 0 };
         (count(s) + local - (s & QUEUED) as i64) as u64
     }
 
@@ -157,13 +147,7 @@ impl<M: Words> RefCount for Biased<M> {
         cfg.validate()?;
         let (p, obj, seqs, queues) = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(Biased {
-            mem,
-            cfg,
-            obj,
-            seqs,
-            queues,
-        })
+        Ok(Biased { mem, cfg, obj, seqs, queues })
     }
 
     fn config(&self) -> &Config {
@@ -213,10 +197,7 @@ impl<M: Words> RefCount for Biased<M> {
 
     fn quiescent(&self, core: usize, freed: &mut impl FnMut(u32)) {
         self.queues.drain(&self.mem, core, |obj| {
-            if self
-                .seqs
-                .write(&self.mem, core, obj, || self.merge_queued(obj))
-            {
+            if self.seqs.write(&self.mem, core, obj, || self.merge_queued(obj)) {
                 freed(obj);
             }
         });

@@ -61,10 +61,7 @@ struct ManagerPlan {
 
 impl ManagerPlan {
     fn plan(p: &mut Planner, n_objects: usize) -> Self {
-        ManagerPlan {
-            table: p.shared(n_objects, 1),
-            lock: p.shared(1, 1),
-        }
+        ManagerPlan { table: p.shared(n_objects, 1), lock: p.shared(1, 1) }
     }
 }
 
@@ -83,11 +80,7 @@ impl<'m> Mgr<'m> {
 
     #[inline]
     fn try_lock(&self) -> bool {
-        self.plan
-            .lock
-            .at(self.mem, 0, 0)
-            .compare_exchange(0, 1, Acquire, Relaxed)
-            .is_ok()
+        self.plan.lock.at(self.mem, 0, 0).compare_exchange(0, 1, Acquire, Relaxed).is_ok()
     }
 
     #[inline]
@@ -107,9 +100,7 @@ impl<'m> Mgr<'m> {
     #[inline]
     fn apply_inc(&self, obj: u32) {
         let e = self.entry(obj);
-        let _ = e.fetch_update(AcqRel, Acquire, |v| {
-            Some(if v == OWNED { 2 } else { v + 1 })
-        });
+        let _ = e.fetch_update(AcqRel, Acquire, |v| Some(if v == OWNED { 2 } else { v + 1 }));
     }
 
     /// Under the lock. A decrement of an owned entry is its owner's last reference. True if
@@ -117,9 +108,7 @@ impl<'m> Mgr<'m> {
     #[inline]
     fn apply_dec(&self, obj: u32) -> bool {
         let e = self.entry(obj);
-        let old = e.fetch_update(AcqRel, Acquire, |v| {
-            Some(if v == OWNED { 0 } else { v - 1 })
-        });
+        let old = e.fetch_update(AcqRel, Acquire, |v| Some(if v == OWNED { 0 } else { v - 1 }));
         matches!(old, Ok(1) | Ok(OWNED))
     }
 
@@ -127,9 +116,7 @@ impl<'m> Mgr<'m> {
     /// frame is free at once, with no buffer and no lock. False if the frame is shared.
     #[inline]
     fn release_owned(&self, obj: u32) -> bool {
-        self.entry(obj)
-            .compare_exchange(OWNED, 0, AcqRel, Relaxed)
-            .is_ok()
+        self.entry(obj).compare_exchange(OWNED, 0, AcqRel, Relaxed).is_ok()
     }
 
     fn try_remove_unique(&self, obj: u32) -> bool {
@@ -172,20 +159,14 @@ impl<M: Words> Manager<M> {
         let mut p = Planner::new();
         let plan = ManagerPlan::plan(&mut p, n_objects);
         if mem.len() < p.total() {
-            return Err(LayoutError::TooSmall {
-                needed: p.total(),
-                given: mem.len(),
-            });
+            return Err(LayoutError::TooSmall { needed: p.total(), given: mem.len() });
         }
         Ok(Manager { mem, plan })
     }
 
     #[inline]
     fn view(&self) -> Mgr<'_> {
-        Mgr {
-            mem: &self.mem,
-            plan: self.plan,
-        }
+        Mgr { mem: &self.mem, plan: self.plan }
     }
 
     /// Hands the free frame `obj` to one owner.
@@ -241,11 +222,7 @@ struct Buffers {
 impl Buffers {
     fn plan(p: &mut Planner, n_clients: usize, batch: usize) -> Self {
         let cap = 2 * batch;
-        Buffers {
-            area: p.per_core(n_clients, 1, 2 + 2 * cap),
-            cap,
-            batch,
-        }
+        Buffers { area: p.per_core(n_clients, 1, 2 + 2 * cap), cap, batch }
     }
 }
 
@@ -285,10 +262,7 @@ impl<'c> Buf<'c> {
 
     #[inline]
     fn share(&self, m: Mgr<'_>, obj: u32) {
-        if m.entry(obj)
-            .compare_exchange(OWNED, 2, AcqRel, Relaxed)
-            .is_ok()
-        {
+        if m.entry(obj).compare_exchange(OWNED, 2, AcqRel, Relaxed).is_ok() {
             return;
         }
         if self.len(N_INCS) == self.b.cap {
@@ -382,9 +356,7 @@ impl<'c> Buf<'c> {
     }
 
     fn pending_decs(&self, obj: u32) -> u64 {
-        (0..self.len(N_DECS))
-            .filter(|&i| self.slot(N_DECS, i).load(Relaxed) == obj as u64)
-            .count() as u64
+        (0..self.len(N_DECS)).filter(|&i| self.slot(N_DECS, i).load(Relaxed) == obj as u64).count() as u64
     }
 }
 
@@ -415,11 +387,7 @@ impl<M: Words> Client<M> {
 
     #[inline]
     fn buf(&self) -> Buf<'_> {
-        Buf {
-            mem: &self.mem,
-            b: self.b,
-            client: 0,
-        }
+        Buf { mem: &self.mem, b: self.b, client: 0 }
     }
 
     /// A fork shares `obj`: owned becomes shared by two at once, shared queues an increment.
@@ -478,19 +446,12 @@ fn plan(cfg: &Config) -> (Planner, ManagerPlan, Buffers) {
 impl<M: Words> Deferred<M> {
     #[inline]
     fn mgr(&self) -> Mgr<'_> {
-        Mgr {
-            mem: &self.mem,
-            plan: self.mgr,
-        }
+        Mgr { mem: &self.mem, plan: self.mgr }
     }
 
     #[inline]
     fn client(&self, core: usize) -> Buf<'_> {
-        Buf {
-            mem: &self.mem,
-            b: self.clients,
-            client: core,
-        }
+        Buf { mem: &self.mem, b: self.clients, client: core }
     }
 }
 
@@ -507,12 +468,7 @@ impl<M: Words> RefCount for Deferred<M> {
         cfg.validate()?;
         let (p, mgr, clients) = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(Deferred {
-            mem,
-            cfg,
-            mgr,
-            clients,
-        })
+        Ok(Deferred { mem, cfg, mgr, clients })
     }
 
     fn config(&self) -> &Config {
@@ -553,10 +509,7 @@ impl<M: Words> RefCount for Deferred<M> {
             OWNED => 1,
             n => n,
         };
-        applied
-            - (0..self.cfg.n_cores)
-                .map(|c| self.client(c).pending_decs(obj))
-                .sum::<u64>()
+        applied - (0..self.cfg.n_cores).map(|c| self.client(c).pending_decs(obj)).sum::<u64>()
     }
 }
 
@@ -567,8 +520,7 @@ mod tests {
 
     fn pair(n: usize, batch: usize) -> (Manager<Region>, Client<Region>) {
         let m = Manager::new_in(Region::zeroed(Manager::<Region>::words_needed(n)), n).unwrap();
-        let c =
-            Client::new_in(Region::zeroed(Client::<Region>::words_needed(batch)), batch).unwrap();
+        let c = Client::new_in(Region::zeroed(Client::<Region>::words_needed(batch)), batch).unwrap();
         (m, c)
     }
 
@@ -636,10 +588,7 @@ mod tests {
         c.share(&m, 0);
         assert!(!c.try_remove_unique(&m, 0));
         c.dec(&m, 0, &mut |o| freed.push(o));
-        assert!(
-            !c.try_remove_unique(&m, 0),
-            "the decrement is still buffered"
-        );
+        assert!(!c.try_remove_unique(&m, 0), "the decrement is still buffered");
         c.flush(&m, &mut |o| freed.push(o));
         assert!(c.try_remove_unique(&m, 0));
         assert_eq!(m.entry(0), Some(None), "taken back: owned again");
@@ -667,11 +616,7 @@ mod tests {
         assert!(!c.try_flush(&m, &mut |x| freed.push(x)));
         view.unlock();
         c.dec(&m, 0, &mut |x| freed.push(x));
-        assert_eq!(
-            c.pending(),
-            (0, 1),
-            "a full buffer flushed before taking one more"
-        );
+        assert_eq!(c.pending(), (0, 1), "a full buffer flushed before taking one more");
         assert!(freed.is_empty());
         assert_eq!(m.entry(1), Some(Some(1)));
         assert!(c.try_flush(&m, &mut |x| freed.push(x)));
@@ -701,9 +646,6 @@ mod tests {
         m.create(3);
         let view = Manager::attach(&*r, 4).unwrap();
         assert_eq!(view.entry(3), Some(None));
-        assert!(matches!(
-            Manager::attach(&r[..1], 4),
-            Err(LayoutError::TooSmall { .. })
-        ));
+        assert!(matches!(Manager::attach(&r[..1], 4), Err(LayoutError::TooSmall { .. })));
     }
 }

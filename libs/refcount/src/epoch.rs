@@ -28,11 +28,7 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn plan(p: &mut Planner, n_cores: usize) -> Self {
-        Clock {
-            global: p.shared(1, 1),
-            seen: p.per_core(n_cores, 1, 1),
-            n_cores,
-        }
+        Clock { global: p.shared(1, 1), seen: p.per_core(n_cores, 1, 1), n_cores }
     }
 
     /// Starts a grace period and returns its ticket.
@@ -142,17 +138,8 @@ mod tests {
     fn rejects_dirty_or_short_memory() {
         let r = Region::zeroed(Epoch::<Region>::words_needed(2));
         r[3].store(7, Relaxed);
-        assert!(matches!(
-            Epoch::new_in(r, 2),
-            Err(LayoutError::NotZeroed { word: 3 })
-        ));
-        assert!(matches!(
-            Epoch::new_in(Region::zeroed(1), 2),
-            Err(LayoutError::TooSmall { .. })
-        ));
-        assert!(matches!(
-            Epoch::new_in(Region::zeroed(64), 0),
-            Err(LayoutError::BadCoreCount)
-        ));
+        assert!(matches!(Epoch::new_in(r, 2), Err(LayoutError::NotZeroed { word: 3 })));
+        assert!(matches!(Epoch::new_in(Region::zeroed(1), 2), Err(LayoutError::TooSmall { .. })));
+        assert!(matches!(Epoch::new_in(Region::zeroed(64), 0), Err(LayoutError::BadCoreCount)));
     }
 }

@@ -31,13 +31,7 @@ pub struct Config {
 impl Config {
     /// A config with the default tunables.
     pub const fn new(n_objects: usize, n_cores: usize) -> Self {
-        Config {
-            n_objects,
-            n_cores,
-            cache_slots: 512,
-            batch: 32,
-            spares: 16,
-        }
+        Config { n_objects, n_cores, cache_slots: 512, batch: 32, spares: 16 }
     }
 
     pub(crate) fn validate(&self) -> Result<(), LayoutError> {
@@ -91,11 +85,7 @@ impl Planner {
     /// `n` records of `width` words each, shared by all cores.
     #[inline]
     pub(crate) fn shared(&mut self, n: usize, width: usize) -> Span {
-        Span {
-            off: self.take(n * width),
-            n,
-            width,
-        }
+        Span { off: self.take(n * width), n, width }
     }
 
     /// One array of `n` records of `width` words for each of `n_cores` cores, each array on
@@ -103,13 +93,7 @@ impl Planner {
     pub(crate) fn per_core(&mut self, n_cores: usize, n: usize, width: usize) -> PerCore {
         let stride = (n * width).div_ceil(LINE_WORDS) * LINE_WORDS;
         let off = self.take(stride * n_cores);
-        PerCore {
-            off,
-            stride,
-            n_cores,
-            n,
-            width,
-        }
+        PerCore { off, stride, n_cores, n, width }
     }
 
     pub(crate) fn total(&self) -> usize {
@@ -161,15 +145,9 @@ impl PerCore {
 /// all-zero one (every object free).
 pub(crate) fn claim(mem: &[Word], needed: usize) -> Result<(), LayoutError> {
     if mem.len() < needed {
-        return Err(LayoutError::TooSmall {
-            needed,
-            given: mem.len(),
-        });
+        return Err(LayoutError::TooSmall { needed, given: mem.len() });
     }
-    match mem[..needed]
-        .iter()
-        .position(|w| w.load(crate::sync::Ordering::Relaxed) != 0)
-    {
+    match mem[..needed].iter().position(|w| w.load(crate::sync::Ordering::Relaxed) != 0) {
         Some(word) => Err(LayoutError::NotZeroed { word }),
         None => Ok(()),
     }

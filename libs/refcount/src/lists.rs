@@ -36,18 +36,12 @@ pub(crate) struct Lists {
 impl Lists {
     /// Lists whose objects are each on at most one list at a time.
     pub(crate) fn plan_shared(p: &mut Planner, n_cores: usize, n_objects: usize) -> Self {
-        Lists {
-            heads: p.per_core(n_cores, 1, 1),
-            links: Links::Shared(p.shared(n_objects, 1)),
-        }
+        Lists { heads: p.per_core(n_cores, 1, 1), links: Links::Shared(p.shared(n_objects, 1)) }
     }
 
     /// Lists where each core may list every object on its own list.
     pub(crate) fn plan_per_core(p: &mut Planner, n_cores: usize, n_objects: usize) -> Self {
-        Lists {
-            heads: p.per_core(n_cores, 1, 1),
-            links: Links::PerCore(p.per_core(n_cores, n_objects, 1)),
-        }
+        Lists { heads: p.per_core(n_cores, 1, 1), links: Links::PerCore(p.per_core(n_cores, n_objects, 1)) }
     }
 
     #[inline]
@@ -73,10 +67,7 @@ impl Lists {
         loop {
             let h = head.load(Relaxed);
             link.store(LISTED | h, Relaxed);
-            if head
-                .compare_exchange_weak(h, obj as u64 + 1, Release, Relaxed)
-                .is_ok()
-            {
+            if head.compare_exchange_weak(h, obj as u64 + 1, Release, Relaxed).is_ok() {
                 return;
             }
             spin();

@@ -73,14 +73,7 @@ fn plan(cfg: &Config) -> Plan {
     let anchor = p.per_core(cfg.n_cores, cfg.n_objects, 1);
     let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
     let flagged = Lists::plan_per_core(&mut p, cfg.n_cores, cfg.n_objects);
-    Plan {
-        p,
-        live,
-        local,
-        anchor,
-        seqs,
-        flagged,
-    }
+    Plan { p, live, local, anchor, seqs, flagged }
 }
 
 impl<M: Words> Paygo<M> {
@@ -97,9 +90,7 @@ impl<M: Words> Paygo<M> {
     /// References homed on `core` and not yet returned (a racy read for other cores).
     #[inline]
     fn homed(&self, core: usize, obj: u32) -> i64 {
-        self.local(core, obj)
-            .load(Relaxed)
-            .wrapping_sub(self.anchor(core, obj).load(Relaxed)) as i64
+        self.local(core, obj).load(Relaxed).wrapping_sub(self.anchor(core, obj).load(Relaxed)) as i64
     }
 
     #[inline]
@@ -109,10 +100,8 @@ impl<M: Words> Paygo<M> {
     }
 
     fn sum(&self, obj: u32) -> u64 {
-        (0..self.cfg.n_cores).fold(0u64, |s, c| {
-            s.wrapping_add(self.local(c, obj).load(Relaxed))
-                .wrapping_sub(self.anchor(c, obj).load(Acquire))
-        })
+        (0..self.cfg.n_cores)
+            .fold(0u64, |s, c| s.wrapping_add(self.local(c, obj).load(Relaxed)).wrapping_sub(self.anchor(c, obj).load(Acquire)))
     }
 
     /// Drops a reference taken on `home`, from `core`: local if they are the same core, an
@@ -141,10 +130,7 @@ impl<M: Words> Paygo<M> {
         if self.homed(core, obj) > 0 {
             return core;
         }
-        (1..self.cfg.n_cores)
-            .map(|i| (core + i) % self.cfg.n_cores)
-            .find(|&h| self.homed(h, obj) > 0)
-            .unwrap_or(core)
+        (1..self.cfg.n_cores).map(|i| (core + i) % self.cfg.n_cores).find(|&h| self.homed(h, obj) > 0).unwrap_or(core)
     }
 }
 
@@ -159,24 +145,9 @@ impl<M: Words> RefCount for Paygo<M> {
 
     fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
         cfg.validate()?;
-        let Plan {
-            p,
-            live,
-            local,
-            anchor,
-            seqs,
-            flagged,
-        } = plan(&cfg);
+        let Plan { p, live, local, anchor, seqs, flagged } = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(Paygo {
-            mem,
-            cfg,
-            live,
-            local,
-            anchor,
-            seqs,
-            flagged,
-        })
+        Ok(Paygo { mem, cfg, live, local, anchor, seqs, flagged })
     }
 
     fn config(&self) -> &Config {
@@ -186,16 +157,13 @@ impl<M: Words> RefCount for Paygo<M> {
     fn create(&self, core: usize, obj: u32) {
         self.seqs.write(&self.mem, core, obj, || {
             self.add_local(core, obj, 1);
-            self.live
-                .at(&self.mem, obj as usize, 0)
-                .store(LIVE, Release);
+            self.live.at(&self.mem, obj as usize, 0).store(LIVE, Release);
         })
     }
 
     #[inline]
     fn inc(&self, core: usize, obj: u32) {
-        self.seqs
-            .write(&self.mem, core, obj, || self.add_local(core, obj, 1))
+        self.seqs.write(&self.mem, core, obj, || self.add_local(core, obj, 1))
     }
 
     #[inline]
@@ -227,11 +195,7 @@ impl<M: Words> RefCount for Paygo<M> {
     }
 
     fn read_exact(&self, obj: u32) -> u64 {
-        if self.live.at(&self.mem, obj as usize, 0).load(Acquire) == LIVE {
-            self.sum(obj)
-        } else {
-            0
-        }
+        if self.live.at(&self.mem, obj as usize, 0).load(Acquire) == LIVE { self.sum(obj) } else { 0 }
     }
 }
 
@@ -248,11 +212,7 @@ mod tests {
         p.inc(2, 1);
         p.dec_from(1, 0, 1); // migrated to core 1: anchor of core 0
         assert_eq!(p.anchor(0, 1).load(Relaxed), 1);
-        assert_eq!(
-            p.local(0, 1).load(Relaxed),
-            1,
-            "the homeland's local counter is untouched"
-        );
+        assert_eq!(p.local(0, 1).load(Relaxed), 1, "the homeland's local counter is untouched");
         assert_eq!(p.read_exact(1), 1);
         p.dec(2, 1, &mut |_| {}); // homed on core 2: local
         assert_eq!(p.anchor(2, 1).load(Relaxed), 0);
@@ -269,11 +229,7 @@ mod tests {
         p.create(0, 0);
         p.inc(0, 0);
         p.dec(1, 0, &mut |_| {});
-        assert_eq!(
-            p.anchor(0, 0).load(Relaxed),
-            1,
-            "core 1 homes nothing: core 0's anchor"
-        );
+        assert_eq!(p.anchor(0, 0).load(Relaxed), 1, "core 1 homes nothing: core 0's anchor");
         assert!(p.try_remove_unique(1, 0));
     }
 }

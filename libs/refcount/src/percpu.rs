@@ -105,15 +105,7 @@ fn plan(cfg: &Config) -> Plan {
     let clock = Clock::plan(&mut p, cfg.n_cores);
     let suspects = Lists::plan_per_core(&mut p, cfg.n_cores, cfg.n_objects);
     let switching = Lists::plan_shared(&mut p, cfg.n_cores, cfg.n_objects);
-    Plan {
-        p,
-        obj,
-        pcpu,
-        seqs,
-        clock,
-        suspects,
-        switching,
-    }
+    Plan { p, obj, pcpu, seqs, clock, suspects, switching }
 }
 
 impl<M: Words> PercpuRef<M> {
@@ -128,9 +120,7 @@ impl<M: Words> PercpuRef<M> {
     }
 
     fn percpu_sum(&self, obj: u32) -> u64 {
-        (0..self.cfg.n_cores).fold(0u64, |s, c| {
-            s.wrapping_add(self.local(c, obj).load(Relaxed))
-        })
+        (0..self.cfg.n_cores).fold(0u64, |s, c| s.wrapping_add(self.local(c, obj).load(Relaxed)))
     }
 
     /// References held by callers, from one read of every word (exact if nothing moves).
@@ -140,11 +130,8 @@ impl<M: Words> PercpuRef<M> {
             return 0;
         }
         let count = self.field(obj, COUNT).load(Acquire);
-        let internal = if m & ATOMIC == 0 || m & SWITCHING != 0 {
-            count.wrapping_sub(BIAS).wrapping_add(self.percpu_sum(obj))
-        } else {
-            count
-        };
+        let internal =
+            if m & ATOMIC == 0 || m & SWITCHING != 0 { count.wrapping_sub(BIAS).wrapping_add(self.percpu_sum(obj)) } else { count };
         internal - u64::from(m & DEAD == 0)
     }
 
@@ -156,9 +143,7 @@ impl<M: Words> PercpuRef<M> {
     }
 
     fn inc_not_zero(&self, obj: u32) -> bool {
-        self.field(obj, COUNT)
-            .fetch_update(AcqRel, Acquire, |c| (c != 0).then_some(c + 1))
-            .is_ok()
+        self.field(obj, COUNT).fetch_update(AcqRel, Acquire, |c| (c != 0).then_some(c + 1)).is_ok()
     }
 
     /// Gets a reference unless the count already reached zero.
@@ -191,18 +176,13 @@ impl<M: Words> PercpuRef<M> {
     /// completes at `core`'s quiescent point after a grace period. From then on the last put
     /// releases the object. False if it was not live in percpu mode.
     pub fn kill(&self, core: usize, obj: u32) -> bool {
-        self.seqs
-            .write(&self.mem, core, obj, || self.start_kill(core, obj, 0))
+        self.seqs.write(&self.mem, core, obj, || self.start_kill(core, obj, 0))
     }
 
     fn start_kill(&self, core: usize, obj: u32, probe: u64) -> bool {
         let mode = self.field(obj, MODE);
         let m = mode.load(Acquire);
-        if m & (LIVE | ATOMIC) != LIVE
-            || mode
-                .compare_exchange(m, m | ATOMIC | SWITCHING | DEAD | probe, AcqRel, Relaxed)
-                .is_err()
-        {
+        if m & (LIVE | ATOMIC) != LIVE || mode.compare_exchange(m, m | ATOMIC | SWITCHING | DEAD | probe, AcqRel, Relaxed).is_err() {
             return false;
         }
         // The base reference goes to the biased atomic counter: it cannot reach zero here.
@@ -229,8 +209,7 @@ impl<M: Words> PercpuRef<M> {
             return false;
         }
         let sum = self.percpu_sum(obj);
-        self.field(obj, COUNT)
-            .fetch_add(BIAS.wrapping_sub(sum), AcqRel);
+        self.field(obj, COUNT).fetch_add(BIAS.wrapping_sub(sum), AcqRel);
         self.field(obj, MODE).store(LIVE, Release);
         true
     }
@@ -239,10 +218,7 @@ impl<M: Words> PercpuRef<M> {
     fn complete(&self, obj: u32, freed: &mut impl FnMut(u32), confirmed: &mut impl FnMut(u32)) {
         let sum = self.percpu_sum(obj);
         let delta = sum.wrapping_sub(BIAS);
-        let n = self
-            .field(obj, COUNT)
-            .fetch_add(delta, AcqRel)
-            .wrapping_add(delta);
+        let n = self.field(obj, COUNT).fetch_add(delta, AcqRel).wrapping_add(delta);
         let mode = self.field(obj, MODE);
         let m = mode.load(Acquire);
         mode.store(m & !SWITCHING, Release);
@@ -257,21 +233,11 @@ impl<M: Words> PercpuRef<M> {
 
     /// [`RefCount::quiescent`], also reporting every completed kill to `confirmed` (Linux's
     /// confirm-kill callback: `tryget_live` fails on the object from now on).
-    pub fn quiescent_confirm(
-        &self,
-        core: usize,
-        freed: &mut impl FnMut(u32),
-        confirmed: &mut impl FnMut(u32),
-    ) {
+    pub fn quiescent_confirm(&self, core: usize, freed: &mut impl FnMut(u32), confirmed: &mut impl FnMut(u32)) {
         self.clock.quiescent(&self.mem, core);
         self.switching.drain(&self.mem, core, |obj| {
-            if self
-                .clock
-                .done(&self.mem, self.field(obj, TICKET).load(Relaxed))
-            {
-                self.seqs.write(&self.mem, core, obj, || {
-                    self.complete(obj, freed, confirmed)
-                });
+            if self.clock.done(&self.mem, self.field(obj, TICKET).load(Relaxed)) {
+                self.seqs.write(&self.mem, core, obj, || self.complete(obj, freed, confirmed));
             } else {
                 self.switching.push(&self.mem, core, obj);
             }
@@ -282,8 +248,7 @@ impl<M: Words> PercpuRef<M> {
                 return;
             }
             if !matches!(self.seqs.read(&self.mem, obj, || self.refs(obj)), Some(r) if r > 0) {
-                self.seqs
-                    .write(&self.mem, core, obj, || self.start_kill(core, obj, PROBE));
+                self.seqs.write(&self.mem, core, obj, || self.start_kill(core, obj, PROBE));
             }
         });
     }
@@ -300,26 +265,9 @@ impl<M: Words> RefCount for PercpuRef<M> {
 
     fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
         cfg.validate()?;
-        let Plan {
-            p,
-            obj,
-            pcpu,
-            seqs,
-            clock,
-            suspects,
-            switching,
-        } = plan(&cfg);
+        let Plan { p, obj, pcpu, seqs, clock, suspects, switching } = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(PercpuRef {
-            mem,
-            cfg,
-            obj,
-            pcpu,
-            seqs,
-            clock,
-            suspects,
-            switching,
-        })
+        Ok(PercpuRef { mem, cfg, obj, pcpu, seqs, clock, suspects, switching })
     }
 
     fn config(&self) -> &Config {
@@ -414,11 +362,7 @@ mod tests {
         assert!(confirmed.is_empty(), "core 1 has not reported yet");
         p.quiescent_confirm(1, &mut |o| freed.push(o), &mut |o| confirmed.push(o));
         p.quiescent_confirm(0, &mut |o| freed.push(o), &mut |o| confirmed.push(o));
-        assert_eq!(
-            confirmed,
-            vec![1],
-            "completed at core 0's report after core 1's"
-        );
+        assert_eq!(confirmed, vec![1], "completed at core 0's report after core 1's");
         assert_eq!(p.read_exact(1), 2);
         p.dec(0, 1, &mut |o| freed.push(o));
         assert!(freed.is_empty());

@@ -146,14 +146,7 @@ fn plan(cfg: &Config) -> Plan {
     let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
     let clock = Clock::plan(&mut p, cfg.n_cores);
     let review = Lists::plan_shared(&mut p, cfg.n_cores, cfg.n_objects);
-    Plan {
-        p,
-        obj,
-        cache,
-        seqs,
-        clock,
-        review,
-    }
+    Plan { p, obj, cache, seqs, clock, review }
 }
 
 fn tag(obj: u32) -> u64 {
@@ -172,12 +165,7 @@ impl<M: Words> RefCache<M> {
 
     #[inline]
     fn slot(&self, core: usize, obj: u32) -> &Word {
-        self.cache.at(
-            &self.mem,
-            core,
-            obj as usize & (self.cfg.cache_slots - 1),
-            0,
-        )
+        self.cache.at(&self.mem, core, obj as usize & (self.cfg.cache_slots - 1), 0)
     }
 
     /// Changes `obj`'s state word with `f` in one compare-and-swap (the paper's per-object
@@ -292,10 +280,7 @@ impl<M: Words> RefCache<M> {
 
     /// A weak reference to the current life of `obj`; the caller holds a reference.
     pub fn weak(&self, obj: u32) -> Weak {
-        Weak {
-            obj,
-            generation: generation_of(self.field(obj, STATE).load(Acquire)),
-        }
+        Weak { obj, generation: generation_of(self.field(obj, STATE).load(Acquire)) }
     }
 
     /// Upgrades a weak reference to a counted one on `core`, unless that life of the object
@@ -305,13 +290,11 @@ impl<M: Words> RefCache<M> {
         // about to reach (through this core's cache, flushed before its next report).
         let upgraded = self
             .update(weak.obj, |s| {
-                (s & LIVE != 0 && generation_of(s) == weak.generation)
-                    .then(|| if s & REVIEW != 0 { s | DIRTY } else { s })
+                (s & LIVE != 0 && generation_of(s) == weak.generation).then(|| if s & REVIEW != 0 { s | DIRTY } else { s })
             })
             .is_some();
         if upgraded {
-            self.seqs
-                .write(&self.mem, core, weak.obj, || self.cached_add(core, weak.obj, 1));
+            self.seqs.write(&self.mem, core, weak.obj, || self.cached_add(core, weak.obj, 1));
         }
         upgraded
     }
@@ -328,24 +311,9 @@ impl<M: Words> RefCount for RefCache<M> {
 
     fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
         cfg.validate()?;
-        let Plan {
-            p,
-            obj,
-            cache,
-            seqs,
-            clock,
-            review,
-        } = plan(&cfg);
+        let Plan { p, obj, cache, seqs, clock, review } = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(RefCache {
-            mem,
-            cfg,
-            obj,
-            cache,
-            seqs,
-            clock,
-            review,
-        })
+        Ok(RefCache { mem, cfg, obj, cache, seqs, clock, review })
     }
 
     fn config(&self) -> &Config {
@@ -354,22 +322,18 @@ impl<M: Words> RefCount for RefCache<M> {
 
     fn create(&self, core: usize, obj: u32) {
         self.seqs.write(&self.mem, core, obj, || {
-            self.update(obj, |s| {
-                Some((((s >> GEN_SHIFT) + 1) << GEN_SHIFT) | LIVE | add_count(0, 1))
-            });
+            self.update(obj, |s| Some((((s >> GEN_SHIFT) + 1) << GEN_SHIFT) | LIVE | add_count(0, 1)));
         })
     }
 
     #[inline]
     fn inc(&self, core: usize, obj: u32) {
-        self.seqs
-            .write(&self.mem, core, obj, || self.cached_add(core, obj, 1))
+        self.seqs.write(&self.mem, core, obj, || self.cached_add(core, obj, 1))
     }
 
     #[inline]
     fn dec(&self, core: usize, obj: u32, _freed: &mut impl FnMut(u32)) {
-        self.seqs
-            .write(&self.mem, core, obj, || self.cached_add(core, obj, -1))
+        self.seqs.write(&self.mem, core, obj, || self.cached_add(core, obj, -1))
     }
 
     fn try_remove_unique(&self, _core: usize, obj: u32) -> bool {
@@ -380,10 +344,7 @@ impl<M: Words> RefCount for RefCache<M> {
         self.flush(core);
         self.clock.quiescent(&self.mem, core);
         self.review.drain(&self.mem, core, |obj| {
-            if self
-                .clock
-                .done(&self.mem, self.field(obj, TICKET).load(Relaxed))
-            {
+            if self.clock.done(&self.mem, self.field(obj, TICKET).load(Relaxed)) {
                 self.review_one(core, obj, freed);
             } else {
                 self.review.push(&self.mem, core, obj);
@@ -402,11 +363,7 @@ mod tests {
     use crate::{Region, build};
 
     fn rc(n: usize, cores: usize, slots: usize) -> RefCache<Region> {
-        build(Config {
-            cache_slots: slots,
-            ..Config::new(n, cores)
-        })
-        .unwrap()
+        build(Config { cache_slots: slots, ..Config::new(n, cores) }).unwrap()
     }
 
     fn round(r: &RefCache<Region>, freed: &mut Vec<u32>) {

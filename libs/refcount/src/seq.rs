@@ -41,11 +41,7 @@ pub(crate) struct Seqs {
 
 impl Seqs {
     pub(crate) fn plan(p: &mut Planner, n_cores: usize, n_objects: usize) -> Self {
-        Seqs {
-            seq: p.per_core(n_cores, n_objects, 1),
-            order: p.shared(1, 1),
-            n_cores,
-        }
+        Seqs { seq: p.per_core(n_cores, n_objects, 1), order: p.shared(1, 1), n_cores }
     }
 
     /// Orders the caller's later reads after every update that any core made before its own
@@ -79,9 +75,7 @@ impl Seqs {
             if !odd {
                 let value = f();
                 fence(Acquire);
-                let after = (0..self.n_cores).fold(0u64, |a, c| {
-                    a.wrapping_add(self.seq.at(mem, c, obj as usize, 0).load(Relaxed))
-                });
+                let after = (0..self.n_cores).fold(0u64, |a, c| a.wrapping_add(self.seq.at(mem, c, obj as usize, 0).load(Relaxed)));
                 if after == before {
                     return Some(value);
                 }

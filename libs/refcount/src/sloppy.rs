@@ -55,13 +55,7 @@ fn plan(cfg: &Config) -> Plan {
     let spare = p.per_core(cfg.n_cores, cfg.n_objects, 1);
     let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
     let holding = Lists::plan_per_core(&mut p, cfg.n_cores, cfg.n_objects);
-    Plan {
-        p,
-        shared,
-        spare,
-        seqs,
-        holding,
-    }
+    Plan { p, shared, spare, seqs, holding }
 }
 
 impl<M: Words> Sloppy<M> {
@@ -76,9 +70,7 @@ impl<M: Words> Sloppy<M> {
     }
 
     fn refs(&self, obj: u32) -> u64 {
-        let spares = (0..self.cfg.n_cores)
-            .map(|c| self.spare(c, obj).load(Relaxed))
-            .sum::<u64>();
+        let spares = (0..self.cfg.n_cores).map(|c| self.spare(c, obj).load(Relaxed)).sum::<u64>();
         self.shared(obj).load(Acquire) - spares
     }
 
@@ -99,22 +91,9 @@ impl<M: Words> RefCount for Sloppy<M> {
 
     fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
         cfg.validate()?;
-        let Plan {
-            p,
-            shared,
-            spare,
-            seqs,
-            holding,
-        } = plan(&cfg);
+        let Plan { p, shared, spare, seqs, holding } = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(Sloppy {
-            mem,
-            cfg,
-            shared,
-            spare,
-            seqs,
-            holding,
-        })
+        Ok(Sloppy { mem, cfg, shared, spare, seqs, holding })
     }
 
     fn config(&self) -> &Config {
@@ -122,8 +101,7 @@ impl<M: Words> RefCount for Sloppy<M> {
     }
 
     fn create(&self, core: usize, obj: u32) {
-        self.seqs
-            .write(&self.mem, core, obj, || self.shared(obj).store(1, Release))
+        self.seqs.write(&self.mem, core, obj, || self.shared(obj).store(1, Release))
     }
 
     #[inline]
@@ -187,11 +165,7 @@ mod tests {
 
     #[test]
     fn spares_absorb_local_traffic_and_return_past_the_threshold() {
-        let s: Sloppy<Region> = build(Config {
-            spares: 4,
-            ..Config::new(1, 2)
-        })
-        .unwrap();
+        let s: Sloppy<Region> = build(Config { spares: 4, ..Config::new(1, 2) }).unwrap();
         let mut freed = Vec::new();
         s.create(0, 0);
         for _ in 0..5 {
@@ -204,11 +178,7 @@ mod tests {
         assert_eq!(s.spares(0, 0), 2, "five spares exceed four: three go back");
         assert_eq!(s.shared(0).load(Relaxed), 3);
         s.inc(0, 0);
-        assert_eq!(
-            (s.spares(0, 0), s.shared(0).load(Relaxed)),
-            (1, 3),
-            "taken from a spare"
-        );
+        assert_eq!((s.spares(0, 0), s.shared(0).load(Relaxed)), (1, 3), "taken from a spare");
         assert_eq!(s.read_exact(0), 2);
         s.dec(1, 0, &mut |_| {});
         s.dec(1, 0, &mut |_| {});

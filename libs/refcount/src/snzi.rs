@@ -102,9 +102,7 @@ impl<M: Words> Snzi<M> {
             }
             if x & LOW == HALF {
                 self.arrive(obj, i / 2);
-                if w.compare_exchange(x, (x & !LOW) | ONE, AcqRel, Relaxed)
-                    .is_err()
-                {
+                if w.compare_exchange(x, (x & !LOW) | ONE, AcqRel, Relaxed).is_err() {
                     undo += 1;
                 }
             }
@@ -152,9 +150,7 @@ impl<M: Words> Snzi<M> {
     }
 
     fn sum(&self, obj: u32) -> u64 {
-        (0..self.cfg.n_cores)
-            .map(|c| (self.node(obj, self.width + c).load(Acquire) & LOW) / ONE)
-            .sum()
+        (0..self.cfg.n_cores).map(|c| (self.node(obj, self.width + c).load(Acquire) & LOW) / ONE).sum()
     }
 
     /// SNZI's query: whether the object has any reference (the root indicator).
@@ -176,14 +172,7 @@ impl<M: Words> RefCount for Snzi<M> {
         cfg.validate()?;
         let (p, inner, leaves, seqs) = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(Snzi {
-            mem,
-            cfg,
-            width: width(cfg.n_cores),
-            inner,
-            leaves,
-            seqs,
-        })
+        Ok(Snzi { mem, cfg, width: width(cfg.n_cores), inner, leaves, seqs })
     }
 
     fn config(&self) -> &Config {
@@ -196,16 +185,12 @@ impl<M: Words> RefCount for Snzi<M> {
 
     #[inline]
     fn inc(&self, core: usize, obj: u32) {
-        self.seqs
-            .write(&self.mem, core, obj, || self.arrive(obj, self.width + core))
+        self.seqs.write(&self.mem, core, obj, || self.arrive(obj, self.width + core))
     }
 
     #[inline]
     fn dec(&self, core: usize, obj: u32, freed: &mut impl FnMut(u32)) {
-        if self
-            .seqs
-            .write(&self.mem, core, obj, || self.depart_any(core, obj))
-        {
+        if self.seqs.write(&self.mem, core, obj, || self.depart_any(core, obj)) {
             freed(obj);
         }
     }

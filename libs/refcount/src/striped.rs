@@ -67,13 +67,7 @@ fn plan(cfg: &Config) -> Plan {
     let cells = p.per_core(cfg.n_cores, cfg.n_objects, 1);
     let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
     let flagged = Lists::plan_per_core(&mut p, cfg.n_cores, cfg.n_objects);
-    Plan {
-        p,
-        obj,
-        cells,
-        seqs,
-        flagged,
-    }
+    Plan { p, obj, cells, seqs, flagged }
 }
 
 impl<M: Words> Striped<M> {
@@ -96,9 +90,7 @@ impl<M: Words> Striped<M> {
     fn grow(&self, obj: u32, from: usize) {
         let to = if from == 0 { 2 } else { 2 * from }.min(self.cfg.n_cores);
         if to > from {
-            let _ =
-                self.field(obj, CELLS)
-                    .compare_exchange(from as u64, to as u64, AcqRel, Relaxed);
+            let _ = self.field(obj, CELLS).compare_exchange(from as u64, to as u64, AcqRel, Relaxed);
         }
     }
 
@@ -107,10 +99,7 @@ impl<M: Words> Striped<M> {
         if self.cells(obj) == 0 {
             let base = self.field(obj, BASE);
             let b = base.load(Relaxed);
-            if base
-                .compare_exchange(b, b.wrapping_add(x), AcqRel, Relaxed)
-                .is_ok()
-            {
+            if base.compare_exchange(b, b.wrapping_add(x), AcqRel, Relaxed).is_ok() {
                 return;
             }
             self.grow(obj, 0);
@@ -119,10 +108,7 @@ impl<M: Words> Striped<M> {
             let n = self.cells(obj).max(1);
             let cell = self.cell(core % n, obj);
             let v = cell.load(Relaxed);
-            if cell
-                .compare_exchange(v, v.wrapping_add(x), AcqRel, Relaxed)
-                .is_ok()
-            {
+            if cell.compare_exchange(v, v.wrapping_add(x), AcqRel, Relaxed).is_ok() {
                 return;
             }
             self.grow(obj, n);
@@ -131,9 +117,7 @@ impl<M: Words> Striped<M> {
     }
 
     fn sum(&self, obj: u32) -> u64 {
-        (0..self.cfg.n_cores).fold(self.field(obj, BASE).load(Acquire), |s, k| {
-            s.wrapping_add(self.cell(k, obj).load(Acquire))
-        })
+        (0..self.cfg.n_cores).fold(self.field(obj, BASE).load(Acquire), |s, k| s.wrapping_add(self.cell(k, obj).load(Acquire)))
     }
 }
 
@@ -148,22 +132,9 @@ impl<M: Words> RefCount for Striped<M> {
 
     fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
         cfg.validate()?;
-        let Plan {
-            p,
-            obj,
-            cells,
-            seqs,
-            flagged,
-        } = plan(&cfg);
+        let Plan { p, obj, cells, seqs, flagged } = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(Striped {
-            mem,
-            cfg,
-            obj,
-            cells,
-            seqs,
-            flagged,
-        })
+        Ok(Striped { mem, cfg, obj, cells, seqs, flagged })
     }
 
     fn config(&self) -> &Config {
@@ -180,14 +151,12 @@ impl<M: Words> RefCount for Striped<M> {
 
     #[inline]
     fn inc(&self, core: usize, obj: u32) {
-        self.seqs
-            .write(&self.mem, core, obj, || self.add(core, obj, 1))
+        self.seqs.write(&self.mem, core, obj, || self.add(core, obj, 1))
     }
 
     #[inline]
     fn dec(&self, core: usize, obj: u32, _freed: &mut impl FnMut(u32)) {
-        self.seqs
-            .write(&self.mem, core, obj, || self.add(core, obj, u64::MAX));
+        self.seqs.write(&self.mem, core, obj, || self.add(core, obj, u64::MAX));
         if !self.flagged.listed(&self.mem, core, obj) {
             self.flagged.push(&self.mem, core, obj);
         }
@@ -217,11 +186,7 @@ impl<M: Words> RefCount for Striped<M> {
     }
 
     fn read_exact(&self, obj: u32) -> u64 {
-        if self.field(obj, LIVE).load(Acquire) == 1 {
-            self.sum(obj)
-        } else {
-            0
-        }
+        if self.field(obj, LIVE).load(Acquire) == 1 { self.sum(obj) } else { 0 }
     }
 }
 
@@ -252,11 +217,7 @@ mod tests {
         }
         s.quiescent(0, &mut |o| freed.push(o));
         s.quiescent(2, &mut |o| freed.push(o));
-        assert_eq!(
-            freed,
-            vec![0],
-            "reported once although flagged on two cores"
-        );
+        assert_eq!(freed, vec![0], "reported once although flagged on two cores");
         s.create(1, 0);
         assert_eq!(s.read_exact(0), 1, "a new life starts from the old residue");
     }

@@ -16,10 +16,7 @@ use loom::sync::atomic::Ordering::{AcqRel, Acquire};
 use loom::thread;
 
 use refcount::deferred::{Client, Manager};
-use refcount::{
-    Atomic, Biased, Config, Paygo, PercpuRef, RefCache, RefCount, Region, Sloppy, Snzi, Striped,
-    build,
-};
+use refcount::{Atomic, Biased, Config, Paygo, PercpuRef, RefCache, RefCount, Region, Sloppy, Snzi, Striped, build};
 
 /// Counts logical references and reported frees for one model execution.
 struct Witness {
@@ -29,10 +26,7 @@ struct Witness {
 
 impl Witness {
     fn new(refs: usize) -> Arc<Self> {
-        Arc::new(Witness {
-            outstanding: AtomicUsize::new(refs),
-            frees: AtomicUsize::new(0),
-        })
+        Arc::new(Witness { outstanding: AtomicUsize::new(refs), frees: AtomicUsize::new(0) })
     }
 
     /// Call before dropping a reference.
@@ -110,9 +104,7 @@ fn atomic_last_drop_frees_once() {
 #[test]
 fn deferred_decrement_never_precedes_its_increment() {
     model(|| {
-        let m = Arc::new(
-            Manager::new_in(Region::zeroed(Manager::<Region>::words_needed(1)), 1).unwrap(),
-        );
+        let m = Arc::new(Manager::new_in(Region::zeroed(Manager::<Region>::words_needed(1)), 1).unwrap());
         let w = Witness::new(2);
         m.create(0);
         let c0 = Client::new_in(Region::zeroed(Client::<Region>::words_needed(4)), 4).unwrap();
@@ -133,8 +125,7 @@ fn deferred_decrement_never_precedes_its_increment() {
         let t1 = {
             let (m, w) = (m.clone(), w.clone());
             thread::spawn(move || {
-                let c1 =
-                    Client::new_in(Region::zeroed(Client::<Region>::words_needed(4)), 4).unwrap();
+                let c1 = Client::new_in(Region::zeroed(Client::<Region>::words_needed(4)), 4).unwrap();
                 w.drop_one();
                 c1.dec(&m, 0, &mut |o| w.freed(o));
                 while !c1.try_flush(&m, &mut |o| w.freed(o)) {
@@ -165,11 +156,7 @@ fn deferred_unique_races_a_flush() {
         };
         // Thread 0 faults on the page: unique only once thread 1's decrement is applied.
         if s.try_remove_unique(0, 0) {
-            assert_eq!(
-                w.outstanding.load(Acquire),
-                1,
-                "unique while another reference exists"
-            );
+            assert_eq!(w.outstanding.load(Acquire), 1, "unique while another reference exists");
         }
         t1.join().unwrap();
         w.drop_one();
@@ -262,10 +249,7 @@ fn percpu_kill_then_last_put_releases() {
 fn refcache_eviction_and_review() {
     model(|| {
         // One slot per core: touching object 1 evicts object 0's delta.
-        let cfg = Config {
-            cache_slots: 1,
-            ..Config::new(2, 2)
-        };
+        let cfg = Config { cache_slots: 1, ..Config::new(2, 2) };
         let s = Arc::new(build::<RefCache<Region>>(cfg).unwrap());
         let w = Witness::new(2);
         s.create(0, 0);
@@ -300,13 +284,7 @@ fn refcache_eviction_and_review() {
 #[test]
 fn refcache_weak_upgrade_races_the_review() {
     model(|| {
-        let s = Arc::new(
-            build::<RefCache<Region>>(Config {
-                cache_slots: 1,
-                ..Config::new(1, 2)
-            })
-            .unwrap(),
-        );
+        let s = Arc::new(build::<RefCache<Region>>(Config { cache_slots: 1, ..Config::new(1, 2) }).unwrap());
         let w = Witness::new(1);
         s.create(0, 0);
         let weak = s.weak(0);
@@ -372,13 +350,7 @@ fn paygo_anchor_path() {
 #[test]
 fn sloppy_spares_return_once() {
     model(|| {
-        let s = Arc::new(
-            build::<Sloppy<Region>>(Config {
-                spares: 2,
-                ..Config::new(1, 2)
-            })
-            .unwrap(),
-        );
+        let s = Arc::new(build::<Sloppy<Region>>(Config { spares: 2, ..Config::new(1, 2) }).unwrap());
         let w = Witness::new(2);
         s.create(0, 0);
         s.inc(0, 0);
@@ -502,13 +474,7 @@ fn biased_owner_merge_races_shared_drop() {
 fn unique_after_a_concurrent_drop<S: RefCount<Mem = Region> + Send + 'static>() {
     model(|| {
         // One cache slot: RefCache's flush loops stay short enough to explore.
-        let s = Arc::new(
-            build::<S>(Config {
-                cache_slots: 1,
-                ..Config::new(1, 2)
-            })
-            .unwrap(),
-        );
+        let s = Arc::new(build::<S>(Config { cache_slots: 1, ..Config::new(1, 2) }).unwrap());
         let w = Witness::new(2);
         s.create(0, 0);
         s.inc(1, 0);
@@ -521,19 +487,10 @@ fn unique_after_a_concurrent_drop<S: RefCount<Mem = Region> + Send + 'static>() 
             })
         };
         if s.try_remove_unique(0, 0) {
-            assert_eq!(
-                w.outstanding.load(Acquire),
-                1,
-                "{}: unique while shared",
-                S::NAME
-            );
+            assert_eq!(w.outstanding.load(Acquire), 1, "{}: unique while shared", S::NAME);
         }
         t1.join().unwrap();
-        assert!(
-            s.try_remove_unique(0, 0),
-            "{}: quiescent and alone, yet not unique",
-            S::NAME
-        );
+        assert!(s.try_remove_unique(0, 0), "{}: quiescent and alone, yet not unique", S::NAME);
         w.drop_one();
         s.dec(0, 0, &mut |o| w.freed(o));
         settle(&*s, &w);
@@ -579,9 +536,7 @@ fn unique_biased() {
 #[test]
 fn deferred_busy_lock_keeps_buffering() {
     model(|| {
-        let m = Arc::new(
-            Manager::new_in(Region::zeroed(Manager::<Region>::words_needed(2)), 2).unwrap(),
-        );
+        let m = Arc::new(Manager::new_in(Region::zeroed(Manager::<Region>::words_needed(2)), 2).unwrap());
         let ws = Arc::new([Witness::new(2), Witness::new(2)]);
         let c0 = Client::new_in(Region::zeroed(Client::<Region>::words_needed(1)), 1).unwrap();
         let c1 = Client::new_in(Region::zeroed(Client::<Region>::words_needed(1)), 1).unwrap();
@@ -615,13 +570,7 @@ fn deferred_busy_lock_keeps_buffering() {
 /// on all three in every order.
 fn hand_off_three_cores<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
     bounded_model(2, || {
-        let s = Arc::new(
-            build::<S>(Config {
-                cache_slots: 1,
-                ..Config::new(1, 3)
-            })
-            .unwrap(),
-        );
+        let s = Arc::new(build::<S>(Config { cache_slots: 1, ..Config::new(1, 3) }).unwrap());
         let w = Witness::new(1);
         s.create(0, 0);
         let t0 = {
@@ -682,13 +631,7 @@ hand_off_models! {
 #[test]
 fn refcache_reference_moves_under_review() {
     model(|| {
-        let s = Arc::new(
-            build::<RefCache<Region>>(Config {
-                cache_slots: 1,
-                ..Config::new(1, 3)
-            })
-            .unwrap(),
-        );
+        let s = Arc::new(build::<RefCache<Region>>(Config { cache_slots: 1, ..Config::new(1, 3) }).unwrap());
         let w = Witness::new(1);
         s.create(2, 0);
         s.inc(1, 0);

@@ -8,10 +8,7 @@
 #![cfg(not(loom))]
 
 use proptest::prelude::*;
-use refcount::{
-    Atomic, Biased, Config, Deferred, Paygo, PercpuRef, RefCache, RefCount, Region, Sloppy, Snzi,
-    Striped, build,
-};
+use refcount::{Atomic, Biased, Config, Deferred, Paygo, PercpuRef, RefCache, RefCount, Region, Sloppy, Snzi, Striped, build};
 
 const OBJECTS: usize = 3;
 const CORES: usize = 3;
@@ -35,7 +32,9 @@ enum Op {
     /// A reference held on another core moves here: an increment on this core, then a
     /// decrement on the core `skip + 1` places on (a process server hands a frame to a
     /// child on another CPU and the parent exits).
-    Hand { skip: usize },
+    Hand {
+        skip: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = (Op, usize, u32)> {
@@ -53,12 +52,7 @@ fn op() -> impl Strategy<Value = (Op, usize, u32)> {
 
 fn config() -> Config {
     // Tiny tunables so evictions, threshold flushes and spare returns all happen.
-    Config {
-        cache_slots: 2,
-        batch: 2,
-        spares: 2,
-        ..Config::new(OBJECTS, CORES)
-    }
+    Config { cache_slots: 2, batch: 2, spares: 2, ..Config::new(OBJECTS, CORES) }
 }
 
 struct Model<S> {
@@ -71,21 +65,12 @@ struct Model<S> {
 
 impl<S: RefCount<Mem = Region>> Model<S> {
     fn new(exact_unique: bool) -> Self {
-        Model {
-            s: build(config()).unwrap(),
-            state: vec![State::Free; OBJECTS],
-            exact_unique,
-        }
+        Model { s: build(config()).unwrap(), state: vec![State::Free; OBJECTS], exact_unique }
     }
 
     fn reported(&mut self, freed: Vec<u32>) {
         for o in freed {
-            assert_eq!(
-                self.state[o as usize],
-                State::Zero,
-                "{}: object {o} reported free",
-                S::NAME
-            );
+            assert_eq!(self.state[o as usize], State::Zero, "{}: object {o} reported free", S::NAME);
             self.state[o as usize] = State::Free;
         }
     }
@@ -127,11 +112,7 @@ impl<S: RefCount<Mem = Region>> Model<S> {
             (Op::Unique, State::Live(n)) => {
                 let unique = self.s.try_remove_unique(core, obj);
                 assert!(!unique || n == 1, "{}: unique with {n} references", S::NAME);
-                assert!(
-                    unique || n != 1 || !self.exact_unique,
-                    "{}: missed a unique reference",
-                    S::NAME
-                );
+                assert!(unique || n != 1 || !self.exact_unique, "{}: missed a unique reference", S::NAME);
             }
             (Op::Hand { skip }, State::Live(_)) => {
                 let from = (core + skip + 1) % CORES;
@@ -151,12 +132,7 @@ impl<S: RefCount<Mem = Region>> Model<S> {
                 State::Live(n) => *n,
                 _ => 0,
             };
-            assert_eq!(
-                self.s.read_exact(o as u32),
-                want,
-                "{}: count of object {o}",
-                S::NAME
-            );
+            assert_eq!(self.s.read_exact(o as u32), want, "{}: count of object {o}", S::NAME);
         }
     }
 
@@ -168,12 +144,7 @@ impl<S: RefCount<Mem = Region>> Model<S> {
             }
         }
         self.reported(freed);
-        assert!(
-            !self.state.contains(&State::Zero),
-            "{}: zero not reported after settling: {:?}",
-            S::NAME,
-            self.state
-        );
+        assert!(!self.state.contains(&State::Zero), "{}: zero not reported after settling: {:?}", S::NAME, self.state);
     }
 
     /// Settles, then drops every remaining reference from rotating cores, and settles again:
@@ -191,12 +162,7 @@ impl<S: RefCount<Mem = Region>> Model<S> {
             }
         }
         self.settle();
-        assert!(
-            self.state.iter().all(|s| *s == State::Free),
-            "{}: leaked {:?}",
-            S::NAME,
-            self.state
-        );
+        assert!(self.state.iter().all(|s| *s == State::Free), "{}: leaked {:?}", S::NAME, self.state);
         self.check_counts();
     }
 }
@@ -216,9 +182,7 @@ fn run<S: RefCount<Mem = Region>>(ops: &[(Op, usize, u32)], exact_unique: bool) 
 /// slower.
 fn cases() -> u32 {
     match std::env::var("REFCOUNT_MODEL_CASES") {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("REFCOUNT_MODEL_CASES={v}: not a case count")),
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("REFCOUNT_MODEL_CASES={v}: not a case count")),
         Err(_) if cfg!(debug_assertions) => 1_000,
         Err(_) => 10_000,
     }

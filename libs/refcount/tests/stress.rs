@@ -10,10 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::thread;
 
-use refcount::{
-    Atomic, Biased, Config, Deferred, Paygo, PercpuRef, RefCache, RefCount, Region, Sloppy, Snzi,
-    Striped, build,
-};
+use refcount::{Atomic, Biased, Config, Deferred, Paygo, PercpuRef, RefCache, RefCount, Region, Sloppy, Snzi, Striped, build};
 
 const CORES: usize = 4;
 const OBJECTS: usize = 64;
@@ -45,13 +42,7 @@ fn settle<S: RefCount>(s: &S, freed: &mut Vec<u32>) {
 /// Objects stay alive by an anchor reference while threads churn references on a hot object
 /// and on random ones, including references taken on one core and dropped on another.
 fn churn<S: RefCount<Mem = Region>>() {
-    let s: S = build(Config {
-        cache_slots: 16,
-        batch: 8,
-        spares: 4,
-        ..Config::new(OBJECTS, CORES)
-    })
-    .unwrap();
+    let s: S = build(Config { cache_slots: 16, batch: 8, spares: 4, ..Config::new(OBJECTS, CORES) }).unwrap();
     for o in 0..OBJECTS as u32 {
         s.create(0, o);
     }
@@ -63,11 +54,7 @@ fn churn<S: RefCount<Mem = Region>>() {
                 let mut early = Vec::new();
                 let mut held: Vec<u32> = Vec::new();
                 for i in 0..6000 {
-                    let o = if rng.next().is_multiple_of(2) {
-                        0
-                    } else {
-                        rng.below(OBJECTS) as u32
-                    };
+                    let o = if rng.next().is_multiple_of(2) { 0 } else { rng.below(OBJECTS) as u32 };
                     s.inc(core, o);
                     held.push(o);
                     if held.len() > 3 || rng.next().is_multiple_of(3) {
@@ -82,52 +69,28 @@ fn churn<S: RefCount<Mem = Region>>() {
                     s.dec(core, o, &mut |x| early.push(x));
                 }
                 s.quiescent(core, &mut |x| early.push(x));
-                assert!(
-                    early.is_empty(),
-                    "{}: freed {early:?} while anchored",
-                    S::NAME
-                );
+                assert!(early.is_empty(), "{}: freed {early:?} while anchored", S::NAME);
             });
         }
     });
     let mut freed = Vec::new();
     settle(&s, &mut freed);
-    assert!(
-        freed.is_empty(),
-        "{}: freed {freed:?} while anchored",
-        S::NAME
-    );
+    assert!(freed.is_empty(), "{}: freed {freed:?} while anchored", S::NAME);
     for o in 0..OBJECTS as u32 {
-        assert_eq!(
-            s.read_exact(o),
-            1,
-            "{}: count of {o} after the threads",
-            S::NAME
-        );
+        assert_eq!(s.read_exact(o), 1, "{}: count of {o} after the threads", S::NAME);
     }
     for o in 0..OBJECTS as u32 {
         s.dec(0, o, &mut |x| freed.push(x));
     }
     settle(&s, &mut freed);
     freed.sort_unstable();
-    assert_eq!(
-        freed,
-        (0..OBJECTS as u32).collect::<Vec<_>>(),
-        "{}: each freed once",
-        S::NAME
-    );
+    assert_eq!(freed, (0..OBJECTS as u32).collect::<Vec<_>>(), "{}: each freed once", S::NAME);
 }
 
 /// Every core holds one reference to every object and drops them all at once, in its own
 /// order, reporting quiescent states as it goes; repeated so objects are created again.
 fn last_reference_race<S: RefCount<Mem = Region>>() {
-    let s: S = build(Config {
-        cache_slots: 16,
-        batch: 4,
-        spares: 4,
-        ..Config::new(OBJECTS, CORES)
-    })
-    .unwrap();
+    let s: S = build(Config { cache_slots: 16, batch: 4, spares: 4, ..Config::new(OBJECTS, CORES) }).unwrap();
     for round in 0..12u64 {
         for o in 0..OBJECTS as u32 {
             s.create(0, o);
@@ -160,12 +123,7 @@ fn last_reference_race<S: RefCount<Mem = Region>>() {
         let mut freed = freed.into_inner().unwrap();
         settle(&s, &mut freed);
         freed.sort_unstable();
-        assert_eq!(
-            freed,
-            (0..OBJECTS as u32).collect::<Vec<_>>(),
-            "{}: round {round}",
-            S::NAME
-        );
+        assert_eq!(freed, (0..OBJECTS as u32).collect::<Vec<_>>(), "{}: round {round}", S::NAME);
         assert!((0..OBJECTS as u32).all(|o| s.read_exact(o) == 0));
     }
 }
@@ -195,13 +153,7 @@ impl Holders {
 /// between cores' caches and buffers with nothing anchoring it. Every object is freed
 /// exactly once, and never while a reference is held.
 fn hand_off<S: RefCount<Mem = Region>>() {
-    let s: S = build(Config {
-        cache_slots: 16,
-        batch: 4,
-        spares: 4,
-        ..Config::new(HANDED, CORES)
-    })
-    .unwrap();
+    let s: S = build(Config { cache_slots: 16, batch: 4, spares: 4, ..Config::new(HANDED, CORES) }).unwrap();
     let holders = Holders {
         held: (0..HANDED).map(|_| AtomicI64::new(CORES as i64)).collect(),
         frees: (0..HANDED).map(|_| AtomicUsize::new(0)).collect(),
@@ -217,8 +169,7 @@ fn hand_off<S: RefCount<Mem = Region>>() {
     let budget = AtomicI64::new(24_000);
     thread::scope(|scope| {
         for core in 0..CORES {
-            let (s, holders, mailboxes, done, budget) =
-                (&s, &holders, &mailboxes, &done, &budget);
+            let (s, holders, mailboxes, done, budget) = (&s, &holders, &mailboxes, &done, &budget);
             scope.spawn(move || {
                 let freed = &mut |x| holders.freed(x, S::NAME);
                 let mut rng = Rng(0x51_7cc1 + core as u64);
@@ -262,12 +213,7 @@ fn hand_off<S: RefCount<Mem = Region>>() {
     settle(&s, &mut freed);
     freed.into_iter().for_each(|o| holders.freed(o, S::NAME));
     for o in 0..HANDED {
-        assert_eq!(
-            holders.frees[o].load(Ordering::Relaxed),
-            1,
-            "{}: object {o} not freed once",
-            S::NAME
-        );
+        assert_eq!(holders.frees[o].load(Ordering::Relaxed), 1, "{}: object {o} not freed once", S::NAME);
         assert_eq!(s.read_exact(o as u32), 0, "{}: count of {o}", S::NAME);
     }
 }

@@ -126,11 +126,7 @@ impl Decoder {
         if bytes == 0 {
             return None;
         }
-        let damage = Damage {
-            offset: self.start,
-            bytes,
-            reason: DamageReason::Truncated,
-        };
+        let damage = Damage { offset: self.start, bytes, reason: DamageReason::Truncated };
         self.buf.clear();
         self.oversize = 0;
         self.start = self.pos;
@@ -157,11 +153,7 @@ impl Decoder {
         let item = if self.oversize > 0 {
             let bytes = self.oversize + 1;
             self.oversize = 0;
-            Some(Item::Damage(Damage {
-                offset: self.start,
-                bytes,
-                reason: DamageReason::Oversize,
-            }))
+            Some(Item::Damage(Damage { offset: self.start, bytes, reason: DamageReason::Oversize }))
         } else if self.buf.is_empty() {
             // A lone delimiter: writers may send one to make readers resync.
             None
@@ -169,11 +161,7 @@ impl Decoder {
             let bytes = self.buf.len() as u64 + 1;
             Some(match decode_body(&mut self.buf) {
                 Ok(frame) => Item::Frame(frame),
-                Err(reason) => Item::Damage(Damage {
-                    offset: self.start,
-                    bytes,
-                    reason,
-                }),
+                Err(reason) => Item::Damage(Damage { offset: self.start, bytes, reason }),
             })
         };
         self.buf.clear();

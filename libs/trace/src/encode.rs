@@ -56,10 +56,7 @@ fn map_err(e: postcard::Error) -> EncodeError {
 /// the number of bytes written.
 pub fn encode(frame: &Frame, out: &mut [u8]) -> Result<usize, EncodeError> {
     let cobs = Cobs::try_new(Slice::new(out)).map_err(map_err)?;
-    let flavor = CrcThen {
-        crc: Crc32::new(),
-        inner: cobs,
-    };
+    let flavor = CrcThen { crc: Crc32::new(), inner: cobs };
     let written = postcard::serialize_with_flavor(frame, flavor).map_err(map_err)?;
     Ok(written.len())
 }

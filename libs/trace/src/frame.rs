@@ -50,12 +50,7 @@ impl NameEntry {
         let mut s = String::new();
         // Cannot fail: `cut` is at most the capacity.
         let _ = s.push_str(&name[..cut]);
-        NameEntry {
-            kind,
-            id,
-            generation,
-            name: s,
-        }
+        NameEntry { kind, id, generation, name: s }
     }
 
     /// The entry naming label `label`.
@@ -75,18 +70,11 @@ impl NameEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
     /// First frame of a capture (and again whenever the writer restarts).
-    Hello {
-        format_version: u16,
-        tsc_hz: u64,
-        cpus: u16,
-    },
+    Hello { format_version: u16, tsc_hz: u64, cpus: u16 },
     /// Names for threads, endpoints and labels seen in records.
     Names { entries: Vec<NameEntry, NAMES_MAX> },
     /// Records of one CPU, in the order that CPU wrote them.
-    Batch {
-        cpu: u16,
-        records: Vec<Record, BATCH_MAX>,
-    },
+    Batch { cpu: u16, records: Vec<Record, BATCH_MAX> },
     /// `count` records of `cpu` were dropped because its ring was full. Their
     /// sequence numbers were used, so they show up as a gap as well.
     Lost { cpu: u16, count: u64 },
@@ -95,11 +83,7 @@ pub enum Frame {
 impl Frame {
     /// The hello of this crate's format.
     pub const fn hello(tsc_hz: u64, cpus: u16) -> Frame {
-        Frame::Hello {
-            format_version: FORMAT_VERSION,
-            tsc_hz,
-            cpus,
-        }
+        Frame::Hello { format_version: FORMAT_VERSION, tsc_hz, cpus }
     }
 }
 

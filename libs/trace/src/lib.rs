@@ -37,10 +37,7 @@ pub use crc::{Crc32, crc32};
 #[cfg(any(feature = "alloc", test))]
 pub use decode::{Damage, DamageReason, DecodeStats, Decoder, Item, decode_all};
 pub use encode::{EncodeError, encode};
-pub use frame::{
-    BATCH_MAX, CRC_LEN, FORMAT_VERSION, Frame, MAX_BODY_LEN, MAX_FRAME_LEN, NAME_MAX, NAMES_MAX,
-    NameEntry, NameKind,
-};
+pub use frame::{BATCH_MAX, CRC_LEN, FORMAT_VERSION, Frame, MAX_BODY_LEN, MAX_FRAME_LEN, NAME_MAX, NAMES_MAX, NameEntry, NameKind};
 pub use heapless;
 pub use record::{Kind, RECORD_MAX_ENCODED, RECORD_SIZE, Record, ThreadRef};
 #[cfg(any(feature = "alloc", test))]

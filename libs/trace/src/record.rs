@@ -95,10 +95,7 @@ pub struct ThreadRef {
 
 impl ThreadRef {
     /// No thread (a send nobody was waiting for, a kill by the kernel).
-    pub const NONE: ThreadRef = ThreadRef {
-        id: u32::MAX,
-        generation: u32::MAX,
-    };
+    pub const NONE: ThreadRef = ThreadRef { id: u32::MAX, generation: u32::MAX };
 
     pub const fn new(id: u32, generation: u32) -> Self {
         ThreadRef { id, generation }

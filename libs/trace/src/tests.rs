@@ -58,24 +58,11 @@ fn batch(cpu: u16, records: impl IntoIterator<Item = Record>) -> Frame {
 
 fn names() -> Frame {
     let mut entries = heapless::Vec::new();
-    entries
-        .push(NameEntry::new(NameKind::Thread, 3, 1, "process-server/1"))
-        .unwrap();
-    entries
-        .push(NameEntry::new(NameKind::Endpoint, 9, 0, "memory-server"))
-        .unwrap();
-    entries
-        .push(NameEntry::label(0x1_0000_0002, "RefBatch"))
-        .unwrap();
+    entries.push(NameEntry::new(NameKind::Thread, 3, 1, "process-server/1")).unwrap();
+    entries.push(NameEntry::new(NameKind::Endpoint, 9, 0, "memory-server")).unwrap();
+    entries.push(NameEntry::label(0x1_0000_0002, "RefBatch")).unwrap();
     // Cut at 32 bytes, on a character boundary (é is two bytes).
-    entries
-        .push(NameEntry::new(
-            NameKind::Thread,
-            5,
-            0,
-            "ééééééééééééééééé-too-long",
-        ))
-        .unwrap();
+    entries.push(NameEntry::new(NameKind::Thread, 5, 0, "ééééééééééééééééé-too-long")).unwrap();
     Frame::Names { entries }
 }
 
@@ -85,10 +72,7 @@ fn every_frame() -> Vec<Frame> {
         names(),
         batch(1, (0..BATCH_MAX as u64).map(record)),
         batch(0, []),
-        Frame::Lost {
-            cpu: 2,
-            count: 12345
-        },
+        Frame::Lost { cpu: 2, count: 12345 },
     ]
 }
 
@@ -132,9 +116,7 @@ fn kind_names_round_trip() {
 
 #[test]
 fn name_is_cut_at_char_boundary() {
-    let Frame::Names { entries } = names() else {
-        unreachable!()
-    };
+    let Frame::Names { entries } = names() else { unreachable!() };
     let cut = &entries[3].name;
     assert_eq!(cut.len(), 32);
     assert_eq!(cut.as_str(), "éééééééééééééééé");
@@ -146,20 +128,10 @@ fn every_frame_round_trips() {
     for f in every_frame() {
         let bytes = enc(&f);
         assert_eq!(bytes.last(), Some(&0));
-        assert!(
-            !bytes[..bytes.len() - 1].contains(&0),
-            "delimiter only at the end"
-        );
+        assert!(!bytes[..bytes.len() - 1].contains(&0), "delimiter only at the end");
         let (items, stats) = decode_all(&bytes);
         assert_eq!(items, alloc::vec![Item::Frame(f)]);
-        assert_eq!(
-            stats,
-            DecodeStats {
-                frames: 1,
-                bad_frames: 0,
-                bytes_skipped: 0
-            }
-        );
+        assert_eq!(stats, DecodeStats { frames: 1, bad_frames: 0, bytes_skipped: 0 });
     }
 }
 
@@ -169,20 +141,10 @@ fn worst_case_frames_fit_the_bound() {
     let bytes = enc(&full);
     assert!(bytes.len() <= MAX_FRAME_LEN);
     // The bound is tight enough to be useful: within the COBS slack.
-    assert!(
-        MAX_FRAME_LEN - bytes.len() < 16,
-        "{} vs {}",
-        bytes.len(),
-        MAX_FRAME_LEN
-    );
+    assert!(MAX_FRAME_LEN - bytes.len() < 16, "{} vs {}", bytes.len(), MAX_FRAME_LEN);
     let mut entries = heapless::Vec::new();
     for _ in 0..NAMES_MAX {
-        let e = NameEntry::new(
-            NameKind::Label,
-            u32::MAX,
-            u32::MAX,
-            "0123456789abcdef0123456789abcdef",
-        );
+        let e = NameEntry::new(NameKind::Label, u32::MAX, u32::MAX, "0123456789abcdef0123456789abcdef");
         entries.push(e).unwrap();
     }
     assert!(enc(&Frame::Names { entries }).len() <= MAX_FRAME_LEN);
@@ -195,11 +157,7 @@ fn short_buffer_is_an_error_not_a_panic() {
         let need = enc(&f).len();
         for len in 0..need {
             let mut buf = alloc::vec![0u8; len];
-            assert_eq!(
-                encode(&f, &mut buf),
-                Err(EncodeError::BufferFull),
-                "len {len}"
-            );
+            assert_eq!(encode(&f, &mut buf), Err(EncodeError::BufferFull), "len {len}");
         }
     }
 }
@@ -260,10 +218,7 @@ fn truncated_frames_are_reported() {
     let cut: Vec<u8> = [&mid[..10], &mid[mid.len() - 5..]].concat();
     let input: Vec<u8> = [enc(&frames[0]), cut.clone(), enc(&frames[3])].concat();
     let (items, stats) = decode_all(&input);
-    assert_eq!(
-        frames_of(&items),
-        alloc::vec![frames[0].clone(), frames[3].clone()]
-    );
+    assert_eq!(frames_of(&items), alloc::vec![frames[0].clone(), frames[3].clone()]);
     assert_eq!(stats.bad_frames, 1);
     assert_eq!(stats.bytes_skipped, cut.len() as u64);
 
@@ -273,14 +228,7 @@ fn truncated_frames_are_reported() {
     let first_len = enc(&frames[0]).len() as u64;
     assert_eq!(
         items,
-        alloc::vec![
-            Item::Frame(frames[0].clone()),
-            Item::Damage(Damage {
-                offset: first_len,
-                bytes: 20,
-                reason: DamageReason::Truncated
-            }),
-        ]
+        alloc::vec![Item::Frame(frames[0].clone()), Item::Damage(Damage { offset: first_len, bytes: 20, reason: DamageReason::Truncated }),]
     );
     assert_eq!(stats.bytes_skipped, 20);
 }
@@ -306,10 +254,7 @@ fn garbage_between_frames_is_skipped() {
 
 #[test]
 fn garbage_stuck_to_a_frame_costs_that_frame_only() {
-    let (x, y) = (
-        Frame::Lost { cpu: 0, count: 1 },
-        Frame::Lost { cpu: 0, count: 2 },
-    );
+    let (x, y) = (Frame::Lost { cpu: 0, count: 1 }, Frame::Lost { cpu: 0, count: 2 });
     let input: Vec<u8> = [alloc::vec![0x02, 0x31], enc(&x), enc(&y)].concat();
     let (items, stats) = decode_all(&input);
     assert_eq!(frames_of(&items), alloc::vec![y]);
@@ -331,11 +276,7 @@ fn oversize_run_is_dropped_with_bounded_memory() {
     assert_eq!(
         items,
         alloc::vec![
-            Item::Damage(Damage {
-                offset: 0,
-                bytes: 3 * MAX_FRAME_LEN as u64 + 1,
-                reason: DamageReason::Oversize
-            }),
+            Item::Damage(Damage { offset: 0, bytes: 3 * MAX_FRAME_LEN as u64 + 1, reason: DamageReason::Oversize }),
             Item::Frame(f),
         ]
     );
@@ -352,13 +293,7 @@ fn wrong_body_with_good_crc_is_rejected() {
     wire.truncate(n);
     wire.push(0);
     let (items, _) = decode_all(&wire);
-    assert!(matches!(
-        items[..],
-        [Item::Damage(Damage {
-            reason: DamageReason::Body,
-            ..
-        })]
-    ));
+    assert!(matches!(items[..], [Item::Damage(Damage { reason: DamageReason::Body, .. })]));
 }
 
 #[test]
@@ -381,76 +316,41 @@ fn summary_counts_records_loss_and_damage() {
 
 fn arb_record() -> impl Strategy<Value = Record> {
     (
-        (
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-        ),
-        (
-            any::<(u32, u32)>(),
-            any::<(u32, u32)>(),
-            any::<u32>(),
-            any::<u32>(),
-        ),
-        (
-            any::<u16>(),
-            any::<u16>(),
-            0usize..10,
-            any::<u8>(),
-            any::<u8>(),
-            any::<u8>(),
-        ),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+        (any::<(u32, u32)>(), any::<(u32, u32)>(), any::<u32>(), any::<u32>()),
+        (any::<u16>(), any::<u16>(), 0usize..10, any::<u8>(), any::<u8>(), any::<u8>()),
     )
-        .prop_map(
-            |(
-                (tsc, seq, call_id, badge, label),
-                (s, d, endpoint, len),
-                (cpu, status, k, caps, flags, items),
-            )| Record {
-                tsc,
-                seq,
-                call_id,
-                badge,
-                label,
-                src: ThreadRef::new(s.0, s.1),
-                dst: ThreadRef::new(d.0, d.1),
-                endpoint,
-                len,
-                cpu,
-                status,
-                kind: Kind::ALL[k],
-                caps,
-                flags,
-                items,
-            },
-        )
+        .prop_map(|((tsc, seq, call_id, badge, label), (s, d, endpoint, len), (cpu, status, k, caps, flags, items))| Record {
+            tsc,
+            seq,
+            call_id,
+            badge,
+            label,
+            src: ThreadRef::new(s.0, s.1),
+            dst: ThreadRef::new(d.0, d.1),
+            endpoint,
+            len,
+            cpu,
+            status,
+            kind: Kind::ALL[k],
+            caps,
+            flags,
+            items,
+        })
 }
 
 fn arb_frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
-        (any::<u16>(), any::<u64>(), any::<u16>()).prop_map(|(v, hz, cpus)| Frame::Hello {
-            format_version: v,
-            tsc_hz: hz,
-            cpus
-        }),
-        (
-            any::<u16>(),
-            proptest::collection::vec(arb_record(), 0..=BATCH_MAX)
-        )
-            .prop_map(|(cpu, rs)| batch(cpu, rs)),
+        (any::<u16>(), any::<u64>(), any::<u16>()).prop_map(|(v, hz, cpus)| Frame::Hello { format_version: v, tsc_hz: hz, cpus }),
+        (any::<u16>(), proptest::collection::vec(arb_record(), 0..=BATCH_MAX)).prop_map(|(cpu, rs)| batch(cpu, rs)),
         (any::<u16>(), any::<u64>()).prop_map(|(cpu, count)| Frame::Lost { cpu, count }),
-        proptest::collection::vec((any::<u32>(), any::<u32>(), "[a-z/-]{0,40}"), 0..=NAMES_MAX)
-            .prop_map(|es| {
-                let mut entries = heapless::Vec::new();
-                for (id, g, n) in es {
-                    entries
-                        .push(NameEntry::new(NameKind::Thread, id, g, &n))
-                        .unwrap();
-                }
-                Frame::Names { entries }
-            }),
+        proptest::collection::vec((any::<u32>(), any::<u32>(), "[a-z/-]{0,40}"), 0..=NAMES_MAX).prop_map(|es| {
+            let mut entries = heapless::Vec::new();
+            for (id, g, n) in es {
+                entries.push(NameEntry::new(NameKind::Thread, id, g, &n)).unwrap();
+            }
+            Frame::Names { entries }
+        }),
     ]
 }
 

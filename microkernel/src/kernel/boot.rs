@@ -49,7 +49,9 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
     let cspace = ObjRef { kind: ObjectKind::CSpace, index: ci, generation: cg };
     let thread = ObjRef { kind: ObjectKind::Thread, index: ti, generation: tg };
 
-    let grant = |kernel: &mut Kernel, slot, obj, rights| kernel.insert_cap(cspace, slot, obj, rights, 0, 0).map_err(|_| InitError::OutOfKernelMemory);
+    let grant = |kernel: &mut Kernel, slot, obj, rights| {
+        kernel.insert_cap(cspace, slot, obj, rights, 0, 0).map_err(|_| InitError::OutOfKernelMemory)
+    };
     grant(kernel, boot_slot::THREAD, thread, Rights::ALL)?;
     grant(kernel, boot_slot::ADDRESS_SPACE, space, Rights::ALL)?;
     grant(kernel, boot_slot::CSPACE, cspace, Rights::ALL)?;

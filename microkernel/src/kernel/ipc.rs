@@ -290,7 +290,12 @@ impl Kernel {
             return Err(SysError::NoRight);
         }
         let src = self.tref(t);
-        capture::emit(category::NOTIFY, || Record { src, endpoint: u32::from(cap.obj.index), badge: bits | cap.badge, ..Record::empty(Kind::NotifySignal) });
+        capture::emit(category::NOTIFY, || Record {
+            src,
+            endpoint: u32::from(cap.obj.index),
+            badge: bits | cap.badge,
+            ..Record::empty(Kind::NotifySignal)
+        });
         self.notify(cap.obj, bits | cap.badge)
     }
 
@@ -355,7 +360,10 @@ impl Kernel {
                 if self.kills < REPORTED_KILLS {
                     crate::println!(
                         "thread {t}: {} (vector {}) at rip {rip:#x}, address {:#x}, error {:#x}; no fault endpoint, killed",
-                        fault.name, fault.vector, fault.addr, fault.error
+                        fault.name,
+                        fault.vector,
+                        fault.addr,
+                        fault.error
                     );
                 }
                 self.kills += 1;

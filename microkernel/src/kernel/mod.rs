@@ -170,9 +170,10 @@ pub struct UserFault {
 fn enter(kernel: &mut Kernel, frame: &UserContext) -> usize {
     let cpu = arch::cpu_index();
     if frame.came_from_user()
-        && let Some(thread) = kernel.cpus[cpu].current.and_then(|t| kernel.threads.at_mut(t)) {
-            thread.ctx = *frame;
-        }
+        && let Some(thread) = kernel.cpus[cpu].current.and_then(|t| kernel.threads.at_mut(t))
+    {
+        thread.ctx = *frame;
+    }
     cpu
 }
 

@@ -91,7 +91,9 @@ impl Kernel {
             ObjectKind::CSpace | ObjectKind::Thread => true,
             // With nobody waiting, an endpoint or notification leads nowhere:
             // it alone cannot be a cycle (the usual case, kept cheap).
-            ObjectKind::Endpoint => self.endpoints.get(obj.index, obj.generation).is_some_and(|e| e.senders.head.is_some() || e.receivers.head.is_some()),
+            ObjectKind::Endpoint => {
+                self.endpoints.get(obj.index, obj.generation).is_some_and(|e| e.senders.head.is_some() || e.receivers.head.is_some())
+            }
             ObjectKind::Notification => self.notifications.get(obj.index, obj.generation).is_some_and(|n| n.waiter.is_some()),
             _ => false,
         };
@@ -103,7 +105,8 @@ impl Kernel {
             let Some(generation) = self.cspaces.generation_of(index as u16) else { continue };
             let table = ObjRef { kind: ObjectKind::CSpace, index: index as u16, generation };
             for slot in 0..CSPACE_SLOTS as u64 {
-                let names_member = self.cspaces.get(table.index, generation).and_then(|t| t.slots[slot as usize]).is_some_and(|cap| set.has(cap.obj));
+                let names_member =
+                    self.cspaces.get(table.index, generation).and_then(|t| t.slots[slot as usize]).is_some_and(|cap| set.has(cap.obj));
                 if names_member {
                     self.delete_slot(table, slot);
                 }
@@ -200,9 +203,10 @@ impl Kernel {
         }
         for index in 0..MAX_THREADS {
             if let Some(cspace) = set.threads.found[index].then(|| self.threads.at(index as u16).and_then(|t| t.cspace)).flatten()
-                && set.has(cspace) {
-                    set.tables.count(cspace.index);
-                }
+                && set.has(cspace)
+            {
+                set.tables.count(cspace.index);
+            }
         }
     }
 }

@@ -89,8 +89,9 @@ impl Kernel {
         let Some(table) = self.cspaces.get_mut(seen.table, generation) else { return };
         let entry = &mut table.slots[usize::from(seen.slot)];
         if entry.is_some_and(|cap| cap.id == seen.id)
-            && let Some(cap) = entry.take() {
-                self.drop_ref(cap.obj);
-            }
+            && let Some(cap) = entry.take()
+        {
+            self.drop_ref(cap.obj);
+        }
     }
 }

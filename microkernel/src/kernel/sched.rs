@@ -215,10 +215,12 @@ impl Kernel {
     /// A thread destroyed while it ran is freed once it is off its CPU.
     fn reap_if_destroyed(&mut self, t: u16) {
         let dead = self.threads.at(t).is_some_and(|thread| thread.state == State::Dead);
-        if dead && self.threads.refs_at(t) == 0
-            && let Some(generation) = self.threads.generation_of(t) {
-                self.threads.remove(t, generation);
-            }
+        if dead
+            && self.threads.refs_at(t) == 0
+            && let Some(generation) = self.threads.generation_of(t)
+        {
+            self.threads.remove(t, generation);
+        }
     }
 
     /// Makes every CPU drop cached translations of `root` (this one too).

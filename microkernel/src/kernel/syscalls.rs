@@ -77,7 +77,9 @@ impl Kernel {
                 let _ = self.reply(t, abi::syscall::IMPLICIT_REPLY, true);
                 return self.recv(t, cap, true);
             }
-            Sysnum::Signal => self.lookup_as(t, args[0], ObjectKind::Notification, Rights::NONE).and_then(|cap| self.signal(t, cap, args[1])),
+            Sysnum::Signal => {
+                self.lookup_as(t, args[0], ObjectKind::Notification, Rights::NONE).and_then(|cap| self.signal(t, cap, args[1]))
+            }
             Sysnum::Wait | Sysnum::Poll => {
                 return match self.lookup_as(t, args[0], ObjectKind::Notification, Rights::NONE) {
                     Ok(cap) => self.wait(t, cap, sysnum == Sysnum::Wait),

@@ -63,7 +63,11 @@ impl Kernel {
             self.hold(held);
         }
         let thread = self.threads.get_mut(target.index, target.generation).ok_or(SysError::ObjectDeleted)?;
-        let released = [thread.space.replace(space), thread.cspace.replace(cspace), core::mem::replace(&mut thread.fault_ep, fault_ep).map(|(ep, _)| ep)];
+        let released = [
+            thread.space.replace(space),
+            thread.cspace.replace(cspace),
+            core::mem::replace(&mut thread.fault_ep, fault_ep).map(|(ep, _)| ep),
+        ];
         thread.ipc_buffer = ipc_buffer;
         thread.priority = priority;
         thread.mcp = mcp;
@@ -96,7 +100,11 @@ impl Kernel {
     /// so whoever manages it can reap it; it dies at the reply. One without
     /// a handler ends at once.
     pub fn thread_exit(&mut self, t: u16) {
-        let handled = self.threads.at(t).and_then(|thread| thread.fault_ep).is_some_and(|(ep, _)| self.endpoints.get(ep.index, ep.generation).is_some());
+        let handled = self
+            .threads
+            .at(t)
+            .and_then(|thread| thread.fault_ep)
+            .is_some_and(|(ep, _)| self.endpoints.get(ep.index, ep.generation).is_some());
         if handled {
             let exit = UserFault { vector: abi::msg::kernel_label::EXIT_VECTOR, addr: 0, error: 0, name: "exit" };
             return self.fault(t, exit);

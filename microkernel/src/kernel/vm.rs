@@ -153,10 +153,11 @@ impl Kernel {
         for page in pages {
             let kernel_owned = root.translate(page).is_some_and(|(_, flags)| flags.contains(KERNEL_OWNED));
             if let Ok(paddr) = root.unmap(page)
-                && kernel_owned {
-                    owned[owned_count] = paddr;
-                    owned_count += 1;
-                }
+                && kernel_owned
+            {
+                owned[owned_count] = paddr;
+                owned_count += 1;
+            }
         }
         self.shootdown(root);
         // Kernel-owned frames are never shared (ShareCow refuses them), so

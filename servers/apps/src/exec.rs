@@ -9,8 +9,8 @@
 
 use proto::ProtoError;
 
-use abi::workload::{EXEC_TARGET, encode};
 use crate::outcome::{Failure, Outcome, expect_exit};
+use abi::workload::{EXEC_TARGET, encode};
 
 const PROGRAM: &str = "apps";
 const EXEC_STATUS: u16 = 42;
@@ -32,7 +32,7 @@ pub fn run() -> Outcome {
         Ok(pid) => expect_exit(pid, i32::from(EXEC_STATUS), 3, "the exec'd child exited with another status")?,
         Err(error) => return Err(Failure::new(2, "fork failed").error(error)),
     }
-    let pid = rt::proc::spawn(PROGRAM, encode(EXEC_TARGET, SPAWN_STATUS.into(), 0, 0))
-        .map_err(|e| Failure::new(4, "spawn failed").error(e))?;
+    let pid =
+        rt::proc::spawn(PROGRAM, encode(EXEC_TARGET, SPAWN_STATUS.into(), 0, 0)).map_err(|e| Failure::new(4, "spawn failed").error(e))?;
     expect_exit(pid, i32::from(SPAWN_STATUS), 5, "the spawned child exited with another status")
 }

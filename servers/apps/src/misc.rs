@@ -74,6 +74,5 @@ fn read_back(region: &Region) -> bool {
         region.write_word(page, 0, value(page));
         region.write_word(page, LAST_WORD, !value(page));
     }
-    (0..region.pages())
-        .all(|page| region.read_word(page, 0) == value(page) && region.read_word(page, LAST_WORD) == !value(page))
+    (0..region.pages()).all(|page| region.read_word(page, 0) == value(page) && region.read_word(page, LAST_WORD) == !value(page))
 }

@@ -16,8 +16,8 @@ mod workloads;
 use abi::cap::boot_slot;
 use abi::exit::GuestExit;
 use abi::selftest::{
-    INIT_FLAG_BENCH_CONTENTION, INIT_FLAG_BENCH_FORK, INIT_FLAG_BENCH_IPC, INIT_FLAG_BENCH_MATRIX, INIT_FLAG_BENCH_QUICK, INIT_FLAG_DEMO_IPC, INIT_FLAG_ICOUNT,
-    INIT_FLAG_SELFTEST,
+    INIT_FLAG_BENCH_CONTENTION, INIT_FLAG_BENCH_FORK, INIT_FLAG_BENCH_IPC, INIT_FLAG_BENCH_MATRIX, INIT_FLAG_BENCH_QUICK,
+    INIT_FLAG_DEMO_IPC, INIT_FLAG_ICOUNT, INIT_FLAG_SELFTEST,
 };
 use abi::workload;
 
@@ -91,7 +91,11 @@ fn demo(env: &Env, strategy: abi::process::Strategy, flags: u64) -> bool {
     match system.settled_memory() {
         Ok(stats) => rt::println!(
             "init: memory: {} frames free, {} owned, {} shared; {} reference batches, {} operations",
-            stats.free, stats.owned, stats.shared, stats.batches, stats.ops_in_batches
+            stats.free,
+            stats.owned,
+            stats.shared,
+            stats.batches,
+            stats.ops_in_batches
         ),
         Err(error) => rt::println!("init: no memory stats: {error}"),
     }

@@ -4,8 +4,8 @@
 //! init is a client like any process: it spawns programs and waits for them.
 
 use abi::cap::{ObjectKind, Rights, boot_slot};
-use abi::process::{INIT_PID, Strategy};
 use abi::msg::IpcBuffer;
+use abi::process::{INIT_PID, Strategy};
 use proto::memory::{MemoryReply, MemoryRequest, MemoryStats};
 use proto::{MemoryProtocol, ProcessProtocol, ProcessReply, ProcessRequest, ProcessStats, ProgramName, ProtoError};
 use rt::process::{Slots, prepare};
@@ -33,7 +33,9 @@ const PROCESS_ALLOWANCE: u64 = 1 << 16;
 /// Gives the table in `cspace` an allowance of `amount` kernel objects,
 /// taken from init's.
 pub fn give_allowance(cspace: Slot, amount: u64) -> Result<(), &'static str> {
-    sys::raw_syscall(abi::syscall::Sysnum::Allowance as u64, [cspace, amount, 0, 0, 0, 0]).map(|_| ()).map_err(|_| "give a server its allowance")
+    sys::raw_syscall(abi::syscall::Sysnum::Allowance as u64, [cspace, amount, 0, 0, 0, 0])
+        .map(|_| ())
+        .map_err(|_| "give a server its allowance")
 }
 
 pub struct System {

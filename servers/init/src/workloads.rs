@@ -77,7 +77,8 @@ fn live_swap(system: &System) -> TestResult {
 /// Bad requests to a process server get error replies, and it keeps
 /// serving.
 fn protocol_errors(system: &System) -> TestResult {
-    let expect = |request: &ProcessRequest, error: ProtoError| check(system.call(0, request) == Err(error), "a bad request was not refused");
+    let expect =
+        |request: &ProcessRequest, error: ProtoError| check(system.call(0, request) == Err(error), "a bad request was not refused");
     expect(&ProcessRequest::Wait { pid: None }, ProtoError::NoChildren)?;
     expect(&ProcessRequest::Wait { pid: Some(4242) }, ProtoError::NotChild)?;
     let program = proto::ProgramName::try_from("no-such-program").map_err(|_| "name")?;

@@ -27,8 +27,11 @@ impl Server {
         let frames = self.layout.pool_frames;
         let words = counts::region_words(new, frames, self.clients);
         let region = Region::from_pool(&self.pages, &mut self.pool, words).ok_or(ProtoError::NoMemory)?;
-        let held: Vec<(u32, u64)> =
-            (0..frames).filter(|&f| self.pool.is_used(u64::from(f))).map(|f| (f, self.counts.count(f))).filter(|&(_, count)| count > 0).collect();
+        let held: Vec<(u32, u64)> = (0..frames)
+            .filter(|&f| self.pool.is_used(u64::from(f)))
+            .map(|f| (f, self.counts.count(f)))
+            .filter(|&(_, count)| count > 0)
+            .collect();
         // The old strategy's view ends here: the table starts over too.
         self.table.iter().for_each(|entry| entry.store(table::FREE, Relaxed));
         let mut fresh = match counts::build(new, self.table, region.words(), self.clients) {

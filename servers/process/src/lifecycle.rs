@@ -13,9 +13,9 @@ use rt::mem::PAGE_SIZE;
 use rt::process::{IPC_BUFFER, STACK_TOP};
 use rt::sys::{self, Slot, ThreadConfig};
 
+use crate::counts::MemClient;
 use crate::loader;
 use crate::pagemap::PageMap;
-use crate::counts::MemClient;
 use crate::procs::{Objects, Process, State};
 use crate::server::{PROCESS_PRIORITY, Server, unknown};
 use crate::space::{AddrSpace, HEAP_MAX};
@@ -65,7 +65,8 @@ pub fn configure(pid: u32, objects: Objects, server: u16) -> Result<(), ProtoErr
         priority: PROCESS_PRIORITY,
         cpu: server,
     };
-    let configured = sys::cap_mint(endpoint, pager, Rights::WRITE, u64::from(pid)).and_then(|()| sys::thread_configure(objects.thread, &config));
+    let configured =
+        sys::cap_mint(endpoint, pager, Rights::WRITE, u64::from(pid)).and_then(|()| sys::thread_configure(objects.thread, &config));
     sys.release_slot(pager);
     configured.map_err(|_| ProtoError::NoMemory)
 }
@@ -98,7 +99,8 @@ fn load(server: &mut Server, pid: u32, program: &str) -> Result<(Objects, AddrSp
     let elf = loader::program(program)?;
     let objects = create_objects()?;
     let mut memory = AddrSpace::default();
-    let loaded = loader::load(elf, objects.space, &mut memory, &mut server.mem).and_then(|entry| configure(pid, objects, server.index).map(|()| entry));
+    let loaded = loader::load(elf, objects.space, &mut memory, &mut server.mem)
+        .and_then(|entry| configure(pid, objects, server.index).map(|()| entry));
     match loaded {
         Ok(entry) => Ok((objects, memory, entry)),
         Err(error) => {

@@ -136,7 +136,8 @@ impl PageMap {
     pub fn spans(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.leaves.iter().filter_map(|(&index, leaf)| {
             let first = leaf.present.iter().enumerate().find(|(_, w)| **w != 0).map(|(i, w)| i * 64 + w.trailing_zeros() as usize)?;
-            let last = leaf.present.iter().enumerate().rev().find(|(_, w)| **w != 0).map(|(i, w)| i * 64 + 63 - w.leading_zeros() as usize)?;
+            let last =
+                leaf.present.iter().enumerate().rev().find(|(_, w)| **w != 0).map(|(i, w)| i * 64 + 63 - w.leading_zeros() as usize)?;
             Some((index * LEAF_PAGES + first as u64, index * LEAF_PAGES + last as u64))
         })
     }
@@ -159,7 +160,8 @@ impl PageMap {
         if start >= end {
             return taken;
         }
-        let leaves: alloc::vec::Vec<u64> = self.leaves.range(start / LEAF_PAGES..=(end - 1) / LEAF_PAGES).map(|(&index, _)| index).collect();
+        let leaves: alloc::vec::Vec<u64> =
+            self.leaves.range(start / LEAF_PAGES..=(end - 1) / LEAF_PAGES).map(|(&index, _)| index).collect();
         for index in leaves {
             let Some(leaf) = self.leaves.get_mut(&index) else { continue };
             let first = index * LEAF_PAGES;

@@ -98,7 +98,8 @@ fn copy_on_write(server: &mut Server, memory: &mut AddrSpace, space: Slot, vaddr
     let Ok(copy) = server.mem.alloc_page() else { return Outcome::Kill(STATUS_NO_MEMORY) };
     let fresh = Page { frame: copy, flags: page.flags & !Page::SHARED };
     sys.frame_mut(copy).copy_from_slice(sys.frame_mut(page.frame));
-    let remapped = sys::unmap(space, vaddr, 1).is_ok() && sys::map_batch(space, slot::POOL, u64::from(copy), vaddr, 1, fresh.rights()).is_ok();
+    let remapped =
+        sys::unmap(space, vaddr, 1).is_ok() && sys::map_batch(space, slot::POOL, u64::from(copy), vaddr, 1, fresh.rights()).is_ok();
     if !remapped {
         server.mem.drop_unmapped(copy);
         return Outcome::Kill(STATUS_FAULT);
@@ -108,4 +109,3 @@ fn copy_on_write(server: &mut Server, memory: &mut AddrSpace, space: Slot, vaddr
     server.mem.release(core::iter::once(page));
     Outcome::Resume
 }
-

@@ -163,9 +163,9 @@ impl Server {
         };
         let reply = match request {
             ProcessRequest::Spawn { program, arg } => lifecycle::spawn(self, pid, &program, arg).map(|pid| ProcessReply::Spawned { pid }),
-            ProcessRequest::Fork { resume, stack, cpu } => {
-                phases.time(self.index, Phase::Fork, || fork::fork(self, pid, resume, stack, cpu)).map(|child_pid| ProcessReply::Forked { child_pid })
-            }
+            ProcessRequest::Fork { resume, stack, cpu } => phases
+                .time(self.index, Phase::Fork, || fork::fork(self, pid, resume, stack, cpu))
+                .map(|child_pid| ProcessReply::Forked { child_pid }),
             ProcessRequest::Exit { status } => {
                 lifecycle::exit(self, pid, status);
                 return None;

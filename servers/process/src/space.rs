@@ -66,7 +66,13 @@ impl AddrSpace {
 
     /// The regions of this space, without its pages (for a fork's child).
     pub fn clone_layout(&self) -> Self {
-        Self { pages: PageMap::default(), heap_start: self.heap_start, heap_end: self.heap_end, mmaps: self.mmaps.clone(), mmap_next: self.mmap_next }
+        Self {
+            pages: PageMap::default(),
+            heap_start: self.heap_start,
+            heap_end: self.heap_end,
+            mmaps: self.mmaps.clone(),
+            mmap_next: self.mmap_next,
+        }
     }
 
     /// Whether a fault at `addr` gets a fresh zeroed page.

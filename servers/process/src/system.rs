@@ -7,9 +7,9 @@
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 
 use abi::cap::{ObjectKind, Rights};
+use abi::process::Placement;
 use abi::process::Strategy;
 use abi::syscall::MAP_BATCH_MAX;
-use abi::process::Placement;
 use proto::memory::{AttachPart, MemoryReply, MemoryRequest};
 use proto::{MemoryProtocol, ProcessStats};
 use rt::mem::{PAGE_SIZE, PageSource};
@@ -168,9 +168,11 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
             fault_endpoint: None,
             ipc_buffer,
         };
-        sys::create(abi::cap::ObjectKind::Notification, slot::FIRST_RESUME + u64::from(k)).map_err(|_| "cannot create a resume notification")?;
+        sys::create(abi::cap::ObjectKind::Notification, slot::FIRST_RESUME + u64::from(k))
+            .map_err(|_| "cannot create a resume notification")?;
         let idle_endpoint = slot::FIRST_IDLE_ENDPOINT + u64::from(k);
-        sys::cap_mint(get().endpoint(k), idle_endpoint, Rights::WRITE, crate::server::IDLE_BADGE).map_err(|_| "cannot mint an idle endpoint")?;
+        sys::cap_mint(get().endpoint(k), idle_endpoint, Rights::WRITE, crate::server::IDLE_BADGE)
+            .map_err(|_| "cannot mint an idle endpoint")?;
         let idle = spec(crate::server::idle_thread, crate::server::IDLE_PRIORITY, None);
         rt::thread::spawn(&get().pages, slot::FIRST_IDLE_THREAD + u64::from(k), idle).map_err(|_| "cannot start an idle thread")?;
         if k > 0 {
@@ -189,7 +191,8 @@ extern "C" fn server_thread(index: u64) -> ! {
 fn map_all(range: Slot, at: u64, pages: u64, rights: Rights) -> Result<(), &'static str> {
     for first in (0..pages).step_by(MAP_BATCH_MAX as usize) {
         let count = MAP_BATCH_MAX.min(pages - first);
-        sys::map_batch(slot::SPACE, range, first, at + first * PAGE_SIZE, count, rights).map_err(|_| "cannot map the pool, table or image")?;
+        sys::map_batch(slot::SPACE, range, first, at + first * PAGE_SIZE, count, rights)
+            .map_err(|_| "cannot map the pool, table or image")?;
     }
     Ok(())
 }

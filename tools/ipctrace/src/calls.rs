@@ -50,12 +50,7 @@ impl Calls {
             if r.call_id != 0 {
                 c.index.insert(r.call_id, c.spans.len());
             }
-            c.spans.push(Span {
-                call_id: r.call_id,
-                call: i,
-                recv: None,
-                reply: None,
-            });
+            c.spans.push(Span { call_id: r.call_id, call: i, recv: None, reply: None });
         }
         for &i in &order {
             let r = &t.records[i];
@@ -97,10 +92,7 @@ impl Span {
         let from_recv = self.recv.map(|i| t.records[i].dst);
         let from_reply = self.reply.map(|i| t.records[i].src);
         let direct = Some(self.call(t).dst);
-        [from_recv, from_reply, direct]
-            .into_iter()
-            .flatten()
-            .find(|th| !th.is_none())
+        [from_recv, from_reply, direct].into_iter().flatten().find(|th| !th.is_none())
     }
 
     /// Call to the server's receive of it, in ticks.

@@ -33,19 +33,12 @@ fn node(t: &Trace, calls: &Calls, span: &Span, depth: usize) -> Node {
         let end = span.reply.map_or(u64::MAX, |i| t.records[i].tsc);
         for child in &calls.spans {
             let c = child.call(t);
-            if child.client(t) == server
-                && c.tsc >= start
-                && c.tsc <= end
-                && child.call != span.call
-            {
+            if child.client(t) == server && c.tsc >= start && c.tsc <= end && child.call != span.call {
                 children.push(node(t, calls, child, depth + 1));
             }
         }
     }
-    Node {
-        call_id: span.call_id,
-        children,
-    }
+    Node { call_id: span.call_id, children }
 }
 
 /// One line per call, children indented under their parent.
@@ -61,9 +54,7 @@ fn line(s: &mut String, t: &Trace, calls: &Calls, n: &Node, depth: usize) {
     };
     let call = span.call(t);
     let names = &t.names;
-    let server = span
-        .server(t)
-        .map_or_else(|| "?".to_string(), |th| names.thread(th));
+    let server = span.server(t).map_or_else(|| "?".to_string(), |th| names.thread(th));
     let ns = |x: Option<u64>| x.map_or_else(|| "?".to_string(), |x| fmt_ns(t.ticks_ns(x)));
     let _ = write!(
         s,
@@ -113,29 +104,13 @@ mod tests {
         let calls = Calls::pair(&t);
         let root = chain(&t, &calls, 1).unwrap();
         // 1 caused 2 and 4; 2 caused 3; call 5 came later and is not part of it.
-        assert_eq!(
-            ids(&root),
-            vec![(1, vec![2, 4]), (2, vec![3]), (3, vec![]), (4, vec![])]
-        );
+        assert_eq!(ids(&root), vec![(1, vec![2, 4]), (2, vec![3]), (3, vec![]), (4, vec![])]);
         let text = render(&t, &calls, &root);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4);
-        assert_eq!(
-            lines[0],
-            "#0/1 client -> process (process-server/1): call label=1 len=16 total=1100ns queue=100ns service=1000ns"
-        );
-        assert!(
-            lines[1].starts_with(
-                "  #0/2 process-server/1 -> memory (memory-server): call label=RefBatch"
-            ),
-            "{}",
-            lines[1]
-        );
-        assert!(
-            lines[2].starts_with("    #0/3 memory-server -> ep12 (t4.0)"),
-            "{}",
-            lines[2]
-        );
+        assert_eq!(lines[0], "#0/1 client -> process (process-server/1): call label=1 len=16 total=1100ns queue=100ns service=1000ns");
+        assert!(lines[1].starts_with("  #0/2 process-server/1 -> memory (memory-server): call label=RefBatch"), "{}", lines[1]);
+        assert!(lines[2].starts_with("    #0/3 memory-server -> ep12 (t4.0)"), "{}", lines[2]);
         assert!(lines[3].starts_with("  #0/4 "), "{}", lines[3]);
     }
 

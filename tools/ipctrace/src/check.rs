@@ -100,26 +100,14 @@ impl Report {
             let acted_again = last_act.get(&caller).is_some_and(|&at| at > position[&span.call]);
             if acted_again { &mut rep.unreplied_calls } else { &mut rep.open_calls }.push(span.call_id);
         }
-        rep.orphan_replies = calls
-            .orphan_replies
-            .iter()
-            .map(|&i| t.records[i].call_id)
-            .collect();
-        rep.duplicate_calls = calls
-            .duplicate_calls
-            .iter()
-            .map(|&i| t.records[i].call_id)
-            .collect();
+        rep.orphan_replies = calls.orphan_replies.iter().map(|&i| t.records[i].call_id).collect();
+        rep.duplicate_calls = calls.duplicate_calls.iter().map(|&i| t.records[i].call_id).collect();
         rep
     }
 
     /// How many distinct problems were found; 0 means the capture is clean.
     pub fn problems(&self) -> u64 {
-        let cpu: u64 = self
-            .cpus
-            .values()
-            .map(|c| c.gaps + c.seq_backwards + c.time_backwards + u64::from(c.lost > 0))
-            .sum();
+        let cpu: u64 = self.cpus.values().map(|c| c.gaps + c.seq_backwards + c.time_backwards + u64::from(c.lost > 0)).sum();
         cpu + u64::from(self.no_hello)
             + u64::from(self.hellos > 1)
             + self.unreplied_calls.len() as u64
@@ -159,11 +147,7 @@ impl Report {
             s.push_str("no Hello frame: TSC rate unknown, times are raw ticks\n");
         }
         if self.hellos > 1 {
-            let _ = writeln!(
-                s,
-                "{} Hello frames: the writer restarted during the capture",
-                self.hellos
-            );
+            let _ = writeln!(s, "{} Hello frames: the writer restarted during the capture", self.hellos);
         }
         for (cpu, c) in &self.cpus {
             let _ = write!(s, "cpu{cpu}: {} records", c.records);
@@ -174,18 +158,10 @@ impl Report {
                 let _ = write!(s, ", {} lost in the ring", c.lost);
             }
             if c.missing > c.lost {
-                let _ = write!(
-                    s,
-                    ", {} missing not explained by Lost frames",
-                    c.missing - c.lost
-                );
+                let _ = write!(s, ", {} missing not explained by Lost frames", c.missing - c.lost);
             }
             if c.seq_backwards > 0 {
-                let _ = write!(
-                    s,
-                    ", sequence repeats or steps back {} times",
-                    c.seq_backwards
-                );
+                let _ = write!(s, ", sequence repeats or steps back {} times", c.seq_backwards);
             }
             if c.time_backwards > 0 {
                 let _ = write!(s, ", time goes backwards {} times", c.time_backwards);
@@ -214,13 +190,7 @@ impl Report {
             let _ = writeln!(s, "{} records in a batch of another CPU", self.cpu_mismatch);
         }
         for d in &t.damage {
-            let _ = writeln!(
-                s,
-                "damage at byte {}: {} bytes skipped ({})",
-                d.offset,
-                d.bytes,
-                d.reason.name()
-            );
+            let _ = writeln!(s, "damage at byte {}: {} bytes skipped ({})", d.offset, d.bytes, d.reason.name());
         }
         s.push_str(&self.summary());
         s
@@ -252,10 +222,7 @@ mod tests {
         // A gap, a lost frame and an orphan reply.
         assert_eq!(rep.problems(), 3);
         let text = rep.render(&t);
-        assert!(
-            text.contains("2 missing not explained by Lost frames"),
-            "{text}"
-        );
+        assert!(text.contains("2 missing not explained by Lost frames"), "{text}");
         assert!(text.ends_with("check: 3 problems in 8 records: 1 gaps (5 missing), 3 lost, 0 time backwards, 0 seq backwards, 0 unreplied calls, 1 orphan replies, 0 damaged frames (0 bytes)"), "{text}");
     }
 
@@ -277,28 +244,14 @@ mod tests {
     #[test]
     fn time_and_sequence_running_backwards() {
         let mut s = synth::Synth::new(1);
-        s.round_trip(
-            0,
-            500,
-            (synth::CLIENT, synth::SERVER, synth::EP_SERVER),
-            1,
-            10,
-            10,
-        );
+        s.round_trip(0, 500, (synth::CLIENT, synth::SERVER, synth::EP_SERVER), 1, 10, 10);
         let mut r = trace::Record::empty(trace::Kind::Send);
         r.tsc = 100;
         let r = s.record(r);
         // Replay the same record: its sequence number repeats.
         s.raw(&[]);
         let mut buf = [0u8; trace::MAX_FRAME_LEN];
-        let n = trace::encode(
-            &trace::Frame::Batch {
-                cpu: 0,
-                records: trace::heapless::Vec::from_slice(&[r]).unwrap(),
-            },
-            &mut buf,
-        )
-        .unwrap();
+        let n = trace::encode(&trace::Frame::Batch { cpu: 0, records: trace::heapless::Vec::from_slice(&[r]).unwrap() }, &mut buf).unwrap();
         s.raw(&buf[..n]);
         let t = Trace::from_bytes(&s.bytes());
         let rep = Report::of(&t);

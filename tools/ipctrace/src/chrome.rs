@@ -28,23 +28,14 @@ pub fn export(t: &Trace) -> Value {
         json!({"ph": "M", "name": "process_name", "pid": THREADS_PID, "args": {"name": "threads"}}),
         json!({"ph": "M", "name": "process_name", "pid": CPUS_PID, "args": {"name": "cpus"}}),
     ];
-    let tids: BTreeMap<ThreadRef, u64> = t
-        .threads()
-        .into_iter()
-        .enumerate()
-        .map(|(i, th)| (th, i as u64 + 1))
-        .collect();
+    let tids: BTreeMap<ThreadRef, u64> = t.threads().into_iter().enumerate().map(|(i, th)| (th, i as u64 + 1)).collect();
     for (&th, &tid) in &tids {
-        ev.push(
-            json!({"ph": "M", "name": "thread_name", "pid": THREADS_PID, "tid": tid,
-                       "args": {"name": names.thread(th)}}),
-        );
+        ev.push(json!({"ph": "M", "name": "thread_name", "pid": THREADS_PID, "tid": tid,
+                       "args": {"name": names.thread(th)}}));
     }
     for cpu in t.cpus() {
-        ev.push(
-            json!({"ph": "M", "name": "thread_name", "pid": CPUS_PID, "tid": cpu,
-                       "args": {"name": format!("cpu{cpu}")}}),
-        );
+        ev.push(json!({"ph": "M", "name": "thread_name", "pid": CPUS_PID, "tid": cpu,
+                       "args": {"name": format!("cpu{cpu}")}}));
     }
     for (i, r) in t.records.iter().enumerate() {
         ev.push(json!({"ph": "i", "s": "t", "cat": "record", "name": r.kind.name(), "ts": us(t.ns(r.tsc)),
@@ -70,29 +61,21 @@ pub fn export(t: &Trace) -> Value {
         let server = span.server(t).and_then(|s| tids.get(&s));
         if let (Some(recv), Some(&server)) = (span.recv, server) {
             let begin = t.ns(t.records[recv].tsc);
-            ev.push(
-                json!({"ph": "X", "cat": "ipc", "name": format!("serve {label}"), "ts": us(begin),
+            ev.push(json!({"ph": "X", "cat": "ipc", "name": format!("serve {label}"), "ts": us(begin),
                            "dur": us(end.saturating_sub(begin)), "pid": THREADS_PID, "tid": server,
-                           "args": {"call_id": span.call_id}}),
-            );
-            ev.push(
-                json!({"ph": "s", "cat": "ipc", "name": "call", "id": span.call_id, "ts": us(start),
-                           "pid": THREADS_PID, "tid": client}),
-            );
-            ev.push(
-                json!({"ph": "f", "bp": "e", "cat": "ipc", "name": "call", "id": span.call_id,
-                           "ts": us(begin), "pid": THREADS_PID, "tid": server}),
-            );
+                           "args": {"call_id": span.call_id}}));
+            ev.push(json!({"ph": "s", "cat": "ipc", "name": "call", "id": span.call_id, "ts": us(start),
+                           "pid": THREADS_PID, "tid": client}));
+            ev.push(json!({"ph": "f", "bp": "e", "cat": "ipc", "name": "call", "id": span.call_id,
+                           "ts": us(begin), "pid": THREADS_PID, "tid": server}));
         }
     }
     let mut dropped: BTreeMap<u16, u64> = BTreeMap::new();
     for l in &t.lost {
         let total = dropped.entry(l.cpu).or_default();
         *total += l.count;
-        ev.push(
-            json!({"ph": "C", "name": format!("cpu{} records lost", l.cpu), "ts": us(t.ns(l.tsc)),
-                       "pid": CPUS_PID, "args": {"lost": *total}}),
-        );
+        ev.push(json!({"ph": "C", "name": format!("cpu{} records lost", l.cpu), "ts": us(t.ns(l.tsc)),
+                       "pid": CPUS_PID, "args": {"lost": *total}}));
     }
     json!({"traceEvents": ev, "displayTimeUnit": "ns"})
 }
@@ -103,12 +86,7 @@ mod tests {
     use crate::synth;
 
     fn of_phase<'a>(v: &'a Value, ph: &str) -> Vec<&'a Value> {
-        v["traceEvents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["ph"] == ph)
-            .collect()
+        v["traceEvents"].as_array().unwrap().iter().filter(|e| e["ph"] == ph).collect()
     }
 
     #[test]
@@ -122,10 +100,7 @@ mod tests {
         assert_eq!(meta.len(), 2 + 4 + 2);
         let x = of_phase(&v, "X");
         assert_eq!(x.len(), 10);
-        let root = x
-            .iter()
-            .find(|e| e["args"]["call_id"] == 1 && e["name"] == "call process 1")
-            .unwrap();
+        let root = x.iter().find(|e| e["args"]["call_id"] == 1 && e["name"] == "call process 1").unwrap();
         assert_eq!(root["ts"], 0.0);
         assert_eq!(root["dur"], 1.1);
         assert_eq!(root["args"]["queue_ns"], 100);
@@ -133,10 +108,7 @@ mod tests {
         assert_eq!(s.len(), 5);
         assert_eq!(f.len(), 5);
         for start in s {
-            let end = f
-                .iter()
-                .find(|e| e["id"] == start["id"])
-                .expect("flow has an end");
+            let end = f.iter().find(|e| e["id"] == start["id"]).expect("flow has an end");
             assert!(end["ts"].as_f64() >= start["ts"].as_f64());
         }
         assert_eq!(of_phase(&v, "i").len(), t.records.len());

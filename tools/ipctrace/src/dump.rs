@@ -104,66 +104,30 @@ mod tests {
         let t = Trace::from_bytes(&synth::nested());
         let lines = dump(&t, &Filter::default());
         assert_eq!(lines.len(), t.records.len());
-        assert_eq!(
-            lines[0],
-            "       0.000000 ms cpu0 #0 client -> process: call label=1 len=16B call=0/1"
-        );
-        assert!(
-            lines[2].ends_with("process-server/1 -> memory: call label=RefBatch len=128B call=0/2"),
-            "{}",
-            lines[2]
-        );
-        assert!(
-            lines[3].ends_with("memory-server <- process-server/1: recv label=0 via=memory call=0/2"),
-            "{}",
-            lines[3]
-        );
+        assert_eq!(lines[0], "       0.000000 ms cpu0 #0 client -> process: call label=1 len=16B call=0/1");
+        assert!(lines[2].ends_with("process-server/1 -> memory: call label=RefBatch len=128B call=0/2"), "{}", lines[2]);
+        assert!(lines[3].ends_with("memory-server <- process-server/1: recv label=0 via=memory call=0/2"), "{}", lines[3]);
         // Unnamed thread and endpoint print as numbers.
-        assert!(
-            lines[4].ends_with("memory-server -> ep12: call label=9 len=8B call=0/3"),
-            "{}",
-            lines[4]
-        );
-        assert!(
-            lines[6].contains("t4.0 -> memory-server: reply-recv call=0/3 fast"),
-            "{}",
-            lines[6]
-        );
+        assert!(lines[4].ends_with("memory-server -> ep12: call label=9 len=8B call=0/3"), "{}", lines[4]);
+        assert!(lines[6].contains("t4.0 -> memory-server: reply-recv call=0/3 fast"), "{}", lines[6]);
     }
 
     #[test]
     fn lines_show_items_when_said() {
         let t = Trace::from_bytes(&synth::batches());
         let lines = dump(&t, &Filter::default());
-        assert!(
-            lines[0].ends_with(
-                "process-server/1 -> memory: call label=RefBatch len=96B items=16 call=0/1"
-            ),
-            "{}",
-            lines[0]
-        );
+        assert!(lines[0].ends_with("process-server/1 -> memory: call label=RefBatch len=96B items=16 call=0/1"), "{}", lines[0]);
         let zero = lines.iter().filter(|l| l.contains(": call label=RefBatch"));
         assert_eq!(zero.filter(|l| !l.contains(" items=")).count(), 1);
-        assert!(
-            lines
-                .last()
-                .unwrap()
-                .ends_with(": send label=RefBatch items=255")
-        );
-        assert!(
-            lines
-                .iter()
-                .all(|l| !l.contains(": reply") || !l.contains("items="))
-        );
+        assert!(lines.last().unwrap().ends_with(": send label=RefBatch items=255"));
+        assert!(lines.iter().all(|l| !l.contains(": reply") || !l.contains("items=")));
     }
 
     #[test]
     fn lines_are_in_time_order_across_cpus() {
         let t = Trace::from_bytes(&synth::nested());
-        let ns: Vec<u64> = dump(&t, &Filter::default())
-            .iter()
-            .map(|l| l.split_whitespace().next().unwrap().replace('.', "").parse().unwrap())
-            .collect();
+        let ns: Vec<u64> =
+            dump(&t, &Filter::default()).iter().map(|l| l.split_whitespace().next().unwrap().replace('.', "").parse().unwrap()).collect();
         assert!(ns.windows(2).all(|w| w[0] <= w[1]));
     }
 
@@ -171,27 +135,9 @@ mod tests {
     fn filters_select() {
         let t = Trace::from_bytes(&synth::nested());
         let count = |f: Filter| dump(&t, &f).len();
-        assert_eq!(
-            count(Filter {
-                cpu: Some(1),
-                ..Filter::default()
-            }),
-            5
-        );
-        assert_eq!(
-            count(Filter {
-                kind: Some(Kind::Call),
-                ..Filter::default()
-            }),
-            5
-        );
-        assert_eq!(
-            count(Filter {
-                endpoint: Some(format!("ep{}", synth::EP_DISK)),
-                ..Filter::default()
-            }),
-            2
-        );
+        assert_eq!(count(Filter { cpu: Some(1), ..Filter::default() }), 5);
+        assert_eq!(count(Filter { kind: Some(Kind::Call), ..Filter::default() }), 5);
+        assert_eq!(count(Filter { endpoint: Some(format!("ep{}", synth::EP_DISK)), ..Filter::default() }), 2);
         // The disk thread: its recv and its reply, by id, by id and
         // generation.
         for name in [synth::DISK.id.to_string(), "t4.0".into()] {
@@ -201,21 +147,9 @@ mod tests {
         assert_eq!(count(Filter { endpoint: Some("memory".into()), ..Filter::default() }), 6);
         assert_eq!(count(Filter { thread: Some("nobody".into()), ..Filter::default() }), 0);
         // 1000..1300 ticks at 1 GHz after t0 = 1000: calls 1, 2, recvs of 1, 2.
-        let window = Filter {
-            from_ns: Some(0),
-            to_ns: Some(300),
-            ..Filter::default()
-        };
+        let window = Filter { from_ns: Some(0), to_ns: Some(300), ..Filter::default() };
         assert_eq!(count(window), 4);
-        let both = Filter {
-            kind: Some(Kind::Recv),
-            cpu: Some(0),
-            ..Filter::default()
-        };
-        assert!(
-            dump(&t, &both)
-                .iter()
-                .all(|l| l.contains(" cpu0 ") && l.contains(": recv "))
-        );
+        let both = Filter { kind: Some(Kind::Recv), cpu: Some(0), ..Filter::default() };
+        assert!(dump(&t, &both).iter().all(|l| l.contains(" cpu0 ") && l.contains(": recv ")));
     }
 }

@@ -73,18 +73,10 @@ impl Trace {
     fn take(&mut self, item: Item, last_tsc: &mut HashMap<u16, u64>) {
         match item {
             Item::Damage(d) => self.damage.push(d),
-            Item::Frame(Frame::Hello {
-                format_version,
-                tsc_hz,
-                cpus,
-            }) => {
+            Item::Frame(Frame::Hello { format_version, tsc_hz, cpus }) => {
                 self.hellos += 1;
                 if self.hello.is_none() {
-                    self.hello = Some(Hello {
-                        format_version,
-                        tsc_hz,
-                        cpus,
-                    });
+                    self.hello = Some(Hello { format_version, tsc_hz, cpus });
                 }
             }
             Item::Frame(Frame::Names { entries }) => {
@@ -128,12 +120,7 @@ impl Trace {
 
     /// Every thread that appears in a record, in id order.
     pub fn threads(&self) -> Vec<ThreadRef> {
-        let mut v: Vec<ThreadRef> = self
-            .records
-            .iter()
-            .flat_map(|r| [r.src, r.dst])
-            .filter(|t| !t.is_none())
-            .collect();
+        let mut v: Vec<ThreadRef> = self.records.iter().flat_map(|r| [r.src, r.dst]).filter(|t| !t.is_none()).collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -141,12 +128,7 @@ impl Trace {
 
     /// Every CPU that wrote a record or lost one, in order.
     pub fn cpus(&self) -> Vec<u16> {
-        let mut v: Vec<u16> = self
-            .records
-            .iter()
-            .map(|r| r.cpu)
-            .chain(self.lost.iter().map(|l| l.cpu))
-            .collect();
+        let mut v: Vec<u16> = self.records.iter().map(|r| r.cpu).chain(self.lost.iter().map(|l| l.cpu)).collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -181,14 +163,7 @@ mod tests {
     #[test]
     fn frames_become_a_trace() {
         let t = Trace::from_bytes(&synth::nested());
-        assert_eq!(
-            t.hello,
-            Some(Hello {
-                format_version: trace::FORMAT_VERSION,
-                tsc_hz: 1_000_000_000,
-                cpus: 2
-            })
-        );
+        assert_eq!(t.hello, Some(Hello { format_version: trace::FORMAT_VERSION, tsc_hz: 1_000_000_000, cpus: 2 }));
         assert_eq!(t.records.len(), 15);
         assert_eq!(t.names.thread(synth::SERVER), "process-server/1");
         assert_eq!(t.names.thread(ThreadRef::new(9, 1)), "t9.1");
@@ -203,14 +178,7 @@ mod tests {
 
     #[test]
     fn ticks_convert_with_the_hello_rate() {
-        let mut t = Trace {
-            hello: Some(Hello {
-                format_version: 1,
-                tsc_hz: 2_500_000_000,
-                cpus: 1,
-            }),
-            ..Trace::default()
-        };
+        let mut t = Trace { hello: Some(Hello { format_version: 1, tsc_hz: 2_500_000_000, cpus: 1 }), ..Trace::default() };
         t.t0 = 1_000;
         assert_eq!(t.ns(1_000 + 2_500), 1_000);
         assert_eq!(t.ticks_ns(u64::MAX), u64::MAX / 5 * 2);
@@ -222,14 +190,7 @@ mod tests {
     #[test]
     fn lost_is_placed_after_its_cpus_last_record() {
         let t = Trace::from_bytes(&synth::damaged());
-        assert_eq!(
-            t.lost,
-            [Lost {
-                cpu: 0,
-                count: 3,
-                tsc: 120
-            }]
-        );
+        assert_eq!(t.lost, [Lost { cpu: 0, count: 3, tsc: 120 }]);
     }
 
     #[test]
@@ -264,10 +225,7 @@ mod tests {
             bytes[cut] ^= 0x5A;
             every_command(&bytes);
             let t = Trace::from_bytes(&bytes);
-            assert!(
-                crate::check::Report::of(&t).problems() > 0,
-                "flip at {cut} noticed"
-            );
+            assert!(crate::check::Report::of(&t).problems() > 0, "flip at {cut} noticed");
             every_command(&good[..cut]);
         }
     }

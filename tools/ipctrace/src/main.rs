@@ -107,33 +107,16 @@ fn print_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> anyhow::Res
 
 fn damage_note(t: &Trace) {
     if t.decode.bad_frames > 0 {
-        eprintln!(
-            "ipctrace: skipped {} damaged frames ({} bytes); `check` lists them",
-            t.decode.bad_frames, t.decode.bytes_skipped
-        );
+        eprintln!("ipctrace: skipped {} damaged frames ({} bytes); `check` lists them", t.decode.bad_frames, t.decode.bytes_skipped);
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let t = Trace::load(&cli.file)?;
     match cli.cmd {
-        Cmd::Dump {
-            thread,
-            endpoint,
-            cpu,
-            kind,
-            from_ns,
-            to_ns,
-        } => {
+        Cmd::Dump { thread, endpoint, cpu, kind, from_ns, to_ns } => {
             damage_note(&t);
-            let f = dump::Filter {
-                thread,
-                endpoint,
-                cpu,
-                kind,
-                from_ns,
-                to_ns,
-            };
+            let f = dump::Filter { thread, endpoint, cpu, kind, from_ns, to_ns };
             print_lines(dump::dump(&t, &f))?;
         }
         Cmd::Stats { json } => {
@@ -171,13 +154,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             damage_note(&t);
             if let Some(path) = perfetto {
                 let bytes = perfetto::export(&t);
-                std::fs::write(&path, bytes)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
             }
             if let Some(path) = json {
                 let text = serde_json::to_string(&chrome::export(&t))?;
-                std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
             }
         }
     }

@@ -132,40 +132,23 @@ pub fn export(t: &Trace) -> Vec<u8> {
     let mut process = Msg::new();
     process.uint(PROCESS_PID, PID).string(PROCESS_NAME, "ipc");
     let mut track = Msg::new();
-    track
-        .uint(TRACK_UUID, PROCESS_UUID)
-        .message(TRACK_PROCESS, &process);
+    track.uint(TRACK_UUID, PROCESS_UUID).message(TRACK_PROCESS, &process);
     descriptor(&mut out, track);
 
-    let threads: BTreeMap<ThreadRef, u64> = t
-        .threads()
-        .into_iter()
-        .enumerate()
-        .map(|(i, th)| (th, thread_uuid(i)))
-        .collect();
+    let threads: BTreeMap<ThreadRef, u64> = t.threads().into_iter().enumerate().map(|(i, th)| (th, thread_uuid(i))).collect();
     for (i, (&th, &uuid)) in threads.iter().enumerate() {
         let mut td = Msg::new();
-        td.uint(THREAD_PID, PID)
-            .uint(THREAD_TID, i as u64 + 2)
-            .string(THREAD_NAME, &names.thread(th));
+        td.uint(THREAD_PID, PID).uint(THREAD_TID, i as u64 + 2).string(THREAD_NAME, &names.thread(th));
         let mut track = Msg::new();
-        track
-            .uint(TRACK_UUID, uuid)
-            .uint(TRACK_PARENT_UUID, PROCESS_UUID)
-            .message(TRACK_THREAD, &td);
+        track.uint(TRACK_UUID, uuid).uint(TRACK_PARENT_UUID, PROCESS_UUID).message(TRACK_THREAD, &td);
         descriptor(&mut out, track);
     }
     for cpu in t.cpus() {
         let mut track = Msg::new();
-        track
-            .uint(TRACK_UUID, cpu_uuid(cpu))
-            .string(TRACK_NAME, &format!("cpu{cpu}"));
+        track.uint(TRACK_UUID, cpu_uuid(cpu)).string(TRACK_NAME, &format!("cpu{cpu}"));
         descriptor(&mut out, track);
         let mut track = Msg::new();
-        track
-            .uint(TRACK_UUID, lost_uuid(cpu))
-            .string(TRACK_NAME, &format!("cpu{cpu} records lost"))
-            .message(TRACK_COUNTER, &Msg::new());
+        track.uint(TRACK_UUID, lost_uuid(cpu)).string(TRACK_NAME, &format!("cpu{cpu} records lost")).message(TRACK_COUNTER, &Msg::new());
         descriptor(&mut out, track);
     }
 
@@ -189,11 +172,7 @@ pub fn export(t: &Trace) -> Vec<u8> {
         b.msg
             .string(
                 EVENT_NAME,
-                &format!(
-                    "call {} {label} #{}",
-                    names.endpoint(call.endpoint, span.call),
-                    crate::names::call_id(span.call_id)
-                ),
+                &format!("call {} {label} #{}", names.endpoint(call.endpoint, span.call), crate::names::call_id(span.call_id)),
             )
             .string(EVENT_CATEGORIES, "ipc")
             .fixed64(EVENT_FLOW_IDS, span.call_id);
@@ -215,19 +194,14 @@ pub fn export(t: &Trace) -> Vec<u8> {
         let total = dropped.entry(l.cpu).or_default();
         *total += l.count;
         let mut e = event(t.ns(l.tsc), COUNTER, lost_uuid(l.cpu));
-        e.msg.int(
-            EVENT_COUNTER_VALUE,
-            i64::try_from(*total).unwrap_or(i64::MAX),
-        );
+        e.msg.int(EVENT_COUNTER_VALUE, i64::try_from(*total).unwrap_or(i64::MAX));
         events.push(e);
     }
 
     events.sort_by_key(|e| (e.ns, e.order));
     for e in events {
         let mut p = Msg::new();
-        p.uint(PACKET_TIMESTAMP, e.ns)
-            .uint(PACKET_SEQUENCE_ID, SEQUENCE)
-            .message(PACKET_TRACK_EVENT, &e.msg);
+        p.uint(PACKET_TIMESTAMP, e.ns).uint(PACKET_SEQUENCE_ID, SEQUENCE).message(PACKET_TRACK_EVENT, &e.msg);
         out.message(TRACE_PACKET, &p);
     }
     out.into_bytes()
@@ -270,10 +244,7 @@ mod tests {
                 assert!(tracks.insert(uuid, ()).is_none(), "track uuid {uuid} twice");
             }
         }
-        assert_eq!(
-            thread_names,
-            ["client", "process-server/1", "memory-server", "t4.0"]
-        );
+        assert_eq!(thread_names, ["client", "process-server/1", "memory-server", "t4.0"]);
         // 1 process, 4 threads, 2 CPUs with a counter track each.
         assert_eq!(tracks.len(), 1 + 4 + 2 * 2);
 
@@ -291,10 +262,7 @@ mod tests {
             last_ts = ts;
             assert_eq!(get(p, PACKET_SEQUENCE_ID).unwrap().uint(), SEQUENCE);
             let e = fields(e.bytes()).unwrap();
-            assert!(
-                tracks.contains_key(&get(&e, EVENT_TRACK_UUID).unwrap().uint()),
-                "event on a declared track"
-            );
+            assert!(tracks.contains_key(&get(&e, EVENT_TRACK_UUID).unwrap().uint()), "event on a declared track");
             match get(&e, EVENT_TYPE).unwrap().uint() {
                 SLICE_BEGIN => begins += 1,
                 SLICE_END => ends += 1,

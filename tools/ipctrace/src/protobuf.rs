@@ -166,10 +166,7 @@ mod tests {
         assert_eq!(m.clone().into_bytes(), [0x08, 0x96, 0x01]);
         m.string(2, "testing");
         let b = m.into_bytes();
-        assert_eq!(
-            &b[3..],
-            [0x12, 0x07, b't', b'e', b's', b't', b'i', b'n', b'g']
-        );
+        assert_eq!(&b[3..], [0x12, 0x07, b't', b'e', b's', b't', b'i', b'n', b'g']);
     }
 
     #[test]

@@ -34,12 +34,7 @@ impl Latency {
         };
         match ns.last() {
             None => Latency::default(),
-            Some(&max) => Latency {
-                samples: ns.len() as u64,
-                p50: rank(50),
-                p99: rank(99),
-                max,
-            },
+            Some(&max) => Latency { samples: ns.len() as u64, p50: rank(50), p99: rank(99), max },
         }
     }
 
@@ -47,12 +42,7 @@ impl Latency {
         if self.samples == 0 {
             return "-".into();
         }
-        format!(
-            "{}/{}/{}",
-            fmt_ns(self.p50),
-            fmt_ns(self.p99),
-            fmt_ns(self.max)
-        )
+        format!("{}/{}/{}", fmt_ns(self.p50), fmt_ns(self.p99), fmt_ns(self.max))
     }
 }
 
@@ -130,10 +120,7 @@ pub struct Stats {
 }
 
 fn is_message(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::Send | Kind::Call | Kind::FaultDelivery | Kind::NotifySignal
-    )
+    matches!(k, Kind::Send | Kind::Call | Kind::FaultDelivery | Kind::NotifySignal)
 }
 
 impl Stats {
@@ -144,10 +131,7 @@ impl Stats {
         let mut by_ep: BTreeMap<(u32, String, u64), Acc> = BTreeMap::new();
         let mut by_client: BTreeMap<ThreadRef, Acc> = BTreeMap::new();
         for (i, r) in t.records.iter().enumerate().filter(|(_, r)| is_message(r.kind)) {
-            for acc in [
-                by_ep.entry((r.endpoint, n.endpoint(r.endpoint, i), r.label)).or_default(),
-                by_client.entry(r.src).or_default(),
-            ] {
+            for acc in [by_ep.entry((r.endpoint, n.endpoint(r.endpoint, i), r.label)).or_default(), by_client.entry(r.src).or_default()] {
                 acc.count += 1;
                 acc.bytes += u64::from(r.len);
                 // A failed call is counted once, with its span below.
@@ -194,42 +178,18 @@ impl Stats {
 }
 
 fn table(s: &mut String, what: &str, rows: &[Row]) {
-    let w = rows
-        .iter()
-        .map(|r| r.name.len())
-        .chain([what.len()])
-        .max()
-        .unwrap_or(0);
+    let w = rows.iter().map(|r| r.name.len()).chain([what.len()]).max().unwrap_or(0);
     let mut line = |name: &str, figures: [&str; 4], lat: [&str; 3]| {
         let [count, bytes, errors, items] = figures;
-        let l = format!(
-            "{name:<w$} {count:>8} {bytes:>10} {errors:>6} {items:>9}  {:<26} {:<26} {}",
-            lat[0], lat[1], lat[2]
-        );
+        let l = format!("{name:<w$} {count:>8} {bytes:>10} {errors:>6} {items:>9}  {:<26} {:<26} {}", lat[0], lat[1], lat[2]);
         let _ = writeln!(s, "{}", l.trim_end());
     };
-    line(
-        what,
-        ["count", "bytes", "errors", "items/msg"],
-        [
-            "queue p50/p99/max",
-            "service p50/p99/max",
-            "total p50/p99/max",
-        ],
-    );
+    line(what, ["count", "bytes", "errors", "items/msg"], ["queue p50/p99/max", "service p50/p99/max", "total p50/p99/max"]);
     for r in rows {
         let lat = [r.queue.cell(), r.service.cell(), r.total.cell()];
-        let figures = [
-            r.count.to_string(),
-            r.bytes.to_string(),
-            r.errors.to_string(),
-            r.items_per_msg.map_or("-".into(), |m| format!("{m:.1}")),
-        ];
-        line(
-            &r.name,
-            figures.each_ref().map(|x| x.as_str()),
-            lat.each_ref().map(|x| x.as_str()),
-        );
+        let figures =
+            [r.count.to_string(), r.bytes.to_string(), r.errors.to_string(), r.items_per_msg.map_or("-".into(), |m| format!("{m:.1}"))];
+        line(&r.name, figures.each_ref().map(|x| x.as_str()), lat.each_ref().map(|x| x.as_str()));
     }
 }
 
@@ -241,24 +201,8 @@ mod tests {
     #[test]
     fn percentiles_nearest_rank() {
         let mut v: Vec<u64> = (1..=100).rev().collect();
-        assert_eq!(
-            Latency::of(&mut v),
-            Latency {
-                samples: 100,
-                p50: 50,
-                p99: 99,
-                max: 100
-            }
-        );
-        assert_eq!(
-            Latency::of(&mut [7]),
-            Latency {
-                samples: 1,
-                p50: 7,
-                p99: 7,
-                max: 7
-            }
-        );
+        assert_eq!(Latency::of(&mut v), Latency { samples: 100, p50: 50, p99: 99, max: 100 });
+        assert_eq!(Latency::of(&mut [7]), Latency { samples: 1, p50: 7, p99: 7, max: 7 });
         assert_eq!(Latency::of(&mut []), Latency::default());
     }
 
@@ -271,24 +215,8 @@ mod tests {
         assert_eq!(row.name, "process 1");
         assert_eq!((row.count, row.bytes, row.errors), (10, 640, 1));
         // queue 100..=109, service 1000..=1090 step 10.
-        assert_eq!(
-            row.queue,
-            Latency {
-                samples: 10,
-                p50: 104,
-                p99: 109,
-                max: 109
-            }
-        );
-        assert_eq!(
-            row.service,
-            Latency {
-                samples: 10,
-                p50: 1040,
-                p99: 1090,
-                max: 1090
-            }
-        );
+        assert_eq!(row.queue, Latency { samples: 10, p50: 104, p99: 109, max: 109 });
+        assert_eq!(row.service, Latency { samples: 10, p50: 1040, p99: 1090, max: 1090 });
         assert_eq!(row.total.max, 1199);
         assert_eq!(st.by_client.len(), 1);
         assert_eq!(st.by_client[0].name, "client");
@@ -299,37 +227,16 @@ mod tests {
     fn groups_split_by_label_and_client() {
         let t = Trace::from_bytes(&synth::nested());
         let st = Stats::of(&t);
-        let names: Vec<&str> = st
-            .by_endpoint_label
-            .iter()
-            .map(|r| r.name.as_str())
-            .collect();
-        assert_eq!(
-            names,
-            ["process 1", "memory 2", "memory RefBatch", "ep12 9"]
-        );
+        let names: Vec<&str> = st.by_endpoint_label.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["process 1", "memory 2", "memory RefBatch", "ep12 9"]);
         let refbatch = &st.by_endpoint_label[2];
         assert_eq!((refbatch.count, refbatch.bytes), (2, 192));
         assert_eq!(refbatch.service.max, 400);
-        let clients: Vec<(&str, u64)> = st
-            .by_client
-            .iter()
-            .map(|r| (r.name.as_str(), r.count))
-            .collect();
-        assert_eq!(
-            clients,
-            [("client", 2), ("process-server/1", 2), ("memory-server", 1)]
-        );
+        let clients: Vec<(&str, u64)> = st.by_client.iter().map(|r| (r.name.as_str(), r.count)).collect();
+        assert_eq!(clients, [("client", 2), ("process-server/1", 2), ("memory-server", 1)]);
         let text = st.render();
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with("memory RefBatch") && l.contains("150ns/400ns/400ns")),
-            "{text}"
-        );
-        assert!(
-            text.lines().all(|l| l == l.trim_end()),
-            "no trailing blanks"
-        );
+        assert!(text.lines().any(|l| l.starts_with("memory RefBatch") && l.contains("150ns/400ns/400ns")), "{text}");
+        assert!(text.lines().all(|l| l == l.trim_end()), "no trailing blanks");
         let json = serde_json::to_value(&st).unwrap();
         assert_eq!(json["by_client"][0]["count"], 2);
     }
@@ -338,12 +245,7 @@ mod tests {
     fn items_per_message_counts_only_messages_that_say() {
         let t = Trace::from_bytes(&synth::batches());
         let st = Stats::of(&t);
-        let row = |name: &str| {
-            st.by_endpoint_label
-                .iter()
-                .find(|r| r.name == name)
-                .unwrap_or_else(|| panic!("no row {name}"))
-        };
+        let row = |name: &str| st.by_endpoint_label.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no row {name}"));
         // 16 + 16 + 5 + 255 items in four messages; the call that said 0 and
         // the recv that repeated a count are not in the mean.
         let refbatch = row("memory RefBatch");
@@ -363,21 +265,14 @@ mod tests {
         let cell = |prefix: &str| {
             let l = text.lines().find(|l| l.starts_with(prefix)).unwrap();
             // The fourth figure after the name: count, bytes, errors, items/msg.
-            l[prefix.len()..]
-                .split_whitespace()
-                .nth(3)
-                .unwrap()
-                .to_owned()
+            l[prefix.len()..].split_whitespace().nth(3).unwrap().to_owned()
         };
         assert_eq!(cell("memory RefBatch"), "73.0", "{text}");
         assert_eq!(cell("process 1"), "-", "{text}");
 
         let json = serde_json::to_value(&st).unwrap();
         let rows = json["by_endpoint_label"].as_array().unwrap();
-        let refbatch = rows
-            .iter()
-            .find(|r| r["name"] == "memory RefBatch")
-            .unwrap();
+        let refbatch = rows.iter().find(|r| r["name"] == "memory RefBatch").unwrap();
         assert_eq!(refbatch["batched"], 4);
         assert_eq!(refbatch["items"], 292);
         assert_eq!(refbatch["items_per_msg"], 73.0);
@@ -389,23 +284,10 @@ mod tests {
     fn items_per_message_is_a_mean() {
         let mut s = synth::Synth::named(1);
         for (i, items) in [1u8, 2, 2].into_iter().enumerate() {
-            s.call_items(
-                0,
-                100 * i as u64,
-                (synth::SERVER, synth::EP_MEMORY),
-                5,
-                8,
-                items,
-            );
+            s.call_items(0, 100 * i as u64, (synth::SERVER, synth::EP_MEMORY), 5, 8, items);
         }
         let st = Stats::of(&Trace::from_bytes(&s.bytes()));
         assert_eq!(st.by_endpoint_label[0].items_per_msg, Some(5.0 / 3.0));
-        assert!(
-            st.render()
-                .lines()
-                .any(|l| l.starts_with("memory 5") && l.contains(" 1.7 ")),
-            "{}",
-            st.render()
-        );
+        assert!(st.render().lines().any(|l| l.starts_with("memory 5") && l.contains(" 1.7 ")), "{}", st.render());
     }
 }

@@ -28,12 +28,7 @@ pub const LABEL_REF_BATCH: u64 = 0x0001_0000_0007;
 impl Synth {
     /// A capture whose TSC runs at 1 GHz (ticks are ns) on `cpus` CPUs.
     pub fn new(cpus: u16) -> Synth {
-        let mut s = Synth {
-            bytes: Vec::new(),
-            pending: BTreeMap::new(),
-            seq: BTreeMap::new(),
-            next_call: 1,
-        };
+        let mut s = Synth { bytes: Vec::new(), pending: BTreeMap::new(), seq: BTreeMap::new(), next_call: 1 };
         s.frame(&Frame::hello(1_000_000_000, cpus));
         s
     }
@@ -92,64 +87,31 @@ impl Synth {
     }
 
     /// `client` calls `ep`; returns the new call id.
-    pub fn call(
-        &mut self,
-        cpu: u16,
-        tsc: u64,
-        client: ThreadRef,
-        ep: u32,
-        label: u64,
-        len: u32,
-    ) -> u64 {
+    pub fn call(&mut self, cpu: u16, tsc: u64, client: ThreadRef, ep: u32, label: u64, len: u32) -> u64 {
         self.call_items(cpu, tsc, (client, ep), label, len, 0)
     }
 
     /// As [`Synth::call`], the sender saying the message carries `items`.
-    pub fn call_items(
-        &mut self,
-        cpu: u16,
-        tsc: u64,
-        who: (ThreadRef, u32),
-        label: u64,
-        len: u32,
-        items: u8,
-    ) -> u64 {
+    pub fn call_items(&mut self, cpu: u16, tsc: u64, who: (ThreadRef, u32), label: u64, len: u32, items: u8) -> u64 {
         let (client, ep) = who;
         let id = self.next_call;
         self.next_call += 1;
         let mut r = Record::empty(Kind::Call);
-        (r.cpu, r.tsc, r.src, r.endpoint, r.label, r.len, r.call_id) =
-            (cpu, tsc, client, ep, label, len, id);
+        (r.cpu, r.tsc, r.src, r.endpoint, r.label, r.len, r.call_id) = (cpu, tsc, client, ep, label, len, id);
         r.items = items;
         self.record(r);
         id
     }
 
     /// `server` receives call `id` (or a send when `id` is 0) from `client`.
-    pub fn recv(
-        &mut self,
-        cpu: u16,
-        tsc: u64,
-        server: ThreadRef,
-        client: ThreadRef,
-        ep: u32,
-        id: u64,
-    ) {
+    pub fn recv(&mut self, cpu: u16, tsc: u64, server: ThreadRef, client: ThreadRef, ep: u32, id: u64) {
         let mut r = Record::empty(Kind::Recv);
         (r.cpu, r.tsc, r.src, r.dst, r.endpoint, r.call_id) = (cpu, tsc, client, server, ep, id);
         self.record(r);
     }
 
     /// `server` answers call `id` of `client` with `status`.
-    pub fn reply(
-        &mut self,
-        cpu: u16,
-        tsc: u64,
-        server: ThreadRef,
-        client: ThreadRef,
-        id: u64,
-        status: u16,
-    ) {
+    pub fn reply(&mut self, cpu: u16, tsc: u64, server: ThreadRef, client: ThreadRef, id: u64, status: u16) {
         let mut r = Record::empty(Kind::ReplyRecv);
         (r.cpu, r.tsc, r.src, r.dst, r.call_id, r.status) = (cpu, tsc, server, client, id, status);
         r.flags = Record::FLAG_FAST_PATH;
@@ -157,15 +119,7 @@ impl Synth {
     }
 
     /// A whole round trip: call at `tsc`, recv `queue` later, reply `service` after that.
-    pub fn round_trip(
-        &mut self,
-        cpu: u16,
-        tsc: u64,
-        who: (ThreadRef, ThreadRef, u32),
-        label: u64,
-        queue: u64,
-        service: u64,
-    ) -> u64 {
+    pub fn round_trip(&mut self, cpu: u16, tsc: u64, who: (ThreadRef, ThreadRef, u32), label: u64, queue: u64, service: u64) -> u64 {
         let (client, server, ep) = who;
         let id = self.call(cpu, tsc, client, ep, label, 64);
         self.recv(cpu, tsc + queue, server, client, ep, id);
@@ -212,14 +166,7 @@ pub fn nested() -> Vec<u8> {
     s.recv(1, 1_450, DISK, MEMORY, EP_DISK, c3);
     s.reply(1, 1_600, DISK, MEMORY, c3, 0);
     s.reply(1, 1_700, MEMORY, SERVER, c2, 0);
-    s.round_trip(
-        0,
-        1_800,
-        (SERVER, MEMORY, EP_MEMORY),
-        LABEL_REF_BATCH,
-        50,
-        150,
-    );
+    s.round_trip(0, 1_800, (SERVER, MEMORY, EP_MEMORY), LABEL_REF_BATCH, 50, 150);
     s.reply(0, 2_100, SERVER, CLIENT, c1, 0);
     s.round_trip(0, 3_000, (CLIENT, MEMORY, EP_MEMORY), 2, 10, 20);
     s.bytes()
@@ -236,8 +183,7 @@ pub fn batches() -> Vec<u8> {
     for items in [16, 16, 5, 0] {
         let id = s.call_items(0, tsc, (SERVER, EP_MEMORY), LABEL_REF_BATCH, 96, items);
         let mut recv = Record::empty(Kind::Recv);
-        (recv.tsc, recv.src, recv.dst, recv.endpoint, recv.call_id) =
-            (tsc + 10, SERVER, MEMORY, EP_MEMORY, id);
+        (recv.tsc, recv.src, recv.dst, recv.endpoint, recv.call_id) = (tsc + 10, SERVER, MEMORY, EP_MEMORY, id);
         recv.items = items;
         s.record(recv);
         s.reply(0, tsc + 50, MEMORY, SERVER, id, 0);
@@ -245,8 +191,7 @@ pub fn batches() -> Vec<u8> {
         tsc += 1_000;
     }
     let mut send = Record::empty(Kind::Send);
-    (send.tsc, send.src, send.endpoint, send.label, send.items) =
-        (tsc, SERVER, EP_MEMORY, LABEL_REF_BATCH, u8::MAX);
+    (send.tsc, send.src, send.endpoint, send.label, send.items) = (tsc, SERVER, EP_MEMORY, LABEL_REF_BATCH, u8::MAX);
     s.record(send);
     s.bytes()
 }

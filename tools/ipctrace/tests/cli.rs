@@ -14,15 +14,9 @@ fn capture(records: &[Record], lost: u64) -> Vec<u8> {
         out.extend_from_slice(&buf[..n]);
     };
     put(&Frame::hello(1_000_000_000, 1));
-    put(&Frame::Batch {
-        cpu: 0,
-        records: trace::heapless::Vec::from_slice(records).unwrap(),
-    });
+    put(&Frame::Batch { cpu: 0, records: trace::heapless::Vec::from_slice(records).unwrap() });
     if lost > 0 {
-        put(&Frame::Lost {
-            cpu: 0,
-            count: lost,
-        });
+        put(&Frame::Lost { cpu: 0, count: lost });
     }
     out
 }
@@ -30,14 +24,9 @@ fn capture(records: &[Record], lost: u64) -> Vec<u8> {
 fn round_trip() -> Vec<Record> {
     let (a, b) = (ThreadRef::new(1, 0), ThreadRef::new(2, 0));
     let mut v = Vec::new();
-    for (seq, kind, src, dst) in [
-        (0, Kind::Call, a, ThreadRef::NONE),
-        (1, Kind::Recv, a, b),
-        (2, Kind::Reply, b, a),
-    ] {
+    for (seq, kind, src, dst) in [(0, Kind::Call, a, ThreadRef::NONE), (1, Kind::Recv, a, b), (2, Kind::Reply, b, a)] {
         let mut r = Record::empty(kind);
-        (r.seq, r.tsc, r.src, r.dst, r.endpoint, r.call_id, r.label) =
-            (seq, 100 * seq, src, dst, 5, 42, 7);
+        (r.seq, r.tsc, r.src, r.dst, r.endpoint, r.call_id, r.label) = (seq, 100 * seq, src, dst, 5, 42, 7);
         v.push(r);
     }
     v
@@ -52,14 +41,8 @@ fn write(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn ipctrace(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ipctrace"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let out = Command::new(env!("CARGO_BIN_EXE_ipctrace")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]
@@ -68,10 +51,7 @@ fn clean_capture() {
     let p = path.to_str().unwrap();
     let (code, out) = ipctrace(&[p, "check"]);
     assert_eq!(code, 0);
-    assert_eq!(
-        out.lines().collect::<Vec<_>>(),
-        ["cpu0: 3 records", "check: ok, 3 records on 1 CPUs"]
-    );
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["cpu0: 3 records", "check: ok, 3 records on 1 CPUs"]);
     let (code, out) = ipctrace(&[p, "dump", "--kind", "call"]);
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "0.000000 ms cpu0 #0 t1.0 -> ep5: call label=7 call=0/42");
@@ -92,14 +72,7 @@ fn clean_capture() {
     assert_eq!(v["by_client"][0]["client"], "t1.0");
     let pf = write("clean.pftrace", b"");
     let js = write("clean.json", b"");
-    let (code, _) = ipctrace(&[
-        p,
-        "export",
-        "--perfetto",
-        pf.to_str().unwrap(),
-        "--json",
-        js.to_str().unwrap(),
-    ]);
+    let (code, _) = ipctrace(&[p, "export", "--perfetto", pf.to_str().unwrap(), "--json", js.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(!std::fs::read(&pf).unwrap().is_empty());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&js).unwrap()).unwrap();

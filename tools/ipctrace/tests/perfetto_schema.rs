@@ -59,10 +59,8 @@ fn capture() -> Vec<u8> {
         record(Kind::NotifySignal, 700, server, ThreadRef::NONE, 12, 0, 0),
     ];
     cpu0[2].items = 160;
-    let cpu1 = [
-        record(Kind::Recv, 200, server, memory, 11, 2, proto::MEMORY_PROTOCOL),
-        record(Kind::ReplyRecv, 300, memory, server, 11, 2, 0),
-    ];
+    let cpu1 =
+        [record(Kind::Recv, 200, server, memory, 11, 2, proto::MEMORY_PROTOCOL), record(Kind::ReplyRecv, 300, memory, server, 11, 2, 0)];
     for (cpu, records) in [(0u16, &cpu0[..]), (1, &cpu1[..])] {
         let mut records = records.to_vec();
         for (seq, r) in records.iter_mut().enumerate() {

@@ -14,9 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use refcount::{
-    Atomic, Biased, Deferred, Paygo, PercpuRef, RefCache, Region, Sloppy, Snzi, Striped,
-};
+use refcount::{Atomic, Biased, Deferred, Paygo, PercpuRef, RefCache, Region, Sloppy, Snzi, Striped};
 
 use crate::measure::Plan;
 use crate::report::Report;
@@ -48,9 +46,7 @@ struct Args {
 }
 
 fn thread_counts(max: usize) -> Vec<usize> {
-    let mut v: Vec<usize> = std::iter::successors(Some(1usize), |t| Some(t * 2))
-        .take_while(|&t| t < max)
-        .collect();
+    let mut v: Vec<usize> = std::iter::successors(Some(1usize), |t| Some(t * 2)).take_while(|&t| t < max).collect();
     v.push(max);
     v
 }
@@ -63,16 +59,11 @@ fn main() {
         threads: thread_counts(max),
         quiescent_every: args.quiescent_every.max(1),
         objects: args.objects.max(1),
-        run: if args.quick {
-            Duration::from_millis(60)
-        } else {
-            Duration::from_millis(300)
-        },
+        run: if args.quick { Duration::from_millis(60) } else { Duration::from_millis(300) },
         reps: if args.quick { 1 } else { 3 },
         latency_reps: if args.quick { 200 } else { 2000 },
     };
-    let wanted =
-        |name: &str| name == "atomic" || args.only.as_deref().is_none_or(|o| name.contains(o));
+    let wanted = |name: &str| name == "atomic" || args.only.as_deref().is_none_or(|o| name.contains(o));
     let mut results = Vec::new();
     macro_rules! run {
         ($($ty:ty),*) => {$(
@@ -117,30 +108,16 @@ mod tests {
 
     #[test]
     fn a_tiny_run_measures_and_compares_to_atomic() {
-        let plan = Plan {
-            threads: vec![1, 2],
-            quiescent_every: 16,
-            objects: 32,
-            run: Duration::from_millis(5),
-            reps: 3,
-            latency_reps: 5,
-        };
-        let results = vec![
-            measure::strategy::<Atomic<Region>>(&plan),
-            measure::strategy::<RefCache<Region>>(&plan),
-        ];
+        let plan = Plan { threads: vec![1, 2], quiescent_every: 16, objects: 32, run: Duration::from_millis(5), reps: 3, latency_reps: 5 };
+        let results = vec![measure::strategy::<Atomic<Region>>(&plan), measure::strategy::<RefCache<Region>>(&plan)];
         let report = Report::new(&plan, 2, true, results);
-        let json: serde_json::Value =
-            serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
         let strategies = json["strategies"].as_array().unwrap();
         assert_eq!(strategies[0]["hot"][1]["vs_atomic"], 1.0);
         let refcache = &strategies[1];
         assert_eq!(refcache["name"], "refcache");
         assert!(refcache["many"][0]["pairs"].as_u64().unwrap() > 0);
-        assert!(
-            refcache["zero_latency_quiescent_calls"].as_f64().unwrap() >= 2.0,
-            "a review needs an epoch"
-        );
+        assert!(refcache["zero_latency_quiescent_calls"].as_f64().unwrap() >= 2.0, "a review needs an epoch");
         assert!(report.table().contains("refcache"));
     }
 }

@@ -92,36 +92,20 @@ fn contended<S: RefCount<Mem = Region>>(plan: &Plan, threads: usize, target: Tar
                 })
             })
             .collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap())
-            .fold((0, 0f64), |(n, t), (m, u)| (n + m, t.max(u)))
+        hs.into_iter().map(|h| h.join().unwrap()).fold((0, 0f64), |(n, t), (m, u)| (n + m, t.max(u)))
     });
     let mut back = 0usize;
-    settle(&s, &mut |o| {
-        panic!("{}: object {o} freed while anchored", S::NAME)
-    });
+    settle(&s, &mut |o| panic!("{}: object {o} freed while anchored", S::NAME));
     for o in 0..plan.objects as u32 {
         s.dec(0, o, &mut |_| back += 1);
     }
     settle(&s, &mut |_| back += 1);
-    assert_eq!(
-        back,
-        plan.objects,
-        "{}: objects lost or freed twice",
-        S::NAME
-    );
+    assert_eq!(back, plan.objects, "{}: objects lost or freed twice", S::NAME);
     (pairs, secs)
 }
 
 fn uncontended<S: RefCount<Mem = Region>>(plan: &Plan) -> f64 {
-    let (pairs, secs) = contended::<S>(
-        &Plan {
-            objects: 1,
-            ..plan.clone()
-        },
-        1,
-        Target::Hot,
-    );
+    let (pairs, secs) = contended::<S>(&Plan { objects: 1, ..plan.clone() }, 1, Target::Hot);
     secs * 1e9 / pairs as f64
 }
 
@@ -145,11 +129,7 @@ fn zero_latency<S: RefCount<Mem = Region>>(plan: &Plan) -> (f64, f64) {
             s.quiescent(core, &mut |_| freed = true);
             calls += 1;
             core = (core + 1) % cores;
-            assert!(
-                calls < (plan.latency_reps as u64 + 1) * 64,
-                "{}: never freed",
-                S::NAME
-            );
+            assert!(calls < (plan.latency_reps as u64 + 1) * 64, "{}: never freed", S::NAME);
         }
         total += start.elapsed();
     }
@@ -177,8 +157,7 @@ pub fn strategy<S: RefCount<Mem = Region>>(plan: &Plan) -> StrategyResult {
     let (latency_ns, latency_calls) = zero_latency::<S>(plan);
     StrategyResult {
         name: S::NAME.to_string(),
-        bytes_per_object: S::bytes_needed(&Config::new(plan.objects, cores)) as f64
-            / plan.objects as f64,
+        bytes_per_object: S::bytes_needed(&Config::new(plan.objects, cores)) as f64 / plan.objects as f64,
         uncontended_ns_per_pair: uncontended::<S>(plan),
         hot: run(Target::Hot),
         many: run(Target::Many),

@@ -65,24 +65,11 @@ pub struct Report {
 
 impl Report {
     /// Fills in every ratio against the atomic entry (the first one).
-    pub fn new(
-        plan: &Plan,
-        available: usize,
-        quick: bool,
-        mut strategies: Vec<StrategyResult>,
-    ) -> Self {
-        let base = strategies
-            .iter()
-            .find(|s| s.name == "atomic")
-            .map(|a| (a.hot.clone(), a.many.clone()));
+    pub fn new(plan: &Plan, available: usize, quick: bool, mut strategies: Vec<StrategyResult>) -> Self {
+        let base = strategies.iter().find(|s| s.name == "atomic").map(|a| (a.hot.clone(), a.many.clone()));
         if let Some((hot, many)) = base {
             for s in &mut strategies {
-                for (r, b) in s
-                    .hot
-                    .iter_mut()
-                    .zip(&hot)
-                    .chain(s.many.iter_mut().zip(&many))
-                {
+                for (r, b) in s.hot.iter_mut().zip(&hot).chain(s.many.iter_mut().zip(&many)) {
                     r.vs_atomic = r.mpairs_per_s / b.mpairs_per_s;
                 }
             }
@@ -107,10 +94,7 @@ impl Report {
             t,
             "refcount strategies on the host ({} hardware threads; threads not pinned; a quiescent \
              point every {} pairs; median of {} runs of {} ms)\n",
-            self.host.available_parallelism,
-            self.host.quiescent_every,
-            self.host.reps,
-            self.host.run_ms
+            self.host.available_parallelism, self.host.quiescent_every, self.host.reps, self.host.run_ms
         );
         let _ = writeln!(
             t,
@@ -125,42 +109,23 @@ impl Report {
             let _ = writeln!(
                 t,
                 "{:<10} {:>14.1} {:>16.2} {:>18.0} {:>10.1}",
-                s.name,
-                s.bytes_per_object,
-                s.uncontended_ns_per_pair,
-                s.zero_latency_ns,
-                s.zero_latency_quiescent_calls
+                s.name, s.bytes_per_object, s.uncontended_ns_per_pair, s.zero_latency_ns, s.zero_latency_quiescent_calls
             );
         }
         for (title, pick) in [
-            (
-                "one hot object",
-                (|s: &StrategyResult| &s.hot) as fn(&StrategyResult) -> &Vec<Contended>,
-            ),
+            ("one hot object", (|s: &StrategyResult| &s.hot) as fn(&StrategyResult) -> &Vec<Contended>),
             ("many objects", |s: &StrategyResult| &s.many),
         ] {
-            let _ = writeln!(
-                t,
-                "\n{title} ({} objects for many): M pairs/s (x atomic)",
-                self.host.objects
-            );
+            let _ = writeln!(t, "\n{title} ({} objects for many): M pairs/s (x atomic)", self.host.objects);
             let _ = write!(t, "{:<10}", "strategy");
             for n in &self.host.threads {
-                let _ = write!(
-                    t,
-                    " {:>20}",
-                    format!("{n} thread{}", if *n == 1 { "" } else { "s" })
-                );
+                let _ = write!(t, " {:>20}", format!("{n} thread{}", if *n == 1 { "" } else { "s" }));
             }
             let _ = writeln!(t);
             for s in &self.strategies {
                 let _ = write!(t, "{:<10}", s.name);
                 for r in pick(s) {
-                    let _ = write!(
-                        t,
-                        " {:>20}",
-                        format!("{:.1} ({:.2}x)", r.mpairs_per_s, r.vs_atomic)
-                    );
+                    let _ = write!(t, " {:>20}", format!("{:.1} ({:.2}x)", r.mpairs_per_s, r.vs_atomic));
                 }
                 let _ = writeln!(t);
             }

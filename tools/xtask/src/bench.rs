@@ -184,7 +184,8 @@ fn ipc(quick: bool) -> Result<()> {
     let cross_captured = mean_of(&captured, "cross_cpu")?.mean_tsc;
     let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
     let (same_ns, cross_ns) = (ns("same_cpu")?, ns("cross_cpu")?);
-    let (same_unpolled_ns, cross_unpolled_ns) = (median_ns(&wall_unpolled, "same_cpu", mean_tsc)?, median_ns(&wall_unpolled, "cross_cpu", mean_tsc)?);
+    let (same_unpolled_ns, cross_unpolled_ns) =
+        (median_ns(&wall_unpolled, "same_cpu", mean_tsc)?, median_ns(&wall_unpolled, "cross_cpu", mean_tsc)?);
     let (same_median_ns, cross_median_ns) = (median_ns(&wall, "same_cpu", median_tsc)?, median_ns(&wall, "cross_cpu", median_tsc)?);
     let (same_unpolled_median_ns, cross_unpolled_median_ns) =
         (median_ns(&wall_unpolled, "same_cpu", median_tsc)?, median_ns(&wall_unpolled, "cross_cpu", median_tsc)?);
@@ -197,11 +198,30 @@ fn ipc(quick: bool) -> Result<()> {
     println!("IPC call/reply round trip (TCG, 2 CPUs, release build)");
     println!(
         "{:<12} {:>13} {:>13} {:>13} {:>12} {:>15} {:>17} {:>10} {:>10} {:>12}",
-        "case", "instructions", "wall ns mean", "wall ns p50", "vs same CPU", "no poll: mean", "no poll: p50", "fast IPCs", "lock held", "lock waited"
+        "case",
+        "instructions",
+        "wall ns mean",
+        "wall ns p50",
+        "vs same CPU",
+        "no poll: mean",
+        "no poll: p50",
+        "fast IPCs",
+        "lock held",
+        "lock waited"
     );
     let rows = [
         ("same CPU", same_instr, same_ns, same_median_ns, same_unpolled_ns, same_unpolled_median_ns, same_fast, same_hold, same_wait),
-        ("cross CPU", cross_instr, cross_ns, cross_median_ns, cross_unpolled_ns, cross_unpolled_median_ns, cross_fast, cross_hold, cross_wait),
+        (
+            "cross CPU",
+            cross_instr,
+            cross_ns,
+            cross_median_ns,
+            cross_unpolled_ns,
+            cross_unpolled_median_ns,
+            cross_fast,
+            cross_hold,
+            cross_wait,
+        ),
     ];
     for (name, instr, mean_ns, p50_ns, unpolled_ns, unpolled_p50_ns, fast, hold, wait) in rows {
         let vs = format!("{:.2}x", mean_ns / same_ns.max(1.0));
@@ -209,14 +229,19 @@ fn ipc(quick: bool) -> Result<()> {
             "{name:<12} {instr:>13} {mean_ns:>13.0} {p50_ns:>13.0} {vs:>12} {unpolled_ns:>15.0} {unpolled_p50_ns:>17.0} {fast:>10.2} {hold:>10.0} {wait:>12.0}"
         );
     }
-    println!("(instructions: --icount, where the TSC advances by one per guest instruction on any CPU; wall ns: TCG without icount, the median over {runs} boots of each boot's mean round trip, and of its median round trip (p50, each timed alone), with the idle CPUs' halt polling and without it (haltpoll=0), converted with the TSC rate the guest calibrated; fast IPCs: Calls and ReplyRecvs on the fast path per round trip; lock held: instructions per round trip the kernel lock was held on all CPUs (--icount, a boot with lockstat); lock waited: instructions per round trip CPUs spun for it (--icount))");
+    println!(
+        "(instructions: --icount, where the TSC advances by one per guest instruction on any CPU; wall ns: TCG without icount, the median over {runs} boots of each boot's mean round trip, and of its median round trip (p50, each timed alone), with the idle CPUs' halt polling and without it (haltpoll=0), converted with the TSC rate the guest calibrated; fast IPCs: Calls and ReplyRecvs on the fast path per round trip; lock held: instructions per round trip the kernel lock was held on all CPUs (--icount, a boot with lockstat); lock waited: instructions per round trip CPUs spun for it (--icount))"
+    );
     println!();
     println!("Tracing cost, instructions per round trip (--icount)");
     println!(
         "{:<12} {:>14} {:>14} {:>14} {:>14} {:>10} {:>12} {:>10}",
         "case", "no trace pts", "tracing off", "on: capture", "on: streamed", "off cost", "capture cost", "streamed"
     );
-    let rows = [("same CPU", same_base, same_instr, same_captured, same_traced), ("cross CPU", cross_base, cross_instr, cross_captured, cross_traced)];
+    let rows = [
+        ("same CPU", same_base, same_instr, same_captured, same_traced),
+        ("cross CPU", cross_base, cross_instr, cross_captured, cross_traced),
+    ];
     for (name, base, off, captured, streamed) in rows {
         let cost = |n: u64| (ratio(n, base) - 1.0) * 100.0;
         println!(
@@ -226,7 +251,9 @@ fn ipc(quick: bool) -> Result<()> {
             cost(streamed)
         );
     }
-    println!("(capture: records written to the per-CPU rings, flight recorder, nothing drained; streamed: also encoded and sent on COM2 by idle CPUs, which under --icount counts on the one shared instruction clock)");
+    println!(
+        "(capture: records written to the per-CPU rings, flight recorder, nothing drained; streamed: also encoded and sent on COM2 by idle CPUs, which under --icount counts on the one shared instruction clock)"
+    );
 
     let json = serde_json::json!({
         "accel": "tcg",

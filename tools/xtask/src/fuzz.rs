@@ -43,7 +43,12 @@ pub fn run(args: &FuzzArgs) -> Result<()> {
     let word = format!("{}{},{thousands},{}", abi::selftest::FUZZ_FLAG, args.seed, args.seeds);
     let strategy = cmdline::strategy_word(artifacts.strategy);
     let cmdline = cmdline::join([word.as_str(), strategy.as_str()]);
-    println!("xtask: fuzzing seeds {}..={} with {} calls each", args.seed, u32::from(args.seed) + u32::from(args.seeds) - 1, thousands * 1000);
+    println!(
+        "xtask: fuzzing seeds {}..={} with {} calls each",
+        args.seed,
+        u32::from(args.seed) + u32::from(args.seeds) - 1,
+        thousands * 1000
+    );
     let outcome = qemu::boot(&artifacts, &qemu::MachineArgs::tcg(args.smp, args.timeout), &cmdline, qemu::Echo::Indented)?;
     outcome.report();
     let summary = Summary::read(&outcome.lines);
@@ -88,7 +93,10 @@ impl Summary {
 
     fn print(&self) {
         let share = if self.calls == 0 { 0.0 } else { 100.0 * self.refused as f64 / self.calls as f64 };
-        println!("xtask: fuzz seeds {:?}: {} calls, {} refused ({share:.1}%), {} seeds failed", self.seeds, self.calls, self.refused, self.failed);
+        println!(
+            "xtask: fuzz seeds {:?}: {} calls, {} refused ({share:.1}%), {} seeds failed",
+            self.seeds, self.calls, self.refused, self.failed
+        );
         println!("xtask: fuzz: {} system calls succeeded at least once: {}", self.succeeded.len(), self.succeeded.join(" "));
     }
 }

@@ -7,9 +7,9 @@
 mod bench;
 mod build;
 mod cmdline;
+mod fuzz;
 mod lint;
 mod machine_check;
-mod fuzz;
 mod prereq;
 mod qemu;
 mod qemu_error;

@@ -13,8 +13,8 @@ use clap::{Args, ValueEnum};
 use wait_timeout::ChildExt;
 
 use crate::build::Artifacts;
-use crate::{machine_check, qemu_error};
 use crate::prereq::{QBOOT, QEMU};
+use crate::{machine_check, qemu_error};
 
 /// The line whose arrival ends "boot to banner".
 pub const BANNER: &str = "cpus online:";
@@ -63,10 +63,24 @@ impl MachineArgs {
     fn qemu_args(&self, artifacts: &Artifacts, cmdline: &str) -> Result<Vec<String>> {
         machine_check::check(self)?;
         let mut args: Vec<String> = [
-            "-machine", "q35", "-smp", &self.smp.to_string(), "-m", &self.mem,
-            "-bios", QBOOT, "-nodefaults", "-no-reboot", "-display", "none",
-            "-serial", "stdio", "-monitor", "none",
-            "-device", &format!("isa-debug-exit,iobase={:#x},iosize=0x04", abi::exit::DEBUG_EXIT_PORT),
+            "-machine",
+            "q35",
+            "-smp",
+            &self.smp.to_string(),
+            "-m",
+            &self.mem,
+            "-bios",
+            QBOOT,
+            "-nodefaults",
+            "-no-reboot",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-device",
+            &format!("isa-debug-exit,iobase={:#x},iosize=0x04", abi::exit::DEBUG_EXIT_PORT),
         ]
         .map(String::from)
         .into();
@@ -139,7 +153,10 @@ impl Outcome {
             (Some(GuestExit::Failure), _, _) => eprintln!("xtask: guest exited: FAILURE"),
             (None, Some(limit), _) => eprintln!("xtask: guest killed after the time limit of {} s", limit.as_secs()),
             (None, None, status) => match qemu_error::failure(&self.qemu_said) {
-                Some(failure) => eprintln!("xtask: QEMU failed ({}): {failure}", status.map_or("killed by a signal".into(), |code| format!("status {code}"))),
+                Some(failure) => eprintln!(
+                    "xtask: QEMU failed ({}): {failure}",
+                    status.map_or("killed by a signal".into(), |code| format!("status {code}"))
+                ),
                 None => eprintln!("xtask: QEMU ended without a guest verdict (status {status:?})"),
             },
         }
@@ -171,12 +188,8 @@ pub fn boot(artifacts: &Artifacts, machine: &MachineArgs, cmdline: &str, echo: E
 /// and what it says on standard error, until it exits or `limit` passes.
 fn watch(mut qemu: Command, limit: Option<Duration>, echo: Echo) -> Result<Outcome> {
     let started = Instant::now();
-    let mut child = qemu
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {QEMU}"))?;
+    let mut child =
+        qemu.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {QEMU}"))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let (lines_tx, lines_rx) = mpsc::channel();
@@ -248,7 +261,8 @@ mod tests {
 
     #[test]
     fn qemus_own_error_is_the_reported_failure() {
-        let said = "qemu-system-x86_64: -serial file:/no/such/dir/t.trace: Could not open '/no/such/dir/t.trace': No such file or directory";
+        let said =
+            "qemu-system-x86_64: -serial file:/no/such/dir/t.trace: Could not open '/no/such/dir/t.trace': No such file or directory";
         let outcome = watch(failing_qemu(said, 1), Some(Duration::from_secs(30)), Echo::No).unwrap();
         assert_eq!(outcome.lines, ["serial line"]);
         assert_eq!(outcome.status, Some(1));
@@ -259,7 +273,8 @@ mod tests {
 
     #[test]
     fn a_guest_verdict_wins_over_qemus_warnings() {
-        let outcome = watch(failing_qemu("qemu-system-x86_64: warning: TCG doesn't support requested feature", 33), None, Echo::No).unwrap();
+        let outcome =
+            watch(failing_qemu("qemu-system-x86_64: warning: TCG doesn't support requested feature", 33), None, Echo::No).unwrap();
         assert_eq!(outcome.exit, Some(GuestExit::Success));
         outcome.into_result().unwrap();
     }

@@ -33,7 +33,8 @@ pub fn run(args: &TestArgs) -> Result<()> {
         eprintln!("xtask: guest self-tests, --smp {smp}, `{cmdline}`");
         let outcome = qemu::boot(&artifacts, &machine.with_smp(smp), &cmdline, Echo::Indented)?;
         outcome.report();
-        let expected: Vec<&str> = abi::selftest::KERNEL_TESTS.iter().chain(abi::selftest::USER_TESTS).chain(abi::selftest::SYSTEM_TESTS).copied().collect();
+        let expected: Vec<&str> =
+            abi::selftest::KERNEL_TESTS.iter().chain(abi::selftest::USER_TESTS).chain(abi::selftest::SYSTEM_TESTS).copied().collect();
         let verdict = Verdict::read(&outcome.lines, &expected);
         for (name, reason) in &verdict.failed {
             eprintln!("xtask: FAILED (smp {smp}, `{cmdline}`) {name}: {reason}");
@@ -55,7 +56,9 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let (failure_passed, failure_failed) = failure_paths(&artifacts, &machine)?;
     passed += failure_passed;
     failed += failure_failed;
-    for (name, check) in [("traced boot", traced_boot as fn(&build::Artifacts) -> Result<()>), ("traced fork batching", traced_fork_batching)] {
+    for (name, check) in
+        [("traced boot", traced_boot as fn(&build::Artifacts) -> Result<()>), ("traced fork batching", traced_fork_batching)]
+    {
         match check(&artifacts) {
             Ok(()) => passed += 1,
             Err(error) => {
@@ -113,8 +116,16 @@ struct FailureCase {
 }
 
 const FAILURE_CASES: [FailureCase; 3] = [
-    FailureCase { cmdline: abi::selftest::crash::PANIC, expect_lines: &["KERNEL PANIC on cpu 0 at microkernel/src/main.rs:", "crash requested"], expect_hang: false },
-    FailureCase { cmdline: abi::selftest::crash::FAULT, expect_lines: &["EXCEPTION #PF page fault (vector 14) on cpu 0", "cr2 0xfffffc0000000000", "rax "], expect_hang: false },
+    FailureCase {
+        cmdline: abi::selftest::crash::PANIC,
+        expect_lines: &["KERNEL PANIC on cpu 0 at microkernel/src/main.rs:", "crash requested"],
+        expect_hang: false,
+    },
+    FailureCase {
+        cmdline: abi::selftest::crash::FAULT,
+        expect_lines: &["EXCEPTION #PF page fault (vector 14) on cpu 0", "cr2 0xfffffc0000000000", "rax "],
+        expect_hang: false,
+    },
     FailureCase { cmdline: abi::selftest::crash::HANG, expect_lines: &["idling forever"], expect_hang: true },
 ];
 
@@ -129,11 +140,7 @@ fn failure_paths(artifacts: &build::Artifacts, machine: &MachineArgs) -> Result<
         let outcome = qemu::boot(artifacts, &machine, case.cmdline, Echo::Indented)?;
         outcome.report();
         let missing: Vec<_> = case.expect_lines.iter().filter(|want| !outcome.lines.iter().any(|l| l.contains(*want))).collect();
-        let ended_right = if case.expect_hang {
-            outcome.timed_out.is_some()
-        } else {
-            outcome.exit == Some(abi::exit::GuestExit::Failure)
-        };
+        let ended_right = if case.expect_hang { outcome.timed_out.is_some() } else { outcome.exit == Some(abi::exit::GuestExit::Failure) };
         if missing.is_empty() && ended_right {
             passed += 1;
         } else {

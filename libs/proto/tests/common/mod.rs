@@ -7,13 +7,10 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proto::memory::{
-    AttachPart, FreeList, Layout, MAX_FREE_FRAMES, MAX_REF_OPS, MAX_RUNS, RefOps, Runs,
-};
+use proto::memory::{AttachPart, FreeList, Layout, MAX_FREE_FRAMES, MAX_REF_OPS, MAX_RUNS, RefOps, Runs};
 use proto::process::{PAGE_SIZE, PROGRAM_NAME_LEN};
 use proto::{
-    FrameRun, MemoryReply, MemoryRequest, MemoryStats, ProcessReply, ProcessRequest, ProcessStats,
-    ProgramName, ProtoError, RefOp,
+    FrameRun, MemoryReply, MemoryRequest, MemoryStats, ProcessReply, ProcessRequest, ProcessStats, ProgramName, ProtoError, RefOp,
 };
 
 pub const ALL_ERRORS: [ProtoError; 14] = [
@@ -130,57 +127,20 @@ fn full<T: Copy, const N: usize>(value: T) -> heapless::Vec<T, N> {
 /// Valid requests, every variant at least once.
 pub fn memory_requests() -> Vec<MemoryRequest> {
     vec![
-        MemoryRequest::AllocFrames {
-            client: 0,
-            count: 1,
-        },
-        MemoryRequest::AllocFrames {
-            client: 2,
-            count: 512,
-        },
-        MemoryRequest::FreeFrames {
-            client: 1,
-            frames: [0x100u32, 0x101, 0x200, u32::MAX].into_iter().collect(),
-        },
-        MemoryRequest::RefBatch {
-            client: 3,
-            ops: [
-                RefOp::inc(7),
-                RefOp::dec(7),
-                RefOp {
-                    frame: 9,
-                    delta: -2,
-                },
-            ]
-            .into_iter()
-            .collect(),
-        },
-        MemoryRequest::Attach {
-            part: AttachPart::Frames,
-        },
-        MemoryRequest::Attach {
-            part: AttachPart::Table,
-        },
-        MemoryRequest::Attach {
-            part: AttachPart::Region,
-        },
+        MemoryRequest::AllocFrames { client: 0, count: 1 },
+        MemoryRequest::AllocFrames { client: 2, count: 512 },
+        MemoryRequest::FreeFrames { client: 1, frames: [0x100u32, 0x101, 0x200, u32::MAX].into_iter().collect() },
+        MemoryRequest::RefBatch { client: 3, ops: [RefOp::inc(7), RefOp::dec(7), RefOp { frame: 9, delta: -2 }].into_iter().collect() },
+        MemoryRequest::Attach { part: AttachPart::Frames },
+        MemoryRequest::Attach { part: AttachPart::Table },
+        MemoryRequest::Attach { part: AttachPart::Region },
         MemoryRequest::Stats,
-        MemoryRequest::TryRemoveUnique {
-            client: 0,
-            frame: 0x100,
-        },
-        MemoryRequest::TryRemoveUnique {
-            client: 3,
-            frame: u32::MAX,
-        },
+        MemoryRequest::TryRemoveUnique { client: 0, frame: 0x100 },
+        MemoryRequest::TryRemoveUnique { client: 3, frame: u32::MAX },
         MemoryRequest::Settle,
-        MemoryRequest::Materialize {
-            frames: [0x100u32].into_iter().collect(),
-        },
+        MemoryRequest::Materialize { frames: [0x100u32].into_iter().collect() },
         // Holders of a frame may all name it: a frame may appear twice.
-        MemoryRequest::Materialize {
-            frames: [0x100u32, 0x200, 0x100, u32::MAX].into_iter().collect(),
-        },
+        MemoryRequest::Materialize { frames: [0x100u32, 0x200, 0x100, u32::MAX].into_iter().collect() },
         MemoryRequest::Swap { strategy: 0 },
         // Whether a strategy exists is the server's question.
         MemoryRequest::Swap { strategy: u8::MAX },
@@ -189,23 +149,11 @@ pub fn memory_requests() -> Vec<MemoryRequest> {
 
 pub fn memory_replies() -> Vec<MemoryReply> {
     let mut replies = vec![
-        MemoryReply::Frames {
-            runs: [FrameRun::new(0x1000, 64)].into_iter().collect(),
-        },
+        MemoryReply::Frames { runs: [FrameRun::new(0x1000, 64)].into_iter().collect() },
         MemoryReply::Ok,
         MemoryReply::RefBatchDone { freed: 2 },
-        MemoryReply::Attached(Layout {
-            pool_frames: 0x8000,
-            table_pages: 64,
-        }),
-        MemoryReply::Stats(MemoryStats {
-            free: 1,
-            owned: 2,
-            shared: 3,
-            pending_ops: 4,
-            batches: 5,
-            ops_in_batches: 6,
-        }),
+        MemoryReply::Attached(Layout { pool_frames: 0x8000, table_pages: 64 }),
+        MemoryReply::Stats(MemoryStats { free: 1, owned: 2, shared: 3, pending_ops: 4, batches: 5, ops_in_batches: 6 }),
         MemoryReply::Unique(false),
         MemoryReply::Unique(true),
     ];
@@ -215,36 +163,17 @@ pub fn memory_replies() -> Vec<MemoryReply> {
 
 pub fn process_requests() -> Vec<ProcessRequest> {
     vec![
-        ProcessRequest::Spawn {
-            program: name("forktest"),
-            arg: 3,
-        },
-        ProcessRequest::Fork {
-            resume: 0x40_1000,
-            stack: 0x7FFF_FF00,
-            cpu: None,
-        },
-        ProcessRequest::Fork {
-            resume: 0x40_1000,
-            stack: 0x7FFF_FF00,
-            cpu: Some(1),
-        },
+        ProcessRequest::Spawn { program: name("forktest"), arg: 3 },
+        ProcessRequest::Fork { resume: 0x40_1000, stack: 0x7FFF_FF00, cpu: None },
+        ProcessRequest::Fork { resume: 0x40_1000, stack: 0x7FFF_FF00, cpu: Some(1) },
         ProcessRequest::Exit { status: -1 },
         ProcessRequest::Wait { pid: None },
         ProcessRequest::Wait { pid: Some(42) },
-        ProcessRequest::Exec {
-            program: name("hello"),
-            arg: 0,
-        },
+        ProcessRequest::Exec { program: name("hello"), arg: 0 },
         ProcessRequest::GetPid,
-        ProcessRequest::Brk {
-            new_end: 0x4000_0000,
-        },
+        ProcessRequest::Brk { new_end: 0x4000_0000 },
         ProcessRequest::Mmap { pages: 16 },
-        ProcessRequest::Munmap {
-            addr: 0x7000_0000,
-            pages: 16,
-        },
+        ProcessRequest::Munmap { addr: 0x7000_0000, pages: 16 },
         ProcessRequest::Quiesce,
         ProcessRequest::Stats,
         ProcessRequest::Swap { strategy: 0 },
@@ -287,36 +216,23 @@ pub fn process_replies() -> Vec<ProcessReply> {
 /// accepts, not only for what it can decode.
 pub fn largest_memory_request(like: &MemoryRequest) -> MemoryRequest {
     match like {
-        MemoryRequest::AllocFrames { .. } => MemoryRequest::AllocFrames {
-            client: u16::MAX,
-            count: u16::MAX,
-        },
+        MemoryRequest::AllocFrames { .. } => MemoryRequest::AllocFrames { client: u16::MAX, count: u16::MAX },
         // Distinct frames (no double free), each a 5-byte varint.
-        MemoryRequest::FreeFrames { .. } => MemoryRequest::FreeFrames {
-            client: u16::MAX,
-            frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect(),
-        },
-        MemoryRequest::RefBatch { .. } => MemoryRequest::RefBatch {
-            client: u16::MAX,
-            ops: full(RefOp {
-                frame: u32::MAX,
-                delta: i8::MIN,
-            }),
-        },
-        MemoryRequest::Attach { .. } => MemoryRequest::Attach {
-            part: AttachPart::Table,
-        },
+        MemoryRequest::FreeFrames { .. } => {
+            MemoryRequest::FreeFrames { client: u16::MAX, frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect() }
+        }
+        MemoryRequest::RefBatch { .. } => {
+            MemoryRequest::RefBatch { client: u16::MAX, ops: full(RefOp { frame: u32::MAX, delta: i8::MIN }) }
+        }
+        MemoryRequest::Attach { .. } => MemoryRequest::Attach { part: AttachPart::Table },
         MemoryRequest::Stats => MemoryRequest::Stats,
-        MemoryRequest::TryRemoveUnique { .. } => MemoryRequest::TryRemoveUnique {
-            client: u16::MAX,
-            frame: u32::MAX,
-        },
+        MemoryRequest::TryRemoveUnique { .. } => MemoryRequest::TryRemoveUnique { client: u16::MAX, frame: u32::MAX },
         MemoryRequest::Settle => MemoryRequest::Settle,
         // As many 5-byte frames as a FreeFrames, but no client: never the
         // largest request. Distinct or not makes no difference to the size.
-        MemoryRequest::Materialize { .. } => MemoryRequest::Materialize {
-            frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect(),
-        },
+        MemoryRequest::Materialize { .. } => {
+            MemoryRequest::Materialize { frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect() }
+        }
         // A u8 is one raw byte whatever its value.
         MemoryRequest::Swap { .. } => MemoryRequest::Swap { strategy: u8::MAX },
     }
@@ -324,15 +240,10 @@ pub fn largest_memory_request(like: &MemoryRequest) -> MemoryRequest {
 
 pub fn largest_memory_reply(like: &MemoryReply) -> MemoryReply {
     match like {
-        MemoryReply::Frames { .. } => MemoryReply::Frames {
-            runs: full(FrameRun::new(u64::MAX, u16::MAX)),
-        },
+        MemoryReply::Frames { .. } => MemoryReply::Frames { runs: full(FrameRun::new(u64::MAX, u16::MAX)) },
         MemoryReply::Ok => MemoryReply::Ok,
         MemoryReply::RefBatchDone { .. } => MemoryReply::RefBatchDone { freed: u16::MAX },
-        MemoryReply::Attached(_) => MemoryReply::Attached(Layout {
-            pool_frames: u32::MAX,
-            table_pages: u32::MAX,
-        }),
+        MemoryReply::Attached(_) => MemoryReply::Attached(Layout { pool_frames: u32::MAX, table_pages: u32::MAX }),
         MemoryReply::Stats(_) => MemoryReply::Stats(MemoryStats {
             free: u64::MAX,
             owned: u64::MAX,
@@ -350,33 +261,20 @@ pub fn largest_memory_reply(like: &MemoryReply) -> MemoryReply {
 pub fn largest_process_request(like: &ProcessRequest) -> ProcessRequest {
     let longest = || name(&"x".repeat(PROGRAM_NAME_LEN));
     match like {
-        ProcessRequest::Spawn { .. } => ProcessRequest::Spawn {
-            program: longest(),
-            arg: u64::MAX,
-        },
+        ProcessRequest::Spawn { .. } => ProcessRequest::Spawn { program: longest(), arg: u64::MAX },
         // The highest 8-aligned stack is still a 10-byte varint.
-        ProcessRequest::Fork { .. } => ProcessRequest::Fork {
-            resume: u64::MAX,
-            stack: u64::MAX - 7,
-            cpu: Some(u16::MAX),
-        },
+        ProcessRequest::Fork { .. } => ProcessRequest::Fork { resume: u64::MAX, stack: u64::MAX - 7, cpu: Some(u16::MAX) },
         ProcessRequest::Exit { .. } => ProcessRequest::Exit { status: i32::MIN },
-        ProcessRequest::Wait { .. } => ProcessRequest::Wait {
-            pid: Some(u32::MAX),
-        },
-        ProcessRequest::Exec { .. } => ProcessRequest::Exec {
-            program: longest(),
-            arg: u64::MAX,
-        },
+        ProcessRequest::Wait { .. } => ProcessRequest::Wait { pid: Some(u32::MAX) },
+        ProcessRequest::Exec { .. } => ProcessRequest::Exec { program: longest(), arg: u64::MAX },
         ProcessRequest::GetPid => ProcessRequest::GetPid,
         ProcessRequest::Brk { .. } => ProcessRequest::Brk { new_end: u64::MAX },
         ProcessRequest::Mmap { .. } => ProcessRequest::Mmap { pages: u32::MAX },
         // The most pages, at the highest page-aligned address that leaves
         // the range's end within the address space.
-        ProcessRequest::Munmap { .. } => ProcessRequest::Munmap {
-            addr: (u64::MAX - u64::from(u32::MAX) * PAGE_SIZE) & !(PAGE_SIZE - 1),
-            pages: u32::MAX,
-        },
+        ProcessRequest::Munmap { .. } => {
+            ProcessRequest::Munmap { addr: (u64::MAX - u64::from(u32::MAX) * PAGE_SIZE) & !(PAGE_SIZE - 1), pages: u32::MAX }
+        }
         ProcessRequest::Quiesce => ProcessRequest::Quiesce,
         ProcessRequest::Stats => ProcessRequest::Stats,
         ProcessRequest::Swap { .. } => ProcessRequest::Swap { strategy: u8::MAX },
@@ -386,13 +284,8 @@ pub fn largest_process_request(like: &ProcessRequest) -> ProcessRequest {
 pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
     match like {
         ProcessReply::Spawned { .. } => ProcessReply::Spawned { pid: u32::MAX },
-        ProcessReply::Forked { .. } => ProcessReply::Forked {
-            child_pid: u32::MAX,
-        },
-        ProcessReply::Exited { .. } => ProcessReply::Exited {
-            pid: u32::MAX,
-            status: i32::MIN,
-        },
+        ProcessReply::Forked { .. } => ProcessReply::Forked { child_pid: u32::MAX },
+        ProcessReply::Exited { .. } => ProcessReply::Exited { pid: u32::MAX, status: i32::MIN },
         ProcessReply::Pid(_) => ProcessReply::Pid(u32::MAX),
         ProcessReply::BrkSet(_) => ProcessReply::BrkSet(u64::MAX),
         ProcessReply::Mapped { .. } => ProcessReply::Mapped { addr: u64::MAX },
@@ -437,11 +330,7 @@ fn arb_frame() -> impl Strategy<Value = u32> {
 }
 
 fn arb_ref_ops() -> impl Strategy<Value = RefOps> {
-    vec((arb_frame(), any::<i8>()), 0..=MAX_REF_OPS).prop_map(|ops| {
-        ops.into_iter()
-            .map(|(frame, delta)| RefOp { frame, delta })
-            .collect()
-    })
+    vec((arb_frame(), any::<i8>()), 0..=MAX_REF_OPS).prop_map(|ops| ops.into_iter().map(|(frame, delta)| RefOp { frame, delta }).collect())
 }
 
 fn arb_free_list() -> impl Strategy<Value = FreeList> {
@@ -449,34 +338,24 @@ fn arb_free_list() -> impl Strategy<Value = FreeList> {
 }
 
 fn arb_attach_part() -> impl Strategy<Value = AttachPart> {
-    prop_oneof![
-        Just(AttachPart::Frames),
-        Just(AttachPart::Table),
-        Just(AttachPart::Region)
-    ]
+    prop_oneof![Just(AttachPart::Frames), Just(AttachPart::Table), Just(AttachPart::Region)]
 }
 
 fn arb_name() -> impl Strategy<Value = ProgramName> {
     // Any Unicode that fits in 32 bytes, multi-byte characters included.
     proptest::string::string_regex(".{0,32}")
         .expect("valid regex")
-        .prop_filter_map("fits in a program name", |text| {
-            ProgramName::try_from(text.as_str()).ok()
-        })
+        .prop_filter_map("fits in a program name", |text| ProgramName::try_from(text.as_str()).ok())
 }
 
 pub fn arb_memory_request() -> impl Strategy<Value = MemoryRequest> {
     prop_oneof![
-        (any::<u16>(), any::<u16>())
-            .prop_map(|(client, count)| MemoryRequest::AllocFrames { client, count }),
-        (any::<u16>(), arb_free_list())
-            .prop_map(|(client, frames)| MemoryRequest::FreeFrames { client, frames }),
-        (any::<u16>(), arb_ref_ops())
-            .prop_map(|(client, ops)| MemoryRequest::RefBatch { client, ops }),
+        (any::<u16>(), any::<u16>()).prop_map(|(client, count)| MemoryRequest::AllocFrames { client, count }),
+        (any::<u16>(), arb_free_list()).prop_map(|(client, frames)| MemoryRequest::FreeFrames { client, frames }),
+        (any::<u16>(), arb_ref_ops()).prop_map(|(client, ops)| MemoryRequest::RefBatch { client, ops }),
         arb_attach_part().prop_map(|part| MemoryRequest::Attach { part }),
         Just(MemoryRequest::Stats),
-        (any::<u16>(), arb_frame())
-            .prop_map(|(client, frame)| MemoryRequest::TryRemoveUnique { client, frame }),
+        (any::<u16>(), arb_frame()).prop_map(|(client, frame)| MemoryRequest::TryRemoveUnique { client, frame }),
         Just(MemoryRequest::Settle),
         arb_free_list().prop_map(|frames| MemoryRequest::Materialize { frames }),
         any::<u8>().prop_map(|strategy| MemoryRequest::Swap { strategy }),
@@ -488,24 +367,10 @@ pub fn arb_memory_reply() -> impl Strategy<Value = MemoryReply> {
         arb_runs().prop_map(|runs| MemoryReply::Frames { runs }),
         Just(MemoryReply::Ok),
         any::<u16>().prop_map(|freed| MemoryReply::RefBatchDone { freed }),
-        (any::<u32>(), any::<u32>()).prop_map(|(pool_frames, table_pages)| {
-            MemoryReply::Attached(Layout {
-                pool_frames,
-                table_pages,
-            })
+        (any::<u32>(), any::<u32>()).prop_map(|(pool_frames, table_pages)| { MemoryReply::Attached(Layout { pool_frames, table_pages }) }),
+        any::<[u64; 6]>().prop_map(|[free, owned, shared, pending_ops, batches, ops_in_batches]| {
+            MemoryReply::Stats(MemoryStats { free, owned, shared, pending_ops, batches, ops_in_batches })
         }),
-        any::<[u64; 6]>().prop_map(
-            |[free, owned, shared, pending_ops, batches, ops_in_batches]| {
-                MemoryReply::Stats(MemoryStats {
-                    free,
-                    owned,
-                    shared,
-                    pending_ops,
-                    batches,
-                    ops_in_batches,
-                })
-            }
-        ),
         arb_error().prop_map(MemoryReply::Error),
         any::<bool>().prop_map(MemoryReply::Unique),
     ]
@@ -513,15 +378,10 @@ pub fn arb_memory_reply() -> impl Strategy<Value = MemoryReply> {
 
 pub fn arb_process_request() -> impl Strategy<Value = ProcessRequest> {
     prop_oneof![
-        (arb_name(), any::<u64>())
-            .prop_map(|(program, arg)| ProcessRequest::Spawn { program, arg }),
+        (arb_name(), any::<u64>()).prop_map(|(program, arg)| ProcessRequest::Spawn { program, arg }),
         // Half the stacks are any value (aligned one time in eight), half
         // are aligned, so that validation goes both ways.
-        (
-            any::<u64>(),
-            prop_oneof![any::<u64>(), any::<u64>().prop_map(|s| s & !7)],
-            any::<Option<u16>>()
-        )
+        (any::<u64>(), prop_oneof![any::<u64>(), any::<u64>().prop_map(|s| s & !7)], any::<Option<u16>>())
             .prop_map(|(resume, stack, cpu)| ProcessRequest::Fork { resume, stack, cpu }),
         any::<i32>().prop_map(|status| ProcessRequest::Exit { status }),
         any::<Option<u32>>().prop_map(|pid| ProcessRequest::Wait { pid }),
@@ -529,8 +389,7 @@ pub fn arb_process_request() -> impl Strategy<Value = ProcessRequest> {
         Just(ProcessRequest::GetPid),
         any::<u64>().prop_map(|new_end| ProcessRequest::Brk { new_end }),
         any::<u32>().prop_map(|pages| ProcessRequest::Mmap { pages }),
-        (any::<u64>(), any::<u32>())
-            .prop_map(|(addr, pages)| ProcessRequest::Munmap { addr, pages }),
+        (any::<u64>(), any::<u32>()).prop_map(|(addr, pages)| ProcessRequest::Munmap { addr, pages }),
         Just(ProcessRequest::Quiesce),
         Just(ProcessRequest::Stats),
         any::<u8>().prop_map(|strategy| ProcessRequest::Swap { strategy }),
@@ -551,18 +410,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
         (any::<u32>(), any::<[u64; 10]>(), any::<[u64; 8]>()).prop_map(
             |(
                 processes,
-                [
-                    forks,
-                    cow_faults,
-                    cow_copies,
-                    cow_reused,
-                    zero_fills,
-                    ref_messages,
-                    ref_ops,
-                    frame_messages,
-                    direct_stores,
-                    cancelled,
-                ],
+                [forks, cow_faults, cow_copies, cow_reused, zero_fills, ref_messages, ref_ops, frame_messages, direct_stores, cancelled],
                 phases,
             )| {
                 ProcessReply::Stats(ProcessStats {

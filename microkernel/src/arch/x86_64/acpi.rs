@@ -55,13 +55,8 @@ pub fn platform(rsdp: Option<u64>) -> Result<Platform, AcpiError> {
     }
     .map_err(AcpiError::Tables)?;
     let madt = tables.find_table::<Madt>().map_err(AcpiError::Tables)?;
-    let mut list = Platform {
-        apic_ids: [0; MAX_CPUS],
-        count: 0,
-        ignored: 0,
-        ioapic: None,
-        isa: core::array::from_fn(|irq| (irq as u32, 0)),
-    };
+    let mut list =
+        Platform { apic_ids: [0; MAX_CPUS], count: 0, ignored: 0, ioapic: None, isa: core::array::from_fn(|irq| (irq as u32, 0)) };
     for entry in madt.get().entries() {
         const ENABLED: u32 = 1;
         let apic_id = match entry {

@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::gdt::{KERNEL_CODE, KERNEL_DATA};
 use super::percpu::{MAX_CPUS, PerCpu};
 use super::trap::TrapFrame;
-use super::{stacks, kernel_space};
+use super::{kernel_space, stacks};
 
 core::arch::global_asm!(
     r#"

@@ -4,12 +4,12 @@
 //! Layout: null, kernel code (0x08), kernel data (0x10), user data (0x18),
 //! user code (0x20), TSS (0x28, two slots).
 
+use x86_64::PrivilegeLevel::{Ring0, Ring3};
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::{lgdt, load_tss};
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::structures::gdt::SegmentSelector;
-use x86_64::PrivilegeLevel::{Ring0, Ring3};
 
 use super::percpu::PerCpu;
 

@@ -20,11 +20,8 @@ impl Gate {
     /// A present ring-0 interrupt gate (interrupts stay off on entry).
     fn interrupt(handler: u64, ist: Option<u16>) -> Self {
         let ist_field = ist.map_or(0, |slot| u64::from(slot) + 1);
-        let low = (handler & 0xFFFF)
-            | (u64::from(KERNEL_CODE.0) << 16)
-            | (ist_field << 32)
-            | (0x8E << 40)
-            | ((handler >> 16 & 0xFFFF) << 48);
+        let low =
+            (handler & 0xFFFF) | (u64::from(KERNEL_CODE.0) << 16) | (ist_field << 32) | (0x8E << 40) | ((handler >> 16 & 0xFFFF) << 48);
         Self([low, handler >> 32])
     }
 }

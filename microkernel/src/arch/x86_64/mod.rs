@@ -28,12 +28,12 @@ use x86_64::instructions::port::Port;
 
 use crate::bootinfo::BootInfo;
 
+pub use haltpoll::{arm as haltpoll_arm, configure as configure_haltpoll};
 pub use percpu::{MAX_CPUS, PerCpu, cpu, current as current_cpu, try_current as try_current_cpu};
 pub use supervisor::{enabled as supervisor_protection, user_access};
-pub use trap::{Fault, PING_VECTOR, Probe, probe};
-pub use trap::TrapFrame as UserContext;
 pub use tlb::{serve as tlb_serve, shootdown as tlb_shootdown};
-pub use haltpoll::{arm as haltpoll_arm, configure as configure_haltpoll};
+pub use trap::TrapFrame as UserContext;
+pub use trap::{Fault, PING_VECTOR, Probe, probe};
 
 /// The idle context of the running CPU.
 pub fn idle_context() -> UserContext {

@@ -144,13 +144,8 @@ pub fn start_aps(apic_ids: &[u32], kernel: Root) -> usize {
             crate::println!("smp: no memory for a stack, cpu with APIC id {apic_id} stays off");
             break;
         };
-        let fill = Mailbox {
-            boot_cr3: boot::boot_page_table(),
-            kernel_cr3: kernel.0,
-            stack_top,
-            cpu: index as u64,
-            entry: ap_entry_address(),
-        };
+        let fill =
+            Mailbox { boot_cr3: boot::boot_page_table(), kernel_cr3: kernel.0, stack_top, cpu: index as u64, entry: ap_entry_address() };
         // SAFETY: the mailbox lies in the trampoline page, which no AP is
         // reading now: the previous one finished before this loop went on.
         unsafe { mailbox.write_volatile(fill) };

@@ -123,7 +123,8 @@ extern "C" fn gift_server(ep: u64) -> ! {
 /// A reply carries a capability only when the caller called through a
 /// capability with the grant right.
 pub fn reply_grant(env: &Env) -> TestResult {
-    let (ep, no_grant, gift, server, landing) = (env.slots.alloc(), env.slots.alloc(), env.slots.alloc(), env.slots.alloc(), env.slots.alloc());
+    let (ep, no_grant, gift, server, landing) =
+        (env.slots.alloc(), env.slots.alloc(), env.slots.alloc(), env.slots.alloc(), env.slots.alloc());
     sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create endpoint")?;
     sys::create(ObjectKind::Notification, gift).map_err(|_| "create notification")?;
     sys::cap_mint(ep, no_grant, Rights::WRITE, 0).map_err(|_| "mint")?;
@@ -173,7 +174,10 @@ pub fn exit_reported(env: &Env) -> TestResult {
     env.slots.release(leaver);
     env.slots.release(ep);
     let report = report.ok_or("ThreadExit was not reported to the fault endpoint")?;
-    check(report.msg.label() == kernel_label::FAULT && report.msg.mrs[0] == kernel_label::EXIT_VECTOR, "the exit report names the wrong event")?;
+    check(
+        report.msg.label() == kernel_label::FAULT && report.msg.mrs[0] == kernel_label::EXIT_VECTOR,
+        "the exit report names the wrong event",
+    )?;
     check(resumed && dead, "an exited thread was resumed by its handler")
 }
 
@@ -273,7 +277,9 @@ pub fn privileges(env: &Env) -> TestResult {
     sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create an endpoint")?;
     sys::cap_mint(ep, weak, Rights::READ, 0).map_err(|_| "mint")?;
     let unnamed = sys::trace_name(weak, "weak");
-    let built = sys::cap_mint_to(ep, table, 1, Rights::ALL, 0).and_then(|()| restrict(table, 0)).and_then(|_| restrict(table, u64::from(abi::cap::privilege::ALL)));
+    let built = sys::cap_mint_to(ep, table, 1, Rights::ALL, 0)
+        .and_then(|()| restrict(table, 0))
+        .and_then(|_| restrict(table, u64::from(abi::cap::privilege::ALL)));
     let ran = built.map_err(|_| "restrict the table").and_then(|kept| {
         check(kept == 0, "a restricted table got its privileges back")?;
         let mut running = spec(unprivileged, 0, INIT_PRIORITY, env.other_cpu());

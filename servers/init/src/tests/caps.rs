@@ -46,7 +46,11 @@ pub fn rights(env: &Env) -> TestResult {
     expect_err(ipc::nb_send(100_000, Message::default()), SysError::BadSlot, "send on a slot past the table")?;
     expect_err(sys::cap_copy(ep, ntfn), SysError::SlotOccupied, "copy onto an occupied slot")?;
     expect_err(sys::create(ObjectKind::Endpoint, ep), SysError::SlotOccupied, "create onto an occupied slot")?;
-    expect_err(sys::raw_syscall(abi::syscall::Sysnum::Create as u64, [99, scratch, 0, 0, 0, 0]), SysError::BadArgument, "create of an unknown kind")?;
+    expect_err(
+        sys::raw_syscall(abi::syscall::Sysnum::Create as u64, [99, scratch, 0, 0, 0, 0]),
+        SysError::BadArgument,
+        "create of an unknown kind",
+    )?;
 
     // Threads, memory and ports need their rights too.
     let thread_read = env.slots.alloc();
@@ -59,7 +63,11 @@ pub fn rights(env: &Env) -> TestResult {
     env.slots.release(space_read);
     let window = env.pages.window(1);
     let writable = Rights::READ.union(Rights::WRITE);
-    expect_err(sys::map_batch(boot_slot::ADDRESS_SPACE, boot_slot::BOOT_IMAGE, 0, window, 1, writable), SysError::NoRight, "writable map of a read-only range")?;
+    expect_err(
+        sys::map_batch(boot_slot::ADDRESS_SPACE, boot_slot::BOOT_IMAGE, 0, window, 1, writable),
+        SysError::NoRight,
+        "writable map of a read-only range",
+    )?;
     let console_read = env.slots.alloc();
     sys::cap_mint(boot_slot::CONSOLE_PORTS, console_read, Rights::READ, 0).map_err(|_| "mint ports")?;
     expect_err(sys::port_out(console_read, 0x3F8, 1, b'!' as u64), SysError::NoRight, "port write without write")?;
@@ -120,7 +128,10 @@ pub fn revoke(env: &Env) -> TestResult {
     let (used, _) = sys::pool_usage(ObjectKind::Endpoint).map_err(|_| "usage")?;
     env.slots.release(ep);
     check(wait_dead(receiver), "receiver did not wake")?;
-    check(RECEIVER_RESULT.load(core::sync::atomic::Ordering::Acquire) == SysError::ObjectDeleted.code(), "receiver not told the endpoint died")?;
+    check(
+        RECEIVER_RESULT.load(core::sync::atomic::Ordering::Acquire) == SysError::ObjectDeleted.code(),
+        "receiver not told the endpoint died",
+    )?;
     check(sys::pool_usage(ObjectKind::Endpoint).map(|u| u.0) == Ok(used - 1), "the endpoint was not freed")?;
     for slot in [receiver, child, grandchild, other] {
         env.slots.release(slot);

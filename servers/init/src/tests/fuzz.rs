@@ -206,7 +206,14 @@ fn fuzz_one(env: &Env, seed: u64, calls: u64) -> Result<Outcome, &'static str> {
     let sandbox = Sandbox::build(env)?;
     let fuzz = env.slots.alloc();
     sys::create(ObjectKind::Thread, fuzz).map_err(|_| "create fuzzer")?;
-    let config = ThreadConfig { space: boot_slot::ADDRESS_SPACE, cspace: sandbox.table, ipc_buffer, fault_endpoint: None, priority: FUZZER_PRIORITY, cpu: env.other_cpu() };
+    let config = ThreadConfig {
+        space: boot_slot::ADDRESS_SPACE,
+        cspace: sandbox.table,
+        ipc_buffer,
+        fault_endpoint: None,
+        priority: FUZZER_PRIORITY,
+        cpu: env.other_cpu(),
+    };
     sys::thread_configure(fuzz, &config).map_err(|_| "configure fuzzer")?;
     DONE.store(0, Ordering::Release);
     CALLS_TO_MAKE.store(calls, Ordering::Release);

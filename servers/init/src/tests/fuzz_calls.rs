@@ -76,21 +76,28 @@ fn shape(sysnum: Sysnum) -> [Arg; 6] {
         Sysnum::ThreadSuspend | Sysnum::ThreadResume | Sysnum::ThreadState => [Thread, Word, Word, Word, Word, Word],
         Sysnum::ThreadSetAffinity => [Thread, Cpu, Word, Word, Word, Word],
         Sysnum::ThreadSetPriority => [Thread, Priority, Word, Word, Word, Word],
-        Sysnum::Send | Sysnum::NbSend | Sysnum::Call | Sysnum::Recv | Sysnum::NbRecv | Sysnum::ReplyRecv => [ep, Word, Word, Word, Word, Word],
+        Sysnum::Send | Sysnum::NbSend | Sysnum::Call | Sysnum::Recv | Sysnum::NbRecv | Sysnum::ReplyRecv => {
+            [ep, Word, Word, Word, Word, Word]
+        }
         Sysnum::Signal | Sysnum::Wait | Sysnum::Poll => [Slot(slot::NOTIFICATION), Word, Word, Word, Word, Word],
         Sysnum::MapBatch => [Slot(slot::SPACE), Slot(slot::FRAMES), Frame, Addr, Count, Rights],
         Sysnum::Unmap | Sysnum::Query => [Slot(slot::SPACE), Addr, Count, Word, Word, Word],
         Sysnum::Protect => [Slot(slot::SPACE), Addr, Count, Rights, Word, Word],
         Sysnum::ShareCow => [Slot(slot::SPACE), Slot(slot::SPACE), Addr, Count, Word, Word],
         Sysnum::PhysRangeCarve => [Slot(slot::FRAMES), Frame, Count, Free, Word, Word],
-        Sysnum::PortIn | Sysnum::PortOut | Sysnum::IrqBind | Sysnum::IrqAck | Sysnum::TraceControl => [AnySlot, Word, Count, Word, Word, Word],
+        Sysnum::PortIn | Sysnum::PortOut | Sysnum::IrqBind | Sysnum::IrqAck | Sysnum::TraceControl => {
+            [AnySlot, Word, Count, Word, Word, Word]
+        }
     }
 }
 
 /// The system calls drawn well formed: all but those of I/O ports, IRQ
 /// lines and trace control, which the sandbox holds no capability for
 /// (the calls drawn as anything at all reach them).
-const SYSNUMS: [u64; 38] = [1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 26, 30, 31, 32, 33, 34, 35, 36, 37, 40, 41, 42, 50, 51, 52, 53, 54, 55, 65];
+const SYSNUMS: [u64; 38] = [
+    1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 26, 30, 31, 32, 33, 34, 35, 36, 37, 40, 41, 42, 50, 51, 52, 53,
+    54, 55, 65,
+];
 
 /// A small xorshift generator.
 pub struct Random(pub u64);
@@ -122,11 +129,29 @@ impl Random {
             return self.word();
         }
         match arg {
-            Slot(slot) => if self.below(8) == 0 { self.below(slot::FIRST_FREE + 8) } else { slot },
-            Thread => if self.below(2) == 0 { slot::THREAD } else { slot::FIRST_FREE + self.below(8) },
+            Slot(slot) => {
+                if self.below(8) == 0 {
+                    self.below(slot::FIRST_FREE + 8)
+                } else {
+                    slot
+                }
+            }
+            Thread => {
+                if self.below(2) == 0 {
+                    slot::THREAD
+                } else {
+                    slot::FIRST_FREE + self.below(8)
+                }
+            }
             AnySlot => self.below(slot::FIRST_FREE + 8),
             Free => slot::FIRST_FREE + self.below(8),
-            Table => if self.below(2) == 0 { OWN_CSPACE } else { [slot::TABLE, slot::FIRST_FREE + self.below(8)][self.below(2) as usize] },
+            Table => {
+                if self.below(2) == 0 {
+                    OWN_CSPACE
+                } else {
+                    [slot::TABLE, slot::FIRST_FREE + self.below(8)][self.below(2) as usize]
+                }
+            }
             Addr => WINDOW + self.below(64) * 4096,
             Count => 1 + self.below(4),
             Frame => self.below(slot::FRAME_COUNT),
@@ -134,7 +159,8 @@ impl Random {
             // Tables only through the fixed self-capability: with tables the
             // fuzzer creates, some seeds leave one table unreclaimed (open,
             // docs/kernel.md).
-            Kind => [ObjectKind::Endpoint, ObjectKind::Notification, ObjectKind::Thread, ObjectKind::Thread, ObjectKind::AddressSpace][self.below(5) as usize] as u64,
+            Kind => [ObjectKind::Endpoint, ObjectKind::Notification, ObjectKind::Thread, ObjectKind::Thread, ObjectKind::AddressSpace]
+                [self.below(5) as usize] as u64,
             Placement => self.below(THREAD_PRIORITY_LIMIT),
             Priority => self.below(THREAD_PRIORITY_LIMIT),
             Cpu => self.below(2),

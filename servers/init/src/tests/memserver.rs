@@ -141,18 +141,27 @@ fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, words: &[Atomi
     let mut batch = |ops| call(ep, buffer, &MemoryRequest::RefBatch { client: 0, ops });
     check(batch(ops(&[RefOp::dec(first)])) == Ok(MemoryReply::RefBatchDone { freed: 0 }), "a decrement of a shared OWNED frame")?;
     check(entry(first) == 1, "OWNED minus one is not 1")?;
-    check(batch(ops(&[RefOp::dec(first), RefOp::dec(first), RefOp::inc(first)])) == Ok(MemoryReply::RefBatchDone { freed: 1 }), "the frame was not freed")?;
+    check(
+        batch(ops(&[RefOp::dec(first), RefOp::dec(first), RefOp::inc(first)])) == Ok(MemoryReply::RefBatchDone { freed: 1 }),
+        "the frame was not freed",
+    )?;
     check(entry(first) == table::FREE, "a freed frame is not FREE in the table")?;
     check(batch(ops(&[RefOp::dec(first)])) == Err(ProtoError::NotOwned), "a decrement of a free frame was accepted")?;
 
     let rest: FreeList = frames[1..].iter().copied().collect();
     check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: rest.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
-    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: rest }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
+    check(
+        call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: rest }) == Err(ProtoError::NotOwned),
+        "a double free was accepted",
+    )?;
     // Frames never handed out: past the pool's end, the server's own
     // (frame 0 holds its heap), and one of a batch with a good one.
     for never in [u32::MAX, words.len() as u32, 0] {
         let frames: FreeList = [never].into_iter().collect();
-        check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned), "a frame never handed out was taken back")?;
+        check(
+            call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned),
+            "a frame never handed out was taken back",
+        )?;
     }
     check(free_frames(ep, buffer)? == free, "the frames did not return to the pool, or a refused free changed it")?;
     let mixed = match call(ep, buffer, &MemoryRequest::AllocFrames { client: 0, count: 1 }) {
@@ -160,7 +169,10 @@ fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, words: &[Atomi
         _ => return Err("AllocFrames failed"),
     };
     let frames: FreeList = [mixed, u32::MAX - 1].into_iter().collect();
-    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned), "a batch with a bad frame was taken back")?;
+    check(
+        call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned),
+        "a batch with a bad frame was taken back",
+    )?;
     check(free_frames(ep, buffer)? == free - 1, "a refused batch freed its good frame")?;
     let frames: FreeList = [mixed].into_iter().collect();
     check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Ok(MemoryReply::Ok), "FreeFrames of the good frame")?;
@@ -183,11 +195,20 @@ fn shared_placement(ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
         _ => return Err("AllocFrames failed"),
     };
     let ops: RefOps = [RefOp::inc(frame)].into_iter().collect();
-    check(call(ep, buffer, &MemoryRequest::RefBatch { client: 0, ops }) == Err(ProtoError::InvalidArgument), "a batch was applied under a shared strategy")?;
-    check(call(ep, buffer, &MemoryRequest::TryRemoveUnique { client: 0, frame }) == Err(ProtoError::InvalidArgument), "TryRemoveUnique was answered under a shared strategy")?;
+    check(
+        call(ep, buffer, &MemoryRequest::RefBatch { client: 0, ops }) == Err(ProtoError::InvalidArgument),
+        "a batch was applied under a shared strategy",
+    )?;
+    check(
+        call(ep, buffer, &MemoryRequest::TryRemoveUnique { client: 0, frame }) == Err(ProtoError::InvalidArgument),
+        "TryRemoveUnique was answered under a shared strategy",
+    )?;
     for bad in [region[0].first as u32, u32::MAX] {
         let frames: FreeList = [bad].into_iter().collect();
-        check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned), "a frame never handed out was taken back")?;
+        check(
+            call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned),
+            "a frame never handed out was taken back",
+        )?;
     }
     let frames: FreeList = [frame].into_iter().collect();
     check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: frames.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;

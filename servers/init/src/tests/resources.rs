@@ -72,12 +72,24 @@ pub fn allowance(env: &Env) -> TestResult {
 /// configured to run in it: once init deletes its own capabilities, both
 /// are gone.
 pub fn cycle_reclaimed(env: &Env) -> TestResult {
-    let usage = || Ok::<_, &'static str>((sys::pool_usage(ObjectKind::CSpace).map_err(|_| "usage")?.0, sys::pool_usage(ObjectKind::Thread).map_err(|_| "usage")?.0));
+    let usage = || {
+        Ok::<_, &'static str>((
+            sys::pool_usage(ObjectKind::CSpace).map_err(|_| "usage")?.0,
+            sys::pool_usage(ObjectKind::Thread).map_err(|_| "usage")?.0,
+        ))
+    };
     let before = usage()?;
     let (table, thread) = (env.slots.alloc(), env.slots.alloc());
     sys::create(ObjectKind::CSpace, table).map_err(|_| "create a table")?;
     sys::create(ObjectKind::Thread, thread).map_err(|_| "create a thread")?;
-    let config = ThreadConfig { space: boot_slot::ADDRESS_SPACE, cspace: table, ipc_buffer: 0, fault_endpoint: None, priority: INIT_PRIORITY, cpu: 0 };
+    let config = ThreadConfig {
+        space: boot_slot::ADDRESS_SPACE,
+        cspace: table,
+        ipc_buffer: 0,
+        fault_endpoint: None,
+        priority: INIT_PRIORITY,
+        cpu: 0,
+    };
     let built = sys::cap_mint_to(table, table, 5, Rights::ALL, 0)
         .and_then(|()| sys::cap_mint_to(thread, table, 6, Rights::ALL, 0))
         .and_then(|()| sys::thread_configure(thread, &config));

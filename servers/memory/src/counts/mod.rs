@@ -91,7 +91,12 @@ fn config(frames: u32, clients: u16) -> Config {
 
 /// The counts of `strategy` over the counter `table` and, for the library
 /// strategies, a zeroed `region` of `region_words` words.
-pub fn build(strategy: Strategy, table: &'static [Word], region: &'static [Word], clients: u16) -> Result<Box<dyn Counts>, refcount::LayoutError> {
+pub fn build(
+    strategy: Strategy,
+    table: &'static [Word],
+    region: &'static [Word],
+    clients: u16,
+) -> Result<Box<dyn Counts>, refcount::LayoutError> {
     let config = config(table.len() as u32, clients);
     Ok(match strategy {
         Strategy::Deferred | Strategy::AtomicIpc => Box::new(Table::new(table, strategy)),

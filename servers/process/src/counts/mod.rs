@@ -182,5 +182,4 @@ impl MemClient {
         self.quiescent(true);
         self.link.give_back(0);
     }
-
 }

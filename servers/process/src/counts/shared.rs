@@ -12,11 +12,11 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use abi::cap::Rights;
+use abi::msg::IpcBuffer;
 use abi::process::Strategy;
 use abi::syscall::MAP_BATCH_MAX;
-use abi::msg::IpcBuffer;
-use proto::{MemoryProtocol, ProtoError};
 use proto::memory::{AttachPart, MemoryReply, MemoryRequest};
+use proto::{MemoryProtocol, ProtoError};
 use refcount::{Atomic, Biased, Config, Deferred, Paygo, PercpuRef, RefCache, RefCount, Sloppy, Snzi, Striped, Word};
 use rt::mem::PAGE_SIZE;
 use rt::sys;
@@ -113,7 +113,9 @@ fn build(strategy: Strategy, region: &'static [Word]) -> Option<Arc<dyn SharedCo
 /// over it: the one instance every server thread uses.
 pub fn map_region(buffer: &mut IpcBuffer, strategy: Strategy) -> Result<(RegionView, Arc<dyn SharedCounts>), ProtoError> {
     let words = words_needed(strategy);
-    let MemoryReply::Frames { runs } = rt::client::call::<MemoryProtocol>(slot::MEMORY, buffer, &MemoryRequest::Attach { part: AttachPart::Region })? else {
+    let MemoryReply::Frames { runs } =
+        rt::client::call::<MemoryProtocol>(slot::MEMORY, buffer, &MemoryRequest::Attach { part: AttachPart::Region })?
+    else {
         return Err(ProtoError::Malformed);
     };
     let pages: u64 = runs.iter().map(|run| u64::from(run.count)).sum();
@@ -127,7 +129,8 @@ pub fn map_region(buffer: &mut IpcBuffer, strategy: Strategy) -> Result<(RegionV
     for run in &runs {
         for first in (0..u64::from(run.count)).step_by(MAP_BATCH_MAX as usize) {
             let count = MAP_BATCH_MAX.min(u64::from(run.count) - first);
-            sys::map_batch(slot::SPACE, slot::POOL, run.first + first, next + first * PAGE_SIZE, count, rw).map_err(|_| ProtoError::NoMemory)?;
+            sys::map_batch(slot::SPACE, slot::POOL, run.first + first, next + first * PAGE_SIZE, count, rw)
+                .map_err(|_| ProtoError::NoMemory)?;
         }
         next += u64::from(run.count) * PAGE_SIZE;
     }

@@ -122,7 +122,8 @@ pub fn run(strategies: &[Strategy], smp: &[usize], quick: bool) -> Result<()> {
             let icount = if quick { "" } else { " and one under --icount" };
             eprintln!("xtask: contention: {} at {smp} CPUs, {runs} wall-clock boot(s){icount}", strategy.name());
             let wall = (0..runs).map(|_| boot(&artifacts, &machine, strategy, quick)).collect::<Result<Vec<_>>>()?;
-            let exact = if quick { None } else { Some(boot(&artifacts, &MachineArgs { icount: true, ..machine.clone() }, strategy, quick)?) };
+            let exact =
+                if quick { None } else { Some(boot(&artifacts, &MachineArgs { icount: true, ..machine.clone() }, strategy, quick)?) };
             cells.extend(fold(strategy, smp, exact.as_deref(), &wall)?);
         }
     }
@@ -135,7 +136,8 @@ pub fn run(strategies: &[Strategy], smp: &[usize], quick: bool) -> Result<()> {
     let mut records = Vec::new();
     for cell in &cells {
         let base = base(cell);
-        let instructions_ratio = cell.instructions.zip(base.and_then(|b| b.instructions)).and_then(|(m, b)| ratio(m as f64, Some(b as f64)));
+        let instructions_ratio =
+            cell.instructions.zip(base.and_then(|b| b.instructions)).and_then(|(m, b)| ratio(m as f64, Some(b as f64)));
         let ns_ratio = ratio(cell.ns_median, base.map(|b| b.ns_median));
         let oversubscribed = cell.smp > host_cpus;
         println!(

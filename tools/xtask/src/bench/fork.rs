@@ -286,7 +286,9 @@ pub fn run(strategies: &[Strategy], quick: bool) -> Result<()> {
         for run in 1..=runs {
             done += 1;
             eprintln!("xtask: fork benchmark [{done}/{boots}]: strategy {name}, wall clock, run {run} of {runs}");
-            wall.push(boot(&artifacts, &machine, strategy).with_context(|| format!("fork benchmark, strategy {name}, wall-clock run {run}"))?);
+            wall.push(
+                boot(&artifacts, &machine, strategy).with_context(|| format!("fork benchmark, strategy {name}, wall-clock run {run}"))?,
+            );
         }
         rows.extend(Row::fold(strategy, &exact, &wall)?);
     }
@@ -329,7 +331,19 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
     let versus = format!("vs {}", BASELINE.name());
     println!(
         "{:>6} {:>6} {:<16} {:<7} {:>13} {:>9} {:>13} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8}",
-        "pages", "writes", "strategy", "placed", "instructions", versus, "wall ns", versus, "IPC/fork", "ops/IPC", "ops/fork", "copies", "avoided"
+        "pages",
+        "writes",
+        "strategy",
+        "placed",
+        "instructions",
+        versus,
+        "wall ns",
+        versus,
+        "IPC/fork",
+        "ops/IPC",
+        "ops/fork",
+        "copies",
+        "avoided"
     );
     for &shape in shapes {
         for &strategy in strategies {
@@ -483,9 +497,7 @@ mod tests {
 
     #[test]
     fn reads_a_boot_and_checks_its_strategy() {
-        let lines: Vec<String> = ["init: hello", "fork pages=1 junk", "[bench] fork strategy=atomic cpus=2", REAL]
-            .map(String::from)
-            .into();
+        let lines: Vec<String> = ["init: hello", "fork pages=1 junk", "[bench] fork strategy=atomic cpus=2", REAL].map(String::from).into();
         assert_eq!(read_boot(&lines, Strategy::Atomic).unwrap(), vec![real(None)]);
         assert!(read_boot(&lines, Strategy::Deferred).unwrap_err().to_string().contains("strategy=deferred"));
         assert!(read_boot(&lines[..3], Strategy::Atomic).is_err());
@@ -502,7 +514,11 @@ mod tests {
         assert_eq!((vs.instructions_ratio, vs.ns_ratio, vs.copies_difference), (0.6, 0.5, -2.0));
         assert!(rows[1].versus(&rows).is_none());
         let verdict = headline(&rows).unwrap();
-        assert!(verdict.sentence.contains("0.60x") && verdict.sentence.contains("pages=4096 writes=0: not measured"), "{}", verdict.sentence);
+        assert!(
+            verdict.sentence.contains("0.60x") && verdict.sentence.contains("pages=4096 writes=0: not measured"),
+            "{}",
+            verdict.sentence
+        );
         assert!(Row::fold(Strategy::Atomic, &[real(None)], &[]).is_err());
     }
 

@@ -27,8 +27,8 @@ use anyhow::{Context, Result, bail};
 
 use super::write_json;
 use crate::build::{self, target_dir, workspace_root};
-use crate::qemu::{self, Echo, MachineArgs};
 use crate::machine_check::MAX_SMP;
+use crate::qemu::{self, Echo, MachineArgs};
 use crate::{BuildArgs, cmdline, prereq};
 
 /// The CPU counts measured when `--smp` is not given.
@@ -121,7 +121,12 @@ fn cmdline_of(strategy: Strategy, icount: bool, quick: bool) -> String {
 
 /// One boot of a cell: what it printed (if its header came), and why it
 /// failed (if it did).
-fn boot_once(artifacts: &build::Artifacts, machine: &MachineArgs, strategy: Strategy, quick: bool) -> (Option<lines::Boot>, Option<String>) {
+fn boot_once(
+    artifacts: &build::Artifacts,
+    machine: &MachineArgs,
+    strategy: Strategy,
+    quick: bool,
+) -> (Option<lines::Boot>, Option<String>) {
     let line = cmdline_of(strategy, machine.icount, quick);
     let outcome = match qemu::boot(artifacts, machine, &line, Echo::No) {
         Ok(outcome) => outcome,
@@ -171,7 +176,8 @@ fn memory_server_row(stats: &serde_json::Value) -> Option<serde_json::Value> {
 /// The ipctrace binary, built once (release: the traces are large).
 fn build_ipctrace() -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo).current_dir(workspace_root()).args(["build", "--quiet", "--release", "--package", "ipctrace"]).status()?;
+    let status =
+        Command::new(cargo).current_dir(workspace_root()).args(["build", "--quiet", "--release", "--package", "ipctrace"]).status()?;
     if !status.success() {
         bail!("building ipctrace failed");
     }
@@ -215,7 +221,8 @@ fn trace_cell(artifacts: &build::Artifacts, ipctrace: &Path, strategy: Strategy,
 /// One line on the progress of the run.
 fn progress(done: usize, total: usize, started: Instant, what: &str) {
     let elapsed = started.elapsed().as_secs_f64();
-    let left = if done > 0 { format!(", about {} left", report::minutes(elapsed / done as f64 * (total - done) as f64)) } else { String::new() };
+    let left =
+        if done > 0 { format!(", about {} left", report::minutes(elapsed / done as f64 * (total - done) as f64)) } else { String::new() };
     eprintln!("xtask: matrix [{done}/{total}] {what} ({} elapsed{left})", report::minutes(elapsed));
 }
 

@@ -246,7 +246,8 @@ mod tests {
         assert_eq!(tree.per_fork(), Some(3_569_544.0 / 12.0));
         let parallel: ParallelFork = parse_line(PARALLEL, PARALLEL_FORK).unwrap().unwrap();
         assert_eq!((parallel.cpus, parallel.mean_instructions_per_fork, parallel.cow_copies_per_fork), (4, Some(588_690), 17.2));
-        let dashed = STORM.replace("mean_instructions=11662121 per_fault_instructions=10565", "mean_instructions=- per_fault_instructions=-");
+        let dashed =
+            STORM.replace("mean_instructions=11662121 per_fault_instructions=10565", "mean_instructions=- per_fault_instructions=-");
         let storm_dashed: CowStorm = parse_line(&dashed, COW_STORM).unwrap().unwrap();
         assert_eq!((storm_dashed.mean_instructions, storm_dashed.per_fault_instructions), (None, None));
         assert_eq!(parse_line::<CowStorm>("apps: cow_storm ok", COW_STORM).unwrap(), None);

@@ -214,9 +214,7 @@ pub fn bars(path: &Path, title: &str, y_desc: &str, categories: &[String], group
             .draw_series(placed.iter().map(|&(left, v)| Rectangle::new([(left + 0.02, 0.0), (left + width - 0.02, v)], color.filled())))
             .map_err(&fail)?;
         let label = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
-        chart
-            .draw_series(placed.iter().map(|&(left, v)| Text::new(short(v), (left + width / 2.0, v), label.clone())))
-            .map_err(&fail)?;
+        chart.draw_series(placed.iter().map(|&(left, v)| Text::new(short(v), (left + width / 2.0, v), label.clone()))).map_err(&fail)?;
     }
     let entries: Vec<(String, RGBColor)> = groups.iter().enumerate().map(|(i, (name, _))| (name.clone(), color(i))).collect();
     legend(&legend_area, &entries).map_err(&fail)?;
@@ -261,7 +259,8 @@ mod tests {
         assert!(["1", "2", "4"].iter().all(|l| labels.contains(l)) && !labels.contains(&"3"), "{scaling_svg}");
         // Two series: two marker shapes (an octagon has 8 points, a triangle 3).
         let polygon_points = |svg: &str| -> Vec<usize> {
-            let points = |polygon: &str| polygon.split("points=\"").nth(1).map_or(0, |p| p.split('"').next().unwrap().split_whitespace().count());
+            let points =
+                |polygon: &str| polygon.split("points=\"").nth(1).map_or(0, |p| p.split('"').next().unwrap().split_whitespace().count());
             svg.split("<polygon").skip(1).map(points).collect()
         };
         let shapes = polygon_points(&scaling_svg);

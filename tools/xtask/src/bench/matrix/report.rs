@@ -317,7 +317,8 @@ impl Table {
             .map(|row| {
                 let key: serde_json::Map<String, serde_json::Value> =
                     self.keys.iter().zip(&row.key).map(|(k, v)| (k.to_string(), json!(v.parse::<u64>().ok()))).collect();
-                let best: Vec<&str> = strategies.iter().zip(row.best(self.higher_is_better)).filter(|(_, b)| *b).map(|(s, _)| s.name()).collect();
+                let best: Vec<&str> =
+                    strategies.iter().zip(row.best(self.higher_is_better)).filter(|(_, b)| *b).map(|(s, _)| s.name()).collect();
                 json!({
                     "key": key,
                     "values": by_name(row.values.clone()),
@@ -380,7 +381,8 @@ pub fn markdown(matrix: &Matrix, tables: &[Table], plots: &[PlotFile], meta: &se
         );
     }
     let failed: Vec<&Cell> = matrix.cells.iter().filter(|c| c.error.is_some()).collect();
-    let leaked: Vec<&Cell> = matrix.cells.iter().filter(|c| c.boot.as_ref().and_then(|b| b.memory.as_ref()).is_some_and(|m| !m.clean())).collect();
+    let leaked: Vec<&Cell> =
+        matrix.cells.iter().filter(|c| c.boot.as_ref().and_then(|b| b.memory.as_ref()).is_some_and(|m| !m.clean())).collect();
     if failed.is_empty() && leaked.is_empty() {
         let _ = writeln!(out, "Every boot succeeded, and every frame was back in the memory server's pool at its end.\n");
     }
@@ -490,7 +492,15 @@ mod tests {
         assert_eq!(tie.best(false), vec![true, true, false]);
         // No baseline in the run: no ratios.
         assert_eq!(row.ratios(&[Strategy::Deferred, Strategy::Percpu, Strategy::Snzi]), vec![None, None, None]);
-        let table = Table { id: "t", title: "T".into(), note: "n".into(), keys: vec!["CPUs"], rows: vec![row], decimals: 0, higher_is_better: false };
+        let table = Table {
+            id: "t",
+            title: "T".into(),
+            note: "n".into(),
+            keys: vec!["CPUs"],
+            rows: vec![row],
+            decimals: 0,
+            higher_is_better: false,
+        };
         let mut out = String::new();
         table.markdown(&strategies, &mut out);
         assert!(out.contains("| CPUs | deferred | atomic | percpu |"), "{out}");
