@@ -290,7 +290,7 @@ impl<M: Words> RefCache<M> {
         // about to reach (through this core's cache, flushed before its next report).
         let upgraded = self
             .update(weak.obj, |s| {
-                (s & LIVE != 0 && generation_of(s) == weak.generation).then(|| if s & REVIEW != 0 { s | DIRTY } else { s })
+                (s & LIVE != 0 && generation_of(s) == weak.generation).then_some(if s & REVIEW != 0 { s | DIRTY } else { s })
             })
             .is_some();
         if upgraded {

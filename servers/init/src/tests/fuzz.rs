@@ -109,7 +109,7 @@ extern "C" fn serve_sandbox(ep: u64) -> ! {
         count += 1;
         let answer = match received {
             Ok(r) if r.msg.label() == kernel_label::FAULT => Message::new(1, [0; 4]),
-            Ok(r) => Message::with_payload(r.msg.label(), r.msg.mrs, 0, count % 2 == 0),
+            Ok(r) => Message::with_payload(r.msg.label(), r.msg.mrs, 0, count.is_multiple_of(2)),
             Err(_) => Message::default(),
         };
         received = ipc::reply_recv(ep, answer);

@@ -42,7 +42,7 @@ fn free_frames(ep: Slot, buffer: &mut IpcBuffer) -> Result<u64, &'static str> {
 
 pub fn memory_server(env: &Env) -> TestResult {
     with_server(env, Strategy::Deferred, |ep, buffer| exercise(env, ep, buffer))?;
-    with_server(env, Strategy::Atomic, |ep, buffer| shared_placement(ep, buffer))
+    with_server(env, Strategy::Atomic, shared_placement)
 }
 
 /// Starts a memory server under `strategy` with a pool of its own, runs
