@@ -86,11 +86,11 @@ pub const INIT_FLAG_DEMO_IPC: u64 = 16;
 pub const INIT_FLAG_BENCH_MATRIX: u64 = 32;
 /// Bit 6: a benchmark's short version (fewer rounds).
 pub const INIT_FLAG_BENCH_QUICK: u64 = 64;
-/// Bit 7: run the contention workloads (`cargo xtask bench contention`).
-pub const INIT_FLAG_BENCH_CONTENTION: u64 = 128;
+/// Bit 23: run the contention workloads (`cargo xtask bench contention`).
+pub const INIT_FLAG_BENCH_CONTENTION: u64 = 1 << 23;
 /// Bits 8..15: the refcount strategy's index (`crate::process::Strategy`).
 pub const INIT_STRATEGY_SHIFT: u32 = 8;
-/// Bits 16..23: 1 + the index of a strategy the demo swaps to live, 0 for
+/// Bits 16..22: 1 + the index of a strategy the demo swaps to live, 0 for
 /// none.
 pub const INIT_SWAP_SHIFT: u32 = 16;
 /// The kernel command-line word that has the demo swap to strategy NAME
@@ -187,7 +187,7 @@ pub fn strategy_of(flags: u64) -> crate::process::Strategy {
 
 /// The strategy the demo swaps to live, if the command line names one.
 pub fn swap_of(flags: u64) -> Option<crate::process::Strategy> {
-    ((flags >> INIT_SWAP_SHIFT) & 0xFF).checked_sub(1).and_then(crate::process::Strategy::from_index)
+    ((flags >> INIT_SWAP_SHIFT) & 0x7F).checked_sub(1).and_then(crate::process::Strategy::from_index)
 }
 
 /// What one marker line says.
@@ -247,6 +247,14 @@ mod tests {
         assert_eq!(strategy_of(fuzz), crate::process::Strategy::Atomic);
         assert_eq!(FuzzPlan::of(init_flags("fuzz=7,250".split(' '))), None);
         assert_eq!(FuzzPlan::of(init_flags("fuzz=70000,1,1".split(' '))), None);
+        // Each mode its own bits: the contention suite is not a fuzz plan
+        // or a swap, and no plan or swap turns it on.
+        let contention = init_flags("bench=contention strategy=biased".split(' '));
+        assert_ne!(contention & INIT_FLAG_BENCH_CONTENTION, 0);
+        assert_eq!((FuzzPlan::of(contention), swap_of(contention)), (None, None));
+        assert_eq!(strategy_of(contention), crate::process::Strategy::Biased);
+        let swap_all = init_flags("swap=atomic-ipc fuzz=65535,65535,255".split(' '));
+        assert_eq!(swap_all & INIT_FLAG_BENCH_CONTENTION, 0);
     }
 }
 
