@@ -213,5 +213,20 @@ fn shared_placement(ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
     let frames: FreeList = [frame].into_iter().collect();
     check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: frames.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
     check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
-    check(free_frames(ep, buffer)? == free, "the frames did not return to the pool")
+    check(free_frames(ep, buffer)? == free, "the frames did not return to the pool")?;
+    // After a swap the region comes out of the pool: its frames are
+    // handed out, yet no client may give them back.
+    let swap = MemoryRequest::Swap { strategy: Strategy::Percpu as u8 };
+    check(call(ep, buffer, &swap) == Ok(MemoryReply::Ok), "the swap to percpu failed")?;
+    let region = match call(ep, buffer, &MemoryRequest::Attach { part: AttachPart::Region }) {
+        Ok(MemoryReply::Frames { runs }) => runs,
+        _ => return Err("Attach(Region) named no frames after the swap"),
+    };
+    let before = free_frames(ep, buffer)?;
+    let frames: FreeList = [region[0].first as u32].into_iter().collect();
+    check(
+        call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned),
+        "a region frame was taken back",
+    )?;
+    check(free_frames(ep, buffer)? == before, "a refused region frame changed the pool")
 }
