@@ -132,7 +132,10 @@ impl<M: Words> PercpuRef<M> {
         let count = self.field(obj, COUNT).load(Acquire);
         let internal =
             if m & ATOMIC == 0 || m & SWITCHING != 0 { count.wrapping_sub(BIAS).wrapping_add(self.percpu_sum(obj)) } else { count };
-        internal - u64::from(m & DEAD == 0)
+        // A torn read (words moving while they are read) can make this
+        // wrap; callers that decide on it read inside a sequence check,
+        // which throws such a value away.
+        internal.wrapping_sub(u64::from(m & DEAD == 0))
     }
 
     /// Adds one to the calling core's counter (percpu mode only, from the owning core).
