@@ -227,7 +227,7 @@ fn smep_smap(_: &BootInfo) -> TestResult {
     });
     // SAFETY: back to the space this CPU ran on.
     unsafe { previous.activate() };
-    root.clear_user_half(&mut |paddr, flags| {
+    root.release_user_half(|paddr, flags| {
         if flags.is_none() {
             let _ = frame::free(paddr);
         }

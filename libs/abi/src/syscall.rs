@@ -99,6 +99,10 @@ pub enum Sysnum {
     /// `(range, first_frame, frames, dst)`: a PhysRange over part of another,
     /// derived from it (revoking the source removes it), with its rights.
     PhysRangeCarve = 55,
+    /// `(space, phys_range, frame, vaddr, rights)`: the mapped page at
+    /// `vaddr` maps frame `frame` of the range from now on (a copy-on-write
+    /// fault's unmap and map in one call).
+    Remap = 56,
 
     /// `(io_ports, port, width)` → value.
     PortIn = 60,
@@ -161,6 +165,7 @@ impl TryFrom<u64> for Sysnum {
             53 => Query,
             54 => ShareCow,
             55 => PhysRangeCarve,
+            56 => Remap,
             60 => PortIn,
             61 => PortOut,
             62 => IrqBind,
@@ -191,6 +196,13 @@ pub const KERNEL_INFO_LOCK_WAIT: u64 = 104;
 pub const KERNEL_INFO_LOCK_WAITS: u64 = 105;
 pub const KERNEL_INFO_LOCK_HOLD: u64 = 106;
 pub const KERNEL_INFO_LOCK_HOLDS: u64 = 107;
+/// `KernelInfo` selectors for address-space switches and TLB flushes,
+/// summed over every CPU since boot: CR3 loads of another space, full
+/// flushes without a switch, single-page flushes, shootdown IPIs sent.
+pub const KERNEL_INFO_SPACE_SWITCHES: u64 = 120;
+pub const KERNEL_INFO_TLB_FLUSHES: u64 = 121;
+pub const KERNEL_INFO_PAGE_FLUSHES: u64 = 122;
+pub const KERNEL_INFO_SHOOTDOWN_IPIS: u64 = 123;
 /// `KernelInfo(KERNEL_INFO_IPC_PATH + path)`: how many `Call` and
 /// `ReplyRecv` system calls took the IPC fast path ([`IpcPath::Fast`]) or
 /// fell back to the slow path for that reason.

@@ -185,6 +185,12 @@ pub fn map_batch(space: Slot, range: Slot, first_frame: u64, vaddr: u64, count: 
     call(Sysnum::MapBatch, [space, range, first_frame, vaddr, count, u64::from(rights.0)])
 }
 
+/// Points the mapped page at `vaddr` at frame `frame` of `range`, with
+/// `rights`, in one call (a copy-on-write fault's unmap and map).
+pub fn remap(space: Slot, range: Slot, frame: u64, vaddr: u64, rights: Rights) -> Result<(), SysError> {
+    unit(call(Sysnum::Remap, [space, range, frame, vaddr, u64::from(rights.0), 0]))
+}
+
 pub fn unmap(space: Slot, vaddr: u64, count: u64) -> SysResult {
     call(Sysnum::Unmap, [space, vaddr, count, 0, 0, 0])
 }

@@ -105,9 +105,19 @@ impl Kernel {
             return Err(SysError::SlotOccupied);
         }
         let id = self.new_cap_id();
-        *self.slot_mut(cspace, slot)? = Some(Cap { obj, rights, badge, id, parent });
+        *self.slot_mut(cspace, slot)? = Some(Cap { obj, rights, badge, id, parent, derived: false });
         self.add_ref(obj);
         Ok(())
+    }
+
+    /// Notes that a child of the capability in `slot` was made (it keeps
+    /// the mark for good: its children are handed to its parent, which was
+    /// marked when it was derived from, so the mark stays true wherever
+    /// children may be).
+    pub fn mark_derived(&mut self, cspace: ObjRef, slot: u64) {
+        if let Ok(Some(cap)) = self.slot_mut(cspace, slot) {
+            cap.derived = true;
+        }
     }
 
     /// `CapCopy` and `CapMint`: a child capability with at most the
@@ -123,6 +133,7 @@ impl Kernel {
             slot => self.lookup_as(t, slot, ObjectKind::CSpace, Rights::WRITE)?.obj,
         };
         self.insert_cap(cspace, dst, cap.obj, cap.rights.intersect(rights), badge.unwrap_or(cap.badge), cap.id)?;
+        self.mark_derived(self.cspace_of(t)?, src);
         Ok(0)
     }
 
@@ -151,9 +162,11 @@ impl Kernel {
     pub fn delete_slot(&mut self, cspace: ObjRef, slot: u64) {
         let Ok(entry) = self.slot_mut(cspace, slot) else { return };
         let Some(cap) = entry.take() else { return };
-        for (_, table) in self.cspaces.iter_mut() {
-            for child in table.slots.iter_mut().flatten().filter(|c| c.parent == cap.id) {
-                child.parent = cap.parent;
+        if cap.derived {
+            for (_, table) in self.cspaces.iter_mut() {
+                for child in table.slots.iter_mut().flatten().filter(|c| c.parent == cap.id) {
+                    child.parent = cap.parent;
+                }
             }
         }
         self.drop_ref(cap.obj);

@@ -18,7 +18,7 @@ use abi::cap::{ObjectKind, Rights};
 use abi::msg::MsgInfo;
 use abi::syscall::{IpcPath, Sysnum};
 
-use crate::arch::UserContext;
+use crate::arch::{self, UserContext};
 use crate::capture;
 use crate::object::thread::{Blocked, Message, State};
 use crate::object::{Cap, ObjRef};
@@ -164,7 +164,7 @@ impl Kernel {
         cpu.slice_over = false;
         if let Some(root) = root.filter(|r| r.0 != cpu.loaded_root) {
             // SAFETY: every address space shares the kernel half.
-            unsafe { root.activate() };
+            unsafe { arch::switch_to(root) };
             cpu.loaded_root = root.0;
         }
     }

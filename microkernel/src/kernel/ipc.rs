@@ -277,7 +277,9 @@ impl Kernel {
             let recv_slot = self.buffer_word(receiver, offset_of!(IpcBuffer, recv_slot))?;
             let cap = self.lookup(sender, send_slot).ok()?;
             let cspace = self.cspace_of(receiver).ok()?;
-            self.insert_cap(cspace, recv_slot, cap.obj, cap.rights, cap.badge, cap.id).ok()
+            self.insert_cap(cspace, recv_slot, cap.obj, cap.rights, cap.badge, cap.id).ok()?;
+            self.mark_derived(self.cspace_of(sender).ok()?, send_slot);
+            Some(())
         })()
         .is_some();
         self.set_buffer_word(receiver, offset_of!(IpcBuffer, cap_received), u64::from(sent));

@@ -175,7 +175,7 @@ impl Kernel {
         let root = root.unwrap_or_else(arch::kernel_space);
         if Root::current() != root {
             // SAFETY: every address space shares the kernel half.
-            unsafe { root.activate() };
+            unsafe { arch::switch_to(root) };
         }
         self.cpus[cpu].loaded_root = root.0;
     }
@@ -223,12 +223,13 @@ impl Kernel {
         }
     }
 
-    /// Makes every CPU drop cached translations of `root` (this one too).
-    pub fn shootdown(&self, root: Root) {
-        let mut targets = [false; crate::arch::MAX_CPUS];
-        for (target, cpu) in targets.iter_mut().zip(&self.cpus) {
+    /// Makes every CPU that has `root` loaded (this one too, if it has)
+    /// drop its cached translations of `change`.
+    pub fn shootdown(&self, root: Root, change: arch::TlbChange) {
+        let mut loaded = [false; crate::arch::MAX_CPUS];
+        for (target, cpu) in loaded.iter_mut().zip(&self.cpus) {
             *target = cpu.loaded_root == root.0;
         }
-        arch::tlb_shootdown(&targets);
+        arch::tlb_shootdown(&loaded, change);
     }
 }

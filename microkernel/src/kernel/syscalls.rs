@@ -92,6 +92,7 @@ impl Kernel {
             Sysnum::Query => self.query(t, args),
             Sysnum::ShareCow => self.share_cow(t, args),
             Sysnum::PhysRangeCarve => self.phys_range_carve(t, args),
+            Sysnum::Remap => self.remap(t, args),
             Sysnum::PortIn => self.port_in(t, args),
             Sysnum::PortOut => self.port_out(t, args),
             Sysnum::IrqBind => self.irq_bind(t, args[0], args[1], args[2]),
@@ -160,6 +161,10 @@ impl Kernel {
             abi::syscall::KERNEL_INFO_CPUS => return Ok(arch::cpu_count() as u64),
             abi::syscall::KERNEL_INFO_KILLS => return Ok(self.kills),
             abi::syscall::KERNEL_INFO_TSC_HZ => return Ok(arch::time::tsc_hz()),
+            abi::syscall::KERNEL_INFO_SPACE_SWITCHES => return Ok(arch::tlb_totals().switches),
+            abi::syscall::KERNEL_INFO_TLB_FLUSHES => return Ok(arch::tlb_totals().flushes),
+            abi::syscall::KERNEL_INFO_PAGE_FLUSHES => return Ok(arch::tlb_totals().page_flushes),
+            abi::syscall::KERNEL_INFO_SHOOTDOWN_IPIS => return Ok(arch::tlb_totals().ipis),
             _ => {}
         }
         if let Some(total) = super::lock::total(what) {

@@ -7,6 +7,7 @@
 use abi::cap::{ObjectKind, Rights};
 use abi::syscall::{SysError, USER_END};
 
+use crate::arch::TlbChange;
 use crate::arch::paging::{MapError, PAGE_SIZE, PageTable, PageTableFlags as Flags, Root, phys_to_virt, table_index};
 use crate::mm::frame;
 use crate::object::{ObjRef, PhysRange, Space};
@@ -40,7 +41,7 @@ pub fn user_pointer(root: Root, vaddr: u64, write: bool) -> Option<*mut u8> {
 /// Frees what a dead address space owns: its page tables, the frames the
 /// kernel loaded into it, and its root.
 pub fn release_space(space: Space) {
-    space.root.clear_user_half(&mut |paddr, flags| {
+    space.root.release_user_half(|paddr, flags| {
         if flags.is_none_or(|f| f.contains(KERNEL_OWNED)) {
             let _ = frame::free(paddr);
         }
@@ -108,12 +109,11 @@ impl Kernel {
         result
     }
 
-    /// `MapBatch(space, phys_range, first_frame, vaddr, count, rights)`:
-    /// all pages or none.
-    pub fn map_batch(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
-        let [space_slot, range_slot, first_frame, vaddr, count, rights] = args;
-        let rights = Rights(u8::try_from(rights).map_err(|_| SysError::BadArgument)?);
-        let (space, root) = self.space(t, space_slot)?;
+    /// Frame `first_frame` onwards (`count` of them) of the PhysRange in
+    /// `range_slot`, checked for `rights`: the physical address of the
+    /// first, and the ceiling its mappings get ([`MAY_WRITE`] when the
+    /// capability allows writing).
+    fn range_frames(&self, t: u16, range_slot: u64, first_frame: u64, count: u64, rights: Rights) -> Result<(u64, Flags), SysError> {
         let mut needed = Rights::READ;
         if rights.contains(Rights::WRITE) {
             needed = needed.union(Rights::WRITE);
@@ -124,8 +124,17 @@ impl Kernel {
         if last > range.frames {
             return Err(SysError::BadArgument);
         }
-        let base = range.base + first_frame * PAGE_SIZE;
         let ceiling = if range_cap.rights.contains(Rights::WRITE) { MAY_WRITE } else { Flags::empty() };
+        Ok((range.base + first_frame * PAGE_SIZE, ceiling))
+    }
+
+    /// `MapBatch(space, phys_range, first_frame, vaddr, count, rights)`:
+    /// all pages or none.
+    pub fn map_batch(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
+        let [space_slot, range_slot, first_frame, vaddr, count, rights] = args;
+        let rights = Rights(u8::try_from(rights).map_err(|_| SysError::BadArgument)?);
+        let (space, root) = self.space(t, space_slot)?;
+        let (base, ceiling) = self.range_frames(t, range_slot, first_frame, count, rights)?;
         let pages = user_range(vaddr, count)?;
         if pages.clone().any(|page| root.translate(page).is_some()) {
             return Err(SysError::AlreadyMapped);
@@ -133,12 +142,31 @@ impl Kernel {
         for (i, page) in pages.clone().enumerate() {
             if let Err(error) = self.map_charged(space, page, base + i as u64 * PAGE_SIZE, page_flags(rights) | ceiling) {
                 for done in pages.take(i) {
-                    let _ = root.unmap(done);
+                    let _ = root.take(done);
                 }
                 return Err(error);
             }
         }
         Ok(count)
+    }
+
+    /// `Remap(space, phys_range, frame, vaddr, rights)`: the mapped page at
+    /// `vaddr` maps frame `frame` of the PhysRange from now on, with
+    /// `rights`. A copy-on-write fault's unmap and map in one call and one
+    /// walk, with one page flushed where the space is loaded (usually
+    /// nowhere: its thread waits for the pager).
+    pub fn remap(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
+        let [space_slot, range_slot, frame_index, vaddr, rights, _] = args;
+        let rights = Rights(u8::try_from(rights).map_err(|_| SysError::BadArgument)?);
+        let (_, root) = self.space(t, space_slot)?;
+        let (paddr, ceiling) = self.range_frames(t, range_slot, frame_index, 1, rights)?;
+        let _ = user_range(vaddr, 1)?;
+        let (old, flags) = root.replace(vaddr, Some((paddr, page_flags(rights) | ceiling))).map_err(map_error)?;
+        self.shootdown(root, TlbChange::Page(vaddr));
+        if flags.contains(KERNEL_OWNED) {
+            let _ = frame::free(old);
+        }
+        Ok(0)
     }
 
     /// `Unmap(space, vaddr, count)`: every page must be mapped.
@@ -148,21 +176,18 @@ impl Kernel {
         if pages.clone().any(|page| root.translate(page).is_none()) {
             return Err(SysError::NotMapped);
         }
-        let mut owned = [0u64; MAX_BATCH as usize];
-        let mut owned_count = 0;
+        let mut owned = heapless::Vec::<u64, { MAX_BATCH as usize }>::new();
         for page in pages {
-            let kernel_owned = root.translate(page).is_some_and(|(_, flags)| flags.contains(KERNEL_OWNED));
-            if let Ok(paddr) = root.unmap(page)
-                && kernel_owned
+            if let Ok((paddr, flags)) = root.take(page)
+                && flags.contains(KERNEL_OWNED)
             {
-                owned[owned_count] = paddr;
-                owned_count += 1;
+                let _ = owned.push(paddr);
             }
         }
-        self.shootdown(root);
+        self.shootdown(root, change_of(args[1], args[2]));
         // Kernel-owned frames are never shared (ShareCow refuses them), so
         // once no TLB holds them they are free.
-        for &paddr in &owned[..owned_count] {
+        for &paddr in &owned {
             let _ = frame::free(paddr);
         }
         Ok(args[2])
@@ -185,7 +210,7 @@ impl Kernel {
             let (_, current) = root.translate(page).ok_or(SysError::NotMapped)?;
             root.protect(page, page_flags(rights) | (current & (KERNEL_OWNED | MAY_WRITE))).map_err(map_error)?;
         }
-        self.shootdown(root);
+        self.shootdown(root, change_of(args[1], args[2]));
         Ok(args[2])
     }
 
@@ -231,24 +256,25 @@ impl Kernel {
             self.drop_ref(obj);
             return Err(error);
         }
+        self.mark_derived(cspace, range_slot);
         Ok(0)
     }
 
     /// `ShareCow(src, dst, vaddr, count)`: every mapped page of the range in
     /// `src` becomes read-only there and is mapped read-only at the same
     /// address in `dst`; all pages or none. Kernel-owned frames cannot be
-    /// shared. It works a last-level table (2 MiB) at a time: a fork of
-    /// thousands of pages is this call's loop.
+    /// shared. It works a last-level table (2 MiB) at a time, in two tight
+    /// passes over its entries (check, then share): a fork of thousands of
+    /// pages is this call's loop.
     pub fn share_cow(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
         let (_, src) = self.space(t, args[0])?;
         let (dst_obj, dst) = self.space(t, args[1])?;
         // The range's checks; the pages are walked a table at a time below.
         let _ = user_range(args[2], args[3])?;
-        for (start, end) in table_chunks(args[2], args[3]) {
+        for (start, slots) in table_chunks(args[2], args[3]) {
             let Some(src_table) = src.leaf_table(start, None) else { continue };
             let dst_table = dst.leaf_table(start, None);
-            for vaddr in (start..end).step_by(PAGE_SIZE as usize) {
-                let index = table_index(vaddr, 1);
+            for index in slots {
                 let entry = &src_table[index];
                 if entry.is_unused() {
                     continue;
@@ -262,26 +288,23 @@ impl Kernel {
             }
         }
         let mut shared = 0;
-        for (start, end) in table_chunks(args[2], args[3]) {
+        for (start, slots) in table_chunks(args[2], args[3]) {
             let Some(src_table) = src.leaf_table(start, None) else { continue };
-            if (start..end).step_by(PAGE_SIZE as usize).all(|vaddr| src_table[table_index(vaddr, 1)].is_unused()) {
+            if slots.clone().all(|index| src_table[index].is_unused()) {
                 continue;
             }
             let dst_table = self.leaf_table_charged(dst_obj, dst, start)?;
-            for vaddr in (start..end).step_by(PAGE_SIZE as usize) {
-                let index = table_index(vaddr, 1);
+            for index in slots {
                 let entry = &mut src_table[index];
                 if entry.is_unused() {
                     continue;
                 }
-                let read_only = entry.flags() & !Flags::WRITABLE;
-                let frame = entry.addr();
-                entry.set_addr(frame, read_only);
-                dst_table[index].set_addr(frame, read_only);
+                entry.set_flags(entry.flags() & !Flags::WRITABLE);
+                dst_table[index] = entry.clone();
                 shared += 1;
             }
         }
-        self.shootdown(src);
+        self.shootdown(src, TlbChange::Many);
         Ok(shared)
     }
 
@@ -305,9 +328,15 @@ impl Kernel {
     }
 }
 
-/// `[start, end)` pieces of the `count` pages at `vaddr` (already checked
-/// by `user_range`), each within one last-level table.
-fn table_chunks(vaddr: u64, count: u64) -> impl Iterator<Item = (u64, u64)> {
+/// The flush a change of `count` pages at `vaddr` needs.
+fn change_of(vaddr: u64, count: u64) -> TlbChange {
+    if count == 1 { TlbChange::Page(vaddr) } else { TlbChange::Many }
+}
+
+/// The pieces of the `count` pages at `vaddr` (already checked by
+/// `user_range`) that each lie within one last-level table: the piece's
+/// first address, and its entries' indices in that table.
+fn table_chunks(vaddr: u64, count: u64) -> impl Iterator<Item = (u64, core::ops::Range<usize>)> {
     const TABLE_SPAN: u64 = 512 * PAGE_SIZE;
     let end = vaddr + count * PAGE_SIZE;
     let mut start = vaddr;
@@ -316,7 +345,8 @@ fn table_chunks(vaddr: u64, count: u64) -> impl Iterator<Item = (u64, u64)> {
             return None;
         }
         let piece_end = ((start / TABLE_SPAN) + 1).saturating_mul(TABLE_SPAN).min(end);
-        let piece = (start, piece_end);
+        let first = table_index(start, 1);
+        let piece = (start, first..first + ((piece_end - start) / PAGE_SIZE) as usize);
         start = piece_end;
         Some(piece)
     })

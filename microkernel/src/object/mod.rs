@@ -26,6 +26,10 @@ pub struct Cap {
     pub badge: u64,
     pub id: u64,
     pub parent: u64,
+    /// Something was derived from this capability once (its children, if
+    /// any are left, name its id). A capability never derived from has no
+    /// children, so deleting it needs no search for them.
+    pub derived: bool,
 }
 
 /// An address space: its page tables, and how many table pages it holds

@@ -6,7 +6,8 @@
 //! - A write to a shared page first tries `try_remove_unique`
 //!   (`MemClient::claim_unique`): if the caller holds the only reference,
 //!   the page is made writable in place. Otherwise the page is copied,
-//!   remapped, and the old frame loses a reference.
+//!   remapped in one system call (`Remap`), and the old frame loses a
+//!   reference.
 //! - Anything else (a bad address, a write to code) ends the process with
 //!   `STATUS_FAULT`; a page that cannot get a frame, with `STATUS_NO_MEMORY`.
 
@@ -98,9 +99,7 @@ fn copy_on_write(server: &mut Server, memory: &mut AddrSpace, space: Slot, vaddr
     let Ok(copy) = server.mem.alloc_page() else { return Outcome::Kill(STATUS_NO_MEMORY) };
     let fresh = Page { frame: copy, flags: page.flags & !Page::SHARED };
     sys.frame_mut(copy).copy_from_slice(sys.frame_mut(page.frame));
-    let remapped =
-        sys::unmap(space, vaddr, 1).is_ok() && sys::map_batch(space, slot::POOL, u64::from(copy), vaddr, 1, fresh.rights()).is_ok();
-    if !remapped {
+    if sys::remap(space, slot::POOL, u64::from(copy), vaddr, fresh.rights()).is_err() {
         server.mem.drop_unmapped(copy);
         return Outcome::Kill(STATUS_FAULT);
     }

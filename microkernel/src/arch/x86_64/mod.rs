@@ -31,7 +31,7 @@ use crate::bootinfo::BootInfo;
 pub use haltpoll::{arm as haltpoll_arm, configure as configure_haltpoll};
 pub use percpu::{MAX_CPUS, PerCpu, cpu, current as current_cpu, try_current as try_current_cpu};
 pub use supervisor::{enabled as supervisor_protection, user_access};
-pub use tlb::{serve as tlb_serve, shootdown as tlb_shootdown};
+pub use tlb::{Change as TlbChange, serve as tlb_serve, shootdown as tlb_shootdown, switch_to, totals as tlb_totals};
 pub use trap::TrapFrame as UserContext;
 pub use trap::{Fault, PING_VECTOR, Probe, probe};
 

@@ -54,8 +54,9 @@ const THREAD: [Row; 3] = [
     ("thread priority", Right::Write, |c| sys::thread_set_priority(c, 1).map(|()| 0)),
     ("thread state", Right::Read, |c| sys::thread_state(c).map(|s| s as u64)),
 ];
-const SPACE: [Row; 4] = [
+const SPACE: [Row; 5] = [
     ("space unmap", Right::Write, |c| sys::unmap(c, SCRATCH, 1)),
+    ("space remap", Right::Write, |c| sys::remap(c, boot_slot::BOOT_IMAGE, 0, SCRATCH, Rights::READ).map(|()| 0)),
     ("space protect", Right::Write, |c| sys::protect(c, SCRATCH, 1, Rights::READ)),
     ("space map", Right::Write, |c| sys::map_batch(c, boot_slot::BOOT_IMAGE, 0, SCRATCH, 1, Rights::READ)),
     ("space query", Right::Read, |c| sys::query(c, SCRATCH).map(|(a, _)| a)),
@@ -65,7 +66,11 @@ const TABLE: [Row; 3] = [
     ("table allowance", Right::Write, |c| raw(Sysnum::Allowance, [c, 0, 0, 0, 0, 0])),
     ("table restrict", Right::Write, |c| raw(Sysnum::TableRestrict, [c, 0, 0, 0, 0, 0])),
 ];
-const RANGE: [Row; 3] = [
+const RANGE: [Row; 5] = [
+    ("range remap", Right::Read, |c| sys::remap(boot_slot::ADDRESS_SPACE, c, 0, SCRATCH, Rights::READ).map(|()| 0)),
+    ("range remap writable", Right::Write, |c| {
+        sys::remap(boot_slot::ADDRESS_SPACE, c, 0, SCRATCH, Rights::READ.union(Rights::WRITE)).map(|()| 0)
+    }),
     ("range map", Right::Read, |c| sys::map_batch(boot_slot::ADDRESS_SPACE, c, 0, SCRATCH, 1, Rights::READ)),
     ("range map writable", Right::Write, |c| sys::map_batch(boot_slot::ADDRESS_SPACE, c, 0, SCRATCH, 1, Rights::READ.union(Rights::WRITE))),
     ("range carve", Right::Derive, |c| raw(Sysnum::PhysRangeCarve, [c, 0, 1, 250, 0, 0])),
