@@ -3,19 +3,24 @@
 //! (`fork pages=P child_writes=W rounds=R mean_ns=.. min_ns=..
 //! mean_instructions=.. mem_ipc_per_fork=.. ref_ops_per_ipc=..
 //! cow_copies_per_fork=.. copies_avoided_per_fork=.. ref_ops_per_fork=..
-//! direct_per_fork=.. cancelled_per_fork=..`) that init and the host
-//! parse: keep the format. Then: reference operations sent to the memory
-//! server, the deferred manager's count-1 stores and cancelled increments
-//! (each a change that sent no message), and `phase_NAME=` per
+//! direct_per_fork=.. cancelled_per_fork=.. switches_per_fork=..
+//! flushes_per_fork=.. page_flushes_per_fork=.. ipis_per_fork=..`) that
+//! init and the host parse: keep the format. Then: reference operations
+//! sent to the memory server, the deferred manager's count-1 stores and
+//! cancelled increments (each a change that sent no message), the kernel's
+//! address-space switches, full and single-page TLB flushes and shootdown
+//! IPIs per fork (every CPU's), and `phase_NAME=` per
 //! `proto::Phase`: the process servers' TSC cycles (instructions under
 //! icount) per fork in that phase, the breakdown of where a fork goes.
+//! After the shapes, the page-fault latencies (`pagefault`).
 //!
 //! Exit statuses: 1 mmap failed, 2 fork failed, 3 a child did not exit 0,
-//! 4 stats failed, 5 no TSC frequency, 6 munmap failed.
+//! 4 stats failed, 5 no TSC frequency, 6 munmap failed, 7 no TLB counts;
+//! `pagefault`'s from 10.
 
 use proto::ProcessStats;
 
-use crate::measure::{self, Delta, OrDash, PhasesPerFork, Ratio, nanos, tsc};
+use crate::measure::{self, Delta, OrDash, PhasesPerFork, Ratio, Tlb, TlbPer, nanos, tsc};
 use crate::outcome::{Failure, Outcome, expect_exit};
 use crate::region::Region;
 
@@ -30,7 +35,7 @@ pub fn run(rounds: u16, icount: bool) -> Outcome {
     for (pages, writes) in SHAPES {
         shape(pages, writes, rounds, icount, tsc_hz)?;
     }
-    Ok(())
+    crate::pagefault::run(rounds, icount, tsc_hz)
 }
 
 fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Outcome {
@@ -44,6 +49,7 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
     // Warm-up: the first fork of a shape pays for first-touch costs.
     fork_once(region.as_ref(), writes)?;
     let before = stats()?;
+    let tlb_before = Tlb::now(7)?;
     let mut total = 0u64;
     let mut min = u64::MAX;
     for _ in 0..rounds {
@@ -51,12 +57,13 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
         total += cycles;
         min = min.min(cycles);
     }
+    let tlb = Tlb::now(7)?.since(&tlb_before);
     let after = stats()?;
     let delta = Delta::between(&before, &after);
     rt::println!(
         "fork pages={pages} child_writes={writes} rounds={rounds} mean_ns={} min_ns={} mean_instructions={} \
          mem_ipc_per_fork={} ref_ops_per_ipc={} cow_copies_per_fork={} copies_avoided_per_fork={} ref_ops_per_fork={} \
-         direct_per_fork={} cancelled_per_fork={}{}",
+         direct_per_fork={} cancelled_per_fork={}{}{}",
         nanos(total, tsc_hz) / rounds,
         nanos(min, tsc_hz),
         OrDash(icount.then_some(total / rounds)),
@@ -67,6 +74,7 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
         Ratio::of(delta.ref_ops, rounds),
         Ratio::of(delta.direct_stores, rounds),
         Ratio::of(delta.cancelled, rounds),
+        TlbPer(&tlb, rounds, "fork"),
         PhasesPerFork(&delta.phases, rounds),
     );
     if let Some(region) = region {

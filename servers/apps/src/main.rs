@@ -3,7 +3,8 @@
 //! the workload and its parameters (`abi::workload`):
 //!
 //! - bits 0..8: mode; 8..24: a; 24..40: b; 40..64: c.
-//! - 1 FORKBENCH (a = rounds, b bit 0 = the machine runs under icount)
+//! - 1 FORKBENCH (a = rounds, b bit 0 = the machine runs under icount),
+//!   then the page-fault latencies (`pagefault`)
 //! - 2 COW, 3 TREE (a = depth, b = width), 4 OOM, 5 CRASH, 6 EXEC,
 //!   7 EXEC_TARGET (a = exit status), 8 MISC.
 //! - The experiment matrix's benchmarks, whose `c` bit 0 says the machine
@@ -34,6 +35,7 @@ mod measure;
 mod misc;
 mod oom;
 mod outcome;
+mod pagefault;
 mod parallel_fork;
 mod region;
 mod shared_fork;

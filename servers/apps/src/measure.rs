@@ -66,6 +66,58 @@ impl Delta {
     }
 }
 
+/// The kernel's address-space switches and TLB flushes so far, summed over
+/// every CPU (so a figure per operation includes whatever else ran).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tlb {
+    pub switches: u64,
+    pub flushes: u64,
+    pub page_flushes: u64,
+    pub ipis: u64,
+}
+
+impl Tlb {
+    /// Now; a failure with `status` if the kernel does not say.
+    pub fn now(status: i32) -> Result<Self, Failure> {
+        use abi::syscall::{KERNEL_INFO_PAGE_FLUSHES, KERNEL_INFO_SHOOTDOWN_IPIS, KERNEL_INFO_SPACE_SWITCHES, KERNEL_INFO_TLB_FLUSHES};
+        let read = |what| rt::sys::kernel_info(what).map_err(|_| Failure::new(status, "no TLB counts"));
+        Ok(Self {
+            switches: read(KERNEL_INFO_SPACE_SWITCHES)?,
+            flushes: read(KERNEL_INFO_TLB_FLUSHES)?,
+            page_flushes: read(KERNEL_INFO_PAGE_FLUSHES)?,
+            ipis: read(KERNEL_INFO_SHOOTDOWN_IPIS)?,
+        })
+    }
+
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            switches: self.switches.wrapping_sub(before.switches),
+            flushes: self.flushes.wrapping_sub(before.flushes),
+            page_flushes: self.page_flushes.wrapping_sub(before.page_flushes),
+            ipis: self.ipis.wrapping_sub(before.ipis),
+        }
+    }
+}
+
+/// ` switches_per_X=.. flushes_per_X=.. page_flushes_per_X=.. ipis_per_X=..`
+/// for counts over `operations`, X naming the operation.
+pub struct TlbPer<'a>(pub &'a Tlb, pub u64, pub &'static str);
+
+impl fmt::Display for TlbPer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self(tlb, operations, per) = self;
+        let ratio = |count| Ratio::of(count, *operations);
+        write!(
+            f,
+            " switches_per_{per}={} flushes_per_{per}={} page_flushes_per_{per}={} ipis_per_{per}={}",
+            ratio(tlb.switches),
+            ratio(tlb.flushes),
+            ratio(tlb.page_flushes),
+            ratio(tlb.ipis)
+        )
+    }
+}
+
 /// A count, or `-` where it was not measured.
 pub struct OrDash(pub Option<u64>);
 

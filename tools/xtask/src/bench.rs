@@ -2,8 +2,10 @@
 //! its JSON under `target/bench/`.
 
 mod contention;
+mod fields;
 mod fork;
 mod matrix;
+mod pagefault;
 
 use std::path::Path;
 use std::process::Command;

@@ -5,11 +5,11 @@
 //! nanoseconds. Reads the guest's lines, prints a table, writes
 //! `target/bench/fork.json`.
 
-use std::collections::HashMap;
-
 use abi::process::Strategy;
 use anyhow::{Context, Result, anyhow, bail};
 
+use super::fields::{Fields, TlbPer};
+use super::pagefault::{self, FaultLine, FaultRow};
 use super::{median, write_json};
 use crate::build::{self, target_dir};
 use crate::cmdline;
@@ -45,6 +45,7 @@ pub(super) struct ShapeLine {
     pub(super) ref_ops_per_fork: f64,
     pub(super) direct_per_fork: f64,
     pub(super) cancelled_per_fork: f64,
+    pub(super) tlb: TlbPer,
     /// `phase_NAME=`: the process servers' cycles per fork in each phase
     /// (`proto::Phase`), in the line's order.
     pub(super) phases: Vec<(String, u64)>,
@@ -59,52 +60,24 @@ impl ShapeLine {
 /// Parses a forkbench shape line; `Ok(None)` for any other line, an error
 /// naming the line for one that starts like a shape line but does not parse.
 pub(super) fn parse_shape_line(line: &str) -> Result<Option<ShapeLine>> {
-    let Some(at) = line.find(SHAPE_PREFIX) else { return Ok(None) };
-    let rest = line[at..].trim_end().strip_prefix("fork").unwrap_or_default();
-    let malformed = |why: String| anyhow!("malformed fork benchmark line `{}`: {why}", line.trim_end());
-    let mut fields = HashMap::new();
-    for word in rest.split_whitespace() {
-        let (key, value) = word.split_once('=').ok_or_else(|| malformed(format!("`{word}` is not key=value")))?;
-        if fields.insert(key, value).is_some() {
-            return Err(malformed(format!("`{key}` appears twice")));
-        }
-    }
-    let field = |key: &str| fields.get(key).copied().ok_or_else(|| malformed(format!("no `{key}=`")));
-    fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
-        value.parse().map_err(|_| format!("`{key}={value}` is not a whole number"))
-    }
-    let int = |key: &str| -> Result<u64> { number(key, field(key)?).map_err(malformed) };
-    let small = |key: &str| -> Result<u32> { number(key, field(key)?).map_err(malformed) };
-    let real = |key: &str| -> Result<f64> {
-        let value = field(key)?;
-        value.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| malformed(format!("`{key}={value}` is not a number")))
-    };
-    let counted = |key: &str| -> Result<Option<u64>> {
-        match field(key)? {
-            "-" => Ok(None),
-            _ => int(key).map(Some),
-        }
-    };
+    let Some(fields) = Fields::of(line, SHAPE_PREFIX)? else { return Ok(None) };
     // Fields in the line's order, so the first problem is the one reported.
     Ok(Some(ShapeLine {
-        pages: small("pages")?,
-        child_writes: small("child_writes")?,
-        rounds: int("rounds")?,
-        mean_ns: int("mean_ns")?,
-        min_ns: int("min_ns")?,
-        mean_instructions: counted("mean_instructions")?,
-        mem_ipc_per_fork: real("mem_ipc_per_fork")?,
-        ref_ops_per_ipc: real("ref_ops_per_ipc")?,
-        cow_copies_per_fork: real("cow_copies_per_fork")?,
-        copies_avoided_per_fork: real("copies_avoided_per_fork")?,
-        ref_ops_per_fork: real("ref_ops_per_fork")?,
-        direct_per_fork: real("direct_per_fork")?,
-        cancelled_per_fork: real("cancelled_per_fork")?,
-        phases: rest
-            .split_whitespace()
-            .filter_map(|word| word.strip_prefix("phase_")?.split_once('='))
-            .map(|(name, value)| Ok((name.to_string(), number(name, value).map_err(malformed)?)))
-            .collect::<Result<_>>()?,
+        pages: fields.small("pages")?,
+        child_writes: fields.small("child_writes")?,
+        rounds: fields.int("rounds")?,
+        mean_ns: fields.int("mean_ns")?,
+        min_ns: fields.int("min_ns")?,
+        mean_instructions: fields.counted("mean_instructions")?,
+        mem_ipc_per_fork: fields.real("mem_ipc_per_fork")?,
+        ref_ops_per_ipc: fields.real("ref_ops_per_ipc")?,
+        cow_copies_per_fork: fields.real("cow_copies_per_fork")?,
+        copies_avoided_per_fork: fields.real("copies_avoided_per_fork")?,
+        ref_ops_per_fork: fields.real("ref_ops_per_fork")?,
+        direct_per_fork: fields.real("direct_per_fork")?,
+        cancelled_per_fork: fields.real("cancelled_per_fork")?,
+        tlb: TlbPer::read(&fields, "fork")?,
+        phases: fields.prefixed("phase_")?,
     }))
 }
 
@@ -136,9 +109,15 @@ fn read_boot(lines: &[String], strategy: Strategy) -> Result<Vec<ShapeLine>> {
     Ok(shapes)
 }
 
+/// What one boot reported: forkbench's shape lines and the page-fault lines.
+struct Boot {
+    shapes: Vec<ShapeLine>,
+    faults: Vec<FaultLine>,
+}
+
 /// Boots forkbench once under `strategy` (with the `icount` word when the
-/// machine counts instructions) and returns its shape lines.
-fn boot(artifacts: &build::Artifacts, machine: &MachineArgs, strategy: Strategy) -> Result<Vec<ShapeLine>> {
+/// machine counts instructions) and returns its lines.
+fn boot(artifacts: &build::Artifacts, machine: &MachineArgs, strategy: Strategy) -> Result<Boot> {
     let strategy_word = cmdline::strategy_word(strategy);
     let icount = if machine.icount { abi::selftest::ICOUNT_FLAG } else { "" };
     let line = cmdline::join([abi::selftest::BENCH_FORK_FLAG, strategy_word.as_str(), icount]);
@@ -147,7 +126,7 @@ fn boot(artifacts: &build::Artifacts, machine: &MachineArgs, strategy: Strategy)
         outcome.report();
         bail!("the guest did not report success");
     }
-    read_boot(&outcome.lines, strategy)
+    Ok(Boot { shapes: read_boot(&outcome.lines, strategy)?, faults: pagefault::read_boot(&outcome.lines)? })
 }
 
 /// One strategy at one shape, all boots folded in.
@@ -237,6 +216,7 @@ impl Row {
             "ref_ops_per_fork": line.ref_ops_per_fork,
             "direct_stores_per_fork": line.direct_per_fork,
             "cancelled_per_fork": line.cancelled_per_fork,
+            "tlb_per_fork": line.tlb,
             "phases_per_fork": line.phases.iter().map(|(name, cycles)| (name.clone(), serde_json::json!(cycles))).collect::<serde_json::Map<_, _>>(),
             "ref_ops_per_ipc": line.ref_ops_per_ipc,
             "cow_copies_per_fork": line.cow_copies_per_fork,
@@ -276,6 +256,7 @@ pub fn run(strategies: &[Strategy], quick: bool) -> Result<()> {
     let boots = strategies.len() * (1 + runs);
 
     let mut rows: Vec<Row> = Vec::new();
+    let mut fault_rows: Vec<FaultRow> = Vec::new();
     let mut done = 0;
     for &strategy in &strategies {
         let name = strategy.name();
@@ -290,7 +271,10 @@ pub fn run(strategies: &[Strategy], quick: bool) -> Result<()> {
                 boot(&artifacts, &machine, strategy).with_context(|| format!("fork benchmark, strategy {name}, wall-clock run {run}"))?,
             );
         }
-        rows.extend(Row::fold(strategy, &exact, &wall)?);
+        let wall_shapes: Vec<Vec<ShapeLine>> = wall.iter().map(|b| b.shapes.clone()).collect();
+        let wall_faults: Vec<Vec<FaultLine>> = wall.iter().map(|b| b.faults.clone()).collect();
+        rows.extend(Row::fold(strategy, &exact.shapes, &wall_shapes)?);
+        fault_rows.extend(FaultRow::fold(strategy, &exact.faults, &wall_faults)?);
     }
     // The table groups strategies by shape, in the guest's order of shapes.
     let mut shapes: Vec<(u32, u32)> = Vec::new();
@@ -301,15 +285,19 @@ pub fn run(strategies: &[Strategy], quick: bool) -> Result<()> {
     }
 
     print_table(&rows, &shapes, &strategies, runs);
+    pagefault::print_table(&fault_rows, &strategies, runs);
     let headline = headline(&rows);
     if let Some(verdict) = &headline {
         println!("{}", verdict.sentence);
     }
 
     let mut by_strategy = serde_json::Map::new();
+    let mut page_faults = serde_json::Map::new();
     for &strategy in &strategies {
         let mine: Vec<serde_json::Value> = rows.iter().filter(|r| r.strategy == strategy).map(|r| r.json(&rows)).collect();
         by_strategy.insert(strategy.name().into(), mine.into());
+        let faults: Vec<serde_json::Value> = fault_rows.iter().filter(|r| r.strategy() == strategy).map(FaultRow::json).collect();
+        page_faults.insert(strategy.name().into(), faults.into());
     }
     let json = serde_json::json!({
         "accel": "tcg",
@@ -320,6 +308,7 @@ pub fn run(strategies: &[Strategy], quick: bool) -> Result<()> {
         "wall_clock_runs": runs,
         "baseline": BASELINE.name(),
         "strategies": by_strategy,
+        "page_faults": page_faults,
         "headline": headline.map(|h| h.json),
     });
     write_json(&target_dir().join("bench").join("fork.json"), &json)
@@ -330,7 +319,7 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
     println!("fork + exit + wait, per fork (TCG, 2 CPUs, release build, {rounds} rounds per shape)");
     let versus = format!("vs {}", BASELINE.name());
     println!(
-        "{:>6} {:>6} {:<16} {:<7} {:>13} {:>9} {:>13} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8}",
+        "{:>6} {:>6} {:<16} {:<7} {:>13} {:>9} {:>13} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8}",
         "pages",
         "writes",
         "strategy",
@@ -343,7 +332,9 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
         "ops/IPC",
         "ops/fork",
         "copies",
-        "avoided"
+        "avoided",
+        "switches",
+        "flushes"
     );
     for &shape in shapes {
         for &strategy in strategies {
@@ -355,7 +346,7 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
             };
             let line = &row.exact;
             println!(
-                "{:>6} {:>6} {:<16} {:<7} {:>13} {:>9} {:>13} {:>9} {:>9.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2}",
+                "{:>6} {:>6} {:<16} {:<7} {:>13} {:>9} {:>13} {:>9} {:>9.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2}",
                 shape.0,
                 shape.1,
                 strategy.name(),
@@ -368,7 +359,9 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
                 line.ref_ops_per_ipc,
                 line.ref_ops_per_fork,
                 line.cow_copies_per_fork,
-                line.copies_avoided_per_fork
+                line.copies_avoided_per_fork,
+                line.tlb.switches,
+                line.tlb.flushes + line.tlb.page_flushes
             );
         }
     }
@@ -376,7 +369,8 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
     println!(
         "(instructions: --icount, mean per fork; wall ns: TCG without icount, median of {runs} run(s)' means; \
          IPC/fork: messages to the memory server; ops/IPC, ops/fork: reference operations sent, per reference message and per fork; \
-         copies, avoided: copy-on-write copies made and avoided per fork; fork.json adds the deferred shortcuts per fork)"
+         copies, avoided: copy-on-write copies made and avoided per fork; switches, flushes: the kernel's address-space switches \
+         and TLB flushes (full and single-page) per fork, every CPU's; fork.json adds the deferred shortcuts and each kind of flush)"
     );
 }
 
@@ -451,7 +445,8 @@ mod tests {
 
     const REAL: &str = "fork pages=4096 child_writes=256 rounds=20 mean_ns=155067375 min_ns=149435578 mean_instructions=- \
                         mem_ipc_per_fork=52.00 ref_ops_per_ipc=159.11 cow_copies_per_fork=258.00 copies_avoided_per_fork=1.00 \
-                        ref_ops_per_fork=8273.72 direct_per_fork=0.00 cancelled_per_fork=0.00 phase_fork=1200 phase_exit=900";
+                        ref_ops_per_fork=8273.72 direct_per_fork=0.00 cancelled_per_fork=0.00 switches_per_fork=530.00 \
+                        flushes_per_fork=1.00 page_flushes_per_fork=256.50 ipis_per_fork=0.25 phase_fork=1200 phase_exit=900";
 
     fn real(mean_instructions: Option<u64>) -> ShapeLine {
         ShapeLine {
@@ -468,6 +463,7 @@ mod tests {
             ref_ops_per_fork: 8273.72,
             direct_per_fork: 0.0,
             cancelled_per_fork: 0.0,
+            tlb: TlbPer { switches: 530.0, flushes: 1.0, page_flushes: 256.5, ipis: 0.25 },
             phases: vec![("fork".into(), 1200), ("exit".into(), 900)],
         }
     }

@@ -217,7 +217,8 @@ mod tests {
                             mem_ipc_per_fork=22.05 cow_copies_per_fork=17.20";
     const SHAPE: &str = "fork pages=4096 child_writes=256 rounds=5 mean_ns=5568991 min_ns=5568812 mean_instructions=5568706 \
                          mem_ipc_per_fork=310.00 ref_ops_per_ipc=27.43 cow_copies_per_fork=257.00 copies_avoided_per_fork=1.00 \
-                         ref_ops_per_fork=8503.00 direct_per_fork=0.00 cancelled_per_fork=0.00";
+                         ref_ops_per_fork=8503.00 direct_per_fork=0.00 cancelled_per_fork=0.00 switches_per_fork=520.00 \
+                         flushes_per_fork=0.00 page_flushes_per_fork=0.00 ipis_per_fork=0.00";
 
     fn storm() -> CowStorm {
         CowStorm {
