@@ -226,10 +226,8 @@ impl Kernel {
     /// Makes every CPU that has `root` loaded (this one too, if it has)
     /// drop its cached translations of `change`.
     pub fn shootdown(&self, root: Root, change: arch::TlbChange) {
-        let mut loaded = [false; crate::arch::MAX_CPUS];
-        for (target, cpu) in loaded.iter_mut().zip(&self.cpus) {
-            *target = cpu.loaded_root == root.0;
-        }
-        arch::tlb_shootdown(&loaded, change);
+        let online = &self.cpus[..arch::cpu_count().min(self.cpus.len())];
+        let loaded = online.iter().enumerate().filter(|(_, cpu)| cpu.loaded_root == root.0).fold(0u64, |mask, (i, _)| mask | 1 << i);
+        arch::tlb_shootdown(loaded, change);
     }
 }

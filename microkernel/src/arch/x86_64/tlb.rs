@@ -97,11 +97,15 @@ pub fn serve() {
     }
 }
 
-/// Flushes `change` on the CPUs marked in `loaded` (those that have the
-/// space loaded): here by itself, elsewhere by IPI, and waits until all did.
-pub fn shootdown(loaded: &[bool; MAX_CPUS], change: Change) {
+/// Flushes `change` on the CPUs whose bits are set in `loaded` (those that
+/// have the space loaded): here by itself, elsewhere by IPI, and waits
+/// until all did. With no bit set it does nothing at all.
+pub fn shootdown(loaded: u64, change: Change) {
+    if loaded == 0 {
+        return;
+    }
     let me = percpu::current().index();
-    if loaded[me] {
+    if loaded & 1 << me != 0 {
         match change {
             Change::Page(vaddr) => {
                 x86_64::instructions::tlb::flush(VirtAddr::new(vaddr));
@@ -110,19 +114,41 @@ pub fn shootdown(loaded: &[bool; MAX_CPUS], change: Change) {
             Change::Many => flush_all(),
         }
     }
-    let online = cpu_count();
+    let remote = loaded & !(1 << me) & online_mask();
+    if remote == 0 {
+        return;
+    }
     let mut targets = [0u64; MAX_CPUS];
-    let remote = |c: &usize| *c != me && loaded[*c];
-    for cpu in (0..online).filter(remote) {
+    for cpu in cpus_in(remote) {
         targets[cpu] = REQUESTED[cpu].fetch_add(1, Ordering::AcqRel) + 1;
         if let Some(data) = percpu::cpu(cpu) {
             apic::send_ipi(data.apic_id(), SHOOTDOWN_VECTOR as u8);
             bump(&mine().ipis);
         }
     }
-    for cpu in (0..online).filter(remote) {
+    for cpu in cpus_in(remote) {
         while SERVED[cpu].load(Ordering::Acquire) < targets[cpu] {
             time::relax();
         }
     }
+}
+
+/// The bits of the CPUs online.
+fn online_mask() -> u64 {
+    match cpu_count() {
+        count if count >= 64 => u64::MAX,
+        count => (1 << count) - 1,
+    }
+}
+
+/// The CPU numbers whose bits are set in `mask`, lowest first.
+fn cpus_in(mut mask: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let cpu = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        Some(cpu)
+    })
 }

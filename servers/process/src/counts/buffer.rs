@@ -57,6 +57,29 @@ impl Buffer {
         count
     }
 
+    /// Buffers one decrement of `frame`, unless nothing is buffered for it
+    /// and `alone()` says ours is its only reference: `None` then, and
+    /// nothing changes; else the frame's count after. One probe of the
+    /// frame's entry (an exit's loop).
+    #[inline]
+    pub fn add_one_unless(&mut self, frame: u32, alone: impl FnOnce() -> bool) -> Option<u16> {
+        let entry = self.counts.get_mut(frame as usize)?;
+        if *entry & !LISTED == 0 {
+            if alone() {
+                return None;
+            }
+            self.frames += 1;
+        }
+        let listed = *entry & LISTED != 0;
+        *entry = (*entry | LISTED) + 1;
+        let count = *entry & !LISTED;
+        if !listed {
+            self.listed.push(frame);
+            self.compact_if_sparse();
+        }
+        Some(count)
+    }
+
     /// Takes back one buffered decrement of `frame`, if there is one.
     #[inline]
     pub fn cancel(&mut self, frame: u32) -> bool {

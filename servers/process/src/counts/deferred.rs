@@ -58,12 +58,6 @@ impl Deferred {
         self.table.get(frame as usize)
     }
 
-    /// Whether the word says one reference, and we buffer nothing for it.
-    #[inline]
-    fn held_alone(&self, word: &AtomicU64, frame: u32) -> bool {
-        self.decs.count(frame) == 0 && matches!(word.load(Relaxed), table::OWNED | 1)
-    }
-
     #[inline]
     pub fn share(&mut self, link: &mut Link, page: &Page) {
         let Some(word) = self.word(page.frame) else { return };
@@ -96,16 +90,19 @@ impl Deferred {
     #[inline]
     pub fn release(&mut self, link: &mut Link, page: Page) {
         let Some(word) = self.word(page.frame) else { return };
-        if !page.is(Page::SHARED) || self.held_alone(word, page.frame) {
-            word.store(table::OWNED, Relaxed);
-            if page.is(Page::SHARED) {
-                self.direct_stores += 1;
+        if page.is(Page::SHARED) {
+            match self.decs.add_one_unless(page.frame, || matches!(word.load(Relaxed), table::OWNED | 1)) {
+                Some(MAX_PER_FRAME) => self.flush(link),
+                Some(_) => {}
+                None => {
+                    self.direct_stores += 1;
+                    word.store(table::OWNED, Relaxed);
+                    link.put(page.frame);
+                }
             }
+        } else {
+            word.store(table::OWNED, Relaxed);
             link.put(page.frame);
-            return;
-        }
-        if self.decs.add(page.frame, 1) == MAX_PER_FRAME {
-            self.flush(link);
         }
     }
 

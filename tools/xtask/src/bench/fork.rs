@@ -6,7 +6,7 @@
 //! `target/bench/fork.json`.
 
 use abi::process::Strategy;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 
 use super::fields::{Fields, TlbPer};
 use super::pagefault::{self, FaultLine, FaultRow};
