@@ -35,6 +35,7 @@ pub const USER_TESTS: &[&str] = &[
     "cap_badge",
     "cap_revoke",
     "memory_map",
+    "memory_remap",
     "tlb_shootdown",
     "phys_range_carve",
     "spawn_program",

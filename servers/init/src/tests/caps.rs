@@ -121,6 +121,15 @@ pub fn revoke(env: &Env) -> TestResult {
     expect_err(sys::cap_identify(grandchild), SysError::EmptySlot, "grandchild survived revoke")?;
     check(sys::cap_identify(ep).is_ok() && sys::cap_identify(other).is_ok(), "revoke took too much")?;
 
+    // A deleted middle capability hands its children to its parent (the
+    // kernel searches for them only under a capability something was
+    // derived from, so each way of deriving must say so).
+    sys::cap_copy(ep, child).map_err(|_| "copy again")?;
+    sys::cap_mint(child, grandchild, Rights::WRITE, 6).map_err(|_| "mint again")?;
+    sys::cap_delete(child).map_err(|_| "delete the middle")?;
+    check(sys::cap_revoke(ep) == Ok(1), "revoke missed the child of a deleted capability")?;
+    expect_err(sys::cap_identify(grandchild), SysError::EmptySlot, "the child of a deleted capability survived revoke")?;
+
     // Deleting the last capability ends the object: a waiting receiver is told.
     let receiver = env.slots.alloc();
     spawn(&env.pages, receiver, spec(receive_once, ep, INIT_PRIORITY, env.other_cpu())).map_err(|_| "spawn")?;

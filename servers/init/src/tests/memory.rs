@@ -54,6 +54,38 @@ pub fn map(env: &Env) -> TestResult {
     Ok(())
 }
 
+/// `Remap`: a mapped page maps another frame in one call, with the rights
+/// asked for (bounded by the range's), and only a mapped page can be.
+pub fn remap(env: &Env) -> TestResult {
+    let (space, ram) = (boot_slot::ADDRESS_SPACE, boot_slot::FIRST_RAM);
+    let rw = Rights::READ.union(Rights::WRITE);
+    let vaddr = env.pages.window(2);
+    let frame = env.pages.frames(2);
+    let weak = env.slots.alloc();
+    sys::map_batch(space, ram, frame, vaddr, 1, rw).map_err(|_| "map")?;
+    // SAFETY: the page was just mapped writable for this test.
+    unsafe { (vaddr as *mut u64).write_volatile(0x1111) };
+    sys::map_batch(space, ram, frame + 1, vaddr + PAGE_SIZE, 1, rw).map_err(|_| "map the second")?;
+    // SAFETY: as above.
+    unsafe { ((vaddr + PAGE_SIZE) as *mut u64).write_volatile(0x2222) };
+    let (second, _) = sys::query(space, vaddr + PAGE_SIZE).map_err(|_| "query")?;
+    check(sys::remap(space, ram, frame + 1, vaddr, Rights::READ).is_ok(), "remap")?;
+    // A stale TLB entry would still show the first frame's word.
+    // SAFETY: mapped (read-only now) to the second frame.
+    let seen = unsafe { (vaddr as *const u64).read_volatile() };
+    check(seen == 0x2222 && sys::query(space, vaddr) == Ok((second, Rights::READ)), "remap did not take effect at once")?;
+    expect_err(sys::remap(space, ram, frame, vaddr + 2 * PAGE_SIZE, rw), SysError::NotMapped, "remap of an unmapped page")?;
+    expect_err(sys::remap(space, ram, frame, vaddr + 1, rw), SysError::BadArgument, "remap of a misaligned address")?;
+    expect_err(sys::remap(space, ram, u64::MAX, vaddr, rw), SysError::BadArgument, "remap to a frame past the range")?;
+    sys::cap_mint(ram, weak, Rights::READ.union(Rights::DERIVE), 0).map_err(|_| "mint")?;
+    expect_err(sys::remap(space, weak, frame, vaddr, rw), SysError::NoRight, "a writable remap from a read-only range")?;
+    check(sys::remap(space, weak, frame, vaddr, Rights::READ).is_ok(), "a read-only remap from a read-only range")?;
+    expect_err(sys::protect(space, vaddr, 1, rw), SysError::NoRight, "protect above the range the page was remapped from")?;
+    env.slots.release(weak);
+    check(sys::unmap(space, vaddr, 2) == Ok(2), "unmap")?;
+    Ok(())
+}
+
 static READS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Reads the page at `addr` forever, counting reads.

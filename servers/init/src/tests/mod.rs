@@ -30,7 +30,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 37] = [
+const TESTS: [Test; 38] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -50,6 +50,7 @@ const TESTS: [Test; 37] = [
     ("cap_badge", caps::badge),
     ("cap_revoke", caps::revoke),
     ("memory_map", memory::map),
+    ("memory_remap", memory::remap),
     ("tlb_shootdown", memory::shootdown),
     ("phys_range_carve", memory::carve),
     ("spawn_program", process::spawn_program),
