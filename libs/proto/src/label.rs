@@ -15,7 +15,7 @@ pub const VERSION_BITS: u32 = 16;
 pub const MEMORY_PROTOCOL: u64 = label(0x4D45, 5);
 /// The process server protocol: 'PR', version 5 (stats count the deferred
 /// manager's direct stores and cancelled increments).
-pub const PROCESS_PROTOCOL: u64 = label(0x5052, 5);
+pub const PROCESS_PROTOCOL: u64 = label(0x5052, 6);
 
 /// The label of protocol `id` at `version`.
 pub const fn label(id: u32, version: u16) -> u64 {
@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn values_are_the_documented_ones() {
         assert_eq!(MEMORY_PROTOCOL, 0x4D45_0005);
-        assert_eq!(PROCESS_PROTOCOL, 0x5052_0005);
+        assert_eq!(PROCESS_PROTOCOL, 0x5052_0006);
         assert_eq!(version_of(MEMORY_PROTOCOL), 5);
         assert_eq!(protocol_of(PROCESS_PROTOCOL), 0x5052);
     }

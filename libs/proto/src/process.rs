@@ -68,6 +68,10 @@ pub enum ProcessRequest {
     /// of the memory server and every process server, live: the servers
     /// pause, flush, and resume under the new one. → [`ProcessReply::Swapped`]
     Swap { strategy: u8 },
+    /// Turns the servers' per-phase timing (`ProcessStats::phases`) on or
+    /// off: off by default, so a benchmark's headline figures do not pay
+    /// for the breakdown. → [`ProcessReply::PhasesTimed`]
+    TimePhases { on: bool },
 }
 
 /// The process servers' counters (summed over every CPU's server).
@@ -157,6 +161,7 @@ pub enum ProcessReply {
     Quiesced,
     Stats(ProcessStats),
     Swapped,
+    PhasesTimed,
 }
 
 /// The process server protocol, for the helpers of [`crate::protocol`].
@@ -168,8 +173,8 @@ const STATS_LEN: usize = size::U32 + (10 + Phase::COUNT) * size::U64;
 
 impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;
-    const REQUEST_KINDS: u32 = 12;
-    const REPLY_KINDS: u32 = 11;
+    const REQUEST_KINDS: u32 = 13;
+    const REPLY_KINDS: u32 = 12;
     const MAX_REQUEST_LEN: usize =
         size::TAG + size::max(size::max(NAME_LEN + size::U64, FORK_LEN), size::max(size::BYTE + size::U32, size::U64 + size::U32));
     const MAX_REPLY_LEN: usize = size::TAG + size::max(size::max(size::U32, size::U32 + size::I32), size::max(size::U64, STATS_LEN));
@@ -204,7 +209,8 @@ impl Protocol for ProcessProtocol {
             | ProcessRequest::Brk { .. }
             | ProcessRequest::Quiesce
             | ProcessRequest::Stats
-            | ProcessRequest::Swap { .. } => true,
+            | ProcessRequest::Swap { .. }
+            | ProcessRequest::TimePhases { .. } => true,
         };
         if valid { Ok(()) } else { Err(ProtoError::InvalidArgument) }
     }

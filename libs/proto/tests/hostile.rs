@@ -125,22 +125,23 @@ fn wrong_protocol_or_version_is_refused() {
 fn unknown_tags_are_unknown_requests() {
     let memory = |bytes: &[u8]| accept::<MemoryProtocol>(MEMORY_PROTOCOL, bytes);
     let unknown = Err(MemoryReply::Error(ProtoError::UnknownRequest));
-    // MemoryRequest has 9 variants (tags 0..=8), ProcessRequest 12.
+    // MemoryRequest has 9 variants (tags 0..=8), ProcessRequest 13.
     assert_eq!(memory(&[9]), unknown);
     assert_eq!(memory(&[9, 1, 2, 3]), unknown);
     assert_eq!(memory(&[10]), unknown);
-    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
-    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12, 0]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[13]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[13, 0]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
     // The last tags are known: Swap (memory tag 8), Materialize (memory tag
     // 7), Settle (memory tag 6), TryRemoveUnique (memory tag 5) and Stats
-    // (memory tag 4) before them; Swap (process tag 11), Stats (process tag
-    // 10) and Quiesce (process tag 9).
+    // (memory tag 4) before them; TimePhases (process tag 12), Swap
+    // (process tag 11), Stats (process tag 10) and Quiesce (process tag 9).
     assert_eq!(memory(&[8, 0]), Ok(MemoryRequest::Swap { strategy: 0 }));
     assert_eq!(memory(&[8, 0xFF]), Ok(MemoryRequest::Swap { strategy: u8::MAX }));
     assert_eq!(memory(&[7, 2, 5, 5]), Ok(MemoryRequest::Materialize { frames: [5u32, 5].into_iter().collect() }));
     assert_eq!(memory(&[6]), Ok(MemoryRequest::Settle));
     assert_eq!(memory(&[5, 1, 2]), Ok(MemoryRequest::TryRemoveUnique { client: 1, frame: 2 }));
     assert_eq!(memory(&[4]), Ok(MemoryRequest::Stats));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12, 1]), Ok(ProcessRequest::TimePhases { on: true }));
     assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[11, 7]), Ok(ProcessRequest::Swap { strategy: 7 }));
     assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[10]), Ok(ProcessRequest::Stats));
     assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[9]), Ok(ProcessRequest::Quiesce));
@@ -166,9 +167,10 @@ fn unknown_tags_are_unknown_requests() {
     for bad in [&[6, 2][..], &[6, 0xFF][..], &[6][..]] {
         assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, bad), Err(ProtoError::Malformed), "{bad:?}");
     }
-    // ProcessReply has 11 variants; Quiesced (8), Stats (9) and Swapped
-    // (10) come after Error (7).
-    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]), Err(ProtoError::UnknownRequest));
+    // ProcessReply has 12 variants; Quiesced (8), Stats (9), Swapped (10)
+    // and PhasesTimed (11) come after Error (7).
+    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[12]), Err(ProtoError::UnknownRequest));
+    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]), Ok(ProcessReply::PhasesTimed));
     assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[10]), Ok(ProcessReply::Swapped));
     // Swapped has no body.
     assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[10, 0]), Err(ProtoError::TrailingBytes));

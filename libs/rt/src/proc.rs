@@ -166,6 +166,14 @@ pub fn stats() -> Result<ProcessStats, ProtoError> {
     }
 }
 
+/// Turns the process servers' per-phase timing on or off.
+pub fn time_phases(on: bool) -> Result<(), ProtoError> {
+    match call(&ProcessRequest::TimePhases { on })? {
+        ProcessReply::PhasesTimed => Ok(()),
+        other => unexpected(other),
+    }
+}
+
 /// Ends the process after a panic, if it is one.
 pub(crate) fn exit_after_panic() {
     if is_process() {

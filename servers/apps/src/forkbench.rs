@@ -11,11 +11,14 @@
 //! address-space switches, full and single-page TLB flushes and shootdown
 //! IPIs per fork (every CPU's), and `phase_NAME=` per
 //! `proto::Phase`: the process servers' TSC cycles (instructions under
-//! icount) per fork in that phase, the breakdown of where a fork goes.
+//! icount) per fork in that phase, the breakdown of where a fork goes. The
+//! breakdown comes from as many forks again, timed by the servers
+//! (`TimePhases`), so the figures before it do not pay for the timing.
 //! After the shapes, the page-fault latencies (`pagefault`).
 //!
 //! Exit statuses: 1 mmap failed, 2 fork failed, 3 a child did not exit 0,
-//! 4 stats failed, 5 no TSC frequency, 6 munmap failed, 7 no TLB counts;
+//! 4 stats failed, 5 no TSC frequency, 6 munmap failed, 7 no TLB counts,
+//! 8 phase timing refused;
 //! `pagefault`'s from 10.
 
 use proto::ProcessStats;
@@ -60,6 +63,7 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
     let tlb = Tlb::now(7)?.since(&tlb_before);
     let after = stats()?;
     let delta = Delta::between(&before, &after);
+    let phases = timed_phases(region.as_ref(), writes, rounds)?;
     rt::println!(
         "fork pages={pages} child_writes={writes} rounds={rounds} mean_ns={} min_ns={} mean_instructions={} \
          mem_ipc_per_fork={} ref_ops_per_ipc={} cow_copies_per_fork={} copies_avoided_per_fork={} ref_ops_per_fork={} \
@@ -75,7 +79,7 @@ fn shape(pages: u32, writes: u32, rounds: u64, icount: bool, tsc_hz: u64) -> Out
         Ratio::of(delta.direct_stores, rounds),
         Ratio::of(delta.cancelled, rounds),
         TlbPer(&tlb, rounds, "fork"),
-        PhasesPerFork(&delta.phases, rounds),
+        PhasesPerFork(&phases, rounds),
     );
     if let Some(region) = region {
         region.unmap().map_err(|e| Failure::new(6, "munmap failed").error(e))?;
@@ -101,6 +105,18 @@ pub fn fork_once(region: Option<&Region>, writes: u32) -> Result<u64, Failure> {
         }
         Err(error) => Err(Failure::new(2, "fork failed").error(error)),
     }
+}
+
+/// The servers' cycles per phase over `rounds` more forks, timed.
+fn timed_phases(region: Option<&Region>, writes: u32, rounds: u64) -> Result<[u64; proto::Phase::COUNT], Failure> {
+    let timing = |on| rt::proc::time_phases(on).map_err(|e| Failure::new(8, "phase timing refused").error(e));
+    timing(true)?;
+    let before = stats()?;
+    let forks = (0..rounds).try_for_each(|_| fork_once(region, writes).map(|_| ()));
+    let after = stats();
+    timing(false)?;
+    forks?;
+    Ok(Delta::between(&before, &after?).phases)
 }
 
 fn stats() -> Result<ProcessStats, Failure> {

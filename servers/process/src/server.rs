@@ -188,6 +188,10 @@ impl Server {
                 Ok(ProcessReply::Quiesced)
             }
             ProcessRequest::Swap { strategy } => swap::coordinate(self, strategy).map(|()| ProcessReply::Swapped),
+            ProcessRequest::TimePhases { on } => {
+                system::get().stats.phases.set_timed(on);
+                Ok(ProcessReply::PhasesTimed)
+            }
             ProcessRequest::Stats => {
                 let processes = system::get().procs.lock().count();
                 Ok(ProcessReply::Stats(system::get().stats.snapshot(processes)))

@@ -81,7 +81,7 @@ pub fn memory_reply_kind(reply: &MemoryReply) -> usize {
     }
 }
 
-pub const PROCESS_REQUEST_KINDS: usize = 12;
+pub const PROCESS_REQUEST_KINDS: usize = 13;
 pub fn process_request_kind(request: &ProcessRequest) -> usize {
     match request {
         ProcessRequest::Spawn { .. } => 0,
@@ -96,10 +96,11 @@ pub fn process_request_kind(request: &ProcessRequest) -> usize {
         ProcessRequest::Quiesce => 9,
         ProcessRequest::Stats => 10,
         ProcessRequest::Swap { .. } => 11,
+        ProcessRequest::TimePhases { .. } => 12,
     }
 }
 
-pub const PROCESS_REPLY_KINDS: usize = 11;
+pub const PROCESS_REPLY_KINDS: usize = 12;
 pub fn process_reply_kind(reply: &ProcessReply) -> usize {
     match reply {
         ProcessReply::Spawned { .. } => 0,
@@ -113,6 +114,7 @@ pub fn process_reply_kind(reply: &ProcessReply) -> usize {
         ProcessReply::Quiesced => 8,
         ProcessReply::Stats(_) => 9,
         ProcessReply::Swapped => 10,
+        ProcessReply::PhasesTimed => 11,
     }
 }
 
@@ -178,6 +180,8 @@ pub fn process_requests() -> Vec<ProcessRequest> {
         ProcessRequest::Stats,
         ProcessRequest::Swap { strategy: 0 },
         ProcessRequest::Swap { strategy: 8 },
+        ProcessRequest::TimePhases { on: true },
+        ProcessRequest::TimePhases { on: false },
     ]
 }
 
@@ -206,6 +210,7 @@ pub fn process_replies() -> Vec<ProcessReply> {
             phases: [12, 13, 14, 15, 16, 17, 18, 19],
         }),
         ProcessReply::Swapped,
+        ProcessReply::PhasesTimed,
     ];
     replies.extend(ALL_ERRORS.map(ProcessReply::Error));
     replies
@@ -278,6 +283,7 @@ pub fn largest_process_request(like: &ProcessRequest) -> ProcessRequest {
         ProcessRequest::Quiesce => ProcessRequest::Quiesce,
         ProcessRequest::Stats => ProcessRequest::Stats,
         ProcessRequest::Swap { .. } => ProcessRequest::Swap { strategy: u8::MAX },
+        ProcessRequest::TimePhases { .. } => ProcessRequest::TimePhases { on: true },
     }
 }
 
@@ -307,6 +313,7 @@ pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
             phases: [u64::MAX; proto::Phase::COUNT],
         }),
         ProcessReply::Swapped => ProcessReply::Swapped,
+        ProcessReply::PhasesTimed => ProcessReply::PhasesTimed,
     }
 }
 

@@ -374,21 +374,27 @@ fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], run
     );
 }
 
+/// The phases that do not overlap (the others are parts of `fork` and
+/// `exit`): what a fork's instructions less these leave is spent elsewhere.
+const WHOLE_PHASES: [&str; 4] = ["fork", "exit", "wait", "fault"];
+
 /// Where a fork goes: the process servers' instructions per fork in each
-/// phase (system calls included), from the icount boots. What is left of a
-/// fork's instructions is the kernel's scheduling and IPC, and the processes.
+/// phase (system calls included), from the icount boots' timed forks, and
+/// what is left: the kernel's scheduling and IPC, and the processes' own
+/// work (the child's run outside its faults, the parent's calls).
 fn print_phases(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy]) {
     let Some(names) = rows.first().map(|r| r.exact.phases.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>()) else { return };
-    println!("where a fork goes: process-server instructions per fork, by phase (--icount)");
+    println!("where a fork goes: process-server instructions per fork, by phase (--icount; timed in separate forks)");
     print!("{:>6} {:>6} {:<16} {:>13}", "pages", "writes", "strategy", "instructions");
     names.iter().for_each(|name| print!(" {name:>12}"));
-    println!();
+    println!(" {:>12}", "elsewhere");
     for &shape in shapes {
         for &strategy in strategies {
             let Some(row) = rows.iter().find(|r| r.strategy == strategy && r.exact.shape() == shape) else { continue };
             print!("{:>6} {:>6} {:<16} {:>13}", shape.0, shape.1, strategy.name(), row.instructions);
             row.exact.phases.iter().for_each(|(_, cycles)| print!(" {cycles:>12}"));
-            println!();
+            let whole: u64 = row.exact.phases.iter().filter(|(name, _)| WHOLE_PHASES.contains(&name.as_str())).map(|(_, c)| c).sum();
+            println!(" {:>12}", row.instructions.saturating_sub(whole));
         }
     }
 }
