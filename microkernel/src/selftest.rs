@@ -227,7 +227,7 @@ fn smep_smap(_: &BootInfo) -> TestResult {
     });
     // SAFETY: back to the space this CPU ran on.
     unsafe { previous.activate() };
-    root.release_user_half(|paddr, flags| {
+    root.release_user_half(crate::kernel::KERNEL_OWNED, |paddr, flags| {
         if flags.is_none() {
             let _ = frame::free(paddr);
         }

@@ -7,7 +7,7 @@
 //! repeated deletion (revoke, in `revoke.rs`, relies on it). An object dies
 //! with the last capability or thread that names it.
 
-use abi::cap::{CSPACE_SLOTS, ObjectKind, Rights};
+use abi::cap::{ObjectKind, Rights};
 use abi::syscall::SysError;
 
 use crate::object::thread::State;
@@ -195,8 +195,15 @@ impl Kernel {
                 }
             }
             ObjectKind::CSpace => {
-                for slot in 0..CSPACE_SLOTS as u64 {
-                    self.delete_slot(obj, slot);
+                // Each deletion may change any table: find the next
+                // occupied slot afresh each time (a scan of empty slots is
+                // cheap; a lookup per slot is not).
+                let mut from = 0;
+                while let Some(slot) =
+                    self.cspaces.get(i, g).and_then(|table| table.slots[from..].iter().position(Option::is_some)).map(|at| from + at)
+                {
+                    self.delete_slot(obj, slot as u64);
+                    from = slot + 1;
                 }
                 let payer = self.cspaces.payer(i, g);
                 if let (Some(table), Some(payer)) = (self.cspaces.remove(i, g), payer) {

@@ -39,12 +39,10 @@ pub fn user_pointer(root: Root, vaddr: u64, write: bool) -> Option<*mut u8> {
 }
 
 /// Frees what a dead address space owns: its page tables, the frames the
-/// kernel loaded into it, and its root.
+/// kernel loaded into it (marked [`KERNEL_OWNED`]), and its root.
 pub fn release_space(space: Space) {
-    space.root.release_user_half(|paddr, flags| {
-        if flags.is_none_or(|f| f.contains(KERNEL_OWNED)) {
-            let _ = frame::free(paddr);
-        }
+    space.root.release_user_half(KERNEL_OWNED, |paddr, _| {
+        let _ = frame::free(paddr);
     });
     let _ = frame::free(space.root.0);
 }

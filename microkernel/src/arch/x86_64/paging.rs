@@ -84,35 +84,25 @@ impl Root {
         Ok(root)
     }
 
-    /// Hands out everything the lower half holds, for a space that is being
-    /// freed: `release` sees every mapped frame (with its flags) and then
-    /// every page-table frame under the root (with `None`). The tables are
-    /// left as they are, since the caller frees them and the root; nothing
-    /// may run on this space meanwhile. One tight walk: unused entries cost
-    /// a compare each.
-    pub fn release_user_half(self, mut release: impl FnMut(u64, Option<Flags>)) {
-        let live = |entry: &&PageTableEntry| !entry.is_unused();
-        for top in self.table().iter().take(256).filter(live) {
-            let upper = top.addr().as_u64();
-            for middle in table_at(upper).iter().filter(live) {
-                if middle.flags().contains(Flags::HUGE_PAGE) {
-                    release(middle.addr().as_u64(), Some(middle.flags()));
-                    continue;
-                }
-                for lower in table_at(middle.addr().as_u64()).iter().filter(live) {
-                    if lower.flags().contains(Flags::HUGE_PAGE) {
-                        release(lower.addr().as_u64(), Some(lower.flags()));
-                        continue;
-                    }
-                    for leaf in table_at(lower.addr().as_u64()).iter().filter(live) {
-                        release(leaf.addr().as_u64(), Some(leaf.flags()));
-                    }
+    /// Hands out what the lower half holds, for a space that is being
+    /// freed: `release` sees every mapped 4 KiB frame whose flags contain
+    /// `marked` (with its flags) and every page-table frame under the root
+    /// (with `None`). The tables are left as they are, since the caller
+    /// frees them and the root; nothing may run on this space meanwhile.
+    /// Entries are read eight at a time: a run of unused (or, in a last-level
+    /// table, unmarked) entries costs about one instruction each.
+    pub fn release_user_half(self, marked: Flags, mut release: impl FnMut(u64, Option<Flags>)) {
+        let marked = marked | Flags::PRESENT;
+        for_each_with(self.table(), 256, Flags::PRESENT, |upper| {
+            for_each_with(table_at(upper.addr().as_u64()), 512, Flags::PRESENT, |middle| {
+                for_each_with(table_at(middle.addr().as_u64()), 512, Flags::PRESENT, |lower| {
+                    for_each_with(table_at(lower.addr().as_u64()), 512, marked, |leaf| release(leaf.addr().as_u64(), Some(leaf.flags())));
                     release(lower.addr().as_u64(), None);
-                }
+                });
                 release(middle.addr().as_u64(), None);
-            }
-            release(upper, None);
-        }
+            });
+            release(upper.addr().as_u64(), None);
+        });
     }
 
     /// Changes the rights of the 4 KiB mapping at `vaddr`, keeping its frame.
@@ -232,6 +222,29 @@ impl Root {
             table = table_at(entry.addr().as_u64());
         }
         Ok(&mut table[table_index(vaddr, level)])
+    }
+}
+
+/// Calls `each` for the entries among the first `count` of `table` (a
+/// multiple of 8) whose flags contain `flags`, testing eight at a time
+/// first: the tables of a small process are mostly empty, and a process's
+/// last-level tables hold few kernel-owned frames or none. User tables have
+/// no large pages (only the kernel's direct map does).
+#[inline(always)]
+fn for_each_with(table: &PageTable, count: usize, flags: Flags, mut each: impl FnMut(&PageTableEntry)) {
+    // SAFETY: `PageTable` is `repr(C)` over 512 `PageTableEntry`s, each
+    // `repr(transparent)` over a `u64`, so the table is 512 words.
+    let words = unsafe { &*(table as *const PageTable).cast::<[u64; 512]>() };
+    let bits = flags.bits();
+    for (group, chunk) in words[..count].chunks_exact(8).enumerate() {
+        if chunk.iter().fold(0, |any, &word| any | word) & bits != bits {
+            continue;
+        }
+        for (i, &word) in chunk.iter().enumerate() {
+            if word & bits == bits {
+                each(&table[group * 8 + i]);
+            }
+        }
     }
 }
 
