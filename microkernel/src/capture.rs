@@ -4,7 +4,11 @@
 //!
 //! Off, a trace point costs one load and one predictable branch ([`emit`]).
 //! On, it fills a 72-byte record in the CPU's own ring: no formatting, no
-//! lock (each CPU writes only its ring, with interrupts off). Draining
+//! lock (each CPU writes only its ring, with interrupts off). A record that
+//! stands for a message ([`emit_message`]) also copies the message's
+//! registers and the first bytes of its payload (at most
+//! `trace_payload=N`, a whole IPC buffer by default) into the CPU's content
+//! ring, sent as a `Message` frame after the record's batch. Draining
 //! (idle CPUs, an explicit flush, or a panic for the flight recorder)
 //! encodes and sends; only one drain runs at a time.
 //!
@@ -16,9 +20,9 @@
 //! says how many.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 
-use trace::{BATCH_MAX, Frame, MAX_FRAME_LEN, NameEntry, Record};
+use trace::{BATCH_MAX, Frame, MAX_FRAME_LEN, MESSAGE_MAX, MESSAGE_REGISTERS, NameEntry, Record};
 
 use crate::arch::{self, MAX_CPUS};
 
@@ -47,9 +51,36 @@ impl Mode {
 
 /// Records per CPU ring.
 const RING: u64 = 1024;
+/// Bytes of message content (registers and payload) per CPU ring: room for
+/// 30 whole IPC buffers, or about 900 register-only messages.
+const CONTENT_RING: u64 = 32 * 1024;
+/// Bytes of a message's registers in the content ring.
+const MRS_BYTES: u64 = (MESSAGE_REGISTERS * 8) as u64;
+const _: () = assert!(abi::msg::IPC_BUFFER_DATA <= MESSAGE_MAX && abi::msg::MESSAGE_REGISTERS == MESSAGE_REGISTERS);
+
+/// What a trace point keeps of a message besides its record.
+#[derive(Clone, Copy)]
+pub struct Content<'a> {
+    pub mrs: [u64; MESSAGE_REGISTERS],
+    /// The IPC-buffer payload sent (cut to the capture limit when copied).
+    pub payload: &'a [u8],
+}
 
 struct Ring {
     records: UnsafeCell<[Record; RING as usize]>,
+    /// Per record slot with `FLAG_MESSAGE`: where its content starts in
+    /// `content` (a count of bytes ever written, above 16 bits) and how many
+    /// payload bytes follow its registers (low 16 bits).
+    content_of: UnsafeCell<[u64; RING as usize]>,
+    /// The content ring: each message's registers (little-endian), then its
+    /// payload bytes, wrapping around.
+    content: UnsafeCell<[u8; CONTENT_RING as usize]>,
+    /// Content bytes written, counted from the start; the writer moves it
+    /// before it copies, so a flight-mode drain can tell overwritten bytes.
+    content_written: AtomicU64,
+    /// Content bytes the drain has sent (stream, drop and stop modes never
+    /// overwrite unsent content).
+    content_sent: AtomicU64,
     /// Records written (the next slot is `written % RING`).
     written: AtomicU64,
     /// Records taken by the drain.
@@ -64,14 +95,22 @@ struct Ring {
 // SAFETY: a ring's slots between `drained` and `written` are only read (by
 // the one drain at a time, under DRAIN), the others only written (by the
 // ring's own CPU with interrupts off); the indices are atomics with
-// release/acquire order. Flight mode overwrites without a drain running.
+// release/acquire order. The content bytes between `content_sent` and
+// `content_written` are likewise only read. Flight mode overwrites without
+// a drain running; a drain that races it checks what it read afterwards.
 unsafe impl Sync for Ring {}
 
 static MASK: AtomicU32 = AtomicU32::new(0);
 static MODE: AtomicU8 = AtomicU8::new(Mode::Stream as u8);
+/// Payload bytes a message record keeps at most (`trace_payload=N`).
+static PAYLOAD_LIMIT: AtomicU32 = AtomicU32::new(MESSAGE_MAX as u32);
 static RINGS: [Ring; MAX_CPUS] = [const {
     Ring {
         records: UnsafeCell::new([Record::empty(trace::Kind::Send); RING as usize]),
+        content_of: UnsafeCell::new([0; RING as usize]),
+        content: UnsafeCell::new([0; CONTENT_RING as usize]),
+        content_written: AtomicU64::new(0),
+        content_sent: AtomicU64::new(0),
         written: AtomicU64::new(0),
         drained: AtomicU64::new(0),
         seq: AtomicU64::new(0),
@@ -99,7 +138,17 @@ pub fn on(category: u32) -> bool {
 #[inline(always)]
 pub fn emit(category: u32, make: impl FnOnce() -> Record) {
     if on(category) {
-        push(make());
+        push(make(), None);
+    }
+}
+
+/// Records the message event `make` builds, with the message's content, if
+/// its category is on.
+#[inline(always)]
+pub fn emit_message<'a>(category: u32, make: impl FnOnce() -> (Record, Content<'a>)) {
+    if on(category) {
+        let (record, content) = make();
+        push(record, Some(content));
     }
 }
 
@@ -110,16 +159,21 @@ pub fn new_call_id() -> u64 {
 }
 
 #[inline(never)]
-fn push(mut record: Record) {
+fn push(mut record: Record, content: Option<Content>) {
     let cpu = arch::cpu_index();
     let ring = &RINGS[cpu];
     record.cpu = cpu as u16;
     record.tsc = arch::time::tsc();
     record.seq = ring.seq.fetch_add(1, Ordering::Relaxed);
     let written = ring.written.load(Ordering::Relaxed);
-    if written - ring.drained.load(Ordering::Acquire) >= RING {
+    let captured = content.map(|c| c.payload.len().min(PAYLOAD_LIMIT.load(Ordering::Relaxed) as usize));
+    let records_full = written - ring.drained.load(Ordering::Acquire) >= RING;
+    let content_full = captured.is_some_and(|n| ring.content_room() < MRS_BYTES + n as u64);
+    if records_full || content_full {
         match Mode::from_raw(u64::from(MODE.load(Ordering::Relaxed))) {
             Some(Mode::Stream) => make_room(cpu),
+            // Old content is overwritten as it comes; the drain notices.
+            Some(Mode::Flight) if !records_full => {}
             Some(Mode::Flight) => ring.drained.store(written + 1 - RING, Ordering::Release),
             Some(Mode::StopWhenFull) => {
                 MASK.store(0, Ordering::Relaxed);
@@ -131,6 +185,12 @@ fn push(mut record: Record) {
                 return;
             }
         }
+    }
+    if let (Some(content), Some(captured)) = (content, captured) {
+        record.flags |= Record::FLAG_MESSAGE;
+        let at = ring.put_content(&content.mrs, &content.payload[..captured]);
+        // SAFETY: as for the record below.
+        unsafe { (*ring.content_of.get())[(written % RING) as usize] = at << 16 | captured as u64 };
     }
     // SAFETY: slot `written % RING` is outside the drained..written window,
     // and only this CPU writes this ring.
@@ -158,7 +218,8 @@ pub fn configure(mask: u32, mode: Mode) {
     }
 }
 
-/// Parses `trace=ipc,notify,fault|all` and `trace_mode=stream|drop|stop|flight`.
+/// Parses `trace=ipc,notify,fault|all`, `trace_mode=stream|drop|stop|flight`
+/// and `trace_payload=N` (payload bytes kept per message, 0 to 1024).
 pub fn configure_from_cmdline(cmdline: &str) {
     let mut mask = 0;
     let mut mode = Mode::Stream;
@@ -174,6 +235,9 @@ pub fn configure_from_cmdline(cmdline: &str) {
                 };
             }
         }
+        if let Some(bytes) = word.strip_prefix("trace_payload=").and_then(|n| n.parse::<usize>().ok()) {
+            PAYLOAD_LIMIT.store(bytes.min(MESSAGE_MAX) as u32, Ordering::Relaxed);
+        }
         if let Some(name) = word.strip_prefix("trace_mode=") {
             mode = match name {
                 "stop" => Mode::StopWhenFull,
@@ -185,7 +249,8 @@ pub fn configure_from_cmdline(cmdline: &str) {
     }
     if mask != 0 {
         configure(mask, mode);
-        crate::println!("trace: on (mask {mask:#x}, {mode:?}) on the second serial port");
+        let payload = PAYLOAD_LIMIT.load(Ordering::Relaxed);
+        crate::println!("trace: on (mask {mask:#x}, {mode:?}, payloads up to {payload} bytes) on the second serial port");
     }
 }
 
@@ -248,18 +313,24 @@ fn send_ring(cpu: usize, ring: &Ring, budget: u64) -> u64 {
             break;
         }
         let mut records = heapless::Vec::<Record, BATCH_MAX>::new();
-        for index in drained..drained + available.min(BATCH_MAX as u64) {
+        let mut content_of = [0u64; BATCH_MAX];
+        for (index, content_at) in (drained..drained + available.min(BATCH_MAX as u64)).zip(&mut content_of) {
             // SAFETY: slots in the drained..written window are complete
             // (written published them with release) and not rewritten
             // until `drained` moves past them.
             let record = unsafe { (*ring.records.get())[(index % RING) as usize] };
+            // SAFETY: as for the record.
+            *content_at = unsafe { (*ring.content_of.get())[(index % RING) as usize] };
             let _ = records.push(record);
         }
         let taken = records.len() as u64;
         if ring.drained.compare_exchange(drained, drained + taken, Ordering::AcqRel, Ordering::Relaxed).is_err() {
             continue; // Flight mode moved the window; read again.
         }
-        send(&Frame::Batch { cpu: cpu as u16, records });
+        send(&Frame::Batch { cpu: cpu as u16, records: records.clone() });
+        for (record, &content_at) in records.iter().zip(&content_of).filter(|(r, _)| r.has_message()) {
+            ring.send_content(record, content_at);
+        }
         sent += taken;
     }
     let lost = ring.lost.load(Ordering::Relaxed);
@@ -292,6 +363,64 @@ fn pending() -> u64 {
 }
 
 impl Ring {
+    /// Content bytes that may be written without overwriting unsent ones.
+    fn content_room(&self) -> u64 {
+        let sent = self.content_sent.load(Ordering::Acquire);
+        // Saturating: the flight recorder writes past what was sent.
+        CONTENT_RING.saturating_sub(self.content_written.load(Ordering::Relaxed) - sent)
+    }
+
+    /// Appends a message's registers and payload to the content ring (its
+    /// own CPU, interrupts off); returns where they start.
+    fn put_content(&self, mrs: &[u64; MESSAGE_REGISTERS], payload: &[u8]) -> u64 {
+        let at = self.content_written.load(Ordering::Relaxed);
+        // Claimed before the bytes change, so a drain that read them can
+        // tell from this count that they changed under it.
+        self.content_written.store(at + MRS_BYTES + payload.len() as u64, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for (i, mr) in mrs.iter().enumerate() {
+            self.copy_in(at + 8 * i as u64, &mr.to_le_bytes());
+        }
+        self.copy_in(at + MRS_BYTES, payload);
+        at
+    }
+
+    fn copy_in(&self, at: u64, bytes: &[u8]) {
+        for (i, &b) in bytes.iter().enumerate() {
+            // SAFETY: only this ring's CPU writes its content, at offsets
+            // the drain does not read until `content_written` covers them.
+            unsafe { (*self.content.get())[((at + i as u64) % CONTENT_RING) as usize] = b };
+        }
+    }
+
+    fn copy_out(&self, at: u64, bytes: &mut [u8]) {
+        for (i, b) in bytes.iter_mut().enumerate() {
+            // SAFETY: a plain read of this ring's bytes; whether they were
+            // overwritten meanwhile is checked after (`send_content`).
+            *b = unsafe { (*self.content.get())[((at + i as u64) % CONTENT_RING) as usize] };
+        }
+    }
+
+    /// Sends the `Message` frame of `record`, whose content is at
+    /// `content_at` (as kept in `content_of`). Content the flight recorder
+    /// overwrote is not sent: the reader sees a record without its message.
+    fn send_content(&self, record: &Record, content_at: u64) {
+        let (at, captured) = (content_at >> 16, (content_at & 0xFFFF) as usize);
+        let mut registers = [0u8; MRS_BYTES as usize];
+        self.copy_out(at, &mut registers);
+        let mut payload = heapless::Vec::<u8, MESSAGE_MAX>::new();
+        let _ = payload.resize(captured.min(MESSAGE_MAX), 0);
+        self.copy_out(at + MRS_BYTES, &mut payload);
+        fence(Ordering::Acquire);
+        let end = at + MRS_BYTES + captured as u64;
+        if self.content_written.load(Ordering::Relaxed) - at > CONTENT_RING {
+            return;
+        }
+        let mrs = core::array::from_fn(|i| u64::from_le_bytes(registers[8 * i..8 * i + 8].try_into().unwrap_or_default()));
+        send(&Frame::Message { cpu: record.cpu, seq: record.seq, mrs, payload });
+        self.content_sent.fetch_max(end, Ordering::Release);
+    }
+
     /// Records written and not yet drained. `drained` is read first: it
     /// only ever moves up to a `written` already published, and `written`
     /// only grows, so the later load is never behind the earlier one. (Read

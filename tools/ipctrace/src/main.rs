@@ -15,7 +15,9 @@ mod chain;
 mod check;
 mod chrome;
 mod dump;
+mod frame_history;
 mod load;
+mod message;
 mod names;
 mod perfetto;
 mod protobuf;
@@ -68,6 +70,17 @@ enum Cmd {
     Chain {
         #[arg(value_parser = names::parse_call_id)]
         call_id: u64,
+    },
+    /// Frame N of the pool: its count through the memory server's messages
+    /// (hand-out, reference batches, frees), and whether a decrement came
+    /// before its increment.
+    Frame {
+        frame: u64,
+        /// Every change of a count travels in a message (strategy
+        /// atomic-ipc): a count below zero is then a decrement before its
+        /// increment, and the exit status 1.
+        #[arg(long)]
+        exact: bool,
     },
     /// Gaps, lost records, unpaired calls, time going backwards, damage.
     /// Exits with status 1 when anything is found.
@@ -135,6 +148,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("no call with id {} in {}", names::call_id(call_id), cli.file.display());
             };
             print_lines(chain::render(&t, &calls, &root).lines())?;
+        }
+        Cmd::Frame { frame, exact } => {
+            damage_note(&t);
+            let history = frame_history::History::of(&t, frame);
+            print_lines(history.render(&t, frame, exact).lines())?;
+            if exact && history.below_zero() > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Cmd::Check { json } => {
             let rep = check::Report::of(&t);
