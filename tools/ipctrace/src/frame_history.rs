@@ -13,6 +13,7 @@
 //! a frame held alone by storing 2), which no message shows; there a drop
 //! below zero is reported, and may be such a store.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use proto::{MemoryReply, MemoryRequest};
@@ -46,39 +47,78 @@ pub struct History {
     pub cut_requests: usize,
 }
 
-impl History {
-    pub fn of(t: &Trace, frame: u64) -> History {
+/// One memory request, decoded, with its reply.
+struct Request {
+    /// When the memory server received it, in ns since the first record.
+    ns: u64,
+    record: usize,
+    request: MemoryRequest,
+    reply: Option<MemoryReply>,
+}
+
+/// The memory requests of a capture in the order the memory server took
+/// them, and how many the capture cut short.
+pub struct Requests {
+    list: Vec<Request>,
+    cut: usize,
+}
+
+impl Requests {
+    pub fn of(t: &Trace) -> Requests {
         let calls = Calls::pair(t);
-        let mut history = History::default();
-        let mut requests: Vec<(u64, usize, Option<usize>)> = Vec::new();
+        let mut requests = Requests { list: Vec::new(), cut: 0 };
         for (i, r) in t.records.iter().enumerate() {
             if r.label != proto::MEMORY_PROTOCOL || !matches!(r.kind, Kind::Send | Kind::Call) || !r.has_message() {
                 continue;
             }
-            let span = calls.index.get(&r.call_id).map(|&s| calls.spans[s]).filter(|_| r.call_id != 0);
-            let received = span.and_then(|s| s.recv).unwrap_or(i);
-            requests.push((t.ns(t.records[received].tsc), i, span.and_then(|s| s.reply)));
-        }
-        requests.sort_unstable();
-        let mut count: Option<i64> = None;
-        for (ns, i, reply) in requests {
-            let Some(request) = message::whole::<MemoryRequest>(t, &t.records[i]) else {
-                history.cut_requests += 1;
+            let Some(request) = message::whole::<MemoryRequest>(t, r) else {
+                requests.cut += 1;
                 continue;
             };
-            let reply = reply.and_then(|j| message::whole::<MemoryReply>(t, &t.records[j]));
-            for (what, change) in effects(&request, reply.as_ref(), frame) {
-                count = match change {
-                    Change::HandedOut => Some(1),
-                    Change::Freed => Some(0),
-                    Change::Delta(d) => count.map(|c| c + i64::from(d)),
-                    Change::None => count,
-                };
-                let below_zero = matches!(change, Change::Delta(d) if d < 0) && count.is_some_and(|c| c < 0);
-                history.steps.push(Step { record: i, ns, what, count, below_zero });
-            }
+            let span = calls.index.get(&r.call_id).map(|&s| calls.spans[s]).filter(|_| r.call_id != 0);
+            let received = span.and_then(|s| s.recv).unwrap_or(i);
+            let reply = span.and_then(|s| s.reply).and_then(|j| message::whole::<MemoryReply>(t, &t.records[j]));
+            requests.list.push(Request { ns: t.ns(t.records[received].tsc), record: i, request, reply });
+        }
+        requests.list.sort_by_key(|q| (q.ns, q.record));
+        requests
+    }
+}
+
+impl History {
+    /// The history of `frame`.
+    pub fn of(requests: &Requests, frame: u64) -> History {
+        let mut history = History { cut_requests: requests.cut, ..History::default() };
+        for q in &requests.list {
+            history.take(q, frame);
         }
         history
+    }
+
+    /// The history of every frame a request names, by frame number.
+    pub fn all(requests: &Requests) -> BTreeMap<u64, History> {
+        let mut all: BTreeMap<u64, History> = BTreeMap::new();
+        for q in &requests.list {
+            for frame in frames_named(&q.request, q.reply.as_ref()) {
+                all.entry(frame).or_insert_with(|| History { cut_requests: requests.cut, ..History::default() }).take(q, frame);
+            }
+        }
+        all
+    }
+
+    /// Adds what request `q` does to `frame`.
+    fn take(&mut self, q: &Request, frame: u64) {
+        for (what, change) in effects(&q.request, q.reply.as_ref(), frame) {
+            let before = self.steps.last().and_then(|s| s.count);
+            let count = match change {
+                Change::HandedOut => Some(1),
+                Change::Freed => Some(0),
+                Change::Delta(d) => before.map(|c| c + i64::from(d)),
+                Change::None => before,
+            };
+            let below_zero = matches!(change, Change::Delta(d) if d < 0) && count.is_some_and(|c| c < 0);
+            self.steps.push(Step { record: q.record, ns: q.ns, what, count, below_zero });
+        }
     }
 
     /// Steps where a decrement took the count below zero.
@@ -126,6 +166,27 @@ impl History {
     }
 }
 
+/// `frame all`: the frames whose count dropped below zero, with the step
+/// where it first did, and the verdict over every frame.
+pub fn render_all(t: &Trace, all: &BTreeMap<u64, History>, exact: bool) -> String {
+    let mut out = String::new();
+    let mut below = 0;
+    for (frame, h) in all {
+        if let Some(s) = h.steps.iter().find(|s| s.below_zero) {
+            below += h.below_zero();
+            let r = &t.records[s.record];
+            let _ = writeln!(out, "frame {frame}: below zero at {} ms: {} by {}", s.ns / 1_000_000, s.what, t.names.thread(r.src));
+        }
+    }
+    let steps: usize = all.values().map(|h| h.steps.len()).sum();
+    let what = if exact { "decrements before their increment" } else { "drops below zero" };
+    let _ = write!(out, "{} frames followed through {steps} steps; {below} {what}", all.len());
+    if let Some(cut) = all.values().next().map(|h| h.cut_requests).filter(|&c| c > 0) {
+        let _ = write!(out, " ({cut} memory requests cut short in the capture)");
+    }
+    out
+}
+
 /// What one message does to the frame's count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Change {
@@ -133,6 +194,21 @@ enum Change {
     Freed,
     Delta(i8),
     None,
+}
+
+/// Every frame `request` (answered by `reply`) names, each once.
+fn frames_named(request: &MemoryRequest, reply: Option<&MemoryReply>) -> BTreeSet<u64> {
+    match (request, reply) {
+        (MemoryRequest::AllocFrames { .. }, Some(MemoryReply::Frames { runs })) => {
+            runs.iter().flat_map(|run| run.first..run.end().unwrap_or(u64::MAX)).collect()
+        }
+        (MemoryRequest::RefBatch { ops, .. }, _) => ops.iter().map(|op| u64::from(op.frame)).collect(),
+        (MemoryRequest::FreeFrames { frames, .. } | MemoryRequest::Materialize { frames }, _) => {
+            frames.iter().map(|&f| u64::from(f)).collect()
+        }
+        (MemoryRequest::TryRemoveUnique { frame, .. }, _) => BTreeSet::from([u64::from(*frame)]),
+        _ => BTreeSet::new(),
+    }
 }
 
 /// The steps `request` (answered by `reply`) makes for `frame`.
@@ -192,25 +268,33 @@ mod tests {
     #[test]
     fn a_frame_is_followed_through_its_batches() {
         let t = capture(&[RefOp::dec(7), RefOp::inc(9), RefOp::dec(7)]);
-        let h = History::of(&t, 7);
+        let h = History::of(&Requests::of(&t), 7);
         let counts: Vec<Option<i64>> = h.steps.iter().map(|s| s.count).collect();
         assert_eq!(counts, [Some(1), Some(2), Some(1), Some(0)]);
         assert_eq!(h.below_zero(), 0);
         let text = h.render(&t, 7, true);
         assert!(text.contains("AllocFrames: handed out to client 1 -> count 1"), "{text}");
         assert!(text.ends_with("frame 7: 4 messages; the count never drops below zero: no decrement before its increment"), "{text}");
-        assert!(History::of(&t, 42).steps.is_empty());
+        assert!(History::of(&Requests::of(&t), 42).steps.is_empty());
+        // Every frame at once: 5..=8 handed out, 6 and 9 named as well.
+        let all = History::all(&Requests::of(&t));
+        assert_eq!(all.keys().copied().collect::<Vec<_>>(), [5, 6, 7, 8, 9]);
+        assert_eq!(all[&7], h);
+        assert_eq!(render_all(&t, &all, true), "5 frames followed through 9 steps; 0 decrements before their increment");
     }
 
     #[test]
     fn a_decrement_before_its_increment_is_found() {
         // Three decrements of a frame counted twice: the third came early.
         let t = capture(&[RefOp::dec(7), RefOp::dec(7), RefOp::dec(7)]);
-        let h = History::of(&t, 7);
+        let h = History::of(&Requests::of(&t), 7);
         assert_eq!(h.below_zero(), 1);
         assert!(h.render(&t, 7, true).contains("-> count -1  <- decrement before its increment"));
         assert!(h.render(&t, 7, false).contains("-> count -1  <- below zero"));
         assert!(h.render(&t, 7, false).ends_with("--exact under a strategy that sends every change (atomic-ipc)"));
+        let all = render_all(&t, &History::all(&Requests::of(&t)), true);
+        assert!(all.starts_with("frame 7: below zero at 0 ms: RefBatch of client 1 (3 ops): -1 by process-server/1\n"), "{all}");
+        assert!(all.ends_with("; 1 decrements before their increment"), "{all}");
     }
 
     #[test]
@@ -222,7 +306,7 @@ mod tests {
         s.memory_call(0, 1_000, &alloc, &MemoryReply::Frames { runs: [FrameRun::new(7, 1)].into_iter().collect() });
         s.memory_call(0, 2_000, &batch(&[RefOp::dec(7), RefOp::dec(7), RefOp::inc(7)]), &MemoryReply::RefBatchDone { freed: 1 });
         let t = Trace::from_bytes(&s.bytes());
-        let h = History::of(&t, 7);
+        let h = History::of(&Requests::of(&t), 7);
         assert_eq!(h.steps.iter().map(|s| s.count).collect::<Vec<_>>(), [Some(1), Some(2), Some(1), Some(0)]);
         assert_eq!(h.below_zero(), 0);
     }
@@ -232,7 +316,7 @@ mod tests {
         let mut s = Synth::named(1);
         s.memory_call_cut(0, 1_000, &batch(&[RefOp::inc(7), RefOp::inc(8)]), 3);
         let t = Trace::from_bytes(&s.bytes());
-        let h = History::of(&t, 7);
+        let h = History::of(&Requests::of(&t), 7);
         assert_eq!((h.steps.len(), h.cut_requests), (0, 1));
         assert!(h.render(&t, 7, true).contains("1 memory requests were cut short"));
     }
