@@ -102,8 +102,11 @@ unsafe impl Sync for Ring {}
 
 static MASK: AtomicU32 = AtomicU32::new(0);
 static MODE: AtomicU8 = AtomicU8::new(Mode::Stream as u8);
-/// Payload bytes a message record keeps at most (`trace_payload=N`).
+/// Payload bytes a message record keeps at most (`trace_payload=N`), or
+/// [`NO_MESSAGES`] (`trace_payload=none`).
 static PAYLOAD_LIMIT: AtomicU32 = AtomicU32::new(MESSAGE_MAX as u32);
+/// No message is kept, records only (as in format version 1).
+const NO_MESSAGES: u32 = u32::MAX;
 static RINGS: [Ring; MAX_CPUS] = [const {
     Ring {
         records: UnsafeCell::new([Record::empty(trace::Kind::Send); RING as usize]),
@@ -148,7 +151,7 @@ pub fn emit(category: u32, make: impl FnOnce() -> Record) {
 pub fn emit_message<'a>(category: u32, make: impl FnOnce() -> (Record, Content<'a>)) {
     if on(category) {
         let (record, content) = make();
-        push(record, Some(content));
+        push(record, Some(content).filter(|_| PAYLOAD_LIMIT.load(Ordering::Relaxed) != NO_MESSAGES));
     }
 }
 
@@ -219,7 +222,8 @@ pub fn configure(mask: u32, mode: Mode) {
 }
 
 /// Parses `trace=ipc,notify,fault|all`, `trace_mode=stream|drop|stop|flight`
-/// and `trace_payload=N` (payload bytes kept per message, 0 to 1024).
+/// and `trace_payload=N|none` (payload bytes kept per message, 0 to 1024;
+/// `none` keeps no message, records only).
 pub fn configure_from_cmdline(cmdline: &str) {
     let mut mask = 0;
     let mut mode = Mode::Stream;
@@ -235,8 +239,14 @@ pub fn configure_from_cmdline(cmdline: &str) {
                 };
             }
         }
-        if let Some(bytes) = word.strip_prefix("trace_payload=").and_then(|n| n.parse::<usize>().ok()) {
-            PAYLOAD_LIMIT.store(bytes.min(MESSAGE_MAX) as u32, Ordering::Relaxed);
+        match word.strip_prefix("trace_payload=") {
+            Some("none") => PAYLOAD_LIMIT.store(NO_MESSAGES, Ordering::Relaxed),
+            Some(n) => {
+                if let Ok(bytes) = n.parse::<usize>() {
+                    PAYLOAD_LIMIT.store(bytes.min(MESSAGE_MAX) as u32, Ordering::Relaxed);
+                }
+            }
+            None => {}
         }
         if let Some(name) = word.strip_prefix("trace_mode=") {
             mode = match name {
@@ -249,8 +259,12 @@ pub fn configure_from_cmdline(cmdline: &str) {
     }
     if mask != 0 {
         configure(mask, mode);
-        let payload = PAYLOAD_LIMIT.load(Ordering::Relaxed);
-        crate::println!("trace: on (mask {mask:#x}, {mode:?}, payloads up to {payload} bytes) on the second serial port");
+        match PAYLOAD_LIMIT.load(Ordering::Relaxed) {
+            NO_MESSAGES => crate::println!("trace: on (mask {mask:#x}, {mode:?}, records only) on the second serial port"),
+            bytes => {
+                crate::println!("trace: on (mask {mask:#x}, {mode:?}, messages with up to {bytes} payload bytes) on the second serial port")
+            }
+        }
     }
 }
 
@@ -378,26 +392,46 @@ impl Ring {
         // tell from this count that they changed under it.
         self.content_written.store(at + MRS_BYTES + payload.len() as u64, Ordering::Relaxed);
         fence(Ordering::Release);
-        for (i, mr) in mrs.iter().enumerate() {
-            self.copy_in(at + 8 * i as u64, &mr.to_le_bytes());
+        let mut registers = [0u8; MRS_BYTES as usize];
+        for (bytes, mr) in registers.chunks_exact_mut(8).zip(mrs) {
+            bytes.copy_from_slice(&mr.to_le_bytes());
         }
+        self.copy_in(at, &registers);
         self.copy_in(at + MRS_BYTES, payload);
         at
     }
 
+    /// The ring's two pieces from offset `at` on: up to the end of the
+    /// ring, then from its start, `len` bytes in all.
+    fn pieces(at: u64, len: usize) -> [(usize, usize); 2] {
+        let start = (at % CONTENT_RING) as usize;
+        let first = len.min(CONTENT_RING as usize - start);
+        [(start, first), (0, len - first)]
+    }
+
     fn copy_in(&self, at: u64, bytes: &[u8]) {
-        for (i, &b) in bytes.iter().enumerate() {
-            // SAFETY: only this ring's CPU writes its content, at offsets
-            // the drain does not read until `content_written` covers them.
-            unsafe { (*self.content.get())[((at + i as u64) % CONTENT_RING) as usize] = b };
+        let base = self.content.get().cast::<u8>();
+        let mut from = 0;
+        for (start, len) in Self::pieces(at, bytes.len()) {
+            // SAFETY: `pieces` keeps `start + len` within the ring, and
+            // `from + len` within `bytes`. Only this ring's CPU writes its
+            // content, at offsets the drain does not read until
+            // `content_written` covers them (raw pointers: the drain may
+            // read other parts of the ring meanwhile).
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr().add(from), base.add(start), len) };
+            from += len;
         }
     }
 
     fn copy_out(&self, at: u64, bytes: &mut [u8]) {
-        for (i, b) in bytes.iter_mut().enumerate() {
-            // SAFETY: a plain read of this ring's bytes; whether they were
-            // overwritten meanwhile is checked after (`send_content`).
-            *b = unsafe { (*self.content.get())[((at + i as u64) % CONTENT_RING) as usize] };
+        let base = self.content.get().cast::<u8>().cast_const();
+        let mut to = 0;
+        for (start, len) in Self::pieces(at, bytes.len()) {
+            // SAFETY: bounds as in `copy_in`; a plain read of this ring's
+            // bytes, whether they were overwritten meanwhile is checked
+            // after (`send_content`).
+            unsafe { core::ptr::copy_nonoverlapping(base.add(start), bytes.as_mut_ptr().add(to), len) };
+            to += len;
         }
     }
 

@@ -498,12 +498,15 @@ impl Kernel {
     /// for a message of the kernel's or when `t` has no buffer mapped.
     fn sent_payload(&self, t: u16, message: &Message) -> &[u8] {
         let length = message.info().length().min(IPC_BUFFER_DATA);
+        if length == 0 || message.from_kernel {
+            return &[]; // Registers only: no page-table walk for the buffer.
+        }
         match self.ipc_buffer(t, false) {
             // SAFETY: `ipc_buffer` points at a whole IPC buffer in a frame
             // mapped for `t`, whose data comes first; the kernel lock, held
             // while `self` is borrowed, keeps the mapping.
-            Some(base) if length > 0 && !message.from_kernel => unsafe { core::slice::from_raw_parts(base, length) },
-            _ => &[],
+            Some(base) => unsafe { core::slice::from_raw_parts(base, length) },
+            None => &[],
         }
     }
 
