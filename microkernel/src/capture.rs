@@ -56,6 +56,14 @@ const RING: u64 = 1024;
 const CONTENT_RING: u64 = 32 * 1024;
 /// Bytes of a message's registers in the content ring.
 const MRS_BYTES: u64 = (MESSAGE_REGISTERS * 8) as u64;
+/// The content ring in words: entries start on a word, so registers are
+/// stored and loaded whole.
+const CONTENT_WORDS: u64 = CONTENT_RING / 8;
+
+/// Bytes an entry of `payload` bytes takes in the content ring.
+const fn entry_size(payload: usize) -> u64 {
+    MRS_BYTES + payload.next_multiple_of(8) as u64
+}
 const _: () = assert!(abi::msg::IPC_BUFFER_DATA <= MESSAGE_MAX && abi::msg::MESSAGE_REGISTERS == MESSAGE_REGISTERS);
 
 /// What a trace point keeps of a message besides its record.
@@ -72,9 +80,9 @@ struct Ring {
     /// `content` (a count of bytes ever written, above 16 bits) and how many
     /// payload bytes follow its registers (low 16 bits).
     content_of: UnsafeCell<[u64; RING as usize]>,
-    /// The content ring: each message's registers (little-endian), then its
-    /// payload bytes, wrapping around.
-    content: UnsafeCell<[u8; CONTENT_RING as usize]>,
+    /// The content ring: each message's registers, then its payload bytes
+    /// padded to a word, wrapping around.
+    content: UnsafeCell<[u64; CONTENT_WORDS as usize]>,
     /// Content bytes written, counted from the start; the writer moves it
     /// before it copies, so a flight-mode drain can tell overwritten bytes.
     content_written: AtomicU64,
@@ -111,7 +119,7 @@ static RINGS: [Ring; MAX_CPUS] = [const {
     Ring {
         records: UnsafeCell::new([Record::empty(trace::Kind::Send); RING as usize]),
         content_of: UnsafeCell::new([0; RING as usize]),
-        content: UnsafeCell::new([0; CONTENT_RING as usize]),
+        content: UnsafeCell::new([0; CONTENT_WORDS as usize]),
         content_written: AtomicU64::new(0),
         content_sent: AtomicU64::new(0),
         written: AtomicU64::new(0),
@@ -171,7 +179,7 @@ fn push(mut record: Record, content: Option<Content>) {
     let written = ring.written.load(Ordering::Relaxed);
     let captured = content.map(|c| c.payload.len().min(PAYLOAD_LIMIT.load(Ordering::Relaxed) as usize));
     let records_full = written - ring.drained.load(Ordering::Acquire) >= RING;
-    let content_full = captured.is_some_and(|n| ring.content_room() < MRS_BYTES + n as u64);
+    let content_full = captured.is_some_and(|n| ring.content_room() < entry_size(n));
     if records_full || content_full {
         match Mode::from_raw(u64::from(MODE.load(Ordering::Relaxed))) {
             Some(Mode::Stream) => make_room(cpu),
@@ -270,11 +278,21 @@ pub fn configure_from_cmdline(cmdline: &str) {
 
 /// Sends one frame to COM2.
 fn send(frame: &Frame) {
-    let mut buffer = [0u8; MAX_FRAME_LEN];
-    if let Ok(len) = trace::encode(frame, &mut buffer) {
-        arch::trace_port_write(&buffer[..len]);
+    let mut scratch = SCRATCH.lock();
+    if let Ok(len) = trace::encode(frame, &mut scratch.frame) {
+        arch::trace_port_write(&scratch.frame[..len]);
     }
 }
+
+/// The buffers frames are encoded in: static, so that sending a frame does
+/// not clear one on the stack each time (a small frame costs less than
+/// clearing its buffer would).
+struct Scratch {
+    frame: [u8; MAX_FRAME_LEN],
+    payload: [u8; MESSAGE_MAX],
+}
+
+static SCRATCH: spin::Mutex<Scratch> = spin::Mutex::new(Scratch { frame: [0; MAX_FRAME_LEN], payload: [0; MESSAGE_MAX] });
 
 /// Sends a name for a thread or endpoint, while tracing is on. Every record
 /// written before it goes out first (except in the flight recorder, which
@@ -341,9 +359,12 @@ fn send_ring(cpu: usize, ring: &Ring, budget: u64) -> u64 {
         if ring.drained.compare_exchange(drained, drained + taken, Ordering::AcqRel, Ordering::Relaxed).is_err() {
             continue; // Flight mode moved the window; read again.
         }
-        send(&Frame::Batch { cpu: cpu as u16, records: records.clone() });
-        for (record, &content_at) in records.iter().zip(&content_of).filter(|(r, _)| r.has_message()) {
-            ring.send_content(record, content_at);
+        let batch = Frame::Batch { cpu: cpu as u16, records };
+        send(&batch);
+        if let Frame::Batch { records, .. } = &batch {
+            for (record, &content_at) in records.iter().zip(&content_of).filter(|(r, _)| r.has_message()) {
+                ring.send_content(record, content_at);
+            }
         }
         sent += taken;
     }
@@ -390,15 +411,27 @@ impl Ring {
         let at = self.content_written.load(Ordering::Relaxed);
         // Claimed before the bytes change, so a drain that read them can
         // tell from this count that they changed under it.
-        self.content_written.store(at + MRS_BYTES + payload.len() as u64, Ordering::Relaxed);
+        self.content_written.store(at + entry_size(payload.len()), Ordering::Relaxed);
         fence(Ordering::Release);
-        let mut registers = [0u8; MRS_BYTES as usize];
-        for (bytes, mr) in registers.chunks_exact_mut(8).zip(mrs) {
-            bytes.copy_from_slice(&mr.to_le_bytes());
+        let words = self.content.get().cast::<u64>();
+        for (i, &mr) in mrs.iter().enumerate() {
+            // SAFETY: the index is within the ring; only this CPU writes it,
+            // at words the drain does not read until `content_written`
+            // covers them.
+            unsafe { words.add(((at / 8 + i as u64) % CONTENT_WORDS) as usize).write(mr) };
         }
-        self.copy_in(at, &registers);
-        self.copy_in(at + MRS_BYTES, payload);
+        if !payload.is_empty() {
+            self.copy_in(at + MRS_BYTES, payload);
+        }
         at
+    }
+
+    /// The registers of the entry at `at`.
+    fn registers_at(&self, at: u64) -> [u64; MESSAGE_REGISTERS] {
+        let words = self.content.get().cast::<u64>().cast_const();
+        // SAFETY: as in `put_content`; a plain read, checked afterwards
+        // (`send_content`).
+        core::array::from_fn(|i| unsafe { words.add(((at / 8 + i as u64) % CONTENT_WORDS) as usize).read() })
     }
 
     /// The ring's two pieces from offset `at` on: up to the end of the
@@ -440,18 +473,20 @@ impl Ring {
     /// overwrote is not sent: the reader sees a record without its message.
     fn send_content(&self, record: &Record, content_at: u64) {
         let (at, captured) = (content_at >> 16, (content_at & 0xFFFF) as usize);
-        let mut registers = [0u8; MRS_BYTES as usize];
-        self.copy_out(at, &mut registers);
-        let mut payload = heapless::Vec::<u8, MESSAGE_MAX>::new();
-        let _ = payload.resize(captured.min(MESSAGE_MAX), 0);
-        self.copy_out(at + MRS_BYTES, &mut payload);
+        let captured = captured.min(MESSAGE_MAX);
+        let mrs = self.registers_at(at);
+        let scratch = &mut *SCRATCH.lock();
+        if captured > 0 {
+            self.copy_out(at + MRS_BYTES, &mut scratch.payload[..captured]);
+        }
         fence(Ordering::Acquire);
-        let end = at + MRS_BYTES + captured as u64;
+        let end = at + entry_size(captured);
         if self.content_written.load(Ordering::Relaxed) - at > CONTENT_RING {
             return;
         }
-        let mrs = core::array::from_fn(|i| u64::from_le_bytes(registers[8 * i..8 * i + 8].try_into().unwrap_or_default()));
-        send(&Frame::Message { cpu: record.cpu, seq: record.seq, mrs, payload });
+        if let Ok(len) = trace::encode_message(record.cpu, record.seq, &mrs, &scratch.payload[..captured], &mut scratch.frame) {
+            arch::trace_port_write(&scratch.frame[..len]);
+        }
         self.content_sent.fetch_max(end, Ordering::Release);
     }
 

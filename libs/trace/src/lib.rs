@@ -37,7 +37,7 @@ mod summary;
 pub use crc::{Crc32, crc32};
 #[cfg(any(feature = "alloc", test))]
 pub use decode::{Damage, DamageReason, DecodeStats, Decoder, Item, decode_all};
-pub use encode::{EncodeError, encode};
+pub use encode::{EncodeError, encode, encode_message};
 pub use frame::{
     BATCH_MAX, CRC_LEN, FORMAT_VERSION, Frame, MAX_BODY_LEN, MAX_FRAME_LEN, MESSAGE_MAX, MESSAGE_REGISTERS, NAME_MAX, NAMES_MAX, NameEntry,
     NameKind, OLDEST_FORMAT_VERSION, reads_format,

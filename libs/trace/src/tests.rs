@@ -168,6 +168,21 @@ fn worst_case_frames_fit_the_bound() {
 }
 
 #[test]
+fn a_borrowed_message_encodes_as_the_frame() {
+    for payload in [&[][..], &[2, 0, 3, 0x81, 1, 1], &[0xFF; MESSAGE_MAX]] {
+        let mrs = [3, 0, u64::MAX, 0x1234];
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let n = encode_message(9, 1 << 40, &mrs, payload, &mut buf).unwrap();
+        let frame = Frame::Message { cpu: 9, seq: 1 << 40, mrs, payload: heapless::Vec::from_slice(payload).unwrap() };
+        assert_eq!(&buf[..n], &enc(&frame)[..]);
+    }
+    // Longer than a frame holds: cut to MESSAGE_MAX.
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let n = encode_message(0, 0, &[0; 4], &[1; MESSAGE_MAX + 10], &mut buf).unwrap();
+    assert!(matches!(&decode_all(&buf[..n]).0[..], [Item::Frame(Frame::Message { payload, .. })] if payload.len() == MESSAGE_MAX));
+}
+
+#[test]
 fn formats_read() {
     assert!(reads_format(1) && reads_format(FORMAT_VERSION));
     assert!(!reads_format(0) && !reads_format(FORMAT_VERSION + 1));
