@@ -153,13 +153,13 @@ pub fn emit(category: u32, make: impl FnOnce() -> Record) {
     }
 }
 
-/// Records the message event `make` builds, with the message's content, if
-/// its category is on.
+/// Records the message event `make` builds, with the message's content
+/// `content` gives (unless messages are off), if its category is on.
 #[inline(always)]
-pub fn emit_message<'a>(category: u32, make: impl FnOnce() -> (Record, Content<'a>)) {
+pub fn emit_message<'a>(category: u32, make: impl FnOnce() -> Record, content: impl FnOnce() -> Content<'a>) {
     if on(category) {
-        let (record, content) = make();
-        push(record, Some(content).filter(|_| PAYLOAD_LIMIT.load(Ordering::Relaxed) != NO_MESSAGES));
+        let content = (PAYLOAD_LIMIT.load(Ordering::Relaxed) != NO_MESSAGES).then(content);
+        push(make(), content);
     }
 }
 

@@ -475,23 +475,20 @@ impl Kernel {
         let (src, dst) = (self.tref(t), receiver.map_or(ThreadRef::NONE, |r| self.tref(r)));
         // The sender's item count; a fault's registers are the kernel's, not a count.
         let items = if message.from_kernel { 0 } else { message.mrs[0].min(255) as u8 };
-        let content = Content { mrs: message.mrs, payload: self.sent_payload(t, &message) };
-        capture::emit_message(category, || {
-            let record = Record {
-                call_id,
-                badge,
-                label: info.label(),
-                src,
-                dst,
-                endpoint: u32::from(ep.index),
-                len: message_len(info),
-                status,
-                caps: u8::from(info.with_cap()),
-                items,
-                ..Record::empty(kind)
-            };
-            (record, content)
-        });
+        let record = || Record {
+            call_id,
+            badge,
+            label: info.label(),
+            src,
+            dst,
+            endpoint: u32::from(ep.index),
+            len: message_len(info),
+            status,
+            caps: u8::from(info.with_cap()),
+            items,
+            ..Record::empty(kind)
+        };
+        capture::emit_message(category, record, || Content { mrs: message.mrs, payload: self.sent_payload(t, &message) });
     }
 
     /// The IPC-buffer payload of the message `t` sends, for the trace: empty
@@ -551,8 +548,7 @@ impl Kernel {
             // A pager's answer is its label (resume or kill); its registers say nothing.
             return capture::emit(category, || record);
         }
-        let content = Content { mrs: message.mrs, payload: self.sent_payload(server, &message) };
-        capture::emit_message(category, || (record, content));
+        capture::emit_message(category, || record, || Content { mrs: message.mrs, payload: self.sent_payload(server, &message) });
     }
 
     #[cold]
