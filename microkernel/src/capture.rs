@@ -52,7 +52,8 @@ impl Mode {
 /// Records per CPU ring.
 const RING: u64 = 1024;
 /// Bytes of message content (registers and payload) per CPU ring: room for
-/// 30 whole IPC buffers, or about 900 register-only messages.
+/// 31 whole IPC buffers, or 1,024 register-only messages (as many as the
+/// record ring holds records).
 const CONTENT_RING: u64 = 32 * 1024;
 /// Bytes of a message's registers in the content ring.
 const MRS_BYTES: u64 = (MESSAGE_REGISTERS * 8) as u64;
