@@ -9,9 +9,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{RECORD_MAX_ENCODED, Record};
 
-/// The stream format this crate writes and reads. Bump it when a frame or the
-/// record changes incompatibly.
-pub const FORMAT_VERSION: u16 = 1;
+/// The stream format this crate writes. Bump it when a frame or the record
+/// changes.
+///
+/// - 1: `Hello`, `Names`, `Batch`, `Lost`.
+/// - 2: adds [`Frame::Message`] (a record's message content) and
+///   `Record::FLAG_MESSAGE`; every frame of version 1 reads the same.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format this crate reads: a version-1 capture is a version-2
+/// capture without messages.
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
+/// Payload bytes a [`Frame::Message`] carries at most: a whole IPC buffer.
+pub const MESSAGE_MAX: usize = 1024;
+/// Message registers a [`Frame::Message`] carries.
+pub const MESSAGE_REGISTERS: usize = 4;
 /// Records per `Batch` frame.
 pub const BATCH_MAX: usize = 16;
 /// Entries per `Names` frame.
@@ -78,6 +89,13 @@ pub enum Frame {
     /// `count` records of `cpu` were dropped because its ring was full. Their
     /// sequence numbers were used, so they show up as a gap as well.
     Lost { cpu: u16, count: u64 },
+    /// The message of record `seq` of `cpu` (a record with
+    /// `Record::FLAG_MESSAGE`): its registers and the first bytes of its
+    /// IPC-buffer payload. The payload is whole unless the kernel's capture
+    /// limit, a full payload ring or the flight recorder cut it; the record's
+    /// `len` (registers plus payload) says how long it was. Sent after the
+    /// batch that carries its record. Since format version 2.
+    Message { cpu: u16, seq: u64, mrs: [u64; MESSAGE_REGISTERS], payload: Vec<u8, MESSAGE_MAX> },
 }
 
 impl Frame {
@@ -87,12 +105,23 @@ impl Frame {
     }
 }
 
+/// Whether this crate reads captures of format `version`.
+pub const fn reads_format(version: u16) -> bool {
+    version >= OLDEST_FORMAT_VERSION && version <= FORMAT_VERSION
+}
+
 /// Bytes of the CRC-32 that follows the postcard body inside the COBS frame.
 pub const CRC_LEN: usize = 4;
 
-/// The longest postcard body: a full batch (tag, cpu varint, length varint,
-/// records) is the largest frame; a full `Names` is checked against it in tests.
-pub const MAX_BODY_LEN: usize = 1 + 3 + 1 + BATCH_MAX * RECORD_MAX_ENCODED;
+/// The longest batch body: tag, cpu varint, length varint, records.
+const MAX_BATCH_LEN: usize = 1 + 3 + 1 + BATCH_MAX * RECORD_MAX_ENCODED;
+/// The longest message body: tag, cpu and seq varints, the registers as
+/// varints, the payload's length prefix and bytes.
+const MAX_MESSAGE_LEN: usize = 1 + 3 + 10 + MESSAGE_REGISTERS * 10 + 2 + MESSAGE_MAX;
+
+/// The longest postcard body: a full batch or a full message, whichever is
+/// larger; a full `Names` is checked against it in tests.
+pub const MAX_BODY_LEN: usize = if MAX_BATCH_LEN > MAX_MESSAGE_LEN { MAX_BATCH_LEN } else { MAX_MESSAGE_LEN };
 
 /// The longest frame on the wire: body and CRC, the COBS overhead (one code
 /// byte per 254 bytes, plus the first) and the 0x00 delimiter.

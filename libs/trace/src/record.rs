@@ -166,6 +166,9 @@ pub const RECORD_MAX_ENCODED: usize = 5 * 10 + 6 * 5 + 2 * 3 + 4;
 impl Record {
     /// The IPC took the kernel's fast path.
     pub const FLAG_FAST_PATH: u8 = 1 << 0;
+    /// A [`crate::Frame::Message`] carries this record's message (format
+    /// version 2): sends, calls, replies and fault deliveries.
+    pub const FLAG_MESSAGE: u8 = 1 << 1;
     /// `endpoint` value meaning no endpoint.
     pub const NO_ENDPOINT: u32 = u32::MAX;
 
@@ -192,5 +195,15 @@ impl Record {
 
     pub const fn fast_path(&self) -> bool {
         self.flags & Record::FLAG_FAST_PATH != 0
+    }
+
+    /// Whether a `Message` frame carries this record's message.
+    pub const fn has_message(&self) -> bool {
+        self.flags & Record::FLAG_MESSAGE != 0
+    }
+
+    /// Bytes of IPC-buffer payload the message had (`len` less the registers).
+    pub const fn payload_len(&self) -> u32 {
+        self.len.saturating_sub((crate::MESSAGE_REGISTERS * 8) as u32)
     }
 }

@@ -23,6 +23,10 @@ pub struct Summary {
     pub damaged_frames: u64,
     /// Whether the capture starts with a `Hello`.
     pub hello: bool,
+    /// `Message` frames read.
+    pub messages: u64,
+    /// Payload bytes those messages carry.
+    pub payload_bytes: u64,
 }
 
 impl Summary {
@@ -43,6 +47,10 @@ impl Summary {
                     }
                 }
                 Item::Frame(Frame::Lost { count, .. }) => summary.lost_reported += count,
+                Item::Frame(Frame::Message { payload, .. }) => {
+                    summary.messages += 1;
+                    summary.payload_bytes += payload.len() as u64;
+                }
                 Item::Frame(Frame::Names { .. }) | Item::Damage(_) => {}
             }
         }

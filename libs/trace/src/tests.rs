@@ -66,6 +66,11 @@ fn names() -> Frame {
     Frame::Names { entries }
 }
 
+fn message(cpu: u16, seq: u64, payload: &[u8]) -> Frame {
+    let payload = heapless::Vec::from_slice(payload).expect("payload fits");
+    Frame::Message { cpu, seq, mrs: [3, 0, u64::MAX, 0x1234], payload }
+}
+
 fn every_frame() -> Vec<Frame> {
     alloc::vec![
         Frame::hello(2_000_000_000, 4),
@@ -73,6 +78,8 @@ fn every_frame() -> Vec<Frame> {
         batch(1, (0..BATCH_MAX as u64).map(record)),
         batch(0, []),
         Frame::Lost { cpu: 2, count: 12345 },
+        message(1, 7, &[2, 0, 3, 0x81, 1, 1]),
+        message(0, 0, &[]),
     ]
 }
 
@@ -149,6 +156,39 @@ fn worst_case_frames_fit_the_bound() {
     }
     assert!(enc(&Frame::Names { entries }).len() <= MAX_FRAME_LEN);
     assert_eq!(decode_all(&bytes).0, alloc::vec![Item::Frame(full)]);
+    let whole = Frame::Message {
+        cpu: u16::MAX,
+        seq: u64::MAX,
+        mrs: [u64::MAX; MESSAGE_REGISTERS],
+        payload: heapless::Vec::from_slice(&[0xFF; MESSAGE_MAX]).unwrap(),
+    };
+    let bytes = enc(&whole);
+    assert!(bytes.len() <= MAX_FRAME_LEN, "{} vs {}", bytes.len(), MAX_FRAME_LEN);
+    assert_eq!(decode_all(&bytes).0, alloc::vec![Item::Frame(whole)]);
+}
+
+#[test]
+fn a_borrowed_message_encodes_as_the_frame() {
+    for payload in [&[][..], &[2, 0, 3, 0x81, 1, 1], &[0xFF; MESSAGE_MAX]] {
+        let mrs = [3, 0, u64::MAX, 0x1234];
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let n = encode_message(9, 1 << 40, &mrs, payload, &mut buf).unwrap();
+        let frame = Frame::Message { cpu: 9, seq: 1 << 40, mrs, payload: heapless::Vec::from_slice(payload).unwrap() };
+        assert_eq!(&buf[..n], &enc(&frame)[..]);
+    }
+    // Longer than a frame holds: cut to MESSAGE_MAX.
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let n = encode_message(0, 0, &[0; 4], &[1; MESSAGE_MAX + 10], &mut buf).unwrap();
+    assert!(matches!(&decode_all(&buf[..n]).0[..], [Item::Frame(Frame::Message { payload, .. })] if payload.len() == MESSAGE_MAX));
+}
+
+#[test]
+fn formats_read() {
+    assert!(reads_format(1) && reads_format(FORMAT_VERSION));
+    assert!(!reads_format(0) && !reads_format(FORMAT_VERSION + 1));
+    let r = Record { len: 32 + 6, flags: Record::FLAG_MESSAGE, ..Record::empty(Kind::Call) };
+    assert!(r.has_message() && !r.fast_path());
+    assert_eq!((r.payload_len(), Record::empty(Kind::Recv).payload_len()), (6, 0));
 }
 
 #[test]
@@ -311,6 +351,8 @@ fn summary_counts_records_loss_and_damage() {
 
     bytes.extend_from_slice(&[7, 7, 7, 0]);
     assert_eq!(Summary::of(&bytes).damaged_frames, 1);
+    let with_messages = Summary::of(&stream(&[message(1, 0, &[1, 2, 3]), message(1, 1, &[4])]));
+    assert_eq!((with_messages.messages, with_messages.payload_bytes), (2, 4));
     assert!(!Summary::of(&stream(&[batch(1, (0..2).map(record))])).is_whole(), "no hello");
 }
 
@@ -344,6 +386,8 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
         (any::<u16>(), any::<u64>(), any::<u16>()).prop_map(|(v, hz, cpus)| Frame::Hello { format_version: v, tsc_hz: hz, cpus }),
         (any::<u16>(), proptest::collection::vec(arb_record(), 0..=BATCH_MAX)).prop_map(|(cpu, rs)| batch(cpu, rs)),
         (any::<u16>(), any::<u64>()).prop_map(|(cpu, count)| Frame::Lost { cpu, count }),
+        (any::<u16>(), any::<u64>(), any::<[u64; MESSAGE_REGISTERS]>(), proptest::collection::vec(any::<u8>(), 0..=MESSAGE_MAX))
+            .prop_map(|(cpu, seq, mrs, bytes)| Frame::Message { cpu, seq, mrs, payload: heapless::Vec::from_slice(&bytes).unwrap() }),
         proptest::collection::vec((any::<u32>(), any::<u32>(), "[a-z/-]{0,40}"), 0..=NAMES_MAX).prop_map(|es| {
             let mut entries = heapless::Vec::new();
             for (id, g, n) in es {

@@ -18,7 +18,7 @@ use abi::cap::ObjectKind;
 
 use super::sched::{pop, push, unlink};
 use super::{Kernel, UserFault, vm};
-use crate::capture::{self, category};
+use crate::capture::{self, Content, category};
 use trace::{Kind, Record, ThreadRef};
 
 /// Message bytes a record reports: the registers plus the payload.
@@ -477,7 +477,7 @@ impl Kernel {
         let (src, dst) = (self.tref(t), receiver.map_or(ThreadRef::NONE, |r| self.tref(r)));
         // The sender's item count; a fault's registers are the kernel's, not a count.
         let items = if message.from_kernel { 0 } else { message.mrs[0].min(255) as u8 };
-        capture::emit(category, || Record {
+        let record = || Record {
             call_id,
             badge,
             label: info.label(),
@@ -489,7 +489,24 @@ impl Kernel {
             caps: u8::from(info.with_cap()),
             items,
             ..Record::empty(kind)
-        });
+        };
+        capture::emit_message(category, record, || Content { mrs: message.mrs, payload: self.sent_payload(t, &message) });
+    }
+
+    /// The IPC-buffer payload of the message `t` sends, for the trace: empty
+    /// for a message of the kernel's or when `t` has no buffer mapped.
+    fn sent_payload(&self, t: u16, message: &Message) -> &[u8] {
+        let length = message.info().length().min(IPC_BUFFER_DATA);
+        if length == 0 || message.from_kernel {
+            return &[]; // Registers only: no page-table walk for the buffer.
+        }
+        match self.ipc_buffer(t, false) {
+            // SAFETY: `ipc_buffer` points at a whole IPC buffer in a frame
+            // mapped for `t`, whose data comes first; the kernel lock, held
+            // while `self` is borrowed, keeps the mapping.
+            Some(base) => unsafe { core::slice::from_raw_parts(base, length) },
+            None => &[],
+        }
     }
 
     /// A message from `sender` reached `receiver`; `fast` on the fast path.
@@ -524,10 +541,16 @@ impl Kernel {
         };
         let category = if fault { category::FAULT } else { category::IPC };
         let call_id = self.threads.at(caller).map_or(0, |c| c.call_id);
-        let info = self.threads.at(server).map_or(MsgInfo(0), |s| s.outgoing.info());
+        let Some(message) = self.threads.at(server).map(|s| s.outgoing) else { return };
+        let info = message.info();
         let (src, dst) = (self.tref(server), self.tref(caller));
         let flags = if fast { Record::FLAG_FAST_PATH } else { 0 };
-        capture::emit(category, || Record { call_id, label: info.label(), src, dst, len: message_len(info), flags, ..Record::empty(kind) });
+        let record = Record { call_id, label: info.label(), src, dst, len: message_len(info), flags, ..Record::empty(kind) };
+        if fault {
+            // A pager's answer is its label (resume or kill); its registers say nothing.
+            return capture::emit(category, || record);
+        }
+        capture::emit_message(category, || record, || Content { mrs: message.mrs, payload: self.sent_payload(server, &message) });
     }
 
     #[cold]

@@ -55,6 +55,9 @@ pub struct Report {
     pub cpu_mismatch: u64,
     pub damaged_frames: u64,
     pub damaged_bytes: u64,
+    /// Records marked as having a message whose `Message` frame never came
+    /// (the flight recorder overwrote it, or it was lost on the way).
+    pub missing_messages: u64,
 }
 
 impl Report {
@@ -84,6 +87,9 @@ impl Report {
                 }
             }
             last.insert(r.cpu, (r.seq, r.tsc));
+            if r.has_message() && t.message(r).is_none() {
+                rep.missing_messages += 1;
+            }
         }
         for l in &t.lost {
             rep.cpus.entry(l.cpu).or_default().lost += l.count;
@@ -115,6 +121,7 @@ impl Report {
             + self.duplicate_calls.len() as u64
             + self.cpu_mismatch
             + self.damaged_frames
+            + u64::from(self.missing_messages > 0)
     }
 
     pub fn summary(&self) -> String {
@@ -188,6 +195,9 @@ impl Report {
         }
         if self.cpu_mismatch > 0 {
             let _ = writeln!(s, "{} records in a batch of another CPU", self.cpu_mismatch);
+        }
+        if self.missing_messages > 0 {
+            let _ = writeln!(s, "{} records whose message never came", self.missing_messages);
         }
         for d in &t.damage {
             let _ = writeln!(s, "damage at byte {}: {} bytes skipped ({})", d.offset, d.bytes, d.reason.name());

@@ -91,6 +91,9 @@ pub fn line(t: &Trace, i: usize) -> String {
     if r.fast_path() {
         s.push_str(" fast");
     }
+    if let Some(m) = crate::message::decode(t, r).filter(|_| r.has_message()) {
+        let _ = write!(s, " | {}: {}", m.name, m.body);
+    }
     s
 }
 
@@ -121,6 +124,17 @@ mod tests {
         assert_eq!(zero.filter(|l| !l.contains(" items=")).count(), 1);
         assert!(lines.last().unwrap().ends_with(": send label=RefBatch items=255"));
         assert!(lines.iter().all(|l| !l.contains(": reply") || !l.contains("items=")));
+    }
+
+    #[test]
+    fn lines_show_the_message() {
+        let mut s = synth::Synth::named(1);
+        let request = proto::MemoryRequest::AllocFrames { client: 2, count: 8 };
+        let reply = proto::MemoryReply::Frames { runs: [proto::FrameRun::new(40, 8)].into_iter().collect() };
+        s.memory_call(0, 1_000, &request, &reply);
+        let lines = dump(&Trace::from_bytes(&s.bytes()), &Filter::default());
+        assert!(lines[0].ends_with("| memory.v5 AllocFrames: AllocFrames { client: 2, count: 8 }"), "{}", lines[0]);
+        assert!(lines[2].ends_with("| memory.v5 Frames: Frames { runs: [FrameRun { first: 40, count: 8 }] }"), "{}", lines[2]);
     }
 
     #[test]

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::Context;
-use trace::{Damage, DecodeStats, Decoder, Frame, Item, Record, ThreadRef};
+use anyhow::{Context, bail};
+use trace::{Damage, DecodeStats, Decoder, Frame, Item, MESSAGE_REGISTERS, Record, ThreadRef};
 
 pub use crate::names::Names;
 
@@ -31,6 +31,15 @@ pub struct Lost {
     pub tsc: u64,
 }
 
+/// What a `Message` frame kept of a record's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub mrs: [u64; MESSAGE_REGISTERS],
+    /// The first bytes of the IPC-buffer payload (all of them when their
+    /// count is the record's [`Record::payload_len`]).
+    pub payload: Vec<u8>,
+}
+
 /// A whole capture.
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
@@ -44,6 +53,8 @@ pub struct Trace {
     pub lost: Vec<Lost>,
     pub damage: Vec<Damage>,
     pub decode: DecodeStats,
+    /// The messages of records, by the record's CPU and sequence number.
+    pub messages: HashMap<(u16, u64), Message>,
     /// Records whose `cpu` differs from the CPU of the batch carrying them.
     pub cpu_mismatch: u64,
     /// The earliest timestamp: time zero for every `*_ns` figure.
@@ -51,9 +62,26 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// Reads the capture at `path`; a format this ipctrace does not read is
+    /// an error (its frames would not decode, or decode as something else).
     pub fn load(path: &Path) -> anyhow::Result<Trace> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(Trace::from_bytes(&bytes))
+        let t = Trace::from_bytes(&bytes);
+        if let Some(h) = t.hello.filter(|h| !trace::reads_format(h.format_version)) {
+            bail!(
+                "{} is in trace format {}; this ipctrace reads formats {} to {}",
+                path.display(),
+                h.format_version,
+                trace::OLDEST_FORMAT_VERSION,
+                trace::FORMAT_VERSION
+            );
+        }
+        Ok(t)
+    }
+
+    /// The message of record `r`, when the capture holds it.
+    pub fn message(&self, r: &Record) -> Option<&Message> {
+        self.messages.get(&(r.cpu, r.seq)).filter(|_| r.has_message())
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Trace {
@@ -92,6 +120,9 @@ impl Trace {
                     last_tsc.insert(r.cpu, r.tsc);
                     self.records.push(r);
                 }
+            }
+            Item::Frame(Frame::Message { cpu, seq, mrs, payload }) => {
+                self.messages.insert((cpu, seq), Message { mrs, payload: payload.to_vec() });
             }
             Item::Frame(Frame::Lost { cpu, count }) => {
                 let tsc = last_tsc.get(&cpu).copied().unwrap_or(0);

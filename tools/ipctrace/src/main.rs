@@ -15,7 +15,9 @@ mod chain;
 mod check;
 mod chrome;
 mod dump;
+mod frame_history;
 mod load;
+mod message;
 mod names;
 mod perfetto;
 mod protobuf;
@@ -69,6 +71,18 @@ enum Cmd {
         #[arg(value_parser = names::parse_call_id)]
         call_id: u64,
     },
+    /// Frame N of the pool: its count through the memory server's messages
+    /// (hand-out, reference batches, frees), and whether a decrement came
+    /// before its increment; `all` checks every frame the messages name.
+    Frame {
+        #[arg(value_parser = parse_frame, value_name = "N|all")]
+        frame: Frames,
+        /// Every change of a count travels in a message (strategy
+        /// atomic-ipc): a count below zero is then a decrement before its
+        /// increment, and the exit status 1.
+        #[arg(long)]
+        exact: bool,
+    },
     /// Gaps, lost records, unpaired calls, time going backwards, damage.
     /// Exits with status 1 when anything is found.
     Check {
@@ -91,6 +105,20 @@ fn parse_kind(s: &str) -> Result<trace::Kind, String> {
         let all: Vec<&str> = trace::Kind::ALL.iter().map(|k| k.name()).collect();
         format!("unknown kind {s:?}; one of {}", all.join(", "))
     })
+}
+
+/// Which frames `frame` follows.
+#[derive(Clone, Copy, Debug)]
+enum Frames {
+    One(u64),
+    All,
+}
+
+fn parse_frame(s: &str) -> Result<Frames, String> {
+    match s {
+        "all" => Ok(Frames::All),
+        _ => s.parse().map(Frames::One).map_err(|_| format!("`{s}` is not a frame number (or `all`)")),
+    }
 }
 
 /// Prints `lines` to standard output; a reader that closed the pipe (`dump |
@@ -135,6 +163,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("no call with id {} in {}", names::call_id(call_id), cli.file.display());
             };
             print_lines(chain::render(&t, &calls, &root).lines())?;
+        }
+        Cmd::Frame { frame, exact } => {
+            damage_note(&t);
+            let requests = frame_history::Requests::of(&t);
+            let below_zero = match frame {
+                Frames::One(frame) => {
+                    let history = frame_history::History::of(&requests, frame);
+                    print_lines(history.render(&t, frame, exact).lines())?;
+                    history.below_zero()
+                }
+                Frames::All => {
+                    let all = frame_history::History::all(&requests);
+                    print_lines(frame_history::render_all(&t, &all, exact).lines())?;
+                    all.values().map(frame_history::History::below_zero).sum()
+                }
+            };
+            if exact && below_zero > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Cmd::Check { json } => {
             let rep = check::Report::of(&t);

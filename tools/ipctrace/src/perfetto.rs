@@ -122,6 +122,10 @@ fn record_arguments(t: &Trace, r: &trace::Record) -> Vec<Msg> {
     if r.status != 0 {
         args.push(number("status", u64::from(r.status)));
     }
+    if let Some(m) = crate::message::decode(t, r).filter(|_| r.has_message()) {
+        args.push(text("message", &m.name));
+        args.push(text("content", &m.body));
+    }
     args
 }
 
@@ -167,7 +171,8 @@ pub fn export(t: &Trace) -> Vec<u8> {
             continue;
         };
         let end = t.ns(t.records[reply].tsc);
-        let label = names.label(call.label);
+        // The message's name (`memory.v5 AllocFrames`), else the label's.
+        let label = crate::message::decode(t, call).map_or_else(|| names.label(call.label), |m| m.name);
         let mut b = event(t.ns(call.tsc), SLICE_BEGIN, client);
         b.msg
             .string(

@@ -1,5 +1,7 @@
 //! `stats`: message counts, bytes, errors, batching (items per message) and
-//! call latencies, per endpoint and label and per client thread.
+//! call latencies, per endpoint and label, per endpoint and message (when
+//! the capture holds messages: `memory.v5 AllocFrames`), and per client
+//! thread.
 //!
 //! Owns the grouping and the percentile arithmetic; latencies come from the
 //! spans of `calls`, split into queueing (call to the server's recv) and
@@ -59,6 +61,9 @@ pub struct Row {
     pub label: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label_value: Option<u64>,
+    /// The message of an endpoint-and-message row (`memory.v5 RefBatch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// The sending thread of a client row.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
@@ -98,6 +103,7 @@ impl Acc {
             endpoint: None,
             label: None,
             label_value: None,
+            message: None,
             client: None,
             count: self.count,
             bytes: self.bytes,
@@ -112,11 +118,19 @@ impl Acc {
     }
 }
 
-/// Both tables.
+/// The tables.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Stats {
     pub by_endpoint_label: Vec<Row>,
+    /// Empty when the capture holds no messages (format 1, `trace_payload=none`).
+    pub by_endpoint_message: Vec<Row>,
     pub by_client: Vec<Row>,
+}
+
+/// The name of the message record `r` carries, when the capture holds it.
+fn message_name(t: &Trace, r: &trace::Record) -> Option<String> {
+    t.message(r)?;
+    crate::message::decode(t, r).map(|m| m.name)
 }
 
 fn is_message(k: Kind) -> bool {
@@ -130,8 +144,16 @@ impl Stats {
         // another endpoint.
         let mut by_ep: BTreeMap<(u32, String, u64), Acc> = BTreeMap::new();
         let mut by_client: BTreeMap<ThreadRef, Acc> = BTreeMap::new();
+        let mut by_msg: BTreeMap<(String, String), Acc> = BTreeMap::new();
+        let mut none = Acc::default();
         for (i, r) in t.records.iter().enumerate().filter(|(_, r)| is_message(r.kind)) {
-            for acc in [by_ep.entry((r.endpoint, n.endpoint(r.endpoint, i), r.label)).or_default(), by_client.entry(r.src).or_default()] {
+            let msg = match message_name(t, r) {
+                Some(m) => by_msg.entry((n.endpoint(r.endpoint, i), m)).or_default(),
+                None => &mut none,
+            };
+            for acc in
+                [by_ep.entry((r.endpoint, n.endpoint(r.endpoint, i), r.label)).or_default(), by_client.entry(r.src).or_default(), msg]
+            {
                 acc.count += 1;
                 acc.bytes += u64::from(r.len);
                 // A failed call is counted once, with its span below.
@@ -146,9 +168,14 @@ impl Stats {
             let service = span.service_ticks(t).map(|x| t.ticks_ns(x));
             let total = span.total_ticks(t).map(|x| t.ticks_ns(x));
             let failed = span.status(t) != 0;
+            let msg = match message_name(t, call) {
+                Some(m) => by_msg.entry((n.endpoint(call.endpoint, span.call), m)).or_default(),
+                None => &mut none,
+            };
             for acc in [
                 by_ep.entry((call.endpoint, n.endpoint(call.endpoint, span.call), call.label)).or_default(),
                 by_client.entry(call.src).or_default(),
+                msg,
             ] {
                 acc.errors += u64::from(failed);
                 acc.queue.extend(queue);
@@ -164,6 +191,14 @@ impl Stats {
                     Row { endpoint: Some(endpoint), label: Some(n.label(l)), label_value: Some(l), ..row }
                 })
                 .collect(),
+            by_endpoint_message: by_msg
+                .into_iter()
+                .map(|((endpoint, message), acc)| Row {
+                    endpoint: Some(endpoint.clone()),
+                    message: Some(message.clone()),
+                    ..acc.row(format!("{endpoint} {message}"))
+                })
+                .collect(),
             by_client: by_client.into_iter().map(|(th, acc)| Row { client: Some(n.thread(th)), ..acc.row(n.thread(th)) }).collect(),
         }
     }
@@ -172,6 +207,10 @@ impl Stats {
         let mut s = String::new();
         table(&mut s, "endpoint label", &self.by_endpoint_label);
         s.push('\n');
+        if !self.by_endpoint_message.is_empty() {
+            table(&mut s, "endpoint message", &self.by_endpoint_message);
+            s.push('\n');
+        }
         table(&mut s, "client", &self.by_client);
         s
     }
@@ -289,5 +328,22 @@ mod tests {
         let st = Stats::of(&Trace::from_bytes(&s.bytes()));
         assert_eq!(st.by_endpoint_label[0].items_per_msg, Some(5.0 / 3.0));
         assert!(st.render().lines().any(|l| l.starts_with("memory 5") && l.contains(" 1.7 ")), "{}", st.render());
+        assert!(st.by_endpoint_message.is_empty() && !st.render().contains("endpoint message"), "no messages, no table");
+    }
+
+    #[test]
+    fn messages_group_by_name() {
+        use proto::{FrameRun, MemoryReply, MemoryRequest, RefOp};
+        let mut s = synth::Synth::named(1);
+        let frames = MemoryReply::Frames { runs: [FrameRun::new(5, 1)].into_iter().collect() };
+        let done = MemoryReply::RefBatchDone { freed: 0 };
+        s.memory_call(0, 1_000, &MemoryRequest::AllocFrames { client: 0, count: 1 }, &frames);
+        s.memory_call(0, 2_000, &MemoryRequest::RefBatch { client: 0, ops: [RefOp::dec(5)].into_iter().collect() }, &done);
+        s.memory_call(0, 3_000, &MemoryRequest::AllocFrames { client: 0, count: 1 }, &frames);
+        let st = Stats::of(&Trace::from_bytes(&s.bytes()));
+        let rows: Vec<(&str, u64, u64)> = st.by_endpoint_message.iter().map(|r| (r.name.as_str(), r.count, r.total.samples)).collect();
+        assert_eq!(rows, [("memory memory.v5 AllocFrames", 2, 2), ("memory memory.v5 RefBatch", 1, 1)]);
+        assert_eq!(st.by_endpoint_message[0].message.as_deref(), Some("memory.v5 AllocFrames"));
+        assert!(st.render().contains("endpoint message"));
     }
 }

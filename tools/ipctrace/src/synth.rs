@@ -12,6 +12,8 @@ use trace::{BATCH_MAX, Frame, Kind, MAX_FRAME_LEN, NameEntry, NameKind, Record, 
 pub struct Synth {
     bytes: Vec<u8>,
     pending: BTreeMap<u16, Vec<Record>>,
+    /// `Message` frames of pending records, sent after their batches.
+    messages: Vec<Frame>,
     seq: BTreeMap<u16, u64>,
     next_call: u64,
 }
@@ -28,7 +30,7 @@ pub const LABEL_REF_BATCH: u64 = 0x0001_0000_0007;
 impl Synth {
     /// A capture whose TSC runs at 1 GHz (ticks are ns) on `cpus` CPUs.
     pub fn new(cpus: u16) -> Synth {
-        let mut s = Synth { bytes: Vec::new(), pending: BTreeMap::new(), seq: BTreeMap::new(), next_call: 1 };
+        let mut s = Synth { bytes: Vec::new(), pending: BTreeMap::new(), messages: Vec::new(), seq: BTreeMap::new(), next_call: 1 };
         s.frame(&Frame::hello(1_000_000_000, cpus));
         s
     }
@@ -65,6 +67,42 @@ impl Synth {
                 self.frame(&Frame::Batch { cpu, records });
             }
         }
+        for message in std::mem::take(&mut self.messages) {
+            self.frame(&message);
+        }
+    }
+
+    /// Appends `r` with its message: `payload`, of which the capture keeps
+    /// the first `keep` bytes.
+    pub fn record_message(&mut self, mut r: Record, payload: &[u8], keep: usize) -> Record {
+        r.len = (32 + payload.len()) as u32;
+        r.flags |= Record::FLAG_MESSAGE;
+        let r = self.record(r);
+        let payload = trace::heapless::Vec::from_slice(&payload[..keep.min(payload.len())]).expect("payload fits");
+        self.messages.push(Frame::Message { cpu: r.cpu, seq: r.seq, mrs: [0; 4], payload });
+        r
+    }
+
+    /// The process server calls the memory server with `request`, which
+    /// answers `reply` (both encoded as the servers do).
+    pub fn memory_call<Q: serde::Serialize, A: serde::Serialize>(&mut self, cpu: u16, tsc: u64, request: &Q, reply: &A) -> u64 {
+        let id = self.memory_call_cut(cpu, tsc, request, usize::MAX);
+        let mut r = Record::empty(Kind::ReplyRecv);
+        (r.cpu, r.tsc, r.src, r.dst, r.call_id, r.label) = (cpu, tsc + 20, MEMORY, SERVER, id, proto::MEMORY_PROTOCOL);
+        self.record_message(r, &encoded(reply), usize::MAX);
+        id
+    }
+
+    /// The call and receive of [`Synth::memory_call`], the capture keeping
+    /// `keep` bytes of the request; no reply.
+    pub fn memory_call_cut<Q: serde::Serialize>(&mut self, cpu: u16, tsc: u64, request: &Q, keep: usize) -> u64 {
+        let id = self.next_call;
+        self.next_call += 1;
+        let mut r = Record::empty(Kind::Call);
+        (r.cpu, r.tsc, r.src, r.endpoint, r.label, r.call_id) = (cpu, tsc, SERVER, EP_MEMORY, proto::MEMORY_PROTOCOL, id);
+        self.record_message(r, &encoded(request), keep);
+        self.recv(cpu, tsc + 10, MEMORY, SERVER, EP_MEMORY, id);
+        id
     }
 
     /// Appends a record, giving it the CPU's next sequence number.
@@ -136,6 +174,13 @@ impl Synth {
         self.flush();
         self.bytes
     }
+}
+
+/// `message` as a server puts it in its IPC buffer.
+pub fn encoded<T: serde::Serialize>(message: &T) -> Vec<u8> {
+    let mut buf = [0u8; abi::msg::IPC_BUFFER_DATA];
+    let n = proto::encode(message, &mut buf).expect("fits");
+    buf[..n].to_vec()
 }
 
 /// Ten round trips from the client to the process server on CPU 0: queueing

@@ -134,3 +134,29 @@ fn damaged_capture_fails_check_without_crashing() {
     assert_eq!(ipctrace(&["/nonexistent/capture", "check"]).0, 2);
     std::fs::remove_file(path).unwrap();
 }
+
+/// `capture` with a Hello of format `version` in place of this crate's.
+fn capture_of_format(version: u16) -> Vec<u8> {
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let n = trace::encode(&Frame::Hello { format_version: version, tsc_hz: 1_000_000_000, cpus: 1 }, &mut buf).unwrap();
+    let mut out = buf[..n].to_vec();
+    // Everything after the Hello, as `capture` writes it.
+    let rest = capture(&round_trip(), 0);
+    let first_end = rest.iter().position(|&b| b == 0).unwrap();
+    out.extend_from_slice(&rest[first_end + 1..]);
+    out
+}
+
+#[test]
+fn format_versions_are_read_or_refused_by_name() {
+    // Version 1 had no Message frames and the same records: it reads.
+    let old = write("v1.bin", &capture_of_format(1));
+    let (code, out) = ipctrace(&[old.to_str().unwrap(), "check"]);
+    assert_eq!((code, out.lines().last()), (0, Some("check: ok, 3 records on 1 CPUs")));
+    // A later version is refused, saying which versions this one reads.
+    let new = write("v9.bin", &capture_of_format(9));
+    let out = Command::new(env!("CARGO_BIN_EXE_ipctrace")).args([new.to_str().unwrap(), "dump"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("is in trace format 9; this ipctrace reads formats 1 to 2"), "{stderr}");
+}

@@ -59,6 +59,10 @@ fn capture() -> Vec<u8> {
         record(Kind::NotifySignal, 700, server, ThreadRef::NONE, 12, 0, 0),
     ];
     cpu0[2].items = 160;
+    // The first call carries its message: a whole process.v5 Fork.
+    let mut fork = [0u8; 64];
+    let fork_len = proto::encode(&proto::ProcessRequest::Fork { resume: 0x1000, stack: 0x2000, cpu: Some(1) }, &mut fork).unwrap();
+    (cpu0[0].len, cpu0[0].flags) = (32 + fork_len as u32, Record::FLAG_MESSAGE);
     let cpu1 =
         [record(Kind::Recv, 200, server, memory, 11, 2, proto::MEMORY_PROTOCOL), record(Kind::ReplyRecv, 300, memory, server, 11, 2, 0)];
     for (cpu, records) in [(0u16, &cpu0[..]), (1, &cpu1[..])] {
@@ -68,6 +72,7 @@ fn capture() -> Vec<u8> {
         }
         put(&Frame::Batch { cpu, records: trace::heapless::Vec::from_slice(&records).unwrap() });
     }
+    put(&Frame::Message { cpu: 0, seq: 0, mrs: [0; 4], payload: trace::heapless::Vec::from_slice(&fork[..fork_len]).unwrap() });
     put(&Frame::Lost { cpu: 1, count: 4 });
     out
 }
@@ -124,6 +129,7 @@ fn the_export_is_what_perfettos_schema_says() {
     let mut tracks = HashSet::new();
     let mut depth: HashMap<u64, i64> = HashMap::new();
     let mut instants = 0;
+    let mut messages = Vec::new();
     for packet in packets.iter().map(|p| p.as_message().unwrap().clone()) {
         if let Some(track) = sub(&packet, "track_descriptor") {
             assert!(tracks.insert(uint(&track, "uuid").unwrap()), "a track declared twice");
@@ -135,7 +141,12 @@ fn the_export_is_what_perfettos_schema_says() {
         let kind = event.get_field_by_name("type").unwrap().as_enum_number().unwrap();
         let name = event.get_field_by_name("name").map(|v| v.as_str().unwrap_or_default().to_string()).unwrap_or_default();
         match kind {
-            1 => *depth.entry(track).or_default() += 1,
+            1 => {
+                *depth.entry(track).or_default() += 1;
+                if name.contains("process.v5 Fork") {
+                    messages.push(name.clone());
+                }
+            }
             2 => {
                 let d = depth.entry(track).or_default();
                 *d -= 1;
@@ -144,8 +155,14 @@ fn the_export_is_what_perfettos_schema_says() {
             3 => {
                 instants += 1;
                 assert!(name.contains(": ") && !name.starts_with(' ') && !name.contains(" ms "), "instant named {name:?}");
-                let args = event.get_field_by_name("debug_annotations").unwrap().as_list().unwrap().len();
-                assert!(args >= 3, "instant {name:?} has {args} arguments");
+                let args = event.get_field_by_name("debug_annotations").unwrap().as_list().unwrap().to_vec();
+                assert!(args.len() >= 3, "instant {name:?} has {} arguments", args.len());
+                for arg in args.iter().map(|a| a.as_message().unwrap().clone()) {
+                    let text = |field: &str| arg.get_field_by_name(field).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                    if text("name") == "message" {
+                        messages.push(text("string_value"));
+                    }
+                }
             }
             4 => {}
             other => panic!("event type {other}"),
@@ -153,6 +170,8 @@ fn the_export_is_what_perfettos_schema_says() {
     }
     assert!(depth.values().all(|&d| d == 0), "unbalanced slices: {depth:?}");
     assert_eq!(instants, 10, "one instant per record");
+    let want = ["call process-server process.v5 Fork #0/1", "process.v5 Fork", "serve process.v5 Fork #0/1"];
+    assert_eq!(messages, want, "the call's slices and instant name its message");
     assert!(tracks.len() >= 1 + 3 + 2 * 2, "process, threads, CPUs and their lost counters: {}", tracks.len());
 }
 

@@ -155,6 +155,10 @@ fn ipc(quick: bool) -> Result<()> {
     let traced = boot_ipc(&artifacts, &exact_machine, "trace=all")?;
     eprintln!("xtask: IPC benchmark, --icount, tracing on (all categories, flight recorder: capture without the drain)");
     let captured = boot_ipc(&artifacts, &exact_machine, "trace=all trace_mode=flight")?;
+    eprintln!("xtask: IPC benchmark, --icount, tracing on, records only (trace_payload=none), stream mode");
+    let traced_records = boot_ipc(&artifacts, &exact_machine, "trace=all trace_payload=none")?;
+    eprintln!("xtask: IPC benchmark, --icount, tracing on, records only, flight recorder");
+    let captured_records = boot_ipc(&artifacts, &exact_machine, "trace=all trace_payload=none trace_mode=flight")?;
     eprintln!("xtask: IPC benchmark, --icount, kernel lock hold times (lockstat)");
     let lockstat = boot_ipc(&artifacts, &exact_machine, "lockstat")?;
     let runs = if quick { 1 } else { 3 };
@@ -184,6 +188,10 @@ fn ipc(quick: bool) -> Result<()> {
     let cross_traced = mean_of(&traced, "cross_cpu")?.mean_tsc;
     let same_captured = mean_of(&captured, "same_cpu")?.mean_tsc;
     let cross_captured = mean_of(&captured, "cross_cpu")?.mean_tsc;
+    let (same_traced_records, cross_traced_records) =
+        (mean_of(&traced_records, "same_cpu")?.mean_tsc, mean_of(&traced_records, "cross_cpu")?.mean_tsc);
+    let (same_captured_records, cross_captured_records) =
+        (mean_of(&captured_records, "same_cpu")?.mean_tsc, mean_of(&captured_records, "cross_cpu")?.mean_tsc);
     let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
     let (same_ns, cross_ns) = (ns("same_cpu")?, ns("cross_cpu")?);
     let (same_unpolled_ns, cross_unpolled_ns) =
@@ -237,24 +245,19 @@ fn ipc(quick: bool) -> Result<()> {
     println!();
     println!("Tracing cost, instructions per round trip (--icount)");
     println!(
-        "{:<12} {:>14} {:>14} {:>14} {:>14} {:>10} {:>12} {:>10}",
-        "case", "no trace pts", "tracing off", "on: capture", "on: streamed", "off cost", "capture cost", "streamed"
+        "{:<12} {:>13} {:>12} {:>13} {:>13} {:>13} {:>13}",
+        "case", "no trace pts", "tracing off", "capture: rec", "capture: msg", "stream: rec", "stream: msg"
     );
     let rows = [
-        ("same CPU", same_base, same_instr, same_captured, same_traced),
-        ("cross CPU", cross_base, cross_instr, cross_captured, cross_traced),
+        ("same CPU", same_base, [same_instr, same_captured_records, same_captured, same_traced_records, same_traced]),
+        ("cross CPU", cross_base, [cross_instr, cross_captured_records, cross_captured, cross_traced_records, cross_traced]),
     ];
-    for (name, base, off, captured, streamed) in rows {
-        let cost = |n: u64| (ratio(n, base) - 1.0) * 100.0;
-        println!(
-            "{name:<12} {base:>14} {off:>14} {captured:>14} {streamed:>14} {:>9.1}% {:>11.1}% {:>9.1}%",
-            cost(off),
-            cost(captured),
-            cost(streamed)
-        );
+    for (name, base, cases) in rows {
+        let cells: Vec<String> = cases.iter().map(|&n| format!("{n} ({:+.1}%)", (ratio(n, base) - 1.0) * 100.0)).collect();
+        println!("{name:<12} {base:>13} {:>12} {:>13} {:>13} {:>13} {:>13}", cells[0], cells[1], cells[2], cells[3], cells[4]);
     }
     println!(
-        "(capture: records written to the per-CPU rings, flight recorder, nothing drained; streamed: also encoded and sent on COM2 by idle CPUs, which under --icount counts on the one shared instruction clock)"
+        "(capture: written to the per-CPU rings, flight recorder, nothing drained; stream: also encoded and sent on COM2, by idle CPUs or by a CPU whose ring is full, which under --icount counts on the one shared instruction clock; rec: records only (trace_payload=none); msg: records and their messages (the default))"
     );
 
     let json = serde_json::json!({
@@ -292,6 +295,10 @@ fn ipc(quick: bool) -> Result<()> {
         "cross_cpu_trace_off_cost": ratio(cross_instr, cross_base) - 1.0,
         "cross_cpu_trace_on_cost": ratio(cross_traced, cross_base) - 1.0,
         "cross_cpu_trace_capture_cost": ratio(cross_captured, cross_base) - 1.0,
+        "same_cpu_round_trip_instructions_trace_on_records_only": same_traced_records,
+        "cross_cpu_round_trip_instructions_trace_on_records_only": cross_traced_records,
+        "same_cpu_round_trip_instructions_trace_capture_records_only": same_captured_records,
+        "cross_cpu_round_trip_instructions_trace_capture_records_only": cross_captured_records,
     });
     write_json(&target_dir().join("bench").join("ipc.json"), &json)
 }

@@ -56,9 +56,11 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let (failure_passed, failure_failed) = failure_paths(&artifacts, &machine)?;
     passed += failure_passed;
     failed += failure_failed;
-    for (name, check) in
-        [("traced boot", traced_boot as fn(&build::Artifacts) -> Result<()>), ("traced fork batching", traced_fork_batching)]
-    {
+    for (name, check) in [
+        ("traced boot", traced_boot as fn(&build::Artifacts) -> Result<()>),
+        ("traced fork batching", traced_fork_batching),
+        ("traced counts in order", traced_counts_in_order),
+    ] {
         match check(&artifacts) {
             Ok(()) => passed += 1,
             Err(error) => {
@@ -155,7 +157,7 @@ fn failure_paths(artifacts: &build::Artifacts, machine: &MachineArgs) -> Result<
 /// `ipctrace check` find every call paired with its reply, no gap, no loss
 /// and no damage.
 fn traced_boot(artifacts: &build::Artifacts) -> Result<()> {
-    let file = traced_demo(artifacts, "e2e", abi::selftest::DEMO_IPC_FLAG)?;
+    let file = traced_demo(artifacts, "e2e", abi::selftest::DEMO_IPC_FLAG, artifacts.strategy)?;
     if !ipctrace(&file, &["stats"]).status()?.success() || !ipctrace(&file, &["check"]).status()?.success() {
         bail!("ipctrace found problems in {}", file.display());
     }
@@ -163,12 +165,12 @@ fn traced_boot(artifacts: &build::Artifacts) -> Result<()> {
 }
 
 /// Boots the whole demo (a short forkbench) traced, and requires the trace
-/// to be whole (`traced_demo`), to pass `ipctrace check`, and to show the
-/// process servers' reference batches: calls to the memory server carrying
-/// many operations each.
+/// to be whole (`traced_demo`), to pass `ipctrace check`, to show the
+/// process servers' reference batches (calls to the memory server carrying
+/// many operations each), and to decode them (`traced_batch_payloads`).
 fn traced_fork_batching(artifacts: &build::Artifacts) -> Result<()> {
     const MIN_ITEMS_PER_MESSAGE: f64 = 10.0;
-    let file = traced_demo(artifacts, "fork", "")?;
+    let file = traced_demo(artifacts, "fork", "", artifacts.strategy)?;
     if !ipctrace(&file, &["check"]).status()?.success() {
         bail!("ipctrace check found problems in {}", file.display());
     }
@@ -186,20 +188,60 @@ fn traced_fork_batching(artifacts: &build::Artifacts) -> Result<()> {
     match batches {
         Some(items) if items >= MIN_ITEMS_PER_MESSAGE => {
             eprintln!("xtask: the fork demo's trace shows {items:.1} reference operations per batch to the memory server");
-            Ok(())
         }
         other => bail!("no batching in the trace: memory-server items/msg {other:?}, expected at least {MIN_ITEMS_PER_MESSAGE}"),
     }
+    traced_batch_payloads(&file)
 }
 
-/// Boots the demo with `cmdline`, tracing into target/trace/NAME.trace.
-fn traced_demo(artifacts: &build::Artifacts, name: &str, cmdline: &str) -> Result<std::path::PathBuf> {
+/// The trace carries the batches' payloads: `dump` decodes a whole
+/// `RefBatch`, and `frame N` follows its first frame into it.
+fn traced_batch_payloads(file: &std::path::Path) -> Result<()> {
+    let output = ipctrace(file, &["dump", "--endpoint", "memory-server"]).output()?;
+    let dump = String::from_utf8_lossy(&output.stdout);
+    let frame = dump.lines().find_map(|l| {
+        l.split_once("| memory.v5 RefBatch: RefBatch { client: ")?
+            .1
+            .split_once("RefOp { frame: ")?
+            .1
+            .split_once(',')
+            .map(|(n, _)| n.to_string())
+    });
+    let Some(frame) = frame else { bail!("no whole RefBatch decoded in `ipctrace {} dump`", file.display()) };
+    let output = ipctrace(file, &["frame", &frame]).output()?;
+    let history = String::from_utf8_lossy(&output.stdout);
+    if !history.lines().any(|l| l.contains(": RefBatch of client ")) {
+        bail!("`ipctrace {} frame {frame}` does not follow the frame into its batch:\n{history}", file.display());
+    }
+    eprintln!("xtask: the fork demo's trace decodes its reference batches; frame {frame}: {}", history.lines().last().unwrap_or(""));
+    Ok(())
+}
+
+/// Boots the whole demo under atomic-ipc, where every change of a count
+/// is a message to the memory server, and has `ipctrace frame all --exact`
+/// follow every frame through its batches: no decrement may come before
+/// its increment.
+fn traced_counts_in_order(artifacts: &build::Artifacts) -> Result<()> {
+    let file = traced_demo(artifacts, "atomic-ipc", "", abi::process::Strategy::AtomicIpc)?;
+    let output = ipctrace(&file, &["frame", "all", "--exact"]).output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let verdict = text.lines().last().unwrap_or("").to_string();
+    if !output.status.success() || !verdict.ends_with("; 0 decrements before their increment") {
+        bail!("`ipctrace {} frame all --exact`: {}", file.display(), text.lines().take(10).collect::<Vec<_>>().join("\n"));
+    }
+    eprintln!("xtask: atomic-ipc's trace: {verdict}");
+    Ok(())
+}
+
+/// Boots the demo with `cmdline` under `strategy`, tracing into
+/// target/trace/NAME.trace.
+fn traced_demo(artifacts: &build::Artifacts, name: &str, cmdline: &str, strategy: abi::process::Strategy) -> Result<std::path::PathBuf> {
     let file = build::target_dir().join("trace").join(format!("{name}.trace"));
     std::fs::create_dir_all(file.parent().expect("has a parent"))?;
     let _ = std::fs::remove_file(&file);
     eprintln!("xtask: traced boot (--smp 2 --trace {}) {cmdline}", file.display());
     let machine = MachineArgs { trace: Some(file.clone()), ..MachineArgs::tcg(2, 120) };
-    let cmdline = crate::cmdline::join([cmdline, crate::cmdline::strategy_word(artifacts.strategy).as_str()]);
+    let cmdline = crate::cmdline::join([cmdline, crate::cmdline::strategy_word(strategy).as_str()]);
     let outcome = qemu::boot(artifacts, &machine, &cmdline, Echo::Indented)?;
     outcome.report();
     outcome.into_result()?;
