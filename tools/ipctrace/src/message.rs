@@ -183,15 +183,17 @@ mod tests {
     fn labels_map_to_their_protocols_types() {
         let memory = proto::MEMORY_PROTOCOL;
         let process = proto::PROCESS_PROTOCOL;
-        assert_eq!(whole_name(Kind::Call, memory, &MemoryRequest::AllocFrames { client: 1, count: 8 }), "memory.v5 AllocFrames");
-        assert_eq!(whole_name(Kind::Call, memory, &MemoryRequest::Settle), "memory.v5 Settle");
-        assert_eq!(whole_name(Kind::ReplyRecv, memory, &MemoryReply::RefBatchDone { freed: 2 }), "memory.v5 RefBatchDone");
-        assert_eq!(whole_name(Kind::Call, process, &ProcessRequest::Fork { resume: 1, stack: 2, cpu: None }), "process.v5 Fork");
-        assert_eq!(whole_name(Kind::Send, process, &ProcessRequest::GetPid), "process.v5 GetPid");
-        assert_eq!(whole_name(Kind::Reply, process, &ProcessReply::Forked { child_pid: 7 }), "process.v5 Forked");
+        let m = |name: &str| format!("memory.v{} {name}", proto::version_of(memory));
+        let p = |name: &str| format!("process.v{} {name}", proto::version_of(process));
+        assert_eq!(whole_name(Kind::Call, memory, &MemoryRequest::AllocFrames { client: 1, count: 8 }), m("AllocFrames"));
+        assert_eq!(whole_name(Kind::Call, memory, &MemoryRequest::Settle), m("Settle"));
+        assert_eq!(whole_name(Kind::ReplyRecv, memory, &MemoryReply::RefBatchDone { freed: 2 }), m("RefBatchDone"));
+        assert_eq!(whole_name(Kind::Call, process, &ProcessRequest::Fork { resume: 1, stack: 2, cpu: None }), p("Fork"));
+        assert_eq!(whole_name(Kind::Send, process, &ProcessRequest::GetPid), p("GetPid"));
+        assert_eq!(whole_name(Kind::Reply, process, &ProcessReply::Forked { child_pid: 7 }), p("Forked"));
         // The same tag means another message in the other protocol or direction.
-        assert_eq!(whole_name(Kind::Reply, memory, &MemoryReply::Ok), "memory.v5 Ok");
-        assert_eq!(whole_name(Kind::Call, memory, &ProcessRequest::Fork { resume: 1, stack: 2, cpu: None }), "memory.v5 FreeFrames");
+        assert_eq!(whole_name(Kind::Reply, memory, &MemoryReply::Ok), m("Ok"));
+        assert_eq!(whole_name(Kind::Call, memory, &ProcessRequest::Fork { resume: 1, stack: 2, cpu: None }), m("FreeFrames"));
     }
 
     #[test]

@@ -59,7 +59,7 @@ fn capture() -> Vec<u8> {
         record(Kind::NotifySignal, 700, server, ThreadRef::NONE, 12, 0, 0),
     ];
     cpu0[2].items = 160;
-    // The first call carries its message: a whole process.v5 Fork.
+    // The first call carries its message: a whole process-protocol Fork.
     let mut fork = [0u8; 64];
     let fork_len = proto::encode(&proto::ProcessRequest::Fork { resume: 0x1000, stack: 0x2000, cpu: Some(1) }, &mut fork).unwrap();
     (cpu0[0].len, cpu0[0].flags) = (32 + fork_len as u32, Record::FLAG_MESSAGE);
@@ -143,7 +143,7 @@ fn the_export_is_what_perfettos_schema_says() {
         match kind {
             1 => {
                 *depth.entry(track).or_default() += 1;
-                if name.contains("process.v5 Fork") {
+                if name.contains(&format!("{} Fork", process_label())) {
                     messages.push(name.clone());
                 }
             }
@@ -170,7 +170,8 @@ fn the_export_is_what_perfettos_schema_says() {
     }
     assert!(depth.values().all(|&d| d == 0), "unbalanced slices: {depth:?}");
     assert_eq!(instants, 10, "one instant per record");
-    let want = ["call process-server process.v5 Fork #0/1", "process.v5 Fork", "serve process.v5 Fork #0/1"];
+    let fork = format!("{} Fork", process_label());
+    let want = [format!("call process-server {fork} #0/1"), fork.clone(), format!("serve {fork} #0/1")];
     assert_eq!(messages, want, "the call's slices and instant name its message");
     assert!(tracks.len() >= 1 + 3 + 2 * 2, "process, threads, CPUs and their lost counters: {}", tracks.len());
 }
@@ -184,4 +185,9 @@ fn an_unknown_field_is_caught() {
     let mut unknown = Vec::new();
     unknown_fields(&trace, "Trace", &mut unknown);
     assert_eq!(unknown, ["Trace.packet.999"]);
+}
+
+/// How ipctrace names the process protocol's label (`process.vN`).
+fn process_label() -> String {
+    format!("process.v{}", proto::version_of(proto::PROCESS_PROTOCOL))
 }

@@ -200,7 +200,7 @@ fn traced_batch_payloads(file: &std::path::Path) -> Result<()> {
     let output = ipctrace(file, &["dump", "--endpoint", "memory-server"]).output()?;
     let dump = String::from_utf8_lossy(&output.stdout);
     let frame = dump.lines().find_map(|l| {
-        l.split_once("| memory.v5 RefBatch: RefBatch { client: ")?
+        l.split_once(&format!("| memory.v{} RefBatch: RefBatch {{ client: ", proto::version_of(proto::MEMORY_PROTOCOL)))?
             .1
             .split_once("RefOp { frame: ")?
             .1
