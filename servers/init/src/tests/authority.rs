@@ -238,11 +238,17 @@ pub fn trace_drain_race(env: &Env) -> TestResult {
     set_mask(1).map_err(|_| "trace on")?;
     let spawned = spawn(&env.pages, writer, spec(trace_writer, ep, INIT_PRIORITY, env.other_cpu()));
     let mut drained = 0;
+    // Every record goes out through the serial port (the writer's CPU sends
+    // its own ring when it fills), which a loaded host runs slowly: wait
+    // longer than for a thread that only computes.
     let finished = spawned.is_ok()
-        && wait_for(|| {
-            drained += sys::trace_flush(console).unwrap_or(0);
-            WRITER_DONE.load(Ordering::Acquire) == 1
-        });
+        && super::wait_longer(
+            || {
+                drained += sys::trace_flush(console).unwrap_or(0);
+                WRITER_DONE.load(Ordering::Acquire) == 1
+            },
+            4 * super::PATIENCE,
+        );
     set_mask(0).map_err(|_| "trace off")?;
     drained += sys::trace_flush(console).unwrap_or(0);
     env.slots.release(writer);
