@@ -28,7 +28,7 @@
 //! |---|---|---|---|
 //! | [`atomic`] | kref | inline, the 1→0 `fetch_sub` | one shared RMW |
 //! | [`deferred`] | FTL OS | manager applies batches under a try-lock | buffered, one lock per batch |
-//! | [`percpu`] | Linux percpu-ref | kill, grace period, switch to atomic, resurrect | per-core store |
+//! | [`percpu`] | Linux percpu-ref | switch to atomic after a grace period; kill when only the base is left | per-core add |
 //! | [`refcache`] | RadixVM | review queue, stable zero over a full epoch | per-core cache slot |
 //! | [`paygo`] | PAYGO (FAST'19) | consistent snapshot of local − anchor | per-core store or anchor RMW |
 //! | [`sloppy`] | Boyd-Wickizer et al. | spares returned at quiescent points | per-core spare or shared RMW |

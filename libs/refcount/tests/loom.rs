@@ -12,7 +12,7 @@
 
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicUsize;
-use loom::sync::atomic::Ordering::{AcqRel, Acquire};
+use loom::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 use loom::thread;
 
 use refcount::deferred::{Client, Manager};
@@ -167,7 +167,7 @@ fn deferred_unique_races_a_flush() {
 }
 
 #[test]
-fn percpu_probe_kill_switch_and_resurrect() {
+fn percpu_zero_check_switches_to_atomic_and_back() {
     model(|| {
         let s = Arc::new(build::<PercpuRef<Region>>(Config::new(1, 2)).unwrap());
         let w = Witness::new(2);
@@ -178,8 +178,8 @@ fn percpu_probe_kill_switch_and_resurrect() {
             thread::spawn(move || {
                 w.drop_one();
                 s.dec(0, 0, &mut |o| w.freed(o));
-                s.quiescent(0, &mut |o| w.freed(o)); // probe: snapshot or kill
-                s.quiescent(0, &mut |o| w.freed(o)); // completion if core 1 reported
+                s.quiescent(0, &mut |o| w.freed(o)); // suspect: switch to atomic
+                s.quiescent(0, &mut |o| w.freed(o)); // confirmed if core 1 reported
             })
         };
         let t1 = {
@@ -187,7 +187,7 @@ fn percpu_probe_kill_switch_and_resurrect() {
             thread::spawn(move || {
                 s.quiescent(1, &mut |o| w.freed(o));
                 w.drop_one();
-                s.dec(1, 0, &mut |o| w.freed(o)); // percpu, or atomic if the kill is seen
+                s.dec(1, 0, &mut |o| w.freed(o)); // percpu, or atomic if the switch is seen
             })
         };
         t0.join().unwrap();
@@ -209,7 +209,7 @@ fn percpu_kill_then_last_put_releases() {
         let t0 = {
             let (s, w, confirmed) = (s.clone(), w.clone(), confirmed.clone());
             thread::spawn(move || {
-                assert!(s.kill(0, 0));
+                assert!(s.kill(0, 0, &mut |o| w.freed(o)));
                 s.quiescent_confirm(0, &mut |o| w.freed(o), &mut |_| {
                     confirmed.fetch_add(1, AcqRel);
                 });
@@ -241,6 +241,38 @@ fn percpu_kill_then_last_put_releases() {
             });
         }
         assert_eq!(confirmed.load(Acquire), 1, "confirm-kill runs once");
+        w.check_once();
+    });
+}
+
+/// Core 0 switches synchronously while core 1 drops its reference and keeps reporting: the
+/// switch returns confirmed, and the count it leaves is exact.
+#[test]
+fn percpu_sync_switch_waits_for_the_grace_period() {
+    model(|| {
+        let s = Arc::new(build::<PercpuRef<Region>>(Config::new(1, 2)).unwrap());
+        let w = Witness::new(2);
+        let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        s.create(0, 0);
+        s.inc(1, 0);
+        let t1 = {
+            let (s, w, done) = (s.clone(), w.clone(), done.clone());
+            thread::spawn(move || {
+                w.drop_one();
+                s.dec(1, 0, &mut |o| w.freed(o));
+                while !done.load(Acquire) {
+                    s.quiescent(1, &mut |o| w.freed(o));
+                    thread::yield_now();
+                }
+            })
+        };
+        s.switch_to_atomic_sync(0, 0, &mut |o| w.freed(o));
+        done.store(true, Release);
+        t1.join().unwrap();
+        assert!(s.try_remove_unique(0, 0), "atomic mode after the sync switch: exact, and alone");
+        w.drop_one();
+        s.dec(0, 0, &mut |o| w.freed(o));
+        settle(&*s, &w);
         w.check_once();
     });
 }
@@ -490,7 +522,8 @@ fn unique_after_a_concurrent_drop<S: RefCount<Mem = Region> + Send + 'static>() 
             assert_eq!(w.outstanding.load(Acquire), 1, "{}: unique while shared", S::NAME);
         }
         t1.join().unwrap();
-        assert!(s.try_remove_unique(0, 0), "{}: quiescent and alone, yet not unique", S::NAME);
+        settle(&*s, &w);
+        assert!(s.try_remove_unique(0, 0), "{}: settled and alone, yet not unique", S::NAME);
         w.drop_one();
         s.dec(0, 0, &mut |o| w.freed(o));
         settle(&*s, &w);
