@@ -32,7 +32,12 @@
 //!   one question asked is whether the count reached zero, and the depart that takes the root
 //!   counter 1→0 answers it with a single RMW that is unique (see above). The indicator would
 //!   add a second shared word to every root transition, so it is left out; below the root, the
-//!   half-increment protocol is the paper's.
+//!   half-increment protocol is the paper's. (Left to do: the indicator, for `query`.)
+//! - **Sequence words (not yet removed).** Arrivals and departures run inside a per-core
+//!   sequence-word write (`seq.rs`) so that `try_remove_unique`, which SNZI does not have, can
+//!   sum the leaves consistently: two stores to the core's own line per operation. Leaves are
+//!   CAS'd both ways and a departure may take surplus from any leaf, so the monotone-word
+//!   order the other strategies use does not apply; a replacement is left to do.
 
 use crate::layout::{PerCore, Planner, Span, claim};
 use crate::seq::Seqs;

@@ -531,6 +531,63 @@ fn unique_after_a_concurrent_drop<S: RefCount<Mem = Region> + Send + 'static>() 
     });
 }
 
+/// Core 0 holds a reference and asks whether it is the only one while another moves: core 1
+/// takes a second one and hands it to core 2, then drops its own, and core 2 drops the one it
+/// got. A true answer must come after both drops. Readers that sum per-core words must see the
+/// increment behind every decrement they see.
+fn unique_while_a_reference_moves<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
+    bounded_model(2, || {
+        let s = Arc::new(build::<S>(Config { cache_slots: 1, ..Config::new(1, 3) }).unwrap());
+        let w = Witness::new(2);
+        s.create(0, 0);
+        s.inc(1, 0);
+        let t1 = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || {
+                s.inc(1, 0);
+                w.take_one();
+                let t2 = {
+                    let (s, w) = (s.clone(), w.clone());
+                    thread::spawn(move || {
+                        w.drop_one();
+                        s.dec(2, 0, &mut |o| w.freed(o));
+                    })
+                };
+                w.drop_one();
+                s.dec(1, 0, &mut |o| w.freed(o));
+                t2.join().unwrap();
+            })
+        };
+        if s.try_remove_unique(0, 0) {
+            assert_eq!(w.outstanding.load(Acquire), 1, "{}: unique while a moved reference lives", S::NAME);
+        }
+        t1.join().unwrap();
+        w.drop_one();
+        s.dec(0, 0, &mut |o| w.freed(o));
+        settle(&*s, &w);
+        w.check_once();
+    });
+}
+
+macro_rules! moving_unique_models {
+    ($($name:ident: $ty:ty;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                unique_while_a_reference_moves::<$ty>();
+            }
+        )*
+    };
+}
+
+moving_unique_models! {
+    moving_unique_percpu: PercpuRef<Region>;
+    moving_unique_paygo: Paygo<Region>;
+    moving_unique_sloppy: Sloppy<Region>;
+    moving_unique_striped: Striped<Region>;
+    moving_unique_biased: Biased<Region>;
+}
+
 #[test]
 fn unique_percpu() {
     unique_after_a_concurrent_drop::<PercpuRef<Region>>();

@@ -61,7 +61,7 @@ enum Unique {
     /// Always.
     Exact,
     /// Once every core has settled (percpu refuses while a switch to atomic mode is in
-    /// flight).
+    /// flight, sloppy while another core holds spares).
     Settled,
     /// Never required (deferred: buffered decrements may hide a unique frame).
     Maybe,
@@ -222,7 +222,7 @@ model_tests! {
     percpu: PercpuRef<Region>, Unique::Settled;
     refcache: RefCache<Region>, Unique::Exact;
     paygo: Paygo<Region>, Unique::Exact;
-    sloppy: Sloppy<Region>, Unique::Exact;
+    sloppy: Sloppy<Region>, Unique::Settled;
     striped: Striped<Region>, Unique::Exact;
     snzi: Snzi<Region>, Unique::Exact;
     biased: Biased<Region>, Unique::Exact;
