@@ -569,24 +569,25 @@ fn unique_while_a_reference_moves<S: RefCount<Mem = Region> + Send + Sync + 'sta
     });
 }
 
-macro_rules! moving_unique_models {
-    ($($name:ident: $ty:ty;)*) => {
+/// One `#[test]` per strategy, each running the generic model `$model` on it.
+macro_rules! models_per_strategy {
+    ($model:ident { $($name:ident: $ty:ty;)* }) => {
         $(
             #[test]
             fn $name() {
-                unique_while_a_reference_moves::<$ty>();
+                $model::<$ty>();
             }
         )*
     };
 }
 
-moving_unique_models! {
+models_per_strategy! { unique_while_a_reference_moves {
     moving_unique_percpu: PercpuRef<Region>;
     moving_unique_paygo: Paygo<Region>;
     moving_unique_sloppy: Sloppy<Region>;
     moving_unique_striped: Striped<Region>;
     moving_unique_biased: Biased<Region>;
-}
+}}
 
 #[test]
 fn unique_percpu() {
@@ -691,18 +692,7 @@ fn holder<S: RefCount + Send + Sync + 'static>(s: Arc<S>, w: Arc<Witness>, core:
     }
 }
 
-macro_rules! hand_off_models {
-    ($($name:ident: $ty:ty;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                hand_off_three_cores::<$ty>();
-            }
-        )*
-    };
-}
-
-hand_off_models! {
+models_per_strategy! { hand_off_three_cores {
     hand_off_atomic: Atomic<Region>;
     hand_off_deferred: refcount::Deferred<Region>;
     hand_off_percpu: PercpuRef<Region>;
@@ -712,7 +702,7 @@ hand_off_models! {
     hand_off_striped: Striped<Region>;
     hand_off_snzi: Snzi<Region>;
     hand_off_biased: Biased<Region>;
-}
+}}
 
 /// The interleaving behind RefCache's zero-delta rule, left to loom: cores A = 0, B = 1,
 /// C = 2. The object is queued on C while B holds a reference; B hands it to A, which takes
