@@ -63,6 +63,14 @@ fn bounded_model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
+/// One object on two cores, one reference taken on each.
+fn held_on_two_cores<S: RefCount<Mem = Region>>() -> (Arc<S>, Arc<Witness>) {
+    let s = Arc::new(build::<S>(Config::new(1, 2)).unwrap());
+    s.create(0, 0);
+    s.inc(1, 0);
+    (s, Witness::new(2))
+}
+
 fn settle<S: RefCount>(s: &S, w: &Witness) {
     for _ in 0..S::SETTLE_ROUNDS {
         for c in 0..s.config().n_cores {
@@ -169,10 +177,7 @@ fn deferred_unique_races_a_flush() {
 #[test]
 fn percpu_zero_check_switches_to_atomic_and_back() {
     model(|| {
-        let s = Arc::new(build::<PercpuRef<Region>>(Config::new(1, 2)).unwrap());
-        let w = Witness::new(2);
-        s.create(0, 0);
-        s.inc(1, 0);
+        let (s, w) = held_on_two_cores::<PercpuRef<Region>>();
         let t0 = {
             let (s, w) = (s.clone(), w.clone());
             thread::spawn(move || {
@@ -455,6 +460,31 @@ fn snzi_half_increments_under_a_shared_parent() {
         s.dec(3, 0, &mut |o| w.freed(o));
         w.check_once();
         assert!(!s.query(0));
+    });
+}
+
+/// The indicator (`query`) is set while anyone holds a reference, cleared by the last
+/// departure, and set again by the next life's arrival.
+#[test]
+fn snzi_query_follows_the_count() {
+    model(|| {
+        let (s, w) = held_on_two_cores::<Snzi<Region>>();
+        let t1 = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || {
+                assert!(s.query(0), "core 1 holds a reference");
+                w.drop_one();
+                s.dec(1, 0, &mut |o| w.freed(o));
+            })
+        };
+        assert!(s.query(0), "core 0 holds a reference");
+        w.drop_one();
+        s.dec(0, 0, &mut |o| w.freed(o));
+        t1.join().unwrap();
+        w.check_once();
+        assert!(!s.query(0), "no reference left");
+        s.create(1, 0);
+        assert!(s.query(0), "a new life");
     });
 }
 
