@@ -110,7 +110,7 @@ impl<M: Words> Snzi<M> {
         let root = self.node(obj, 1);
         let mut x = root.load(Acquire);
         let new = loop {
-            let new = if x & LOW == 0 { ((x >> 33) + 1) * VERSION | ANNOUNCE | 1 } else { x + 1 };
+            let new = if x & LOW == 0 { (((x >> 33) + 1) * VERSION) | ANNOUNCE | 1 } else { x + 1 };
             match root.compare_exchange(x, new, AcqRel, Acquire) {
                 Ok(_) => break new,
                 Err(now) => x = now,
@@ -118,7 +118,7 @@ impl<M: Words> Snzi<M> {
             spin();
         };
         if new & ANNOUNCE != 0 {
-            self.indicator(obj).store((new >> 33) << 1 | INDICATED, Release);
+            self.indicator(obj).store(((new >> 33) << 1) | INDICATED, Release);
             let _ = root.compare_exchange(new, new & !ANNOUNCE, AcqRel, Relaxed);
         }
     }
