@@ -40,9 +40,12 @@
 //! - **Homeland without per-task anchor information.** PAYGO records, per task, which core a
 //!   reference was taken on, so that a foreign put pays its tax on the right anchor. The
 //!   trait's `dec` carries no task, so it picks a homeland that has references homed there
-//!   (see above); [`Paygo::dec_from`] takes the homeland explicitly. Sound because only the sum
-//!   of `local − anchor` is the count; the cost is that a decrement may pay the tax where PAYGO
-//!   would not.
+//!   (see above). Callers that can keep the information use [`Paygo::get`], which returns a
+//!   [`Home`] for the holder to keep, and [`Paygo::put`], which pays the tax on exactly that
+//!   homeland, as PAYGO does ([`Paygo::dec_from`] takes the homeland as a core number). Sound
+//!   because only the sum of `local − anchor` is the count; the cost of the trait's guess is
+//!   that a decrement may pay the tax where PAYGO would not, or read other cores' counters to
+//!   find a homeland.
 //! - **Monotone words instead of the read-all flag.** PAYGO's checker raises a read-all flag
 //!   that increments back off from while the counters are summed. Here the local counter is
 //!   split into ups and downs (each operation is still one plain add) and the checker reads
@@ -56,6 +59,10 @@ use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::{Config, LayoutError, Word, Words};
 
 const LIVE: u64 = 1;
+
+/// Per-reference anchor information: the core whose local counter counted the reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Home(u32);
 
 // Fields of a core's local record.
 const UPS: usize = 0;
@@ -125,6 +132,21 @@ impl<M: Words> Paygo<M> {
             .fold(0u64, |s, c| s.wrapping_add(self.local(c, obj, DOWNS).load(Acquire)).wrapping_add(self.anchor(c, obj).load(Acquire)));
         let ups = cores.fold(0u64, |s, c| s.wrapping_add(self.local(c, obj, UPS).load(Acquire)));
         ups.wrapping_sub(downs)
+    }
+
+    /// Takes a reference on `core` and returns its anchor information, for the holder (the
+    /// paper's task) to keep and give back to [`Paygo::put`].
+    #[inline]
+    pub fn get(&self, core: usize, obj: u32) -> Home {
+        self.inc(core, obj);
+        Home(core as u32)
+    }
+
+    /// Drops a reference whose anchor information is `home`, from `core`: on its homeland a
+    /// plain add, after a migration the tax on the homeland's anchor.
+    #[inline]
+    pub fn put(&self, core: usize, obj: u32, home: Home) {
+        self.dec_from(core, home.0 as usize, obj)
     }
 
     /// Drops a reference taken on `home`, from `core`: local if they are the same core, an
@@ -230,6 +252,21 @@ mod tests {
         }
         assert_eq!(freed, vec![1], "flagged on two cores, reported once");
         assert_eq!(p.read_exact(1), 0);
+    }
+
+    #[test]
+    fn a_migrated_put_pays_at_the_home_it_was_taken_on() {
+        let p: Paygo<Region> = build(Config::new(1, 3)).unwrap();
+        p.create(2, 0);
+        let home = p.get(0, 0); // a task takes a reference on core 0, then migrates to core 2
+        p.put(2, 0, home);
+        assert_eq!(p.anchor(0, 0).load(Relaxed), 1, "the tax goes to core 0's anchor");
+        assert_eq!(p.local(2, 0, DOWNS).load(Relaxed), 0, "core 2's own reference is untouched");
+        assert_eq!((p.homed(0, 0), p.homed(2, 0)), (0, 1));
+        let here = p.get(2, 0);
+        p.put(2, 0, here); // no migration: a plain add on the homeland
+        assert_eq!(p.local(2, 0, DOWNS).load(Relaxed), 1);
+        assert!(p.try_remove_unique(2, 0));
     }
 
     #[test]
