@@ -21,31 +21,41 @@
 //! the whole count and reaches zero at exactly one atomic update. The queue's reference keeps
 //! a queued object alive until its merge.
 //!
-//! Costs: 32 bytes per object (owner, local, shared, queue link) plus 8 per object per core
-//! (sequence word); the owner's updates are plain stores on the object's line, everyone
-//! else's a shared RMW on the same line: this strategy wins when the owner does most of the
-//! traffic, as in CPython.
+//! **`try_remove_unique`** (CPython has no such query) reads the owner's decrements, then the
+//! shared word, then the owner's increments: the owner's local count is kept as two words
+//! that only grow (*ups*, *downs*). A decrement the reader sees (an owner's down, stored with
+//! Release, or a shared RMW) was made by a holder of the reference, so the increment that took
+//! it happened before and is seen by the later loads (an owner's up, or a shared increment
+//! earlier in that word's modification order). By induction on the order references were
+//! taken, no reference is missed: the sum is an upper bound on the count, and 1 means the
+//! caller's is the only one. Once `MERGED`, the shared word alone is exact (less the queue's
+//! reference while `QUEUED`).
+//!
+//! Costs: 40 bytes per object (owner, ups, downs, shared, queue link); the owner's updates are
+//! plain stores on the object's line, everyone else's a shared RMW on the same line: this
+//! strategy wins when the owner does most of the traffic, as in CPython.
 //!
 //! # Deviations from CPython, and why they are sound
 //!
 //! - **The queued merge at a quiescent point.** CPython merges a queued object when the owning
 //!   thread next runs its eval breaker; here the owner merges at its next `quiescent`, the same
 //!   "owner between operations" point.
-//! - **Sequence words** around each update, for `try_remove_unique`'s consistent snapshot
-//!   (CPython has no such query): two stores per operation to a per-core line, measured by the
-//!   benchmark.
+//! - **The owner's count in two words.** CPython's `ob_ref_local` is one word that the owner
+//!   adds to and subtracts from; here increments add to ups and decrements to downs (still one
+//!   plain add each, and the decrement compares the two own words for the zero-local merge),
+//!   which gives `try_remove_unique` its bound without any store on the fast path.
 
 use crate::layout::{Planner, Span, claim};
 use crate::lists::Lists;
-use crate::seq::Seqs;
 use crate::strategy::RefCount;
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::{Config, LayoutError, Word, Words};
 
 // Fields of an object's record.
 const OWNER: usize = 0;
-const LOCAL: usize = 1;
-const SHARED: usize = 2;
+const UPS: usize = 1;
+const DOWNS: usize = 2;
+const SHARED: usize = 3;
 
 // Shared-word flags; the count is the word shifted right by `SHIFT` (signed).
 const QUEUED: u64 = 1;
@@ -62,16 +72,14 @@ pub struct Biased<M: Words> {
     mem: M,
     cfg: Config,
     obj: Span,
-    seqs: Seqs,
     queues: Lists,
 }
 
-fn plan(cfg: &Config) -> (Planner, Span, Seqs, Lists) {
+fn plan(cfg: &Config) -> (Planner, Span, Lists) {
     let mut p = Planner::new();
-    let obj = p.shared(cfg.n_objects, 3);
-    let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
+    let obj = p.shared(cfg.n_objects, 4);
     let queues = Lists::plan_shared(&mut p, cfg.n_cores, cfg.n_objects);
-    (p, obj, seqs, queues)
+    (p, obj, queues)
 }
 
 impl<M: Words> Biased<M> {
@@ -112,19 +120,27 @@ impl<M: Words> Biased<M> {
     /// The owner merges a queued object: local into shared, less the queue's reference.
     /// True if the object is free.
     fn merge_queued(&self, obj: u32) -> bool {
-        let local = self.field(obj, LOCAL).load(Relaxed) as i64;
+        let local = self.local(obj);
         let old = self
             .field(obj, SHARED)
             .fetch_update(AcqRel, Acquire, |s| Some(((count(s) + local - 1) << SHIFT) as u64 | MERGED))
             .unwrap_or_else(|s| s);
-        self.field(obj, LOCAL).store(0, Relaxed);
         self.field(obj, OWNER).store(0, Relaxed);
         count(old) + local - 1 == 0
     }
 
-    fn refs(&self, obj: u32) -> u64 {
+    /// The owner's local count (exact for the owner; frozen once merged).
+    #[inline]
+    fn local(&self, obj: u32) -> i64 {
+        self.field(obj, UPS).load(Relaxed).wrapping_sub(self.field(obj, DOWNS).load(Relaxed)) as i64
+    }
+
+    /// The owner's downs, the shared word, the owner's ups, in that order: an upper bound on
+    /// the count (see the module docs), exact once merged.
+    fn bound(&self, obj: u32) -> u64 {
+        let downs = self.field(obj, DOWNS).load(Acquire);
         let s = self.field(obj, SHARED).load(Acquire);
-        let local = if self.field(obj, OWNER).load(Acquire) != 0 { self.field(obj, LOCAL).load(Relaxed) as i64 } else { 0 };
+        let local = if s & MERGED != 0 { 0 } else { self.field(obj, UPS).load(Acquire).wrapping_sub(downs) as i64 };
         (count(s) + local - (s & QUEUED) as i64) as u64
     }
 
@@ -145,9 +161,9 @@ impl<M: Words> RefCount for Biased<M> {
 
     fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
         cfg.validate()?;
-        let (p, obj, seqs, queues) = plan(&cfg);
+        let (p, obj, queues) = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(Biased { mem, cfg, obj, seqs, queues })
+        Ok(Biased { mem, cfg, obj, queues })
     }
 
     fn config(&self) -> &Config {
@@ -155,56 +171,51 @@ impl<M: Words> RefCount for Biased<M> {
     }
 
     fn create(&self, core: usize, obj: u32) {
-        self.seqs.write(&self.mem, core, obj, || {
-            self.field(obj, LOCAL).store(1, Relaxed);
-            self.field(obj, SHARED).store(0, Relaxed);
-            self.field(obj, OWNER).store(core as u64 + 1, Release);
-        })
+        self.field(obj, UPS).store(1, Relaxed);
+        self.field(obj, DOWNS).store(0, Relaxed);
+        self.field(obj, SHARED).store(0, Relaxed);
+        self.field(obj, OWNER).store(core as u64 + 1, Release);
     }
 
     #[inline]
     fn inc(&self, core: usize, obj: u32) {
-        self.seqs.write(&self.mem, core, obj, || {
-            if self.owned_by(core, obj) {
-                let l = self.field(obj, LOCAL);
-                l.store(l.load(Relaxed) + 1, Relaxed);
-            } else {
-                self.field(obj, SHARED).fetch_add(UNIT, Relaxed);
-            }
-        })
+        if self.owned_by(core, obj) {
+            let ups = self.field(obj, UPS);
+            ups.store(ups.load(Relaxed).wrapping_add(1), Relaxed);
+        } else {
+            self.field(obj, SHARED).fetch_add(UNIT, Relaxed);
+        }
     }
 
     #[inline]
     fn dec(&self, core: usize, obj: u32, freed: &mut impl FnMut(u32)) {
-        let free = self.seqs.write(&self.mem, core, obj, || {
-            if self.owned_by(core, obj) {
-                let l = self.field(obj, LOCAL);
-                let n = l.load(Relaxed) - 1;
-                l.store(n, Relaxed);
-                n == 0 && self.merge_zero_local(obj)
-            } else {
-                self.dec_shared(obj)
-            }
-        });
+        let free = if self.owned_by(core, obj) {
+            let downs = self.field(obj, DOWNS);
+            let n = downs.load(Relaxed).wrapping_add(1);
+            downs.store(n, Release);
+            n == self.field(obj, UPS).load(Relaxed) && self.merge_zero_local(obj)
+        } else {
+            self.dec_shared(obj)
+        };
         if free {
             freed(obj);
         }
     }
 
     fn try_remove_unique(&self, _core: usize, obj: u32) -> bool {
-        self.seqs.read(&self.mem, obj, || self.refs(obj)) == Some(1)
+        self.bound(obj) == 1
     }
 
     fn quiescent(&self, core: usize, freed: &mut impl FnMut(u32)) {
         self.queues.drain(&self.mem, core, |obj| {
-            if self.seqs.write(&self.mem, core, obj, || self.merge_queued(obj)) {
+            if self.merge_queued(obj) {
                 freed(obj);
             }
         });
     }
 
     fn read_exact(&self, obj: u32) -> u64 {
-        self.refs(obj)
+        self.bound(obj)
     }
 }
 
@@ -220,7 +231,8 @@ mod tests {
         b.create(0, 0);
         b.inc(0, 0);
         b.inc(1, 0);
-        assert_eq!(b.field(0, LOCAL).load(Relaxed), 2);
+        assert_eq!(b.local(0), 2);
+        assert!(!b.try_remove_unique(1, 0));
         assert_eq!(count(b.field(0, SHARED).load(Relaxed)), 1);
         b.dec(0, 0, &mut |o| freed.push(o));
         b.dec(0, 0, &mut |o| freed.push(o)); // local hits 0 with shared 1: merged

@@ -28,17 +28,17 @@
 //! |---|---|---|---|
 //! | [`atomic`] | kref | inline, the 1→0 `fetch_sub` | one shared RMW |
 //! | [`deferred`] | FTL OS | manager applies batches under a try-lock | buffered, one lock per batch |
-//! | [`percpu`] | Linux percpu-ref | kill, grace period, switch to atomic, resurrect | per-core store |
+//! | [`percpu`] | Linux percpu-ref | switch to atomic after a grace period; kill when only the base is left | per-core add |
 //! | [`refcache`] | RadixVM | review queue, stable zero over a full epoch | per-core cache slot |
-//! | [`paygo`] | PAYGO (FAST'19) | consistent snapshot of local − anchor | per-core store or anchor RMW |
+//! | [`paygo`] | PAYGO (FAST'19) | downs and anchors summed before ups | per-core add or anchor RMW |
 //! | [`sloppy`] | Boyd-Wickizer et al. | spares returned at quiescent points | per-core spare or shared RMW |
-//! | [`striped`] | Java `LongAdder` | snapshot sum at quiescent points | CAS on base or a cell |
+//! | [`striped`] | Java `LongAdder` | decrement adder summed before the increment adder | CAS on base or a cell |
 //! | [`snzi`] | Ellen et al. | root indicator's 1→0 | CAS on a leaf, parents on 0↔1 |
 //! | [`biased`] | Choi et al., CPython 3.13 | owner merge, queued merge | owner: plain; others: RMW |
 //!
 //! Each module's docs name the paper, the invariant that makes its zero detection safe, and
 //! its costs. Support modules: [`epoch`] (grace periods from quiescent reports), `seq`
-//! (consistent snapshots of per-core counts), `lists` (per-core intrusive work lists),
+//! (consistent snapshots of per-core counts, for RefCache's and SNZI's `try_remove_unique`), `lists` (per-core intrusive work lists),
 //! `layout` (carving a region), `sync` (the loom switch).
 //!
 //! Build with `--cfg loom` to run the model-checked protocols in `tests/loom.rs`.

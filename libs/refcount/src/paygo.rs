@@ -12,74 +12,96 @@
 //!
 //! **Zero detection** (the flag protocol): a decrement flags the object on the calling
 //! core's list; at that core's next quiescent point it publishes (one shared RMW, so the
-//! last core to get there sees every earlier decrement) and reads all cores' counters as one
-//! consistent snapshot (`seq.rs`). A snapshot sum of zero is final: nobody holds a reference,
-//! so nobody can add one. A compare-and-swap on the object's live word reports it once even
-//! if several cores flagged it. A snapshot disturbed by a concurrent operation is retried at
-//! the next quiescent point.
+//! last core to get there sees every earlier decrement) and sums the counters. A sum of zero
+//! is final: nobody holds a reference, so nobody can add one. A compare-and-swap on the
+//! object's live word reports it once even if several cores flagged it.
+//!
+//! # Why the sum can be read while other cores count
+//!
+//! Each core's local counter is kept as two words that only grow, *ups* (increments) and
+//! *downs* (homeland decrements); the anchor (foreign decrements) only grows too. A checker
+//! loads every core's downs and anchor first (Acquire; decrements store with Release), then
+//! every core's ups. A decrement it sees was made by a holder of the reference, so the
+//! increment that took it happened before, and the later load of that increment's ups word
+//! sees it. By induction on the order references were taken (each one is taken by the holder
+//! of an earlier one, the first by `create`), no reference that exists or can still come to
+//! exist is missed: ups − downs − anchors is an upper bound on the count. So a zero is a
+//! true zero, and a bound of 1 for a caller holding a reference means it holds the only one
+//! (`try_remove_unique`). The bound is exact once the last decrement is seen, which the
+//! publish step guarantees for the last checker, so no zero is missed either.
 //!
 //! This port indexes counters directly by object (PAYGO hashes them per core to save
-//! memory): 32 bytes per object per core (local, anchor, flag link, sequence word), plus 8
-//! shared. Increments and homeland decrements touch only the core's own lines; foreign
-//! decrements are one atomic on the homeland's.
+//! memory): 24 bytes per object per core (ups, downs, anchor) plus the flag links, and 8
+//! shared. Increments and homeland decrements are one plain add to the core's own line;
+//! foreign decrements are one atomic on the homeland's anchor.
 //!
-//! # Deviations from the paper, and why they are sound
+//! # Deviations from the paper, and why they are sound and no slower
 //!
 //! - **Homeland without per-task anchor information.** PAYGO records, per task, which core a
 //!   reference was taken on, so that a foreign put pays its tax on the right anchor. The
 //!   trait's `dec` carries no task, so it picks a homeland that has references homed there
-//!   (see above); [`Paygo::dec_from`] takes the homeland explicitly. Sound because only the sum
-//!   of `local − anchor` is the count; the cost is that a decrement may pay the tax where PAYGO
-//!   would not.
-//! - **A snapshot instead of the read-all flag.** PAYGO's zero check sets a read-all flag that
-//!   the REF path backs off from while the counters are summed. Here the check reads a
-//!   consistent snapshot through per-core sequence words (`seq.rs`) and retries when disturbed,
-//!   so no fast path waits for a checker, but every operation pays two stores to its own line.
-//!   The flag protocol is left to do.
+//!   (see above). Callers that can keep the information use [`Paygo::get`], which returns a
+//!   [`Home`] for the holder to keep, and [`Paygo::put`], which pays the tax on exactly that
+//!   homeland, as PAYGO does ([`Paygo::dec_from`] takes the homeland as a core number). Sound
+//!   because only the sum of `local − anchor` is the count; the cost of the trait's guess is
+//!   that a decrement may pay the tax where PAYGO would not, or read other cores' counters to
+//!   find a homeland.
+//! - **Monotone words instead of the read-all flag.** PAYGO's checker raises a read-all flag
+//!   that increments back off from while the counters are summed. Here the local counter is
+//!   split into ups and downs (each operation is still one plain add) and the checker reads
+//!   downs before ups (above), which needs no flag: no increment ever waits for a checker, and
+//!   no fast path reads a shared flag word.
 
 use crate::layout::{PerCore, Planner, Span, claim};
 use crate::lists::Lists;
-use crate::seq::Seqs;
 use crate::strategy::RefCount;
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::{Config, LayoutError, Word, Words};
 
 const LIVE: u64 = 1;
 
-/// Local and anchor counters per core, zero found by a consistent snapshot.
+/// Per-reference anchor information: the core whose local counter counted the reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Home(u32);
+
+// Fields of a core's local record.
+const UPS: usize = 0;
+const DOWNS: usize = 1;
+
+/// Local and anchor counters per core, zero found by summing downs before ups.
 pub struct Paygo<M: Words> {
     mem: M,
     cfg: Config,
     live: Span,
+    order: Span,
     local: PerCore,
     anchor: PerCore,
-    seqs: Seqs,
     flagged: Lists,
 }
 
 struct Plan {
     p: Planner,
     live: Span,
+    order: Span,
     local: PerCore,
     anchor: PerCore,
-    seqs: Seqs,
     flagged: Lists,
 }
 
 fn plan(cfg: &Config) -> Plan {
     let mut p = Planner::new();
     let live = p.shared(cfg.n_objects, 1);
-    let local = p.per_core(cfg.n_cores, cfg.n_objects, 1);
+    let order = p.shared(1, 1);
+    let local = p.per_core(cfg.n_cores, cfg.n_objects, 2);
     let anchor = p.per_core(cfg.n_cores, cfg.n_objects, 1);
-    let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
     let flagged = Lists::plan_per_core(&mut p, cfg.n_cores, cfg.n_objects);
-    Plan { p, live, local, anchor, seqs, flagged }
+    Plan { p, live, order, local, anchor, flagged }
 }
 
 impl<M: Words> Paygo<M> {
     #[inline]
-    fn local(&self, core: usize, obj: u32) -> &Word {
-        self.local.at(&self.mem, core, obj as usize, 0)
+    fn local(&self, core: usize, obj: u32, f: usize) -> &Word {
+        self.local.at(&self.mem, core, obj as usize, f)
     }
 
     #[inline]
@@ -90,36 +112,52 @@ impl<M: Words> Paygo<M> {
     /// References homed on `core` and not yet returned (a racy read for other cores).
     #[inline]
     fn homed(&self, core: usize, obj: u32) -> i64 {
-        self.local(core, obj).load(Relaxed).wrapping_sub(self.anchor(core, obj).load(Relaxed)) as i64
+        let ups = self.local(core, obj, UPS).load(Relaxed);
+        ups.wrapping_sub(self.local(core, obj, DOWNS).load(Relaxed)).wrapping_sub(self.anchor(core, obj).load(Relaxed)) as i64
     }
 
+    /// A plain add to the calling core's own word `f`; decrements release what they drop.
     #[inline]
-    fn add_local(&self, core: usize, obj: u32, delta: u64) {
-        let w = self.local(core, obj);
-        w.store(w.load(Relaxed).wrapping_add(delta), Relaxed);
+    fn bump(&self, core: usize, obj: u32, f: usize) {
+        let w = self.local(core, obj, f);
+        w.store(w.load(Relaxed).wrapping_add(1), Release);
     }
 
-    fn sum(&self, obj: u32) -> u64 {
-        (0..self.cfg.n_cores)
-            .fold(0u64, |s, c| s.wrapping_add(self.local(c, obj).load(Relaxed)).wrapping_sub(self.anchor(c, obj).load(Acquire)))
+    /// Ups − downs − anchors, downs and anchors read first: an upper bound on the count (see
+    /// the module docs).
+    fn bound(&self, obj: u32) -> u64 {
+        let cores = 0..self.cfg.n_cores;
+        let downs = cores
+            .clone()
+            .fold(0u64, |s, c| s.wrapping_add(self.local(c, obj, DOWNS).load(Acquire)).wrapping_add(self.anchor(c, obj).load(Acquire)));
+        let ups = cores.fold(0u64, |s, c| s.wrapping_add(self.local(c, obj, UPS).load(Acquire)));
+        ups.wrapping_sub(downs)
+    }
+
+    /// Takes a reference on `core` and returns its anchor information, for the holder (the
+    /// paper's task) to keep and give back to [`Paygo::put`].
+    #[inline]
+    pub fn get(&self, core: usize, obj: u32) -> Home {
+        self.inc(core, obj);
+        Home(core as u32)
+    }
+
+    /// Drops a reference whose anchor information is `home`, from `core`: on its homeland a
+    /// plain add, after a migration the tax on the homeland's anchor.
+    #[inline]
+    pub fn put(&self, core: usize, obj: u32, home: Home) {
+        self.dec_from(core, home.0 as usize, obj)
     }
 
     /// Drops a reference taken on `home`, from `core`: local if they are the same core, an
     /// atomic on `home`'s anchor if not.
     #[inline]
     pub fn dec_from(&self, core: usize, home: usize, obj: u32) {
-        self.seqs.write(&self.mem, core, obj, || {
-            if home == core {
-                self.add_local(core, obj, u64::MAX);
-            } else {
-                self.anchor(home, obj).fetch_add(1, Release);
-            }
-        });
-        self.flag(core, obj);
-    }
-
-    #[inline]
-    fn flag(&self, core: usize, obj: u32) {
+        if home == core {
+            self.bump(core, obj, DOWNS);
+        } else {
+            self.anchor(home, obj).fetch_add(1, Release);
+        }
         if !self.flagged.listed(&self.mem, core, obj) {
             self.flagged.push(&self.mem, core, obj);
         }
@@ -145,9 +183,9 @@ impl<M: Words> RefCount for Paygo<M> {
 
     fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
         cfg.validate()?;
-        let Plan { p, live, local, anchor, seqs, flagged } = plan(&cfg);
+        let Plan { p, live, order, local, anchor, flagged } = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(Paygo { mem, cfg, live, local, anchor, seqs, flagged })
+        Ok(Paygo { mem, cfg, live, order, local, anchor, flagged })
     }
 
     fn config(&self) -> &Config {
@@ -155,15 +193,14 @@ impl<M: Words> RefCount for Paygo<M> {
     }
 
     fn create(&self, core: usize, obj: u32) {
-        self.seqs.write(&self.mem, core, obj, || {
-            self.add_local(core, obj, 1);
-            self.live.at(&self.mem, obj as usize, 0).store(LIVE, Release);
-        })
+        self.bump(core, obj, UPS);
+        self.live.at(&self.mem, obj as usize, 0).store(LIVE, Release);
     }
 
     #[inline]
     fn inc(&self, core: usize, obj: u32) {
-        self.seqs.write(&self.mem, core, obj, || self.add_local(core, obj, 1))
+        let w = self.local(core, obj, UPS);
+        w.store(w.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
     #[inline]
@@ -172,30 +209,23 @@ impl<M: Words> RefCount for Paygo<M> {
     }
 
     fn try_remove_unique(&self, _core: usize, obj: u32) -> bool {
-        self.seqs.read(&self.mem, obj, || self.sum(obj)) == Some(1)
+        self.bound(obj) == 1
     }
 
     fn quiescent(&self, core: usize, freed: &mut impl FnMut(u32)) {
-        self.seqs.publish(&self.mem);
+        // Publish: of two cores that both get here after a decrement, the later one's RMW
+        // reads from the earlier one's and so sees its decrements.
+        self.order.at(&self.mem, 0, 0).fetch_add(0, AcqRel);
         self.flagged.drain(&self.mem, core, |obj| {
             let live = self.live.at(&self.mem, obj as usize, 0);
-            if live.load(Acquire) != LIVE {
-                return;
-            }
-            match self.seqs.read(&self.mem, obj, || self.sum(obj)) {
-                Some(0) => {
-                    if live.compare_exchange(LIVE, 0, AcqRel, Relaxed).is_ok() {
-                        freed(obj);
-                    }
-                }
-                Some(_) => {}
-                None => self.flagged.push(&self.mem, core, obj),
+            if live.load(Acquire) == LIVE && self.bound(obj) == 0 && live.compare_exchange(LIVE, 0, AcqRel, Relaxed).is_ok() {
+                freed(obj);
             }
         });
     }
 
     fn read_exact(&self, obj: u32) -> u64 {
-        if self.live.at(&self.mem, obj as usize, 0).load(Acquire) == LIVE { self.sum(obj) } else { 0 }
+        if self.live.at(&self.mem, obj as usize, 0).load(Acquire) == LIVE { self.bound(obj) } else { 0 }
     }
 }
 
@@ -212,7 +242,8 @@ mod tests {
         p.inc(2, 1);
         p.dec_from(1, 0, 1); // migrated to core 1: anchor of core 0
         assert_eq!(p.anchor(0, 1).load(Relaxed), 1);
-        assert_eq!(p.local(0, 1).load(Relaxed), 1, "the homeland's local counter is untouched");
+        assert_eq!(p.homed(0, 1), 0, "the tax went to the homeland's anchor");
+        assert_eq!(p.local(0, 1, DOWNS).load(Relaxed), 0, "the homeland's local counter is untouched");
         assert_eq!(p.read_exact(1), 1);
         p.dec(2, 1, &mut |_| {}); // homed on core 2: local
         assert_eq!(p.anchor(2, 1).load(Relaxed), 0);
@@ -221,6 +252,21 @@ mod tests {
         }
         assert_eq!(freed, vec![1], "flagged on two cores, reported once");
         assert_eq!(p.read_exact(1), 0);
+    }
+
+    #[test]
+    fn a_migrated_put_pays_at_the_home_it_was_taken_on() {
+        let p: Paygo<Region> = build(Config::new(1, 3)).unwrap();
+        p.create(2, 0);
+        let home = p.get(0, 0); // a task takes a reference on core 0, then migrates to core 2
+        p.put(2, 0, home);
+        assert_eq!(p.anchor(0, 0).load(Relaxed), 1, "the tax goes to core 0's anchor");
+        assert_eq!(p.local(2, 0, DOWNS).load(Relaxed), 0, "core 2's own reference is untouched");
+        assert_eq!((p.homed(0, 0), p.homed(2, 0)), (0, 1));
+        let here = p.get(2, 0);
+        p.put(2, 0, here); // no migration: a plain add on the homeland
+        assert_eq!(p.local(2, 0, DOWNS).load(Relaxed), 1);
+        assert!(p.try_remove_unique(2, 0));
     }
 
     #[test]

@@ -64,9 +64,12 @@
 //!   one RMW on the object's line per touched object per core per epoch, the price the paper
 //!   pays for every non-zero delta. The count has 36 bits and the generation 24 (a weak
 //!   reference could be mistaken for one 2^24 lives later).
-//! - **Sequence words.** Increments and decrements run inside a per-core sequence-word write
-//!   (`seq.rs`) so `try_remove_unique`, which RadixVM does not have, can read one object's
-//!   true count consistently. The words are on the core's own lines.
+//! - **Sequence words (not yet removed).** Increments and decrements run inside a per-core
+//!   sequence-word write (`seq.rs`) so `try_remove_unique`, which RadixVM does not have, can
+//!   read one object's true count consistently: two stores to the core's own line per
+//!   operation, which the paper's fast path does not have. The other per-core strategies
+//!   read monotone words in a safe order instead; a delta slot is reset by every eviction,
+//!   so that order argument does not carry over, and a replacement is left to do.
 //!
 //! Costs: 16 bytes per object (state word, ticket) and a review link, plus
 //! 8 per object per core (sequence word) and `cache_slots` words per core; increments and

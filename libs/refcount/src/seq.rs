@@ -1,5 +1,6 @@
 //! Consistent reads of one object's count spread over many cores: a sequence word per object
-//! per core, and a double collect.
+//! per core, and a double collect. Used by RefCache and SNZI for `try_remove_unique` only;
+//! the other per-core strategies read monotone words in an order that needs no snapshot.
 //!
 //! Every operation a core performs on an object's words runs inside [`Seqs::write`], which
 //! makes the core's sequence word for that object odd for the duration and even again after
@@ -7,26 +8,16 @@
 //! for the object, reads the data, and loads the words again: if none was odd and their sum
 //! did not move (the words only grow, so an unchanged sum means each is unchanged), no
 //! operation on the object overlapped the read, and the data is a snapshot of one instant.
-//! It can fail while other cores work on the same object; callers treat a failure as "don't
-//! know" (try again at the next quiescent point, or answer the conservative way). An object
-//! that every core hammers may keep failing, which delays (never falsifies) the zero checks
-//! of PAYGO and the striped counter and makes `try_remove_unique` answer false; work on other
-//! objects does not disturb it.
-//!
-//! A snapshot is consistent but may be *old*: under a weak memory model two cores that each
-//! update and then read may both read the other's earlier state. A zero check must not miss
-//! the last decrement, so checkers first [`Seqs::publish`]: a read-modify-write on one shared
-//! word. Of two cores that publish after their updates, the later one's RMW reads from the
-//! earlier one's, so its snapshot sees the earlier core's updates; the core that publishes
-//! last after the last decrement therefore sees them all.
+//! It can fail while other cores work on the same object; callers then answer the
+//! conservative way (not unique).
 //!
 //! Cost: 8 bytes per object per core, and on the fast path two stores to a line the core
-//! owns. Orderings follow Boehm's
-//! seqlock recipe (release fence after the odd store, acquire fence before the re-check).
+//! owns. Orderings follow Boehm's seqlock recipe (release fence after the odd store, acquire
+//! fence before the re-check).
 
 use crate::Word;
-use crate::layout::{PerCore, Planner, Span};
-use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use crate::layout::{PerCore, Planner};
+use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sync::{fence, spin};
 
 /// Attempts a read makes before it reports failure.
@@ -35,19 +26,12 @@ const READ_TRIES: usize = 4;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Seqs {
     seq: PerCore,
-    order: Span,
     n_cores: usize,
 }
 
 impl Seqs {
     pub(crate) fn plan(p: &mut Planner, n_cores: usize, n_objects: usize) -> Self {
-        Seqs { seq: p.per_core(n_cores, n_objects, 1), order: p.shared(1, 1), n_cores }
-    }
-
-    /// Orders the caller's later reads after every update that any core made before its own
-    /// `publish` call that came earlier (see the module docs).
-    pub(crate) fn publish(&self, mem: &[Word]) {
-        self.order.at(mem, 0, 0).fetch_add(0, AcqRel);
+        Seqs { seq: p.per_core(n_cores, n_objects, 1), n_cores }
     }
 
     /// Runs `f`, one operation of `core` on `obj`'s words, as a write section.

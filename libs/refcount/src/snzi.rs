@@ -8,7 +8,8 @@
 //! protocol: the first arriver moves the node 0→½ (with a new version), arrives at the
 //! parent, then moves it ½→1; anyone who finds ½ helps the same way, and an arrival at the
 //! parent whose ½→1 step lost the race is undone by a depart. So no node is seen non-zero
-//! before its parent is. The root is a plain counter.
+//! before its parent is. The root is the paper's: a counter with an announce bit and a
+//! version, and a separate indicator word that `query` reads (below).
 //!
 //! An increment arrives at the calling core's leaf. A decrement departs from the calling
 //! core's leaf if it has surplus, else from another core's (the surpluses are fungible: only
@@ -21,23 +22,31 @@
 //! leaf's path non-zero, so that depart is unique and comes after every other one.
 //!
 //! Costs: 16 bytes per object per core (leaf and sequence word) plus 8 per inner node
-//! (about `n_cores` of them); an increment/decrement pair is two CASes on the core's own leaf
+//! (about `n_cores` of them) and 8 for the indicator; an increment/decrement pair is two CASes on the core's own leaf
 //! while the leaf keeps some surplus, but climbs to the root when it goes 0↔1, which a single
 //! hot reference taken and dropped does every time.
 //!
 //! # Deviations from the paper, and why they are sound
 //!
-//! - **The root.** The paper's root carries an indicator word with an *announce* bit, so that
-//!   `query` is one read of a word separate from the root's counter. Nothing here queries: the
-//!   one question asked is whether the count reached zero, and the depart that takes the root
-//!   counter 1→0 answers it with a single RMW that is unique (see above). The indicator would
-//!   add a second shared word to every root transition, so it is left out; below the root, the
-//!   half-increment protocol is the paper's.
+//! - **LL/SC on the indicator.** The paper clears the indicator with load-linked /
+//!   store-conditional, so that the clear fails if an arrival wrote it meanwhile. Here the
+//!   indicator word carries the root version that set it and the clear is a compare-and-swap
+//!   from the value read: an arrival of a later version writes a different value, so the CAS
+//!   fails as the SC would. A write of the same value could only come from an arrival of the
+//!   same version, and every such arrival wrote before it departed, which was before the
+//!   departure that took the counter to zero (the root counter counted it), so before the
+//!   clear read the word. Zero detection does not read the indicator: the departure that
+//!   takes the root counter 1→0 is one CAS, unique (see above).
+//! - **Sequence words (not yet removed).** Arrivals and departures run inside a per-core
+//!   sequence-word write (`seq.rs`) so that `try_remove_unique`, which SNZI does not have, can
+//!   sum the leaves consistently: two stores to the core's own line per operation. Leaves are
+//!   CAS'd both ways and a departure may take surplus from any leaf, so the monotone-word
+//!   order the other strategies use does not apply; a replacement is left to do.
 
 use crate::layout::{PerCore, Planner, Span, claim};
 use crate::seq::Seqs;
 use crate::strategy::RefCount;
-use crate::sync::Ordering::{AcqRel, Acquire, Relaxed};
+use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::sync::spin;
 use crate::{Config, LayoutError, Word, Words};
 
@@ -45,6 +54,16 @@ use crate::{Config, LayoutError, Word, Words};
 const ONE: u64 = 2;
 const HALF: u64 = 1;
 const LOW: u64 = 0xffff_ffff;
+
+/// The root word: its counter in the low half, the announce bit, and a version above it
+/// (bumped by every 0→1 arrival).
+const ANNOUNCE: u64 = 1 << 32;
+const VERSION: u64 = 1 << 33;
+
+/// The indicator word: the bit `query` reads, tagged with the root version that set it, so
+/// that a compare-and-swap on it fails once a later arrival has written it (the paper's
+/// LL/SC).
+const INDICATED: u64 = 1;
 
 /// A non-zero-indicator tree per object.
 pub struct Snzi<M: Words> {
@@ -63,7 +82,8 @@ fn width(n_cores: usize) -> usize {
 
 fn plan(cfg: &Config) -> (Planner, Span, PerCore, Seqs) {
     let mut p = Planner::new();
-    let inner = p.shared(cfg.n_objects, width(cfg.n_cores) - 1);
+    // Inner nodes 1..width, then the indicator.
+    let inner = p.shared(cfg.n_objects, width(cfg.n_cores));
     let leaves = p.per_core(cfg.n_cores, cfg.n_objects, 1);
     let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
     (p, inner, leaves, seqs)
@@ -80,9 +100,62 @@ impl<M: Words> Snzi<M> {
     }
 
     #[inline]
+    fn indicator(&self, obj: u32) -> &Word {
+        self.inner.at(&self.mem, obj as usize, self.width - 1)
+    }
+
+    /// The paper's root `Arrive`: a 0→1 arrival starts a new version with the announce bit
+    /// set; whoever sees the bit sets the indicator and then clears the bit.
+    fn arrive_root(&self, obj: u32) {
+        let root = self.node(obj, 1);
+        let mut x = root.load(Acquire);
+        let new = loop {
+            let new = if x & LOW == 0 { (((x >> 33) + 1) * VERSION) | ANNOUNCE | 1 } else { x + 1 };
+            match root.compare_exchange(x, new, AcqRel, Acquire) {
+                Ok(_) => break new,
+                Err(now) => x = now,
+            }
+            spin();
+        };
+        if new & ANNOUNCE != 0 {
+            self.indicator(obj).store(((new >> 33) << 1) | INDICATED, Release);
+            let _ = root.compare_exchange(new, new & !ANNOUNCE, AcqRel, Relaxed);
+        }
+    }
+
+    /// The paper's root `Depart`. True if it took the counter to zero; that departure also
+    /// clears the indicator unless a later arrival has already started a new version.
+    fn depart_root(&self, obj: u32) -> bool {
+        let root = self.node(obj, 1);
+        let mut x = root.load(Acquire);
+        loop {
+            match root.compare_exchange(x, (x & !ANNOUNCE) - 1, AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(now) => x = now,
+            }
+            spin();
+        }
+        if x & LOW >= 2 {
+            return false;
+        }
+        let version = x >> 33;
+        let indicator = self.indicator(obj);
+        loop {
+            let i = indicator.load(Acquire);
+            if root.load(Acquire) >> 33 != version || i & INDICATED == 0 {
+                return true;
+            }
+            if indicator.compare_exchange(i, i & !INDICATED, AcqRel, Relaxed).is_ok() {
+                return true;
+            }
+            spin();
+        }
+    }
+
+    #[inline]
     fn arrive(&self, obj: u32, i: usize) {
         if i == 1 {
-            self.node(obj, 1).fetch_add(1, AcqRel);
+            self.arrive_root(obj);
             return;
         }
         let w = self.node(obj, i);
@@ -120,7 +193,7 @@ impl<M: Words> Snzi<M> {
     #[inline]
     fn depart(&self, obj: u32, i: usize) -> bool {
         if i == 1 {
-            return self.node(obj, 1).fetch_sub(1, AcqRel) == 1;
+            return self.depart_root(obj);
         }
         let w = self.node(obj, i);
         loop {
@@ -153,9 +226,9 @@ impl<M: Words> Snzi<M> {
         (0..self.cfg.n_cores).map(|c| (self.node(obj, self.width + c).load(Acquire) & LOW) / ONE).sum()
     }
 
-    /// SNZI's query: whether the object has any reference (the root indicator).
+    /// SNZI's query: whether the object has any reference (one read of the indicator).
     pub fn query(&self, obj: u32) -> bool {
-        self.node(obj, 1).load(Acquire) != 0
+        self.indicator(obj).load(Acquire) & INDICATED != 0
     }
 }
 
@@ -217,11 +290,12 @@ mod tests {
         let mut freed = Vec::new();
         s.create(0, 0);
         assert!(s.query(0));
-        assert_eq!(s.node(0, 1).load(Relaxed), 1);
+        assert_eq!(s.node(0, 1).load(Relaxed) & LOW, 1);
+        assert_eq!(s.node(0, 1).load(Relaxed) & ANNOUNCE, 0, "announced, then the bit cleared");
         s.inc(1, 0); // sibling leaf under the same inner node: the root does not move
-        assert_eq!(s.node(0, 1).load(Relaxed), 1);
+        assert_eq!(s.node(0, 1).load(Relaxed) & LOW, 1);
         s.inc(3, 0); // the other subtree: the root counts it
-        assert_eq!(s.node(0, 1).load(Relaxed), 2);
+        assert_eq!(s.node(0, 1).load(Relaxed) & LOW, 2);
         assert_eq!(s.read_exact(0), 3);
         s.dec(2, 0, &mut |o| freed.push(o)); // core 2's leaf is empty: departs elsewhere
         s.dec(3, 0, &mut |o| freed.push(o));
@@ -229,6 +303,9 @@ mod tests {
         assert!(s.try_remove_unique(1, 0));
         s.dec(1, 0, &mut |o| freed.push(o));
         assert_eq!(freed, vec![0]);
-        assert!(!s.query(0));
+        assert!(!s.query(0), "the last departure cleared the indicator");
+        s.create(2, 0);
+        assert!(s.query(0));
+        assert_eq!(s.node(0, 1).load(Relaxed) >> 33, 2, "a new version per 0→1 arrival");
     }
 }

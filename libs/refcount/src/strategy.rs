@@ -19,8 +19,8 @@
 //!   while a reference exists. Once reported it is free: the caller may `create` it again.
 //!   With no operations in flight, `SETTLE_ROUNDS` rounds in which every core calls
 //!   `quiescent` once (cores in any fixed order) report every object whose count is zero.
-//!   While other cores are busy, strategies that confirm zero from a snapshot of every
-//!   core's counters (see `seq.rs`) may take longer.
+//!   While other cores are busy, strategies whose zero check waits on them (a grace period,
+//!   a spare return, a merge) may take longer.
 //! - **Exact reads.** [`RefCount::read_exact`] is exact only at a quiescent point of the
 //!   whole system: no operation of any core in flight. At other times it is a racy estimate.
 

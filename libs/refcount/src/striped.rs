@@ -1,73 +1,99 @@
 //! Striped counter, after Java's `LongAdder`: a base word plus cells that appear under
-//! contention.
+//! contention, picked by a per-thread probe that is rehashed when it collides.
 //!
-//! An update first tries a compare-and-swap on the object's base. Once a CAS on the base
-//! fails, the object gets cells (2, then doubling up to `n_cores`) and each core updates the
-//! cell its core id selects, by CAS; a failed cell CAS grows the cells again. Cells live in
-//! per-core arrays, so with as many cells as cores no two cores share a line. The count is
-//! the base plus all cells.
+//! An update first tries a compare-and-swap on the base. Once a CAS on the base fails, the
+//! object gets cells (2, then doubling up to `n_cores`). An update then CASes the cell its
+//! core's probe selects; a failed cell CAS rehashes the probe (xorshift, as `LongAdder`'s
+//! `advanceProbe`), and a second failure in a row grows the cells first (LongAdder's
+//! `collide` rule). Each cell sits in a different core's per-core array, so cells never share
+//! a line. The count is the base plus all cells.
 //!
-//! **Zero detection:** the sum is exact only at a quiescent point, so a decrement flags the
-//! object on the calling core, and at that core's next quiescent point, after one shared RMW
-//! that orders it after other cores' earlier checks, a consistent snapshot (`seq.rs`) of base
-//! and cells decides: a sum of zero is final (no holder is left to add
-//! one) and a CAS on the object's live word reports it once.
+//! Each object has two such adders, one counting increments and one decrements: every word
+//! only grows, which is what makes the zero check sound without a snapshot (below).
 //!
-//! Costs: 24 bytes per object per core (cell, flag link, sequence word) plus 24 shared; an
-//! uncontended update is one CAS on the base, a contended one a CAS on the core's own cell.
+//! **Zero detection:** a decrement flags the object on the calling core, and at that core's
+//! next quiescent point, after one shared RMW that orders it after other cores' earlier
+//! checks (so the last checker sees every decrement), the checker sums the decrement adder,
+//! then the increment adder. Equal sums mean zero, and a CAS on the object's live word reports
+//! it once.
 //!
-//! # Deviations from `LongAdder`, and why they are sound
+//! # Why the sum can be read while other cores count
+//!
+//! Decrements store with Release and the checker loads with Acquire, decrements first. A
+//! decrement it sees was made by a holder of the reference, so the increment that took it
+//! happened before and is seen by the later loads of the increment adder. By induction on the
+//! order references were taken (each by the holder of an earlier one, the first by
+//! `create`), no reference that exists or can come to exist is missed: increments − decrements
+//! is an upper bound on the count. A zero is therefore final (nobody holds a reference, so
+//! nobody can take one), and a bound of 1 for a caller holding a reference means it is the
+//! only one (`try_remove_unique`).
+//!
+//! Costs: 16 bytes per object per core (an increment and a decrement cell) plus the flag
+//! links, 32 shared, and one probe word per core; an uncontended update is one CAS on a base,
+//! a contended one a CAS on a cell.
+//!
+//! # Deviations from `LongAdder`, and why they are sound and no slower
 //!
 //! - **Cells laid out in advance.** `LongAdder` allocates its cell array on the first failed
 //!   CAS on the base and doubles it under contention. These tables live in shared memory with
-//!   no allocator, so every object has a cell per core in the region, and the *number in use*
-//!   grows as `LongAdder`'s does (base only, then 2, 4, … `n_cores` cells).
-//! - **The core id instead of a rehashed probe.** `LongAdder` picks a cell with a per-thread
-//!   probe that it rehashes after a failed cell CAS. With one thread per core and cells growing
-//!   up to `n_cores`, the core id is a probe that never collides once all cells are in use;
-//!   before that, a failed cell CAS grows the cells, which is what the rehash is looking for.
-//! - **Sequence words** around every update, for the consistent snapshot that the zero check
-//!   and `try_remove_unique` read (`LongAdder::sum` is a racy estimate): two stores to the
-//!   core's own line per update, measured by the benchmark; a lighter check is left to do.
+//!   no allocator, so every object has room for `n_cores` cells in the region, and the *number
+//!   in use* grows as `LongAdder`'s does (base only, then 2, 4, … `n_cores` cells). A cell is
+//!   one CAS either way; the cost is memory.
+//! - **Two adders per object.** `LongAdder::sum` is a racy estimate; counting increments and
+//!   decrements in separate adders (each update still one CAS on one word) gives the checker a
+//!   sound bound without any extra store on the update path.
 
 use crate::layout::{PerCore, Planner, Span, claim};
 use crate::lists::Lists;
-use crate::seq::Seqs;
 use crate::strategy::RefCount;
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use crate::sync::spin;
 use crate::{Config, LayoutError, Word, Words};
 
 // Fields of an object's record.
-const BASE: usize = 0;
-const CELLS: usize = 1;
-const LIVE: usize = 2;
+const INC_BASE: usize = 0;
+const DEC_BASE: usize = 1;
+const CELLS: usize = 2;
+const LIVE: usize = 3;
 
-/// A base and contention-grown cells per object.
+// Fields of a cell.
+const INC: usize = 0;
+const DEC: usize = 1;
+
+/// Two adders (increments, decrements) per object, each a base and contention-grown cells.
 pub struct Striped<M: Words> {
     mem: M,
     cfg: Config,
     obj: Span,
+    order: Span,
     cells: PerCore,
-    seqs: Seqs,
+    probes: PerCore,
     flagged: Lists,
 }
 
 struct Plan {
     p: Planner,
     obj: Span,
+    order: Span,
     cells: PerCore,
-    seqs: Seqs,
+    probes: PerCore,
     flagged: Lists,
 }
 
 fn plan(cfg: &Config) -> Plan {
     let mut p = Planner::new();
-    let obj = p.shared(cfg.n_objects, 3);
-    let cells = p.per_core(cfg.n_cores, cfg.n_objects, 1);
-    let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
+    let obj = p.shared(cfg.n_objects, 4);
+    let order = p.shared(1, 1);
+    let cells = p.per_core(cfg.n_cores, cfg.n_objects, 2);
+    let probes = p.per_core(cfg.n_cores, 1, 1);
     let flagged = Lists::plan_per_core(&mut p, cfg.n_cores, cfg.n_objects);
-    Plan { p, obj, cells, seqs, flagged }
+    Plan { p, obj, order, cells, probes, flagged }
+}
+
+/// Marsaglia's xorshift, as `LongAdder` advances a probe; never yields 0 from non-zero.
+fn rehash(h: u64) -> u64 {
+    let h = h ^ (h << 13);
+    let h = h ^ (h >> 7);
+    h ^ (h << 17)
 }
 
 impl<M: Words> Striped<M> {
@@ -77,14 +103,23 @@ impl<M: Words> Striped<M> {
     }
 
     #[inline]
-    fn cell(&self, k: usize, obj: u32) -> &Word {
-        self.cells.at(&self.mem, k, obj as usize, 0)
+    fn cell(&self, k: usize, obj: u32, side: usize) -> &Word {
+        self.cells.at(&self.mem, k, obj as usize, side)
     }
 
     /// Cells in use for `obj` (0 while the base alone has sufficed).
     #[inline]
     pub fn cells(&self, obj: u32) -> usize {
         self.field(obj, CELLS).load(Acquire) as usize
+    }
+
+    /// The calling core's probe (seeded from the core id on first use).
+    #[inline]
+    fn probe(&self, core: usize) -> u64 {
+        match self.probes.at(&self.mem, core, 0, 0).load(Relaxed) {
+            0 => rehash(core as u64 + 1),
+            h => h,
+        }
     }
 
     fn grow(&self, obj: u32, from: usize) {
@@ -94,30 +129,47 @@ impl<M: Words> Striped<M> {
         }
     }
 
+    /// One CAS that adds 1 to `w`; false if another core got there first.
     #[inline]
-    fn add(&self, core: usize, obj: u32, x: u64) {
+    fn try_add(w: &Word) -> bool {
+        let v = w.load(Relaxed);
+        w.compare_exchange(v, v.wrapping_add(1), AcqRel, Relaxed).is_ok()
+    }
+
+    /// Adds one to the increment (`side = INC`) or decrement adder of `obj`.
+    #[inline]
+    fn add(&self, core: usize, obj: u32, side: usize) {
         if self.cells(obj) == 0 {
-            let base = self.field(obj, BASE);
-            let b = base.load(Relaxed);
-            if base.compare_exchange(b, b.wrapping_add(x), AcqRel, Relaxed).is_ok() {
+            if Self::try_add(self.field(obj, if side == INC { INC_BASE } else { DEC_BASE })) {
                 return;
             }
             self.grow(obj, 0);
         }
+        let mut h = self.probe(core);
+        let mut collided = false;
         loop {
             let n = self.cells(obj).max(1);
-            let cell = self.cell(core % n, obj);
-            let v = cell.load(Relaxed);
-            if cell.compare_exchange(v, v.wrapping_add(x), AcqRel, Relaxed).is_ok() {
+            if Self::try_add(self.cell(h as usize % n, obj, side)) {
                 return;
             }
-            self.grow(obj, n);
-            spin();
+            if collided {
+                self.grow(obj, n);
+            }
+            collided = !collided;
+            h = rehash(h);
+            // The core's own word, written only after a collision (`advanceProbe`).
+            self.probes.at(&self.mem, core, 0, 0).store(h, Relaxed);
+            crate::sync::spin();
         }
     }
 
-    fn sum(&self, obj: u32) -> u64 {
-        (0..self.cfg.n_cores).fold(self.field(obj, BASE).load(Acquire), |s, k| s.wrapping_add(self.cell(k, obj).load(Acquire)))
+    /// Increments − decrements, decrements read first: an upper bound on the count.
+    fn bound(&self, obj: u32) -> u64 {
+        let sum = |base: usize, side: usize| {
+            (0..self.cfg.n_cores).fold(self.field(obj, base).load(Acquire), |s, k| s.wrapping_add(self.cell(k, obj, side).load(Acquire)))
+        };
+        let decs = sum(DEC_BASE, DEC);
+        sum(INC_BASE, INC).wrapping_sub(decs)
     }
 }
 
@@ -132,61 +184,52 @@ impl<M: Words> RefCount for Striped<M> {
 
     fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
         cfg.validate()?;
-        let Plan { p, obj, cells, seqs, flagged } = plan(&cfg);
+        let Plan { p, obj, order, cells, probes, flagged } = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(Striped { mem, cfg, obj, cells, seqs, flagged })
+        Ok(Striped { mem, cfg, obj, order, cells, probes, flagged })
     }
 
     fn config(&self) -> &Config {
         &self.cfg
     }
 
-    fn create(&self, core: usize, obj: u32) {
-        self.seqs.write(&self.mem, core, obj, || {
-            // The cells of an earlier life sum with its base to zero; keep them.
-            self.field(obj, BASE).fetch_add(1, AcqRel);
-            self.field(obj, LIVE).store(1, Release);
-        })
+    fn create(&self, _core: usize, obj: u32) {
+        // The adders of earlier lives balance; keep them.
+        self.field(obj, INC_BASE).fetch_add(1, AcqRel);
+        self.field(obj, LIVE).store(1, Release);
     }
 
     #[inline]
     fn inc(&self, core: usize, obj: u32) {
-        self.seqs.write(&self.mem, core, obj, || self.add(core, obj, 1))
+        self.add(core, obj, INC)
     }
 
     #[inline]
     fn dec(&self, core: usize, obj: u32, _freed: &mut impl FnMut(u32)) {
-        self.seqs.write(&self.mem, core, obj, || self.add(core, obj, u64::MAX));
+        self.add(core, obj, DEC);
         if !self.flagged.listed(&self.mem, core, obj) {
             self.flagged.push(&self.mem, core, obj);
         }
     }
 
     fn try_remove_unique(&self, _core: usize, obj: u32) -> bool {
-        self.seqs.read(&self.mem, obj, || self.sum(obj)) == Some(1)
+        self.bound(obj) == 1
     }
 
     fn quiescent(&self, core: usize, freed: &mut impl FnMut(u32)) {
-        self.seqs.publish(&self.mem);
+        // Publish: of two cores that both get here after a decrement, the later one's RMW
+        // reads from the earlier one's and so sees its decrements.
+        self.order.at(&self.mem, 0, 0).fetch_add(0, AcqRel);
         self.flagged.drain(&self.mem, core, |obj| {
             let live = self.field(obj, LIVE);
-            if live.load(Acquire) != 1 {
-                return;
-            }
-            match self.seqs.read(&self.mem, obj, || self.sum(obj)) {
-                Some(0) => {
-                    if live.compare_exchange(1, 0, AcqRel, Relaxed).is_ok() {
-                        freed(obj);
-                    }
-                }
-                Some(_) => {}
-                None => self.flagged.push(&self.mem, core, obj),
+            if live.load(Acquire) == 1 && self.bound(obj) == 0 && live.compare_exchange(1, 0, AcqRel, Relaxed).is_ok() {
+                freed(obj);
             }
         });
     }
 
     fn read_exact(&self, obj: u32) -> u64 {
-        if self.field(obj, LIVE).load(Acquire) == 1 { self.sum(obj) } else { 0 }
+        if self.field(obj, LIVE).load(Acquire) == 1 { self.bound(obj) } else { 0 }
     }
 }
 
@@ -204,7 +247,8 @@ mod tests {
         s.grow(0, 0);
         assert_eq!(s.cells(0), 2);
         s.inc(1, 0);
-        assert_eq!(s.cell(1, 0).load(Relaxed), 1);
+        let used: u64 = (0..3).map(|k| s.cell(k, 0, INC).load(Relaxed)).sum();
+        assert_eq!(used, 1, "one cell took the increment");
         s.grow(0, 2);
         assert_eq!(s.cells(0), 3, "capped at n_cores");
         s.grow(0, 3);

@@ -12,7 +12,7 @@
 
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicUsize;
-use loom::sync::atomic::Ordering::{AcqRel, Acquire};
+use loom::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 use loom::thread;
 
 use refcount::deferred::{Client, Manager};
@@ -61,6 +61,14 @@ fn bounded_model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     // per execution than loom's default allows.
     b.max_branches = 20_000;
     b.check(f);
+}
+
+/// One object on two cores, one reference taken on each.
+fn held_on_two_cores<S: RefCount<Mem = Region>>() -> (Arc<S>, Arc<Witness>) {
+    let s = Arc::new(build::<S>(Config::new(1, 2)).unwrap());
+    s.create(0, 0);
+    s.inc(1, 0);
+    (s, Witness::new(2))
 }
 
 fn settle<S: RefCount>(s: &S, w: &Witness) {
@@ -167,19 +175,16 @@ fn deferred_unique_races_a_flush() {
 }
 
 #[test]
-fn percpu_probe_kill_switch_and_resurrect() {
+fn percpu_zero_check_switches_to_atomic_and_back() {
     model(|| {
-        let s = Arc::new(build::<PercpuRef<Region>>(Config::new(1, 2)).unwrap());
-        let w = Witness::new(2);
-        s.create(0, 0);
-        s.inc(1, 0);
+        let (s, w) = held_on_two_cores::<PercpuRef<Region>>();
         let t0 = {
             let (s, w) = (s.clone(), w.clone());
             thread::spawn(move || {
                 w.drop_one();
                 s.dec(0, 0, &mut |o| w.freed(o));
-                s.quiescent(0, &mut |o| w.freed(o)); // probe: snapshot or kill
-                s.quiescent(0, &mut |o| w.freed(o)); // completion if core 1 reported
+                s.quiescent(0, &mut |o| w.freed(o)); // suspect: switch to atomic
+                s.quiescent(0, &mut |o| w.freed(o)); // confirmed if core 1 reported
             })
         };
         let t1 = {
@@ -187,7 +192,7 @@ fn percpu_probe_kill_switch_and_resurrect() {
             thread::spawn(move || {
                 s.quiescent(1, &mut |o| w.freed(o));
                 w.drop_one();
-                s.dec(1, 0, &mut |o| w.freed(o)); // percpu, or atomic if the kill is seen
+                s.dec(1, 0, &mut |o| w.freed(o)); // percpu, or atomic if the switch is seen
             })
         };
         t0.join().unwrap();
@@ -209,7 +214,7 @@ fn percpu_kill_then_last_put_releases() {
         let t0 = {
             let (s, w, confirmed) = (s.clone(), w.clone(), confirmed.clone());
             thread::spawn(move || {
-                assert!(s.kill(0, 0));
+                assert!(s.kill(0, 0, &mut |o| w.freed(o)));
                 s.quiescent_confirm(0, &mut |o| w.freed(o), &mut |_| {
                     confirmed.fetch_add(1, AcqRel);
                 });
@@ -241,6 +246,38 @@ fn percpu_kill_then_last_put_releases() {
             });
         }
         assert_eq!(confirmed.load(Acquire), 1, "confirm-kill runs once");
+        w.check_once();
+    });
+}
+
+/// Core 0 switches synchronously while core 1 drops its reference and keeps reporting: the
+/// switch returns confirmed, and the count it leaves is exact.
+#[test]
+fn percpu_sync_switch_waits_for_the_grace_period() {
+    model(|| {
+        let s = Arc::new(build::<PercpuRef<Region>>(Config::new(1, 2)).unwrap());
+        let w = Witness::new(2);
+        let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        s.create(0, 0);
+        s.inc(1, 0);
+        let t1 = {
+            let (s, w, done) = (s.clone(), w.clone(), done.clone());
+            thread::spawn(move || {
+                w.drop_one();
+                s.dec(1, 0, &mut |o| w.freed(o));
+                while !done.load(Acquire) {
+                    s.quiescent(1, &mut |o| w.freed(o));
+                    thread::yield_now();
+                }
+            })
+        };
+        s.switch_to_atomic_sync(0, 0, &mut |o| w.freed(o));
+        done.store(true, Release);
+        t1.join().unwrap();
+        assert!(s.try_remove_unique(0, 0), "atomic mode after the sync switch: exact, and alone");
+        w.drop_one();
+        s.dec(0, 0, &mut |o| w.freed(o));
+        settle(&*s, &w);
         w.check_once();
     });
 }
@@ -426,6 +463,31 @@ fn snzi_half_increments_under_a_shared_parent() {
     });
 }
 
+/// The indicator (`query`) is set while anyone holds a reference, cleared by the last
+/// departure, and set again by the next life's arrival.
+#[test]
+fn snzi_query_follows_the_count() {
+    model(|| {
+        let (s, w) = held_on_two_cores::<Snzi<Region>>();
+        let t1 = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || {
+                assert!(s.query(0), "core 1 holds a reference");
+                w.drop_one();
+                s.dec(1, 0, &mut |o| w.freed(o));
+            })
+        };
+        assert!(s.query(0), "core 0 holds a reference");
+        w.drop_one();
+        s.dec(0, 0, &mut |o| w.freed(o));
+        t1.join().unwrap();
+        w.check_once();
+        assert!(!s.query(0), "no reference left");
+        s.create(1, 0);
+        assert!(s.query(0), "a new life");
+    });
+}
+
 #[test]
 fn snzi_concurrent_last_departs() {
     two_drops::<Snzi<Region>>(Config::new(1, 2), false);
@@ -490,13 +552,72 @@ fn unique_after_a_concurrent_drop<S: RefCount<Mem = Region> + Send + 'static>() 
             assert_eq!(w.outstanding.load(Acquire), 1, "{}: unique while shared", S::NAME);
         }
         t1.join().unwrap();
-        assert!(s.try_remove_unique(0, 0), "{}: quiescent and alone, yet not unique", S::NAME);
+        settle(&*s, &w);
+        assert!(s.try_remove_unique(0, 0), "{}: settled and alone, yet not unique", S::NAME);
         w.drop_one();
         s.dec(0, 0, &mut |o| w.freed(o));
         settle(&*s, &w);
         w.check_once();
     });
 }
+
+/// Core 0 holds a reference and asks whether it is the only one while another moves: core 1
+/// takes a second one and hands it to core 2, then drops its own, and core 2 drops the one it
+/// got. A true answer must come after both drops. Readers that sum per-core words must see the
+/// increment behind every decrement they see.
+fn unique_while_a_reference_moves<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
+    bounded_model(2, || {
+        let s = Arc::new(build::<S>(Config { cache_slots: 1, ..Config::new(1, 3) }).unwrap());
+        let w = Witness::new(2);
+        s.create(0, 0);
+        s.inc(1, 0);
+        let t1 = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || {
+                s.inc(1, 0);
+                w.take_one();
+                let t2 = {
+                    let (s, w) = (s.clone(), w.clone());
+                    thread::spawn(move || {
+                        w.drop_one();
+                        s.dec(2, 0, &mut |o| w.freed(o));
+                    })
+                };
+                w.drop_one();
+                s.dec(1, 0, &mut |o| w.freed(o));
+                t2.join().unwrap();
+            })
+        };
+        if s.try_remove_unique(0, 0) {
+            assert_eq!(w.outstanding.load(Acquire), 1, "{}: unique while a moved reference lives", S::NAME);
+        }
+        t1.join().unwrap();
+        w.drop_one();
+        s.dec(0, 0, &mut |o| w.freed(o));
+        settle(&*s, &w);
+        w.check_once();
+    });
+}
+
+/// One `#[test]` per strategy, each running the generic model `$model` on it.
+macro_rules! models_per_strategy {
+    ($model:ident { $($name:ident: $ty:ty;)* }) => {
+        $(
+            #[test]
+            fn $name() {
+                $model::<$ty>();
+            }
+        )*
+    };
+}
+
+models_per_strategy! { unique_while_a_reference_moves {
+    moving_unique_percpu: PercpuRef<Region>;
+    moving_unique_paygo: Paygo<Region>;
+    moving_unique_sloppy: Sloppy<Region>;
+    moving_unique_striped: Striped<Region>;
+    moving_unique_biased: Biased<Region>;
+}}
 
 #[test]
 fn unique_percpu() {
@@ -601,18 +722,7 @@ fn holder<S: RefCount + Send + Sync + 'static>(s: Arc<S>, w: Arc<Witness>, core:
     }
 }
 
-macro_rules! hand_off_models {
-    ($($name:ident: $ty:ty;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                hand_off_three_cores::<$ty>();
-            }
-        )*
-    };
-}
-
-hand_off_models! {
+models_per_strategy! { hand_off_three_cores {
     hand_off_atomic: Atomic<Region>;
     hand_off_deferred: refcount::Deferred<Region>;
     hand_off_percpu: PercpuRef<Region>;
@@ -622,7 +732,7 @@ hand_off_models! {
     hand_off_striped: Striped<Region>;
     hand_off_snzi: Snzi<Region>;
     hand_off_biased: Biased<Region>;
-}
+}}
 
 /// The interleaving behind RefCache's zero-delta rule, left to loom: cores A = 0, B = 1,
 /// C = 2. The object is queued on C while B holds a reference; B hands it to A, which takes
