@@ -60,6 +60,7 @@ pub const USER_TESTS: &[&str] = &[
 pub const SYSTEM_TESTS: &[&str] = &[
     "system_start",
     "process_protocol_errors",
+    "memory_hostile",
     "apps_misc",
     "fork_cow",
     "fork_exec",

@@ -6,7 +6,7 @@
 use abi::cap::{ObjectKind, Rights, boot_slot};
 use abi::msg::IpcBuffer;
 use abi::process::{INIT_PID, Strategy};
-use proto::memory::{MemoryReply, MemoryRequest, MemoryStats};
+use proto::memory::{MemoryReply, MemoryRequest, MemoryStats, client};
 use proto::{MemoryProtocol, ProcessProtocol, ProcessReply, ProcessRequest, ProcessStats, ProgramName, ProtoError};
 use rt::process::{Slots, prepare};
 use rt::sys::{self, Slot};
@@ -41,7 +41,15 @@ pub fn give_allowance(cspace: Slot, amount: u64) -> Result<(), &'static str> {
 pub struct System {
     /// The strategy booted with.
     pub strategy: Strategy,
+    /// The memory server's endpoint, unbadged: init mints each client's
+    /// capability from it (the server refuses requests through it).
+    memory_original: Slot,
+    /// init's own capability to the memory server (badge `client::INIT`).
     memory: Slot,
+    /// Frames of the memory server's range (its frame numbers).
+    pub pool_frames: u32,
+    /// Two empty slots of init's, for the capabilities of test clients.
+    pub spare_slots: [Slot; 2],
     /// init's endpoint to each CPU's process server.
     servers: [Slot; MAX_SERVERS],
     pub cpus: u16,
@@ -66,16 +74,18 @@ impl System {
         let cpus = env.cpus.min(MAX_SERVERS as u64) as u16;
         let rw = Rights::READ.union(Rights::WRITE);
 
+        let memory_original = env.slots.alloc();
+        sys::create(ObjectKind::Endpoint, memory_original).map_err(|_| "create the memory endpoint")?;
+        let _ = sys::trace_name(memory_original, "memory-server");
         let memory = env.slots.alloc();
-        sys::create(ObjectKind::Endpoint, memory).map_err(|_| "create the memory endpoint")?;
-        let _ = sys::trace_name(memory, "memory-server");
+        sys::cap_mint(memory_original, memory, Rights::WRITE, client::INIT).map_err(|_| "mint init's memory capability")?;
         let process_frames = carve(env, PROCESS_SERVER_FRAMES)?;
         let total = sys::identify(boot_slot::FIRST_RAM).map_err(|_| "identify RAM")?.size;
         let pool_frames = total.saturating_sub(env.pages.frames(0) + INIT_RESERVE + 64);
         let pool = carve(env, pool_frames)?;
         let slots = Slots { space: env.slots.alloc(), cspace: env.slots.alloc(), thread: env.slots.alloc() };
         let server = prepare(image.program("memory")?, &env.pages, slots, MEMORY_PRIORITY, 0).map_err(|_| "load the memory server")?;
-        for (source, at) in [(memory, 1), (slots.space, 2), (pool, 3)] {
+        for (source, at) in [(memory_original, 1), (slots.space, 2), (pool, 3)] {
             sys::cap_mint_to(source, slots.cspace, at, Rights::ALL, 0).map_err(|_| "give the memory server its capabilities")?;
         }
         give_allowance(slots.cspace, MEMORY_ALLOWANCE)?;
@@ -90,15 +100,18 @@ impl System {
         }
         let slots = Slots { space: env.slots.alloc(), cspace: env.slots.alloc(), thread: env.slots.alloc() };
         let server = prepare(image.program("process")?, &env.pages, slots, PROCESS_PRIORITY, 0).map_err(|_| "load the process server")?;
-        let give = |source: Slot, at: u64, rights: Rights| {
-            sys::cap_mint_to(source, slots.cspace, at, rights, 0).map_err(|_| "give the process server its capabilities")
+        let give_badged = |source: Slot, at: u64, rights: Rights, badge: u64| {
+            sys::cap_mint_to(source, slots.cspace, at, rights, badge).map_err(|_| "give the process server its capabilities")
         };
+        let give = |source: Slot, at: u64, rights: Rights| give_badged(source, at, rights, 0);
         give(slots.space, 1, Rights::ALL)?;
         give(process_frames, 2, rw)?;
         // Grant: the memory server's replies carry capabilities (the
         // attached table), which the kernel delivers only to a caller whose
         // capability has the grant right.
-        give(memory, 3, Rights::WRITE.union(Rights::GRANT))?;
+        // The badge names the process servers to the memory server: a
+        // trusted client, which may map the pool and the table.
+        give_badged(memory_original, 3, Rights::WRITE.union(Rights::GRANT), client::PROCESS_SERVERS)?;
         give(boot_slot::BOOT_IMAGE, 4, Rights::READ)?;
         give(slots.cspace, 5, Rights::ALL)?;
         for (k, &endpoint) in endpoints.iter().enumerate().take(usize::from(cpus)) {
@@ -106,7 +119,9 @@ impl System {
         }
         give_allowance(slots.cspace, PROCESS_ALLOWANCE)?;
         server.start_with([strategy as u64, u64::from(cpus), 0]).map_err(|_| "start the process server")?;
-        let system = Self { strategy, memory, servers, cpus, ipc_buffer: env.ipc_buffer };
+        let pool_frames = u32::try_from(pool_frames).map_err(|_| "a pool too large for frame numbers")?;
+        let spare_slots = [env.slots.alloc(), env.slots.alloc()];
+        let system = Self { strategy, memory_original, memory, pool_frames, spare_slots, servers, cpus, ipc_buffer: env.ipc_buffer };
         // The servers answer once they are up.
         system.process_stats().map_err(|_| "the process server does not answer")?;
         Ok(system)
@@ -115,6 +130,11 @@ impl System {
     /// init's endpoint to `cpu`'s process server.
     pub fn server(&self, cpu: u16) -> Slot {
         self.servers[usize::from(cpu % self.cpus)]
+    }
+
+    /// The memory server's endpoint without a badge (which it refuses).
+    pub fn memory_original(&self) -> Slot {
+        self.memory_original
     }
 
     /// init's IPC buffer (tests send raw messages through it too).

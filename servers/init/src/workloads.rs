@@ -3,19 +3,21 @@
 //! exit with 0, and afterwards the memory server must count exactly the
 //! free frames it counted before (the leak check), with no process left.
 
-use abi::process::Strategy;
+use abi::process::{Placement, Strategy};
 use abi::workload::{self, encode};
 use proto::{ProcessProtocol, ProcessRequest, ProtoError};
 use rt::ipc::{self, Message};
 
 use crate::system::System;
+use crate::tests::hostile_memory::{self, Target};
 use crate::tests::{TestResult, check, pause_for};
 
 pub type Workload = (&'static str, fn(&System) -> TestResult);
 
 /// The system tests, in the order of `abi::selftest::SYSTEM_TESTS`.
-pub const WORKLOADS: [Workload; 9] = [
+pub const WORKLOADS: [Workload; 10] = [
     ("process_protocol_errors", protocol_errors),
+    ("memory_hostile", memory_hostile),
     ("apps_misc", |s| leak_checked(s, 0, workload::MISC, 0, 0)),
     ("fork_cow", |s| leak_checked(s, 1, workload::COW, 0, 0)),
     ("fork_exec", |s| leak_checked(s, 0, workload::EXEC, 0, 0)),
@@ -72,6 +74,38 @@ fn live_swap(system: &System) -> TestResult {
         return Err("frames leaked across the swaps");
     }
     Ok(())
+}
+
+/// Two untrusted clients of the live memory server attack each other and
+/// every frame of the pool, the process servers' among them
+/// (`tests::hostile_memory`); then a normal workload must run and leave
+/// no frame behind.
+fn memory_hostile(system: &System) -> TestResult {
+    let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let slots = system.spare_slots;
+    let rights = abi::cap::Rights::WRITE;
+    for (slot, badge) in slots.into_iter().zip([3, 4]) {
+        rt::sys::cap_mint(system.memory_original(), slot, rights, badge).map_err(|_| "mint a memory client")?;
+    }
+    let target = Target {
+        original: system.memory_original(),
+        victim: slots[0],
+        attacker: slots[1],
+        pool_frames: system.pool_frames,
+        shared_placement: system.strategy.placement() == Placement::Shared,
+        sweep: true,
+    };
+    let outcome = hostile_memory::attack(&target, system.buffer());
+    for slot in slots {
+        let _ = rt::sys::cap_delete(slot);
+    }
+    outcome?;
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
+        rt::println!("init: frames before {before:?}, after {after:?}");
+        return Err("the attacks changed the memory server's counts");
+    }
+    leak_checked(system, 1, workload::FORKBENCH, 2, 0)
 }
 
 /// Bad requests to a process server get error replies, and it keeps

@@ -62,7 +62,7 @@ impl Region {
         let mut region = Self { at: pages.window(count), words, runs: Vec::new() };
         let mut mapped = 0;
         while mapped < count {
-            for run in pool.alloc(u16::try_from(count - mapped).unwrap_or(u16::MAX)) {
+            for run in pool.alloc(u16::try_from(count - mapped).unwrap_or(u16::MAX), crate::pool::SERVER) {
                 let run = Run { first: run.first, count: u64::from(run.count) };
                 region.runs.push(run);
                 if map(run, region.at + mapped * PAGE_SIZE).is_none() {

@@ -13,7 +13,7 @@ use proto::{
     FrameRun, MemoryReply, MemoryRequest, MemoryStats, ProcessReply, ProcessRequest, ProcessStats, ProgramName, ProtoError, RefOp,
 };
 
-pub const ALL_ERRORS: [ProtoError; 14] = [
+pub const ALL_ERRORS: [ProtoError; 16] = [
     ProtoError::Malformed,
     ProtoError::TrailingBytes,
     ProtoError::WrongProtocol,
@@ -28,6 +28,8 @@ pub const ALL_ERRORS: [ProtoError; 14] = [
     ProtoError::NotChild,
     ProtoError::NoChildren,
     ProtoError::NotMapped,
+    ProtoError::Denied,
+    ProtoError::LimitReached,
 ];
 
 /// Position in [`ALL_ERRORS`]; exhaustive so the array cannot fall behind.
@@ -47,6 +49,8 @@ pub fn error_kind(error: ProtoError) -> usize {
         ProtoError::NotChild => 11,
         ProtoError::NoChildren => 12,
         ProtoError::NotMapped => 13,
+        ProtoError::Denied => 14,
+        ProtoError::LimitReached => 15,
     }
 }
 
@@ -127,16 +131,16 @@ fn full<T: Copy, const N: usize>(value: T) -> heapless::Vec<T, N> {
 /// Valid requests, every variant at least once.
 pub fn memory_requests() -> Vec<MemoryRequest> {
     vec![
-        MemoryRequest::AllocFrames { client: 0, count: 1 },
-        MemoryRequest::AllocFrames { client: 2, count: 512 },
-        MemoryRequest::FreeFrames { client: 1, frames: [0x100u32, 0x101, 0x200, u32::MAX].into_iter().collect() },
-        MemoryRequest::RefBatch { client: 3, ops: [RefOp::inc(7), RefOp::dec(7), RefOp { frame: 9, delta: -2 }].into_iter().collect() },
+        MemoryRequest::AllocFrames { count: 1 },
+        MemoryRequest::AllocFrames { count: 512 },
+        MemoryRequest::FreeFrames { frames: [0x100u32, 0x101, 0x200, u32::MAX].into_iter().collect() },
+        MemoryRequest::RefBatch { ops: [RefOp::inc(7), RefOp::dec(7), RefOp { frame: 9, delta: -2 }].into_iter().collect() },
         MemoryRequest::Attach { part: AttachPart::Frames },
         MemoryRequest::Attach { part: AttachPart::Table },
         MemoryRequest::Attach { part: AttachPart::Region },
         MemoryRequest::Stats,
-        MemoryRequest::TryRemoveUnique { client: 0, frame: 0x100 },
-        MemoryRequest::TryRemoveUnique { client: 3, frame: u32::MAX },
+        MemoryRequest::TryRemoveUnique { frame: 0x100 },
+        MemoryRequest::TryRemoveUnique { frame: u32::MAX },
         MemoryRequest::Settle,
         MemoryRequest::Materialize { frames: [0x100u32].into_iter().collect() },
         // Holders of a frame may all name it: a frame may appear twice.
@@ -216,20 +220,18 @@ pub fn process_replies() -> Vec<ProcessReply> {
 /// accepts, not only for what it can decode.
 pub fn largest_memory_request(like: &MemoryRequest) -> MemoryRequest {
     match like {
-        MemoryRequest::AllocFrames { .. } => MemoryRequest::AllocFrames { client: u16::MAX, count: u16::MAX },
+        MemoryRequest::AllocFrames { .. } => MemoryRequest::AllocFrames { count: u16::MAX },
         // Distinct frames (no double free), each a 5-byte varint.
         MemoryRequest::FreeFrames { .. } => {
-            MemoryRequest::FreeFrames { client: u16::MAX, frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect() }
+            MemoryRequest::FreeFrames { frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect() }
         }
-        MemoryRequest::RefBatch { .. } => {
-            MemoryRequest::RefBatch { client: u16::MAX, ops: full(RefOp { frame: u32::MAX, delta: i8::MIN }) }
-        }
+        MemoryRequest::RefBatch { .. } => MemoryRequest::RefBatch { ops: full(RefOp { frame: u32::MAX, delta: i8::MIN }) },
         MemoryRequest::Attach { .. } => MemoryRequest::Attach { part: AttachPart::Table },
         MemoryRequest::Stats => MemoryRequest::Stats,
-        MemoryRequest::TryRemoveUnique { .. } => MemoryRequest::TryRemoveUnique { client: u16::MAX, frame: u32::MAX },
+        MemoryRequest::TryRemoveUnique { .. } => MemoryRequest::TryRemoveUnique { frame: u32::MAX },
         MemoryRequest::Settle => MemoryRequest::Settle,
-        // As many 5-byte frames as a FreeFrames, but no client: never the
-        // largest request. Distinct or not makes no difference to the size.
+        // As many 5-byte frames as a FreeFrames: as large, never larger.
+        // Distinct or not makes no difference to the size.
         MemoryRequest::Materialize { .. } => {
             MemoryRequest::Materialize { frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect() }
         }
@@ -350,12 +352,12 @@ fn arb_name() -> impl Strategy<Value = ProgramName> {
 
 pub fn arb_memory_request() -> impl Strategy<Value = MemoryRequest> {
     prop_oneof![
-        (any::<u16>(), any::<u16>()).prop_map(|(client, count)| MemoryRequest::AllocFrames { client, count }),
-        (any::<u16>(), arb_free_list()).prop_map(|(client, frames)| MemoryRequest::FreeFrames { client, frames }),
-        (any::<u16>(), arb_ref_ops()).prop_map(|(client, ops)| MemoryRequest::RefBatch { client, ops }),
+        any::<u16>().prop_map(|count| MemoryRequest::AllocFrames { count }),
+        arb_free_list().prop_map(|frames| MemoryRequest::FreeFrames { frames }),
+        arb_ref_ops().prop_map(|ops| MemoryRequest::RefBatch { ops }),
         arb_attach_part().prop_map(|part| MemoryRequest::Attach { part }),
         Just(MemoryRequest::Stats),
-        (any::<u16>(), arb_frame()).prop_map(|(client, frame)| MemoryRequest::TryRemoveUnique { client, frame }),
+        arb_frame().prop_map(|frame| MemoryRequest::TryRemoveUnique { frame }),
         Just(MemoryRequest::Settle),
         arb_free_list().prop_map(|frames| MemoryRequest::Materialize { frames }),
         any::<u8>().prop_map(|strategy| MemoryRequest::Swap { strategy }),
