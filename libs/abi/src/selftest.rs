@@ -69,6 +69,8 @@ pub const SYSTEM_TESTS: &[&str] = &[
     "fork_oom",
     "forkbench_quick",
     "live_swap",
+    "fork_bomb",
+    "kill_tree",
 ];
 
 /// Bit 0 of init's start flags (in `rsi`): run the self-tests.

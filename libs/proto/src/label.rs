@@ -12,9 +12,9 @@ pub const VERSION_BITS: u32 = 16;
 /// The memory server protocol: 'ME', version 6 (clients are named by
 /// their badge, not by a field of the request; `Denied`).
 pub const MEMORY_PROTOCOL: u64 = label(0x4D45, 6);
-/// The process server protocol: 'PR', version 5 (stats count the deferred
-/// manager's direct stores and cancelled increments).
-pub const PROCESS_PROTOCOL: u64 = label(0x5052, 5);
+/// The process server protocol: 'PR', version 6 (`Kill`; `Denied` and
+/// `LimitReached`).
+pub const PROCESS_PROTOCOL: u64 = label(0x5052, 6);
 
 /// The label of protocol `id` at `version`.
 pub const fn label(id: u32, version: u16) -> u64 {
@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn values_are_the_documented_ones() {
         assert_eq!(MEMORY_PROTOCOL, 0x4D45_0006);
-        assert_eq!(PROCESS_PROTOCOL, 0x5052_0005);
+        assert_eq!(PROCESS_PROTOCOL, 0x5052_0006);
         assert_eq!(version_of(MEMORY_PROTOCOL), 6);
         assert_eq!(protocol_of(PROCESS_PROTOCOL), 0x5052);
     }

@@ -68,6 +68,12 @@ pub enum ProcessRequest {
     /// of the memory server and every process server, live: the servers
     /// pause, flush, and resume under the new one. → [`ProcessReply::Swapped`]
     Swap { strategy: u8 },
+    /// Ends `pid` and every process descended from it with
+    /// `abi::process::STATUS_KILLED`; their parents' waits answer as for an
+    /// exit. Only init, or an ancestor of `pid`, may. → [`ProcessReply::Killed`]
+    /// once every one of them is marked (each server ends its own at its
+    /// next turn); [`ProtoError::Denied`] for any other caller.
+    Kill { pid: u32 },
 }
 
 /// The process servers' counters (summed over every CPU's server).
@@ -157,6 +163,7 @@ pub enum ProcessReply {
     Quiesced,
     Stats(ProcessStats),
     Swapped,
+    Killed,
 }
 
 /// The process server protocol, for the helpers of [`crate::protocol`].
@@ -168,8 +175,8 @@ const STATS_LEN: usize = size::U32 + (10 + Phase::COUNT) * size::U64;
 
 impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;
-    const REQUEST_KINDS: u32 = 12;
-    const REPLY_KINDS: u32 = 11;
+    const REQUEST_KINDS: u32 = 13;
+    const REPLY_KINDS: u32 = 12;
     const MAX_REQUEST_LEN: usize =
         size::TAG + size::max(size::max(NAME_LEN + size::U64, FORK_LEN), size::max(size::BYTE + size::U32, size::U64 + size::U32));
     const MAX_REPLY_LEN: usize = size::TAG + size::max(size::max(size::U32, size::U32 + size::I32), size::max(size::U64, STATS_LEN));
@@ -192,6 +199,7 @@ impl Protocol for ProcessProtocol {
             ProcessRequest::Spawn { program, .. } | ProcessRequest::Exec { program, .. } => !program.is_empty(),
             // Pid 0 is never a process.
             ProcessRequest::Wait { pid } => *pid != Some(0),
+            ProcessRequest::Kill { pid } => *pid != 0,
             ProcessRequest::Mmap { pages } => *pages > 0,
             ProcessRequest::Munmap { addr, pages } => {
                 *pages > 0
@@ -236,6 +244,8 @@ mod tests {
         assert_eq!(check(ProcessRequest::Exec { program: ProgramName::try_from("hello").unwrap(), arg: 0 }), Ok(()));
         assert_eq!(check(ProcessRequest::Wait { pid: Some(0) }), bad);
         assert_eq!(check(ProcessRequest::Wait { pid: None }), Ok(()));
+        assert_eq!(check(ProcessRequest::Kill { pid: 0 }), bad);
+        assert_eq!(check(ProcessRequest::Kill { pid: u32::MAX }), Ok(()));
         assert_eq!(check(ProcessRequest::Mmap { pages: 0 }), bad);
         assert_eq!(check(ProcessRequest::Munmap { addr: 0x1000, pages: 0 }), bad);
         assert_eq!(check(ProcessRequest::Munmap { addr: 0x1001, pages: 1 }), bad);

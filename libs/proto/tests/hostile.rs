@@ -125,12 +125,16 @@ fn wrong_protocol_or_version_is_refused() {
 fn unknown_tags_are_unknown_requests() {
     let memory = |bytes: &[u8]| accept::<MemoryProtocol>(MEMORY_PROTOCOL, bytes);
     let unknown = Err(MemoryReply::Error(ProtoError::UnknownRequest));
-    // MemoryRequest has 9 variants (tags 0..=8), ProcessRequest 12.
+    // MemoryRequest has 9 variants (tags 0..=8), ProcessRequest 13.
     assert_eq!(memory(&[9]), unknown);
     assert_eq!(memory(&[9, 1, 2, 3]), unknown);
     assert_eq!(memory(&[10]), unknown);
-    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
-    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12, 0]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[13]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[13, 0]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
+    // Kill (tag 12) is known; its pid must be there, and not 0.
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12, 5]), Ok(ProcessRequest::Kill { pid: 5 }));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12]), Err(ProcessReply::Error(ProtoError::Malformed)));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12, 0]), Err(ProcessReply::Error(ProtoError::InvalidArgument)));
     // The last tags are known: Swap (memory tag 8), Materialize (memory tag
     // 7), Settle (memory tag 6), TryRemoveUnique (memory tag 5) and Stats
     // (memory tag 4) before them; Swap (process tag 11), Stats (process tag
@@ -153,7 +157,7 @@ fn unknown_tags_are_unknown_requests() {
     assert_eq!(memory(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]), Err(MemoryReply::Error(ProtoError::Malformed)));
     // The bare codec cannot know the variant count: it says malformed.
     assert_eq!(decode::<MemoryRequest>(&[9]), Err(ProtoError::Malformed));
-    assert_eq!(decode::<ProcessRequest>(&[12]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<ProcessRequest>(&[13]), Err(ProtoError::Malformed));
     // Replies: an unknown reply kind, and an unknown error kind inside an
     // Error reply (a known reply kind with a bad body). MemoryReply has 7
     // variants; Unique (6) comes after Error (5).
@@ -167,9 +171,10 @@ fn unknown_tags_are_unknown_requests() {
     for bad in [&[6, 2][..], &[6, 0xFF][..], &[6][..]] {
         assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, bad), Err(ProtoError::Malformed), "{bad:?}");
     }
-    // ProcessReply has 11 variants; Quiesced (8), Stats (9) and Swapped
-    // (10) come after Error (7).
-    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]), Err(ProtoError::UnknownRequest));
+    // ProcessReply has 12 variants; Quiesced (8), Stats (9), Swapped (10)
+    // and Killed (11) come after Error (7).
+    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[12]), Err(ProtoError::UnknownRequest));
+    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]), Ok(ProcessReply::Killed));
     assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[10]), Ok(ProcessReply::Swapped));
     // Swapped has no body.
     assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[10, 0]), Err(ProtoError::TrailingBytes));

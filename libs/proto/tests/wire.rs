@@ -72,8 +72,8 @@ fn declared_variant_counts_match_the_enums() {
     };
     assert_eq!(tag(&MemoryRequest::Swap { strategy: 0 }, &mut buf), MemoryProtocol::REQUEST_KINDS - 1);
     assert_eq!(tag(&MemoryReply::Unique(true), &mut buf), MemoryProtocol::REPLY_KINDS - 1);
-    assert_eq!(tag(&ProcessRequest::Swap { strategy: 0 }, &mut buf), ProcessProtocol::REQUEST_KINDS - 1);
-    assert_eq!(tag(&ProcessReply::Swapped, &mut buf), ProcessProtocol::REPLY_KINDS - 1);
+    assert_eq!(tag(&ProcessRequest::Kill { pid: 0 }, &mut buf), ProcessProtocol::REQUEST_KINDS - 1);
+    assert_eq!(tag(&ProcessReply::Killed, &mut buf), ProcessProtocol::REPLY_KINDS - 1);
 }
 
 #[test]
@@ -187,8 +187,8 @@ fn the_largest_messages_per_variant_are_as_computed() {
     assert_eq!(size_of(&MemoryReply::Error(proto::ProtoError::NotMapped)), 2);
     let process: Vec<usize> = process_requests().iter().map(|r| size_of(&largest_process_request(r))).collect();
     // Spawn, Fork (x2), Exit, Wait (x2), Exec, GetPid, Brk, Mmap, Munmap,
-    // Quiesce, Stats, Swap (x2).
-    assert_eq!(process, [44, 25, 25, 6, 7, 7, 44, 1, 11, 6, 16, 1, 1, 2, 2]);
+    // Quiesce, Stats, Swap (x2), Kill.
+    assert_eq!(process, [44, 25, 25, 6, 7, 7, 44, 1, 11, 6, 16, 1, 1, 2, 2, 6]);
     let replies: Vec<usize> = process_replies().iter().take(10).map(|r| size_of(&largest_process_reply(r))).collect();
     // Spawned, Forked, Exited, Pid, BrkSet, Mapped, Unmapped, Quiesced, Stats,
     // Swapped.

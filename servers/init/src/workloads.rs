@@ -15,7 +15,7 @@ use crate::tests::{TestResult, check, pause_for};
 pub type Workload = (&'static str, fn(&System) -> TestResult);
 
 /// The system tests, in the order of `abi::selftest::SYSTEM_TESTS`.
-pub const WORKLOADS: [Workload; 10] = [
+pub const WORKLOADS: [Workload; 12] = [
     ("process_protocol_errors", protocol_errors),
     ("memory_hostile", memory_hostile),
     ("apps_misc", |s| leak_checked(s, 0, workload::MISC, 0, 0)),
@@ -26,6 +26,8 @@ pub const WORKLOADS: [Workload; 10] = [
     ("fork_oom", |s| leak_checked(s, 1, workload::OOM, 0, 0)),
     ("forkbench_quick", |s| leak_checked(s, 0, workload::FORKBENCH, 2, 0)),
     ("live_swap", live_swap),
+    ("fork_bomb", |s| leak_checked(s, 0, workload::FORKBOMB, 0, 0)),
+    ("kill_tree", kill_tree),
 ];
 
 /// Runs `apps` in `mode` on `cpu`'s server and checks its status and that
@@ -108,6 +110,30 @@ fn memory_hostile(system: &System) -> TestResult {
     leak_checked(system, 1, workload::FORKBENCH, 2, 0)
 }
 
+/// An endless fork bomb over every CPU, killed by init once it has filled
+/// the system: its root's wait answers `STATUS_KILLED`, and every process,
+/// kernel object and frame comes back.
+fn kill_tree(system: &System) -> TestResult {
+    let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let root = system.spawn(0, "apps", encode(workload::FORKBOMB, 1, 0, 0)).map_err(|_| "start the bomb")?;
+    // init outranks the processes: it lets the bomb spread while it waits
+    // for another workload, whose status does not matter (the bomb may
+    // take every kernel object it would fork with).
+    let _ = system.run(0, "apps", encode(workload::FORKBENCH, 1, 0, 0));
+    let alive = system.process_stats().map_err(|_| "no process stats")?.processes;
+    let killed = system.call(0, &ProcessRequest::Kill { pid: root });
+    check(killed == Ok(proto::ProcessReply::Killed), "the kill was refused")?;
+    check(system.wait(0, root) == Ok(abi::process::STATUS_KILLED), "the bomb's root did not end killed")?;
+    rt::println!("init: killed a fork bomb of {alive} processes");
+    check(alive > 2, "the bomb did not spread")?;
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
+        rt::println!("init: frames before {before:?}, after {after:?}");
+        return Err("frames leaked by the killed bomb");
+    }
+    check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "processes are left over after the kill")
+}
+
 /// Bad requests to a process server get error replies, and it keeps
 /// serving.
 fn protocol_errors(system: &System) -> TestResult {
@@ -119,6 +145,8 @@ fn protocol_errors(system: &System) -> TestResult {
     expect(&ProcessRequest::Spawn { program, arg: 0 }, ProtoError::NoSuchProgram)?;
     expect(&ProcessRequest::Fork { resume: 0, stack: 0, cpu: None }, ProtoError::InvalidArgument)?;
     expect(&ProcessRequest::Mmap { pages: 0 }, ProtoError::InvalidArgument)?;
+    expect(&ProcessRequest::Kill { pid: 4242 }, ProtoError::NoSuchProcess)?;
+    expect(&ProcessRequest::Kill { pid: abi::process::INIT_PID }, ProtoError::NoSuchProcess)?;
     // Garbage and a wrong label, straight through IPC.
     let server = system.server(0);
     let buffer = system.buffer();

@@ -113,6 +113,20 @@ impl Pool {
         runs
     }
 
+    /// The server's own frames `first .. first + count`, just below the
+    /// pool (the first strategy's region, given up by a swap), become the
+    /// pool's.
+    pub fn grow_down(&mut self, first: u64, count: u64) {
+        if first.checked_add(count) != Some(self.first) {
+            return;
+        }
+        for frame in first..self.first {
+            self.used[(frame / 64) as usize] &= !(1 << (frame % 64));
+        }
+        self.free += count;
+        self.first = first;
+    }
+
     /// Puts a frame back (a frame already free stays free: the callers
     /// checked it was handed out, so that never happens).
     pub fn release(&mut self, frame: u64) {

@@ -113,7 +113,12 @@ impl Region {
                 let _ = sys::unmap(slot::SPACE, at + first * PAGE_SIZE, MAP_BATCH_MAX.min(run.count - first));
             }
             at += run.count * PAGE_SIZE;
-            (run.first..run.first + run.count).for_each(|frame| pool.release(frame));
+            if pool.handed_out(run.first) {
+                (run.first..run.first + run.count).for_each(|frame| pool.release(frame));
+            } else {
+                // The first region, from before the pool.
+                pool.grow_down(run.first, run.count);
+            }
         }
     }
 }

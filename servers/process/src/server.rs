@@ -14,6 +14,7 @@
 //! and then (a non-blocking message), and each reports its own.
 
 use abi::msg::kernel_label;
+use abi::process::INIT_PID;
 use proto::{Phase, ProcessProtocol, ProcessReply, ProcessRequest, ProtoError, accept, respond};
 use rt::ipc::{self, Message, Received};
 use rt::sys::Slot;
@@ -86,7 +87,9 @@ pub fn run(index: u16) -> ! {
         if let Ok(received) = received {
             let handled = server.handle(received);
             // Before the answer is encoded: this work may use the IPC
-            // buffer (a quiescent point's frees can send frames back).
+            // buffer (a quiescent point's frees can send frames back, an
+            // end answers the parent's wait).
+            lifecycle::end_killed(&mut server);
             server.between_requests();
             answer = handled.map(|answer| server.encode(answer));
         }
@@ -183,11 +186,15 @@ impl Server {
             ProcessRequest::Brk { new_end } => lifecycle::brk(self, pid, new_end).map(ProcessReply::BrkSet),
             ProcessRequest::Mmap { pages } => lifecycle::mmap(pid, pages).map(|addr| ProcessReply::Mapped { addr }),
             ProcessRequest::Munmap { addr, pages } => lifecycle::munmap(self, pid, addr, pages).map(|()| ProcessReply::Unmapped),
+            ProcessRequest::Quiesce | ProcessRequest::Swap { .. } if pid != INIT_PID => Err(ProtoError::Denied),
             ProcessRequest::Quiesce => {
+                // Killed processes first: their frames go back too.
+                lifecycle::end_killed(self);
                 self.mem.quiesce();
                 Ok(ProcessReply::Quiesced)
             }
             ProcessRequest::Swap { strategy } => swap::coordinate(self, strategy).map(|()| ProcessReply::Swapped),
+            ProcessRequest::Kill { pid: target } => lifecycle::kill(pid, target).map(|()| ProcessReply::Killed),
             ProcessRequest::Stats => {
                 let processes = system::get().procs.lock().count();
                 Ok(ProcessReply::Stats(system::get().stats.snapshot(processes)))

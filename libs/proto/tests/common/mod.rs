@@ -85,7 +85,7 @@ pub fn memory_reply_kind(reply: &MemoryReply) -> usize {
     }
 }
 
-pub const PROCESS_REQUEST_KINDS: usize = 12;
+pub const PROCESS_REQUEST_KINDS: usize = 13;
 pub fn process_request_kind(request: &ProcessRequest) -> usize {
     match request {
         ProcessRequest::Spawn { .. } => 0,
@@ -100,10 +100,11 @@ pub fn process_request_kind(request: &ProcessRequest) -> usize {
         ProcessRequest::Quiesce => 9,
         ProcessRequest::Stats => 10,
         ProcessRequest::Swap { .. } => 11,
+        ProcessRequest::Kill { .. } => 12,
     }
 }
 
-pub const PROCESS_REPLY_KINDS: usize = 11;
+pub const PROCESS_REPLY_KINDS: usize = 12;
 pub fn process_reply_kind(reply: &ProcessReply) -> usize {
     match reply {
         ProcessReply::Spawned { .. } => 0,
@@ -117,6 +118,7 @@ pub fn process_reply_kind(reply: &ProcessReply) -> usize {
         ProcessReply::Quiesced => 8,
         ProcessReply::Stats(_) => 9,
         ProcessReply::Swapped => 10,
+        ProcessReply::Killed => 11,
     }
 }
 
@@ -182,6 +184,7 @@ pub fn process_requests() -> Vec<ProcessRequest> {
         ProcessRequest::Stats,
         ProcessRequest::Swap { strategy: 0 },
         ProcessRequest::Swap { strategy: 8 },
+        ProcessRequest::Kill { pid: 2 },
     ]
 }
 
@@ -210,6 +213,7 @@ pub fn process_replies() -> Vec<ProcessReply> {
             phases: [12, 13, 14, 15, 16, 17, 18, 19],
         }),
         ProcessReply::Swapped,
+        ProcessReply::Killed,
     ];
     replies.extend(ALL_ERRORS.map(ProcessReply::Error));
     replies
@@ -280,6 +284,7 @@ pub fn largest_process_request(like: &ProcessRequest) -> ProcessRequest {
         ProcessRequest::Quiesce => ProcessRequest::Quiesce,
         ProcessRequest::Stats => ProcessRequest::Stats,
         ProcessRequest::Swap { .. } => ProcessRequest::Swap { strategy: u8::MAX },
+        ProcessRequest::Kill { .. } => ProcessRequest::Kill { pid: u32::MAX },
     }
 }
 
@@ -309,6 +314,7 @@ pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
             phases: [u64::MAX; proto::Phase::COUNT],
         }),
         ProcessReply::Swapped => ProcessReply::Swapped,
+        ProcessReply::Killed => ProcessReply::Killed,
     }
 }
 
