@@ -71,6 +71,7 @@ pub const SYSTEM_TESTS: &[&str] = &[
     "live_swap",
     "fork_bomb",
     "kill_tree",
+    "process_restart",
 ];
 
 /// Bit 0 of init's start flags (in `rsi`): run the self-tests.

@@ -10,7 +10,7 @@ use crate::ProtoError;
 pub const VERSION_BITS: u32 = 16;
 
 /// The memory server protocol: 'ME', version 6 (clients are named by
-/// their badge, not by a field of the request; `Denied`).
+/// their badge, not by a field of the request; `Denied`; `Reclaim`).
 pub const MEMORY_PROTOCOL: u64 = label(0x4D45, 6);
 /// The process server protocol: 'PR', version 6 (`Kill`; `Denied` and
 /// `LimitReached`).

@@ -65,22 +65,27 @@ pub mod client {
     pub const RECORDS: u64 = 16;
     /// The badge bit of a trusted system server.
     pub const TRUSTED: u64 = 1 << 8;
-    /// init: statistics and settling only; it holds no frames in the
-    /// running system.
-    pub const INIT: u64 = 1;
+    /// The badge bit of the supervisor, which may reclaim a dead client's
+    /// frames.
+    pub const SUPERVISOR: u64 = 1 << 9;
+    /// init: statistics, settling, and as the supervisor that restarts
+    /// the servers, reclaiming; it holds no frames in the running system.
+    pub const INIT: u64 = 1 | SUPERVISOR;
     /// The process servers (all threads of one program, one protection
     /// domain: frames move between their stocks).
-    pub const PROCESS_SERVERS: u64 = 2 | TRUSTED;
+    pub const PROCESS_SERVERS: u64 = PROCESS_SERVERS_RECORD as u64 | TRUSTED;
+    /// The process servers' record.
+    pub const PROCESS_SERVERS_RECORD: u8 = 2;
     /// Frames an untrusted client may hold at once.
     pub const UNTRUSTED_QUOTA: u64 = 4096;
 
-    /// The record and trust of `badge`, if it names a client.
-    pub const fn of(badge: u64) -> Option<(u8, bool)> {
+    /// The record, trust and supervision of `badge`, if it names a client.
+    pub const fn of(badge: u64) -> Option<(u8, bool, bool)> {
         let record = badge & 0xFF;
-        if badge & !(0xFF | TRUSTED) != 0 || record == 0 || record >= RECORDS {
+        if badge & !(0xFF | TRUSTED | SUPERVISOR) != 0 || record == 0 || record >= RECORDS {
             return None;
         }
-        Some((record as u8, badge & TRUSTED != 0))
+        Some((record as u8, badge & TRUSTED != 0, badge & SUPERVISOR != 0))
     }
 }
 
@@ -223,6 +228,13 @@ pub enum MemoryRequest {
     /// [`ProtoError::InvalidArgument`] for an unknown strategy,
     /// [`ProtoError::NoMemory`] when its tables do not fit.
     Swap { strategy: u8 },
+    /// The client of record `record` is dead (its supervisor tore it down):
+    /// every frame handed to it goes back to the pool whatever its count,
+    /// and a strategy placed in the process servers starts over with a
+    /// zeroed region. → [`MemoryReply::RefBatchDone`] with the frames
+    /// taken back (at most `u16::MAX` reported); [`ProtoError::Denied`]
+    /// unless the caller is the supervisor ([`client::SUPERVISOR`]).
+    Reclaim { record: u8 },
 }
 
 /// The memory server's counters, for benchmarks and tests.
@@ -268,7 +280,7 @@ const REF_OP_LEN: usize = size::U32 + size::BYTE;
 
 impl Protocol for MemoryProtocol {
     const LABEL: u64 = MEMORY_PROTOCOL;
-    const REQUEST_KINDS: u32 = 9;
+    const REQUEST_KINDS: u32 = 10;
     const REPLY_KINDS: u32 = 7;
     const MAX_REQUEST_LEN: usize = size::TAG
         + size::max(size::max(size::U16, size::seq(MAX_FREE_FRAMES, size::U32)), size::max(size::seq(MAX_REF_OPS, REF_OP_LEN), size::U32));
@@ -300,6 +312,7 @@ impl Protocol for MemoryProtocol {
             | MemoryRequest::TryRemoveUnique { .. }
             | MemoryRequest::Settle
             | MemoryRequest::Swap { .. } => true,
+            MemoryRequest::Reclaim { record } => u64::from(*record) < client::RECORDS && *record != 0,
             MemoryRequest::Materialize { frames } => !frames.is_empty(),
         };
         if valid { Ok(()) } else { Err(ProtoError::InvalidArgument) }
@@ -354,12 +367,13 @@ mod tests {
     #[test]
     fn badges_name_clients() {
         assert_eq!(client::of(0), None);
-        assert_eq!(client::of(client::INIT), Some((1, false)));
-        assert_eq!(client::of(client::PROCESS_SERVERS), Some((2, true)));
-        assert_eq!(client::of(client::RECORDS - 1), Some(((client::RECORDS - 1) as u8, false)));
+        assert_eq!(client::of(client::INIT), Some((1, false, true)));
+        assert_eq!(client::of(client::PROCESS_SERVERS), Some((2, true, false)));
+        assert_eq!(client::of(client::RECORDS - 1), Some(((client::RECORDS - 1) as u8, false, false)));
         assert_eq!(client::of(client::RECORDS), None);
         assert_eq!(client::of(client::TRUSTED), None);
-        assert_eq!(client::of(1 << 9 | 1), None);
+        assert_eq!(client::of(client::SUPERVISOR), None);
+        assert_eq!(client::of(1 << 10 | 1), None);
         assert_eq!(client::of(u64::MAX), None);
     }
 
@@ -424,6 +438,12 @@ mod tests {
         for strategy in [0, 1, 8, u8::MAX] {
             assert_eq!(check(MemoryRequest::Swap { strategy }), Ok(()));
         }
+
+        // Reclaim names a client record: never record 0, none past the last.
+        assert_eq!(check(MemoryRequest::Reclaim { record: 0 }), bad);
+        assert_eq!(check(MemoryRequest::Reclaim { record: client::RECORDS as u8 }), bad);
+        assert_eq!(check(MemoryRequest::Reclaim { record: u8::MAX }), bad);
+        assert_eq!(check(MemoryRequest::Reclaim { record: 2 }), Ok(()));
     }
 
     #[test]

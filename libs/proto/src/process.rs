@@ -27,6 +27,13 @@ pub const PROGRAM_NAME_LEN: usize = 32;
 /// The page size of `Mmap` and `Munmap` (x86_64 base pages).
 pub const PAGE_SIZE: u64 = 4096;
 
+/// The label of init's message to a process server thread it retires (a
+/// restart), sent through the endpoint's unbadged original once init has
+/// revoked every capability it gave the servers: the thread lets its idle
+/// thread go and ends. Not a request of the protocol: it carries nothing
+/// and gets no reply.
+pub const RETIRE_LABEL: u64 = 0x002E_712E;
+
 /// A program's name in the boot image.
 pub type ProgramName = heapless::String<PROGRAM_NAME_LEN>;
 

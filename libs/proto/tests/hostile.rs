@@ -125,10 +125,12 @@ fn wrong_protocol_or_version_is_refused() {
 fn unknown_tags_are_unknown_requests() {
     let memory = |bytes: &[u8]| accept::<MemoryProtocol>(MEMORY_PROTOCOL, bytes);
     let unknown = Err(MemoryReply::Error(ProtoError::UnknownRequest));
-    // MemoryRequest has 9 variants (tags 0..=8), ProcessRequest 13.
-    assert_eq!(memory(&[9]), unknown);
-    assert_eq!(memory(&[9, 1, 2, 3]), unknown);
+    // MemoryRequest has 10 variants (tags 0..=9), ProcessRequest 13.
     assert_eq!(memory(&[10]), unknown);
+    assert_eq!(memory(&[10, 1, 2, 3]), unknown);
+    assert_eq!(memory(&[11]), unknown);
+    assert_eq!(memory(&[9, 2]), Ok(MemoryRequest::Reclaim { record: 2 }));
+    assert_eq!(memory(&[9, 0]), Err(MemoryReply::Error(ProtoError::InvalidArgument)));
     assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[13]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
     assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[13, 0]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
     // Kill (tag 12) is known; its pid must be there, and not 0.
@@ -156,7 +158,7 @@ fn unknown_tags_are_unknown_requests() {
     // A tag varint longer than a u32 is no tag at all.
     assert_eq!(memory(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]), Err(MemoryReply::Error(ProtoError::Malformed)));
     // The bare codec cannot know the variant count: it says malformed.
-    assert_eq!(decode::<MemoryRequest>(&[9]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<MemoryRequest>(&[10]), Err(ProtoError::Malformed));
     assert_eq!(decode::<ProcessRequest>(&[13]), Err(ProtoError::Malformed));
     // Replies: an unknown reply kind, and an unknown error kind inside an
     // Error reply (a known reply kind with a bad body). MemoryReply has 7
@@ -334,7 +336,7 @@ fn serve_one(label: u64, bytes: &[u8]) -> Result<MemoryReply, ProtoError> {
 fn a_server_keeps_serving_after_bad_messages() {
     let good = bytes_of(&MemoryRequest::AllocFrames { count: 3 });
     assert_eq!(serve_one(MEMORY_PROTOCOL, &good), Ok(MemoryReply::Frames { runs: [FrameRun::new(0x100, 3)].into_iter().collect() }));
-    assert_eq!(serve_one(MEMORY_PROTOCOL, &[9, 0, 0]), Err(ProtoError::UnknownRequest));
+    assert_eq!(serve_one(MEMORY_PROTOCOL, &[10, 0, 0]), Err(ProtoError::UnknownRequest));
     assert_eq!(serve_one(MEMORY_PROTOCOL, &[0xFF; 7]), Err(ProtoError::Malformed));
     assert_eq!(serve_one(MEMORY_PROTOCOL, &good[..1]), Err(ProtoError::Malformed));
     assert_eq!(serve_one(PROCESS_PROTOCOL, &good), Err(ProtoError::WrongProtocol));

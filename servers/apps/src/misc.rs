@@ -10,7 +10,8 @@
 //! NoSuchProcess, 12 Swap or Quiesce from a process was not refused with
 //! Denied, 13 an mmap past the quota was not refused with LimitReached,
 //! 14 a kill of a stranger or of init was not refused, 15 a killed child
-//! did not end with STATUS_KILLED.
+//! did not end with STATUS_KILLED, 16 a fork past the child limit was not
+//! refused with LimitReached.
 
 use proto::{ProcessRequest, ProtoError};
 
@@ -62,20 +63,47 @@ fn privileges() -> Outcome {
     }
 }
 
-/// A kill of a stranger or of init is refused; a kill of a child that
-/// spins ends it with `STATUS_KILLED`.
+/// A kill of a stranger or of init is refused. As many children as the
+/// limit allows spin; one more fork is refused; a kill of each ends it
+/// with `STATUS_KILLED`.
 fn killing() -> Outcome {
     for pid in [STRANGER, abi::process::INIT_PID] {
         check(rt::proc::kill(pid) == Err(ProtoError::NoSuchProcess), 14, "a kill of a stranger or of init")?;
     }
+    let mut children = [0u32; CHILD_LIMIT];
+    for child in children.iter_mut() {
+        *child = spinning_child()?;
+    }
+    let past_the_limit = rt::proc::fork();
+    if past_the_limit == Ok(0) {
+        rt::proc::exit(0);
+    }
+    for &child in &children {
+        rt::proc::kill(child).map_err(|e| Failure::new(15, "kill of a child").error(e))?;
+        expect_exit(child, abi::process::STATUS_KILLED, 15, "the killed child")?;
+    }
+    match past_the_limit {
+        Err(ProtoError::LimitReached) => Ok(()),
+        Err(error) => Err(Failure::new(16, "a fork past the child limit").error(error)),
+        Ok(pid) => {
+            let _ = rt::proc::wait(Some(pid));
+            Err(Failure::new(16, "a fork past the child limit succeeded").value(pid))
+        }
+    }
+}
+
+/// The children a process may have at once (the process server's limit).
+const CHILD_LIMIT: usize = 16;
+
+/// A child that spins until it is killed.
+fn spinning_child() -> Result<u32, Failure> {
     let child = rt::proc::fork().map_err(|e| Failure::new(15, "fork failed").error(e))?;
     if child == 0 {
         loop {
             rt::sys::yield_now();
         }
     }
-    rt::proc::kill(child).map_err(|e| Failure::new(15, "kill of a child").error(e))?;
-    expect_exit(child, abi::process::STATUS_KILLED, 15, "the killed child")
+    Ok(child)
 }
 
 /// Two `sbrk`s of three pages: consecutive, writable, readable.

@@ -15,7 +15,7 @@ use crate::tests::{TestResult, check, pause_for};
 pub type Workload = (&'static str, fn(&System) -> TestResult);
 
 /// The system tests, in the order of `abi::selftest::SYSTEM_TESTS`.
-pub const WORKLOADS: [Workload; 12] = [
+pub const WORKLOADS: [Workload; 13] = [
     ("process_protocol_errors", protocol_errors),
     ("memory_hostile", memory_hostile),
     ("apps_misc", |s| leak_checked(s, 0, workload::MISC, 0, 0)),
@@ -28,6 +28,7 @@ pub const WORKLOADS: [Workload; 12] = [
     ("live_swap", live_swap),
     ("fork_bomb", |s| leak_checked(s, 0, workload::FORKBOMB, 0, 0)),
     ("kill_tree", kill_tree),
+    ("process_restart", process_restart),
 ];
 
 /// Runs `apps` in `mode` on `cpu`'s server and checks its status and that
@@ -132,6 +133,28 @@ fn kill_tree(system: &System) -> TestResult {
         return Err("frames leaked by the killed bomb");
     }
     check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "processes are left over after the kill")
+}
+
+/// The process servers die in the middle of a workload (init tears them
+/// down, as it would after a crash) and are restarted from the boot image:
+/// the workload's processes are gone, every frame they and the servers
+/// held is back in the pool, and the next workload runs and leaves no
+/// frame behind.
+fn process_restart(system: &System) -> TestResult {
+    const WORKLOAD_RUNS: u64 = 300_000_000;
+    let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let pid = system.spawn(1, "apps", encode(workload::FORKBENCH, 3, 0, 0)).map_err(|_| "start the workload")?;
+    pause_for(WORKLOAD_RUNS);
+    let reclaimed = system.restart_process_servers()?;
+    rt::println!("init: restarted the process servers in the middle of a workload, {reclaimed} frames taken back");
+    check(system.wait(1, pid).is_err(), "a process of the dead servers lives on")?;
+    check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "the new servers have processes")?;
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
+        rt::println!("init: frames before {before:?}, after {after:?}");
+        return Err("frames were lost with the process servers");
+    }
+    leak_checked(system, 1, workload::COW, 0, 0)
 }
 
 /// Bad requests to a process server get error replies, and it keeps

@@ -17,6 +17,7 @@ extern crate alloc;
 
 mod counts;
 mod pool;
+mod reclaim;
 mod region;
 mod swap;
 
@@ -45,14 +46,8 @@ struct Caller {
     record: u8,
     /// A trusted system server (the process servers).
     trusted: bool,
-}
-
-/// Whether only a trusted client may make `request`: mapping the whole
-/// pool, the counter table or the region (docs/processes.md says what that
-/// exposes, and why it is accepted for the process servers), and swapping
-/// the strategy.
-fn request_needs_trust(request: &MemoryRequest) -> bool {
-    matches!(request, MemoryRequest::Attach { .. } | MemoryRequest::Swap { .. })
+    /// The supervisor (init), which may reclaim a dead client's frames.
+    supervisor: bool,
 }
 
 /// Capability slots.
@@ -142,7 +137,7 @@ impl Server {
         let info = message.msg.info();
         let (reply, cap) = match proto::payload(&buffer.data, info.length()).map_err(MemoryReply::Error) {
             Ok(payload) => match (accept::<MemoryProtocol>(info.label(), payload), client::of(message.badge)) {
-                (Ok(request), Some(caller)) => self.handle(Caller { record: caller.0, trusted: caller.1 }, request),
+                (Ok(request), Some((record, trusted, supervisor))) => self.handle(Caller { record, trusted, supervisor }, request),
                 (Ok(_), None) => (MemoryReply::Error(ProtoError::Denied), None),
                 (Err(error_reply), _) => (error_reply, None),
             },
@@ -158,10 +153,18 @@ impl Server {
     }
 
     /// The reply to `request` from `caller`, and the capability to send
-    /// with it. Every frame a request names is checked against the
-    /// caller's record before any strategy code runs.
+    /// with it. Only a trusted client may map the whole pool, the counter
+    /// table or the region (docs/processes.md says what that exposes, and
+    /// why it is accepted for the process servers) or swap the strategy;
+    /// only the supervisor may reclaim. Every frame a request names is
+    /// checked against the caller's record before any strategy code runs.
     fn handle(&mut self, caller: Caller, request: MemoryRequest) -> (MemoryReply, Option<u64>) {
-        if request_needs_trust(&request) && !caller.trusted {
+        let denied = match request {
+            MemoryRequest::Attach { .. } | MemoryRequest::Swap { .. } => !caller.trusted,
+            MemoryRequest::Reclaim { .. } => !caller.supervisor,
+            _ => false,
+        };
+        if denied {
             return (MemoryReply::Error(ProtoError::Denied), None);
         }
         // Frames whose count reached zero, put back in the pool at the end.
@@ -216,6 +219,10 @@ impl Server {
             // Nothing counts as 2 implicitly any more: a fork of an owned
             // frame stores 2 itself.
             MemoryRequest::Materialize { .. } => (MemoryReply::Ok, None),
+            MemoryRequest::Reclaim { record } => match self.reclaim(record) {
+                Ok(taken) => (MemoryReply::RefBatchDone { freed: u16::try_from(taken).unwrap_or(u16::MAX) }, None),
+                Err(error) => (MemoryReply::Error(error), None),
+            },
             MemoryRequest::Swap { strategy } => {
                 let swapped = Strategy::from_index(u64::from(strategy)).ok_or(ProtoError::InvalidArgument).and_then(|new| self.swap(new));
                 (swapped.map_or_else(MemoryReply::Error, |()| MemoryReply::Ok), None)

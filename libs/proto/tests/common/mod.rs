@@ -57,7 +57,7 @@ pub fn error_kind(error: ProtoError) -> usize {
 // The `kind` of a variant is its wire tag: `tags_follow_the_declared_order`
 // checks it against postcard, so these functions also pin the order.
 
-pub const MEMORY_REQUEST_KINDS: usize = 9;
+pub const MEMORY_REQUEST_KINDS: usize = 10;
 pub fn memory_request_kind(request: &MemoryRequest) -> usize {
     match request {
         MemoryRequest::AllocFrames { .. } => 0,
@@ -69,6 +69,7 @@ pub fn memory_request_kind(request: &MemoryRequest) -> usize {
         MemoryRequest::Settle => 6,
         MemoryRequest::Materialize { .. } => 7,
         MemoryRequest::Swap { .. } => 8,
+        MemoryRequest::Reclaim { .. } => 9,
     }
 }
 
@@ -150,6 +151,7 @@ pub fn memory_requests() -> Vec<MemoryRequest> {
         MemoryRequest::Swap { strategy: 0 },
         // Whether a strategy exists is the server's question.
         MemoryRequest::Swap { strategy: u8::MAX },
+        MemoryRequest::Reclaim { record: 2 },
     ]
 }
 
@@ -241,6 +243,7 @@ pub fn largest_memory_request(like: &MemoryRequest) -> MemoryRequest {
         }
         // A u8 is one raw byte whatever its value.
         MemoryRequest::Swap { .. } => MemoryRequest::Swap { strategy: u8::MAX },
+        MemoryRequest::Reclaim { .. } => MemoryRequest::Reclaim { record: 15 },
     }
 }
 
