@@ -93,7 +93,7 @@ const START_PATIENCE: u64 = 4 * crate::tests::PATIENCE;
 /// waiting receiver takes, and which the server answers as a bad request
 /// to no one. An error if the thread died, or never got there: so init
 /// never calls, and waits for ever on, a server that failed to start.
-fn await_ready(thread: Slot, endpoint: Slot, what: &'static str) -> Result<(), &'static str> {
+pub fn await_ready(thread: Slot, endpoint: Slot, what: &'static str) -> Result<(), &'static str> {
     let mut dead = false;
     let ready = crate::tests::wait_longer(
         || {

@@ -44,7 +44,14 @@ fn free_frames(ep: Slot, buffer: &mut IpcBuffer) -> Result<u64, &'static str> {
     }
 }
 
+/// What `with_server` says of a server that stopped before it served.
+const MEMORY_DID_NOT_START: &str = "the memory server did not start";
+
 pub fn memory_server(env: &Env) -> TestResult {
+    // A range too small for the server's heap and table: it stops at
+    // once, and init hears of it instead of waiting for ever.
+    let stopped = with_server_of(env, Strategy::Deferred, 64, |_, _| Ok(()));
+    check(stopped == Err(MEMORY_DID_NOT_START), "a memory server that could not start was waited for")?;
     with_server(env, Strategy::Deferred, |ep, buffer| exercise(env, ep, buffer))?;
     with_server(env, Strategy::Atomic, |ep, buffer| shared_placement(env, ep, buffer))?;
     for strategy in [Strategy::Deferred, Strategy::AtomicIpc, Strategy::Percpu] {
@@ -88,11 +95,17 @@ fn hostile(env: &Env, original: Slot, buffer: &mut IpcBuffer, strategy: Strategy
 /// Starts a memory server under `strategy` with a pool of its own, runs
 /// `test` against it, and takes it all down again.
 fn with_server(env: &Env, strategy: Strategy, test: impl FnOnce(Slot, &mut IpcBuffer) -> TestResult) -> TestResult {
+    with_server_of(env, strategy, POOL_FRAMES, test)
+}
+
+/// [`with_server`] with a range of `frames` frames; the test runs once the
+/// server serves (an error, and no hang, if it stopped instead).
+fn with_server_of(env: &Env, strategy: Strategy, frames: u64, test: impl FnOnce(Slot, &mut IpcBuffer) -> TestResult) -> TestResult {
     let image = BootImage::map(env)?;
     let elf = image.program("memory")?;
     let (ep, pool) = (env.slots.alloc(), env.slots.alloc());
     sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create")?;
-    sys::phys_range_carve(boot_slot::FIRST_RAM, env.pages.frames(POOL_FRAMES), POOL_FRAMES, pool).map_err(|_| "carve the pool")?;
+    sys::phys_range_carve(boot_slot::FIRST_RAM, env.pages.frames(frames), frames, pool).map_err(|_| "carve the pool")?;
     let slots = Slots { space: env.slots.alloc(), cspace: env.slots.alloc(), thread: env.slots.alloc() };
     let started = prepare(elf, &env.pages, slots, INIT_PRIORITY + 1, env.other_cpu()).map_err(|_| "load the server").and_then(|program| {
         for (source, at) in [(ep, 1), (slots.space, 2), (pool, 3)] {
@@ -101,6 +114,7 @@ fn with_server(env: &Env, strategy: Strategy, test: impl FnOnce(Slot, &mut IpcBu
         crate::system::give_allowance(slots.cspace, crate::system::MEMORY_ALLOWANCE)?;
         program.start(strategy as u64).map_err(|_| "start the server")
     });
+    let started = started.and_then(|()| crate::system::await_ready(slots.thread, ep, MEMORY_DID_NOT_START));
     // SAFETY: init's own IPC buffer, used by this thread only.
     let buffer = unsafe { ipc::buffer_at(env.ipc_buffer) };
     let outcome = started.and_then(|()| test(ep, buffer));
