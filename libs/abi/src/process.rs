@@ -21,6 +21,9 @@ pub const STATUS_FAULT: i32 = 139;
 pub const STATUS_NO_MEMORY: i32 = 137;
 /// Exit status of a process whose runtime panicked.
 pub const STATUS_PANIC: i32 = 101;
+/// Exit status of a process ended by a `Kill` request (its own or an
+/// ancestor's).
+pub const STATUS_KILLED: i32 = 143;
 
 /// How the memory and process servers count references to shared frames,
 /// and where the counting runs (its [`Placement`]).

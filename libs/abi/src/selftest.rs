@@ -61,6 +61,7 @@ pub const USER_TESTS: &[&str] = &[
 pub const SYSTEM_TESTS: &[&str] = &[
     "system_start",
     "process_protocol_errors",
+    "memory_hostile",
     "apps_misc",
     "fork_cow",
     "fork_exec",
@@ -69,6 +70,9 @@ pub const SYSTEM_TESTS: &[&str] = &[
     "fork_oom",
     "forkbench_quick",
     "live_swap",
+    "fork_bomb",
+    "kill_tree",
+    "process_restart",
 ];
 
 /// Bit 0 of init's start flags (in `rsi`): run the self-tests.

@@ -23,6 +23,11 @@ pub const SHARED_FORK: u64 = 12;
 /// pages at once (a = pages, b = rounds, c = [`BENCH_ICOUNT`]).
 pub const SHARED_COW: u64 = 13;
 
+/// A fork bomb (a = 0: every process forks until refused, then waits for
+/// its children and exits; a = 1: it never stops, retrying refused forks,
+/// until killed).
+pub const FORKBOMB: u64 = 14;
+
 /// FORKBENCH's flag bit in parameter `b`: the machine counts instructions.
 pub const FORKBENCH_ICOUNT: u64 = 1;
 /// The flag bit in parameter `c` of COW_STORM, PARALLEL_FORK,

@@ -44,6 +44,12 @@ pub enum ProtoError {
     NoChildren,
     /// `Munmap` of a range that is not (entirely) mapped.
     NotMapped,
+    /// The caller may not make this request: a badge that names no client,
+    /// an untrusted client asking what only system servers may, a process
+    /// asking what only init may.
+    Denied,
+    /// A per-process limit is reached: children, or pages charged.
+    LimitReached,
 }
 
 impl fmt::Display for ProtoError {
@@ -63,6 +69,8 @@ impl fmt::Display for ProtoError {
             Self::NotChild => "not a child of the caller",
             Self::NoChildren => "no child to wait for",
             Self::NotMapped => "range not mapped",
+            Self::Denied => "not permitted to the caller",
+            Self::LimitReached => "a per-process limit is reached",
         })
     }
 }
@@ -99,5 +107,6 @@ mod tests {
         let mut buf = [0u8; 4];
         assert_eq!(postcard::to_slice(&ProtoError::Malformed, &mut buf).unwrap(), &[0]);
         assert_eq!(postcard::to_slice(&ProtoError::NotMapped, &mut buf).unwrap(), &[13]);
+        assert_eq!(postcard::to_slice(&ProtoError::LimitReached, &mut buf).unwrap(), &[15]);
     }
 }

@@ -52,6 +52,43 @@ pub mod table {
     pub const OWNED: u64 = 1 << 63;
 }
 
+/// Who a request comes from: the badge of the capability it came through,
+/// which the memory server's parent minted for each client, never a field
+/// the client writes. The low byte is the client's record (1 to
+/// [`client::RECORDS`]` - 1`); [`client::TRUSTED`] marks the trusted
+/// system servers (the process servers), which may map the whole pool and
+/// the counter table, and swap the strategy. Any other badge (0, the
+/// endpoint's unbadged original, among them) is refused with
+/// [`ProtoError::Denied`].
+pub mod client {
+    /// Client records the memory server keeps (record 0 is no one's).
+    pub const RECORDS: u64 = 16;
+    /// The badge bit of a trusted system server.
+    pub const TRUSTED: u64 = 1 << 8;
+    /// The badge bit of the supervisor, which may reclaim a dead client's
+    /// frames.
+    pub const SUPERVISOR: u64 = 1 << 9;
+    /// init: statistics, settling, and as the supervisor that restarts
+    /// the servers, reclaiming; it holds no frames in the running system.
+    pub const INIT: u64 = 1 | SUPERVISOR;
+    /// The process servers (all threads of one program, one protection
+    /// domain: frames move between their stocks).
+    pub const PROCESS_SERVERS: u64 = PROCESS_SERVERS_RECORD as u64 | TRUSTED;
+    /// The process servers' record.
+    pub const PROCESS_SERVERS_RECORD: u8 = 2;
+    /// Frames an untrusted client may hold at once.
+    pub const UNTRUSTED_QUOTA: u64 = 4096;
+
+    /// The record, trust and supervision of `badge`, if it names a client.
+    pub const fn of(badge: u64) -> Option<(u8, bool, bool)> {
+        let record = badge & 0xFF;
+        if badge & !(0xFF | TRUSTED | SUPERVISOR) != 0 || record == 0 || record >= RECORDS {
+            return None;
+        }
+        Some((record as u8, badge & TRUSTED != 0, badge & SUPERVISOR != 0))
+    }
+}
+
 /// Consecutive frames of the pool: frame numbers `first .. first + count`
 /// (frame numbers count pages from the start of the pool's PhysRange).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -147,29 +184,33 @@ pub enum MemoryRequest {
     /// Up to `count` (at least 1) new frames for the caller. → [`MemoryReply::Frames`]
     /// with at least one frame and at most `count`, in at most [`MAX_RUNS`]
     /// runs; a client that got fewer asks again. [`ProtoError::NoMemory`]
-    /// when no frame is free.
-    AllocFrames { client: u16, count: u16 },
+    /// when no frame is free, or when an untrusted client holds its quota.
+    AllocFrames { count: u16 },
     /// Gives frames the caller holds alone (uncounted, or counted at 1)
     /// back to the pool. → [`MemoryReply::Ok`]; [`ProtoError::NotOwned`]
-    /// (and nothing freed) if one of them is free or shared. Strategies that
-    /// detect zero late put a frame back once they see it.
-    FreeFrames { client: u16, frames: FreeList },
-    /// Applies the counter changes a client (`client`: the process server's
-    /// index) has queued; see the module's ordering rule. Frames whose count
-    /// reaches zero go back to the pool. → [`MemoryReply::RefBatchDone`]
-    /// with the number freed; [`ProtoError::NotOwned`] (and nothing applied)
-    /// if a frame is free.
-    RefBatch { client: u16, ops: RefOps },
+    /// (and nothing freed) if one of them was not handed to the caller, is
+    /// free or shared. Strategies that detect zero late put a frame back
+    /// once they see it.
+    FreeFrames { frames: FreeList },
+    /// Applies the counter changes the caller has queued; see the module's
+    /// ordering rule. Frames whose count reaches zero go back to the pool.
+    /// → [`MemoryReply::RefBatchDone`] with the number freed; nothing is
+    /// applied and the reply is [`ProtoError::NotOwned`] if a frame was not
+    /// handed to the caller or is free, [`ProtoError::InvalidArgument`] if
+    /// the batch would take a count below zero.
+    RefBatch { ops: RefOps },
     /// A capability for part of the pool, sent with the reply.
-    /// → [`MemoryReply::Attached`]
+    /// → [`MemoryReply::Attached`]; [`ProtoError::Denied`] unless the
+    /// caller is trusted ([`client::TRUSTED`]).
     Attach { part: AttachPart },
     /// → [`MemoryReply::Stats`]
     Stats,
-    /// `try_remove_unique` of `frame` for `client`, by the strategy itself:
-    /// for the strategies whose counts the table does not show in one word.
-    /// → [`MemoryReply::Unique`]: true if the caller's reference is the only
-    /// one (it may then write the frame in place).
-    TryRemoveUnique { client: u16, frame: u32 },
+    /// `try_remove_unique` of `frame` for the caller, by the strategy
+    /// itself: for the strategies whose counts the table does not show in
+    /// one word. → [`MemoryReply::Unique`]: true if the caller's reference
+    /// is the only one (it may then write the frame in place);
+    /// [`ProtoError::NotOwned`] for a frame not handed to the caller.
+    TryRemoveUnique { frame: u32 },
     /// Runs every client's quiescent point until every frame whose count
     /// reached zero is back in the pool (for exact counts).
     /// → [`MemoryReply::Ok`]
@@ -183,9 +224,17 @@ pub enum MemoryRequest {
     /// Hands every frame's count to strategy `strategy`
     /// (`abi::process::Strategy` index) and runs it from now on. The clients
     /// must have flushed and paused first. → [`MemoryReply::Ok`];
+    /// [`ProtoError::Denied`] unless the caller is trusted,
     /// [`ProtoError::InvalidArgument`] for an unknown strategy,
     /// [`ProtoError::NoMemory`] when its tables do not fit.
     Swap { strategy: u8 },
+    /// The client of record `record` is dead (its supervisor tore it down):
+    /// every frame handed to it goes back to the pool whatever its count,
+    /// and a strategy placed in the process servers starts over with a
+    /// zeroed region. → [`MemoryReply::RefBatchDone`] with the frames
+    /// taken back (at most `u16::MAX` reported); [`ProtoError::Denied`]
+    /// unless the caller is the supervisor ([`client::SUPERVISOR`]).
+    Reclaim { record: u8 },
 }
 
 /// The memory server's counters, for benchmarks and tests.
@@ -231,13 +280,10 @@ const REF_OP_LEN: usize = size::U32 + size::BYTE;
 
 impl Protocol for MemoryProtocol {
     const LABEL: u64 = MEMORY_PROTOCOL;
-    const REQUEST_KINDS: u32 = 9;
+    const REQUEST_KINDS: u32 = 10;
     const REPLY_KINDS: u32 = 7;
     const MAX_REQUEST_LEN: usize = size::TAG
-        + size::max(
-            size::max(2 * size::U16, size::U16 + size::seq(MAX_FREE_FRAMES, size::U32)),
-            size::max(size::U16 + size::seq(MAX_REF_OPS, REF_OP_LEN), size::U16 + size::U32),
-        );
+        + size::max(size::max(size::U16, size::seq(MAX_FREE_FRAMES, size::U32)), size::max(size::seq(MAX_REF_OPS, REF_OP_LEN), size::U32));
     const MAX_REPLY_LEN: usize = size::TAG
         + size::max(size::max(size::seq(MAX_RUNS, RUN_LEN), size::U16), size::max(2 * size::U32, size::max(6 * size::U64, size::TAG)));
     type Request = MemoryRequest;
@@ -266,6 +312,7 @@ impl Protocol for MemoryProtocol {
             | MemoryRequest::TryRemoveUnique { .. }
             | MemoryRequest::Settle
             | MemoryRequest::Swap { .. } => true,
+            MemoryRequest::Reclaim { record } => u64::from(*record) < client::RECORDS && *record != 0,
             MemoryRequest::Materialize { frames } => !frames.is_empty(),
         };
         if valid { Ok(()) } else { Err(ProtoError::InvalidArgument) }
@@ -289,7 +336,7 @@ mod tests {
     }
 
     fn free(list: &[u32]) -> MemoryRequest {
-        MemoryRequest::FreeFrames { client: 0, frames: list.iter().copied().collect() }
+        MemoryRequest::FreeFrames { frames: list.iter().copied().collect() }
     }
 
     fn materialize(list: &[u32]) -> MemoryRequest {
@@ -297,7 +344,7 @@ mod tests {
     }
 
     fn batch(list: &[RefOp]) -> MemoryRequest {
-        MemoryRequest::RefBatch { client: 0, ops: list.iter().copied().collect() }
+        MemoryRequest::RefBatch { ops: list.iter().copied().collect() }
     }
 
     #[test]
@@ -318,6 +365,19 @@ mod tests {
     }
 
     #[test]
+    fn badges_name_clients() {
+        assert_eq!(client::of(0), None);
+        assert_eq!(client::of(client::INIT), Some((1, false, true)));
+        assert_eq!(client::of(client::PROCESS_SERVERS), Some((2, true, false)));
+        assert_eq!(client::of(client::RECORDS - 1), Some(((client::RECORDS - 1) as u8, false, false)));
+        assert_eq!(client::of(client::RECORDS), None);
+        assert_eq!(client::of(client::TRUSTED), None);
+        assert_eq!(client::of(client::SUPERVISOR), None);
+        assert_eq!(client::of(1 << 10 | 1), None);
+        assert_eq!(client::of(u64::MAX), None);
+    }
+
+    #[test]
     fn table_words_tell_owned_from_any_count() {
         assert_ne!(table::FREE, table::OWNED);
         // A count (at most one per reference to a frame) never reaches the
@@ -329,10 +389,9 @@ mod tests {
     #[test]
     fn validation_rejects_nonsense() {
         let bad = Err(ProtoError::InvalidArgument);
-        assert_eq!(check(MemoryRequest::AllocFrames { client: 0, count: 0 }), bad);
-        assert_eq!(check(MemoryRequest::AllocFrames { client: u16::MAX, count: 0 }), bad);
-        assert_eq!(check(MemoryRequest::AllocFrames { client: 0, count: 1 }), Ok(()));
-        assert_eq!(check(MemoryRequest::AllocFrames { client: u16::MAX, count: u16::MAX }), Ok(()));
+        assert_eq!(check(MemoryRequest::AllocFrames { count: 0 }), bad);
+        assert_eq!(check(MemoryRequest::AllocFrames { count: 1 }), Ok(()));
+        assert_eq!(check(MemoryRequest::AllocFrames { count: u16::MAX }), Ok(()));
 
         // FreeFrames: non-empty, no frame twice (a double free in one message).
         assert_eq!(check(free(&[])), bad);
@@ -341,10 +400,10 @@ mod tests {
         assert_eq!(check(free(&[0])), Ok(()));
         assert_eq!(check(free(&[1, 2, u32::MAX])), Ok(()));
         let all: FreeList = (0..MAX_FREE_FRAMES as u32).rev().collect();
-        assert_eq!(check(MemoryRequest::FreeFrames { client: u16::MAX, frames: all.clone() }), Ok(()));
+        assert_eq!(check(MemoryRequest::FreeFrames { frames: all.clone() }), Ok(()));
         let mut last_repeats_first = all;
         last_repeats_first[MAX_FREE_FRAMES - 1] = last_repeats_first[0];
-        assert_eq!(check(MemoryRequest::FreeFrames { client: 1, frames: last_repeats_first }), bad);
+        assert_eq!(check(MemoryRequest::FreeFrames { frames: last_repeats_first }), bad);
 
         // RefBatch: non-empty, no zero delta; a frame may appear twice.
         assert_eq!(check(batch(&[])), bad);
@@ -358,10 +417,10 @@ mod tests {
         }
         assert_eq!(check(MemoryRequest::Stats), Ok(()));
 
-        // TryRemoveUnique names any frame of any client: whether the frame
-        // is the client's is the server's question, not the codec's.
-        for (client, frame) in [(0, 0), (3, 0x1234), (u16::MAX, u32::MAX)] {
-            assert_eq!(check(MemoryRequest::TryRemoveUnique { client, frame }), Ok(()));
+        // TryRemoveUnique names any frame: whether the frame is the
+        // caller's is the server's question, not the codec's.
+        for frame in [0, 0x1234, u32::MAX] {
+            assert_eq!(check(MemoryRequest::TryRemoveUnique { frame }), Ok(()));
         }
         assert_eq!(check(MemoryRequest::Settle), Ok(()));
 
@@ -379,12 +438,18 @@ mod tests {
         for strategy in [0, 1, 8, u8::MAX] {
             assert_eq!(check(MemoryRequest::Swap { strategy }), Ok(()));
         }
+
+        // Reclaim names a client record: never record 0, none past the last.
+        assert_eq!(check(MemoryRequest::Reclaim { record: 0 }), bad);
+        assert_eq!(check(MemoryRequest::Reclaim { record: client::RECORDS as u8 }), bad);
+        assert_eq!(check(MemoryRequest::Reclaim { record: u8::MAX }), bad);
+        assert_eq!(check(MemoryRequest::Reclaim { record: 2 }), Ok(()));
     }
 
     #[test]
     fn accept_answers_an_invalid_request_with_an_error() {
         let mut buf = [0u8; 16];
-        let length = crate::encode(&MemoryRequest::AllocFrames { client: 2, count: 0 }, &mut buf).unwrap();
+        let length = crate::encode(&MemoryRequest::AllocFrames { count: 0 }, &mut buf).unwrap();
         assert_eq!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]), Err(MemoryReply::Error(ProtoError::InvalidArgument)));
         let length = crate::encode(&free(&[3, 3]), &mut buf).unwrap();
         assert_eq!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &buf[..length]), Err(MemoryReply::Error(ProtoError::InvalidArgument)));

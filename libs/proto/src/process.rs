@@ -27,6 +27,13 @@ pub const PROGRAM_NAME_LEN: usize = 32;
 /// The page size of `Mmap` and `Munmap` (x86_64 base pages).
 pub const PAGE_SIZE: u64 = 4096;
 
+/// The label of init's message to a process server thread it retires (a
+/// restart), sent through the endpoint's unbadged original once init has
+/// revoked every capability it gave the servers: the thread lets its idle
+/// thread go and ends. Not a request of the protocol: it carries nothing
+/// and gets no reply.
+pub const RETIRE_LABEL: u64 = 0x002E_712E;
+
 /// A program's name in the boot image.
 pub type ProgramName = heapless::String<PROGRAM_NAME_LEN>;
 
@@ -68,6 +75,12 @@ pub enum ProcessRequest {
     /// of the memory server and every process server, live: the servers
     /// pause, flush, and resume under the new one. → [`ProcessReply::Swapped`]
     Swap { strategy: u8 },
+    /// Ends `pid` and every process descended from it with
+    /// `abi::process::STATUS_KILLED`; their parents' waits answer as for an
+    /// exit. Only init, or an ancestor of `pid`, may. → [`ProcessReply::Killed`]
+    /// once every one of them is marked (each server ends its own at its
+    /// next turn); [`ProtoError::Denied`] for any other caller.
+    Kill { pid: u32 },
     /// Turns the servers' per-phase timing (`ProcessStats::phases`) on or
     /// off: off by default, so a benchmark's headline figures do not pay
     /// for the breakdown. → [`ProcessReply::PhasesTimed`]
@@ -161,6 +174,7 @@ pub enum ProcessReply {
     Quiesced,
     Stats(ProcessStats),
     Swapped,
+    Killed,
     PhasesTimed,
 }
 
@@ -173,8 +187,8 @@ const STATS_LEN: usize = size::U32 + (10 + Phase::COUNT) * size::U64;
 
 impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;
-    const REQUEST_KINDS: u32 = 13;
-    const REPLY_KINDS: u32 = 12;
+    const REQUEST_KINDS: u32 = 14;
+    const REPLY_KINDS: u32 = 13;
     const MAX_REQUEST_LEN: usize =
         size::TAG + size::max(size::max(NAME_LEN + size::U64, FORK_LEN), size::max(size::BYTE + size::U32, size::U64 + size::U32));
     const MAX_REPLY_LEN: usize = size::TAG + size::max(size::max(size::U32, size::U32 + size::I32), size::max(size::U64, STATS_LEN));
@@ -197,6 +211,7 @@ impl Protocol for ProcessProtocol {
             ProcessRequest::Spawn { program, .. } | ProcessRequest::Exec { program, .. } => !program.is_empty(),
             // Pid 0 is never a process.
             ProcessRequest::Wait { pid } => *pid != Some(0),
+            ProcessRequest::Kill { pid } => *pid != 0,
             ProcessRequest::Mmap { pages } => *pages > 0,
             ProcessRequest::Munmap { addr, pages } => {
                 *pages > 0
@@ -242,6 +257,8 @@ mod tests {
         assert_eq!(check(ProcessRequest::Exec { program: ProgramName::try_from("hello").unwrap(), arg: 0 }), Ok(()));
         assert_eq!(check(ProcessRequest::Wait { pid: Some(0) }), bad);
         assert_eq!(check(ProcessRequest::Wait { pid: None }), Ok(()));
+        assert_eq!(check(ProcessRequest::Kill { pid: 0 }), bad);
+        assert_eq!(check(ProcessRequest::Kill { pid: u32::MAX }), Ok(()));
         assert_eq!(check(ProcessRequest::Mmap { pages: 0 }), bad);
         assert_eq!(check(ProcessRequest::Munmap { addr: 0x1000, pages: 0 }), bad);
         assert_eq!(check(ProcessRequest::Munmap { addr: 0x1001, pages: 1 }), bad);

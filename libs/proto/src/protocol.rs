@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn request_reports_a_buffer_too_small() {
         let mut small = [0u8; 2];
-        let sent = request::<MemoryProtocol>(&MemoryRequest::AllocFrames { client: u16::MAX, count: u16::MAX }, &mut small);
+        let sent = request::<MemoryProtocol>(&MemoryRequest::AllocFrames { count: u16::MAX }, &mut small);
         assert_eq!(sent, Err(ProtoError::TooLarge));
         assert_eq!(request::<MemoryProtocol>(&MemoryRequest::Stats, &mut small), Ok(Outgoing { label: MemoryProtocol::LABEL, length: 1 }));
     }

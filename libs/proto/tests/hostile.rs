@@ -61,7 +61,7 @@ fn truncated_or_extended_messages_are_rejected() {
 
 #[test]
 fn the_server_answers_truncation_and_trailers_with_errors() {
-    let bytes = bytes_of(&MemoryRequest::RefBatch { client: 1, ops: [RefOp::dec(0x1234_5678)].into_iter().collect() });
+    let bytes = bytes_of(&MemoryRequest::RefBatch { ops: [RefOp::dec(0x1234_5678)].into_iter().collect() });
     assert!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes).is_ok());
     assert_eq!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &bytes[..bytes.len() - 1]), Err(MemoryReply::Error(ProtoError::Malformed)));
     let mut longer = bytes.clone();
@@ -73,10 +73,10 @@ fn the_server_answers_truncation_and_trailers_with_errors() {
     for length in 0..fork.len() {
         assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &fork[..length]), Err(ProcessReply::Error(ProtoError::Malformed)));
     }
-    // A TryRemoveUnique cut inside or before its frame: the client's bytes
-    // must not be read as the frame.
-    let unique = bytes_of(&MemoryRequest::TryRemoveUnique { client: 300, frame: 0x1234_5678 });
-    assert_eq!(unique.len(), 1 + 2 + 5);
+    // A TryRemoveUnique cut inside or before its frame: the tag must not
+    // be read as the frame.
+    let unique = bytes_of(&MemoryRequest::TryRemoveUnique { frame: 0x1234_5678 });
+    assert_eq!(unique.len(), 1 + 5);
     assert!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &unique).is_ok());
     for length in 0..unique.len() {
         assert_eq!(accept::<MemoryProtocol>(MEMORY_PROTOCOL, &unique[..length]), Err(MemoryReply::Error(ProtoError::Malformed)));
@@ -111,7 +111,7 @@ fn wrong_protocol_or_version_is_refused() {
     let refused = |label| accept::<MemoryProtocol>(label, &bytes);
     assert_eq!(refused(MEMORY_PROTOCOL), Ok(MemoryRequest::Stats));
     assert_eq!(refused(PROCESS_PROTOCOL), Err(MemoryReply::Error(ProtoError::WrongProtocol)));
-    assert_eq!(refused(label(0x4D45, 6)), Err(MemoryReply::Error(ProtoError::UnsupportedVersion)));
+    assert_eq!(refused(label(0x4D45, 5)), Err(MemoryReply::Error(ProtoError::UnsupportedVersion)));
     assert_eq!(refused(kernel_label::FAULT), Err(MemoryReply::Error(ProtoError::WrongProtocol)));
     assert_eq!(refused(kernel_label::RESUME), Err(MemoryReply::Error(ProtoError::WrongProtocol)));
     // A client reading a reply checks the label too.
@@ -125,23 +125,30 @@ fn wrong_protocol_or_version_is_refused() {
 fn unknown_tags_are_unknown_requests() {
     let memory = |bytes: &[u8]| accept::<MemoryProtocol>(MEMORY_PROTOCOL, bytes);
     let unknown = Err(MemoryReply::Error(ProtoError::UnknownRequest));
-    // MemoryRequest has 9 variants (tags 0..=8), ProcessRequest 13.
-    assert_eq!(memory(&[9]), unknown);
-    assert_eq!(memory(&[9, 1, 2, 3]), unknown);
+    // MemoryRequest has 10 variants (tags 0..=9), ProcessRequest 14.
     assert_eq!(memory(&[10]), unknown);
-    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[13]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
-    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[13, 0]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
+    assert_eq!(memory(&[10, 1, 2, 3]), unknown);
+    assert_eq!(memory(&[11]), unknown);
+    assert_eq!(memory(&[9, 2]), Ok(MemoryRequest::Reclaim { record: 2 }));
+    assert_eq!(memory(&[9, 0]), Err(MemoryReply::Error(ProtoError::InvalidArgument)));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[14]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[14, 0]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
+    // Kill (tag 12) is known; its pid must be there, and not 0. So is
+    // TimePhases (tag 13).
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12, 5]), Ok(ProcessRequest::Kill { pid: 5 }));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12]), Err(ProcessReply::Error(ProtoError::Malformed)));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12, 0]), Err(ProcessReply::Error(ProtoError::InvalidArgument)));
+    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[13, 1]), Ok(ProcessRequest::TimePhases { on: true }));
     // The last tags are known: Swap (memory tag 8), Materialize (memory tag
     // 7), Settle (memory tag 6), TryRemoveUnique (memory tag 5) and Stats
-    // (memory tag 4) before them; TimePhases (process tag 12), Swap
-    // (process tag 11), Stats (process tag 10) and Quiesce (process tag 9).
+    // (memory tag 4) before them; Swap (process tag 11), Stats (process
+    // tag 10) and Quiesce (process tag 9).
     assert_eq!(memory(&[8, 0]), Ok(MemoryRequest::Swap { strategy: 0 }));
     assert_eq!(memory(&[8, 0xFF]), Ok(MemoryRequest::Swap { strategy: u8::MAX }));
     assert_eq!(memory(&[7, 2, 5, 5]), Ok(MemoryRequest::Materialize { frames: [5u32, 5].into_iter().collect() }));
     assert_eq!(memory(&[6]), Ok(MemoryRequest::Settle));
-    assert_eq!(memory(&[5, 1, 2]), Ok(MemoryRequest::TryRemoveUnique { client: 1, frame: 2 }));
+    assert_eq!(memory(&[5, 2]), Ok(MemoryRequest::TryRemoveUnique { frame: 2 }));
     assert_eq!(memory(&[4]), Ok(MemoryRequest::Stats));
-    assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[12, 1]), Ok(ProcessRequest::TimePhases { on: true }));
     assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[11, 7]), Ok(ProcessRequest::Swap { strategy: 7 }));
     assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[10]), Ok(ProcessRequest::Stats));
     assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[9]), Ok(ProcessRequest::Quiesce));
@@ -153,29 +160,31 @@ fn unknown_tags_are_unknown_requests() {
     // A tag varint longer than a u32 is no tag at all.
     assert_eq!(memory(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]), Err(MemoryReply::Error(ProtoError::Malformed)));
     // The bare codec cannot know the variant count: it says malformed.
-    assert_eq!(decode::<MemoryRequest>(&[9]), Err(ProtoError::Malformed));
-    assert_eq!(decode::<ProcessRequest>(&[12]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<MemoryRequest>(&[10]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<ProcessRequest>(&[14]), Err(ProtoError::Malformed));
     // Replies: an unknown reply kind, and an unknown error kind inside an
     // Error reply (a known reply kind with a bad body). MemoryReply has 7
     // variants; Unique (6) comes after Error (5).
     assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[7]), Err(ProtoError::UnknownRequest));
     assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[7, 1]), Err(ProtoError::UnknownRequest));
-    assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[5, 14]), Err(ProtoError::Malformed));
+    assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[5, 16]), Err(ProtoError::Malformed));
+    assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[5, 14]), Err(ProtoError::Denied));
     assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[6, 0]), Ok(MemoryReply::Unique(false)));
     assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[6, 1]), Ok(MemoryReply::Unique(true)));
     // A bool is 0 or 1, and it must be there.
     for bad in [&[6, 2][..], &[6, 0xFF][..], &[6][..]] {
         assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, bad), Err(ProtoError::Malformed), "{bad:?}");
     }
-    // ProcessReply has 12 variants; Quiesced (8), Stats (9), Swapped (10)
-    // and PhasesTimed (11) come after Error (7).
-    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[12]), Err(ProtoError::UnknownRequest));
-    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]), Ok(ProcessReply::PhasesTimed));
+    // ProcessReply has 13 variants; Quiesced (8), Stats (9), Swapped (10),
+    // Killed (11) and PhasesTimed (12) come after Error (7).
+    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[13]), Err(ProtoError::UnknownRequest));
+    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[11]), Ok(ProcessReply::Killed));
+    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[12]), Ok(ProcessReply::PhasesTimed));
     assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[10]), Ok(ProcessReply::Swapped));
     // Swapped has no body.
     assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[10, 0]), Err(ProtoError::TrailingBytes));
     assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[8]), Ok(ProcessReply::Quiesced));
-    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[7, 14]), Err(ProtoError::Malformed));
+    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[7, 16]), Err(ProtoError::Malformed));
 }
 
 /// A length prefix: postcard's varint, as for a `u32`.
@@ -183,10 +192,10 @@ fn prefix(len: usize) -> Vec<u8> {
     bytes_of(&u32::try_from(len).unwrap())
 }
 
-/// The bytes of a `FreeFrames` from client 0 whose length prefix says
-/// `claimed` and that then carries `present` distinct frames.
+/// The bytes of a `FreeFrames` whose length prefix says `claimed` and
+/// that then carries `present` distinct frames.
 fn free_frames_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
-    let mut bytes = vec![1u8, 0]; // the FreeFrames tag, client 0
+    let mut bytes = vec![1u8]; // the FreeFrames tag
     bytes.extend_from_slice(claimed);
     for frame in 0..present {
         bytes.extend(bytes_of(&u32::try_from(frame).unwrap()));
@@ -197,7 +206,7 @@ fn free_frames_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
 /// The bytes of a `Materialize` whose length prefix says `claimed` and that
 /// then carries `present` frames, all the same one (holders may repeat it).
 fn materialize_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
-    let mut bytes = vec![7u8]; // the Materialize tag; no client
+    let mut bytes = vec![7u8]; // the Materialize tag
     bytes.extend_from_slice(claimed);
     for _ in 0..present {
         bytes.extend(bytes_of(&u32::MAX));
@@ -205,10 +214,10 @@ fn materialize_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
     bytes
 }
 
-/// The bytes of a `RefBatch` from client 0 whose length prefix says
-/// `claimed` and that then carries `present` increments.
+/// The bytes of a `RefBatch` whose length prefix says `claimed` and that
+/// then carries `present` increments.
 fn ref_batch_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
-    let mut bytes = vec![2u8, 0]; // the RefBatch tag, client 0
+    let mut bytes = vec![2u8]; // the RefBatch tag
     bytes.extend_from_slice(claimed);
     for frame in 0..present {
         bytes.extend(bytes_of(&RefOp::inc(u32::try_from(frame).unwrap())));
@@ -219,14 +228,11 @@ fn ref_batch_claiming(claimed: &[u8], present: usize) -> Vec<u8> {
 #[test]
 fn length_prefixes_beyond_capacity_are_rejected() {
     // Sanity: the hand-built forms are what postcard produces.
-    assert_eq!(
-        free_frames_claiming(&[3], 3),
-        bytes_of(&MemoryRequest::FreeFrames { client: 0, frames: [0u32, 1, 2].into_iter().collect() })
-    );
+    assert_eq!(free_frames_claiming(&[3], 3), bytes_of(&MemoryRequest::FreeFrames { frames: [0u32, 1, 2].into_iter().collect() }));
     assert_eq!(materialize_claiming(&[2], 2), bytes_of(&MemoryRequest::Materialize { frames: [u32::MAX, u32::MAX].into_iter().collect() }));
     assert_eq!(
         ref_batch_claiming(&[2], 2),
-        bytes_of(&MemoryRequest::RefBatch { client: 0, ops: [RefOp::inc(0), RefOp::inc(1)].into_iter().collect() })
+        bytes_of(&MemoryRequest::RefBatch { ops: [RefOp::inc(0), RefOp::inc(1)].into_iter().collect() })
     );
     // 200 frames is the capacity (a 2-byte prefix), 201 one too many, even
     // with all 201 present.
@@ -271,11 +277,11 @@ fn length_prefixes_beyond_capacity_are_rejected() {
     assert_eq!(decode::<ProcessRequest>(&[3, 2, 1]), Err(ProtoError::Malformed));
     assert_eq!(decode::<ProcessRequest>(&[1, 0, 8, 1, 1]), Ok(ProcessRequest::Fork { resume: 0, stack: 8, cpu: Some(1) }));
     assert_eq!(decode::<ProcessRequest>(&[1, 0, 8, 2, 1]), Err(ProtoError::Malformed));
-    // A frame whose varint overflows 32 bits (FreeFrames, tag 1, client 0,
-    // one frame).
-    assert_eq!(decode::<MemoryRequest>(&[1, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]), Err(ProtoError::Malformed));
-    assert!(decode::<MemoryRequest>(&[1, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]).is_ok());
-    // The same in a Materialize (tag 7, one frame; no client), also when the
+    // A frame whose varint overflows 32 bits (FreeFrames, tag 1, one
+    // frame).
+    assert_eq!(decode::<MemoryRequest>(&[1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]), Err(ProtoError::Malformed));
+    assert!(decode::<MemoryRequest>(&[1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]).is_ok());
+    // The same in a Materialize (tag 7, one frame), also when the
     // overflowing frame comes after a good one.
     assert_eq!(decode::<MemoryRequest>(&[7, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]), Err(ProtoError::Malformed));
     assert_eq!(decode::<MemoryRequest>(&[7, 2, 3, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]), Err(ProtoError::Malformed));
@@ -285,21 +291,17 @@ fn length_prefixes_beyond_capacity_are_rejected() {
     );
     // A varint longer than a u32's five bytes.
     assert_eq!(decode::<MemoryRequest>(&[7, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]), Err(ProtoError::Malformed));
-    // The same in a TryRemoveUnique (tag 5, client 0).
-    assert_eq!(decode::<MemoryRequest>(&[5, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]), Err(ProtoError::Malformed));
-    assert_eq!(
-        decode::<MemoryRequest>(&[5, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]),
-        Ok(MemoryRequest::TryRemoveUnique { client: 0, frame: u32::MAX })
-    );
+    // The same in a TryRemoveUnique (tag 5).
+    assert_eq!(decode::<MemoryRequest>(&[5, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<MemoryRequest>(&[5, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]), Ok(MemoryRequest::TryRemoveUnique { frame: u32::MAX }));
     // A varint longer than a u32's five bytes.
-    assert_eq!(decode::<MemoryRequest>(&[5, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]), Err(ProtoError::Malformed));
-    // A u16 count whose varint overflows 16 bits (AllocFrames, tag 0,
-    // client 0), and the same for the client (then count 1).
-    assert_eq!(decode::<MemoryRequest>(&[0, 0, 0xFF, 0xFF, 0x04]), Err(ProtoError::Malformed));
-    assert_eq!(decode::<MemoryRequest>(&[0, 0xFF, 0xFF, 0x04, 1]), Err(ProtoError::Malformed));
-    assert_eq!(decode::<MemoryRequest>(&[0, 0xFF, 0xFF, 0x03, 1]), Ok(MemoryRequest::AllocFrames { client: u16::MAX, count: 1 }));
-    // The client of a TryRemoveUnique overflows 16 bits (then frame 0).
-    assert_eq!(decode::<MemoryRequest>(&[5, 0xFF, 0xFF, 0x04, 0]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<MemoryRequest>(&[5, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]), Err(ProtoError::Malformed));
+    // A u16 count whose varint overflows 16 bits (AllocFrames, tag 0), and
+    // the largest that fits.
+    assert_eq!(decode::<MemoryRequest>(&[0, 0xFF, 0xFF, 0x04]), Err(ProtoError::Malformed));
+    assert_eq!(decode::<MemoryRequest>(&[0, 0xFF, 0xFF, 0x03]), Ok(MemoryRequest::AllocFrames { count: u16::MAX }));
+    // A client field of an older version is a trailing byte now.
+    assert_eq!(decode::<MemoryRequest>(&[0, 0, 1]), Err(ProtoError::TrailingBytes));
 }
 
 #[test]
@@ -335,28 +337,25 @@ fn serve_one(label: u64, bytes: &[u8]) -> Result<MemoryReply, ProtoError> {
 
 #[test]
 fn a_server_keeps_serving_after_bad_messages() {
-    let good = bytes_of(&MemoryRequest::AllocFrames { client: 1, count: 3 });
+    let good = bytes_of(&MemoryRequest::AllocFrames { count: 3 });
     assert_eq!(serve_one(MEMORY_PROTOCOL, &good), Ok(MemoryReply::Frames { runs: [FrameRun::new(0x100, 3)].into_iter().collect() }));
-    assert_eq!(serve_one(MEMORY_PROTOCOL, &[9, 0, 0]), Err(ProtoError::UnknownRequest));
+    assert_eq!(serve_one(MEMORY_PROTOCOL, &[10, 0, 0]), Err(ProtoError::UnknownRequest));
     assert_eq!(serve_one(MEMORY_PROTOCOL, &[0xFF; 7]), Err(ProtoError::Malformed));
     assert_eq!(serve_one(MEMORY_PROTOCOL, &good[..1]), Err(ProtoError::Malformed));
     assert_eq!(serve_one(PROCESS_PROTOCOL, &good), Err(ProtoError::WrongProtocol));
+    assert_eq!(serve_one(MEMORY_PROTOCOL, &bytes_of(&MemoryRequest::AllocFrames { count: 0 })), Err(ProtoError::InvalidArgument));
     assert_eq!(
-        serve_one(MEMORY_PROTOCOL, &bytes_of(&MemoryRequest::AllocFrames { client: 1, count: 0 })),
-        Err(ProtoError::InvalidArgument)
-    );
-    assert_eq!(
-        serve_one(MEMORY_PROTOCOL, &bytes_of(&MemoryRequest::FreeFrames { client: 1, frames: [9u32, 9].into_iter().collect() })),
+        serve_one(MEMORY_PROTOCOL, &bytes_of(&MemoryRequest::FreeFrames { frames: [9u32, 9].into_iter().collect() })),
         Err(ProtoError::InvalidArgument)
     );
     let attach = bytes_of(&MemoryRequest::Attach { part: AttachPart::Table });
     assert_eq!(serve_one(MEMORY_PROTOCOL, &attach), Ok(MemoryReply::Attached(Layout { pool_frames: 0x8000, table_pages: 64 })));
     // The new requests are served after the bad ones too.
     for (frame, unique) in [(4, true), (5, false)] {
-        let request = bytes_of(&MemoryRequest::TryRemoveUnique { client: 1, frame });
+        let request = bytes_of(&MemoryRequest::TryRemoveUnique { frame });
         assert_eq!(serve_one(MEMORY_PROTOCOL, &request), Ok(MemoryReply::Unique(unique)));
     }
-    assert_eq!(serve_one(MEMORY_PROTOCOL, &[5, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]), Err(ProtoError::Malformed));
+    assert_eq!(serve_one(MEMORY_PROTOCOL, &[5, 0xFF, 0xFF, 0xFF, 0xFF, 0x10]), Err(ProtoError::Malformed));
     assert_eq!(serve_one(MEMORY_PROTOCOL, &bytes_of(&MemoryRequest::Settle)), Ok(MemoryReply::Ok));
     // Materialize and Swap: an empty Materialize, a frame overflowing u32,
     // a Swap with no strategy byte, then good ones.

@@ -158,6 +158,21 @@ pub fn munmap(addr: u64, pages: u32) -> Result<(), ProtoError> {
     }
 }
 
+/// Ends `pid` and every process descended from it (only init or an
+/// ancestor may); their parents' waits see `abi::process::STATUS_KILLED`.
+pub fn kill(pid: u32) -> Result<(), ProtoError> {
+    match call(&ProcessRequest::Kill { pid })? {
+        ProcessReply::Killed => Ok(()),
+        other => unexpected(other),
+    }
+}
+
+/// Sends `request` as it is and returns the reply: for tests of what a
+/// server refuses a process (`Swap`, `Quiesce`).
+pub fn request(request: &ProcessRequest) -> Result<ProcessReply, ProtoError> {
+    call(request)
+}
+
 /// The process servers' counters.
 pub fn stats() -> Result<ProcessStats, ProtoError> {
     match call(&ProcessRequest::Stats)? {

@@ -12,6 +12,7 @@
 //!   (a = pages, b = rounds), 10 PARALLEL_FORK (a = rounds),
 //!   11 FORKTREE_BENCH (a = depth, b = width, c bits 8.. = trees),
 //!   12 SHARED_FORK and 13 SHARED_COW (a = pages, b = rounds).
+//! - 14 FORKBOMB (a = 1: never stops until killed).
 //!
 //! Each workload prints `apps: NAME ok` or `apps: NAME FAILED: REASON` and
 //! exits with 0 or a small positive status naming the failed check (listed
@@ -24,6 +25,7 @@
 #![no_std]
 #![no_main]
 
+mod bomb;
 mod cow;
 mod cow_storm;
 mod crash;
@@ -74,6 +76,7 @@ fn main(args: rt::StartArgs) -> ! {
         workload::FORKTREE_BENCH => finish("fork_tree", forktree_bench::run(a, b, trees, icount)),
         workload::SHARED_FORK => finish("shared_fork", shared_fork::run(Contention::Fork, a, b, icount)),
         workload::SHARED_COW => finish("shared_cow", shared_fork::run(Contention::Cow, a, b, icount)),
+        workload::FORKBOMB => bomb::run(a != 0),
         mode => finish("apps", Err(Failure::new(126, "unknown mode").value(mode as i64))),
     }
 }

@@ -7,11 +7,15 @@
 //! 7 munmap failed, 8 munmap of an unmapped range succeeded, 9 munmap of a
 //! never-mapped range succeeded, 10 wait(None) did not fail with
 //! NoChildren, 11 wait of a stranger did not fail with NotChild or
-//! NoSuchProcess.
+//! NoSuchProcess, 12 Swap or Quiesce from a process was not refused with
+//! Denied, 13 an mmap past the quota was not refused with LimitReached,
+//! 14 a kill of a stranger or of init was not refused, 15 a killed child
+//! did not end with STATUS_KILLED, 16 a fork past the child limit was not
+//! refused with LimitReached.
 
-use proto::ProtoError;
+use proto::{ProcessRequest, ProtoError};
 
-use crate::outcome::{Failure, Outcome, check};
+use crate::outcome::{Failure, Outcome, check, expect_exit};
 use crate::region::{PAGE_SIZE, Region, WORDS_PER_PAGE};
 
 /// The last word of a page, written with the first.
@@ -31,6 +35,8 @@ pub fn run(start_pid: u64) -> Outcome {
     }
     heap()?;
     mapping()?;
+    privileges()?;
+    killing()?;
     check(rt::proc::munmap(NEVER_MAPPED, 1).is_err(), 9, "munmap of a never-mapped page succeeded")?;
     match rt::proc::wait(None) {
         Err(ProtoError::NoChildren) => {}
@@ -42,6 +48,62 @@ pub fn run(start_pid: u64) -> Outcome {
         Err(error) => Err(Failure::new(11, "wait of a stranger").error(error)),
         Ok((pid, _)) => Err(Failure::new(11, "wait of a stranger returned a pid").value(pid)),
     }
+}
+
+/// What only init may ask (a swap, a quiesce) and what no process may
+/// have (2^32 - 1 pages) are refused.
+fn privileges() -> Outcome {
+    for request in [ProcessRequest::Swap { strategy: 0 }, ProcessRequest::Quiesce] {
+        check(rt::proc::request(&request) == Err(ProtoError::Denied), 12, "a process was let swap or quiesce")?;
+    }
+    match rt::proc::mmap(u32::MAX) {
+        Err(ProtoError::LimitReached) => Ok(()),
+        Err(error) => Err(Failure::new(13, "mmap of 2^32 - 1 pages").error(error)),
+        Ok(addr) => Err(Failure::new(13, "mmap of 2^32 - 1 pages was accepted").value(addr as i64)),
+    }
+}
+
+/// A kill of a stranger or of init is refused. As many children as the
+/// limit allows spin; one more fork is refused; a kill of each ends it
+/// with `STATUS_KILLED`.
+fn killing() -> Outcome {
+    for pid in [STRANGER, abi::process::INIT_PID] {
+        check(rt::proc::kill(pid) == Err(ProtoError::NoSuchProcess), 14, "a kill of a stranger or of init")?;
+    }
+    let mut children = [0u32; CHILD_LIMIT];
+    for child in children.iter_mut() {
+        *child = spinning_child()?;
+    }
+    let past_the_limit = rt::proc::fork();
+    if past_the_limit == Ok(0) {
+        rt::proc::exit(0);
+    }
+    for &child in &children {
+        rt::proc::kill(child).map_err(|e| Failure::new(15, "kill of a child").error(e))?;
+        expect_exit(child, abi::process::STATUS_KILLED, 15, "the killed child")?;
+    }
+    match past_the_limit {
+        Err(ProtoError::LimitReached) => Ok(()),
+        Err(error) => Err(Failure::new(16, "a fork past the child limit").error(error)),
+        Ok(pid) => {
+            let _ = rt::proc::wait(Some(pid));
+            Err(Failure::new(16, "a fork past the child limit succeeded").value(pid))
+        }
+    }
+}
+
+/// The children a process may have at once (the process server's limit).
+const CHILD_LIMIT: usize = 16;
+
+/// A child that spins until it is killed.
+fn spinning_child() -> Result<u32, Failure> {
+    let child = rt::proc::fork().map_err(|e| Failure::new(15, "fork failed").error(e))?;
+    if child == 0 {
+        loop {
+            rt::sys::yield_now();
+        }
+    }
+    Ok(child)
 }
 
 /// Two `sbrk`s of three pages: consecutive, writable, readable.

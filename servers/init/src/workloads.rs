@@ -3,19 +3,21 @@
 //! exit with 0, and afterwards the memory server must count exactly the
 //! free frames it counted before (the leak check), with no process left.
 
-use abi::process::Strategy;
+use abi::process::{Placement, Strategy};
 use abi::workload::{self, encode};
 use proto::{ProcessProtocol, ProcessRequest, ProtoError};
 use rt::ipc::{self, Message};
 
 use crate::system::System;
+use crate::tests::hostile_memory::{self, Target};
 use crate::tests::{TestResult, check, pause_for};
 
 pub type Workload = (&'static str, fn(&System) -> TestResult);
 
 /// The system tests, in the order of `abi::selftest::SYSTEM_TESTS`.
-pub const WORKLOADS: [Workload; 9] = [
+pub const WORKLOADS: [Workload; 13] = [
     ("process_protocol_errors", protocol_errors),
+    ("memory_hostile", memory_hostile),
     ("apps_misc", |s| leak_checked(s, 0, workload::MISC, 0, 0)),
     ("fork_cow", |s| leak_checked(s, 1, workload::COW, 0, 0)),
     ("fork_exec", |s| leak_checked(s, 0, workload::EXEC, 0, 0)),
@@ -24,6 +26,9 @@ pub const WORKLOADS: [Workload; 9] = [
     ("fork_oom", |s| leak_checked(s, 1, workload::OOM, 0, 0)),
     ("forkbench_quick", |s| leak_checked(s, 0, workload::FORKBENCH, 2, 0)),
     ("live_swap", live_swap),
+    ("fork_bomb", |s| leak_checked(s, 0, workload::FORKBOMB, 0, 0)),
+    ("kill_tree", kill_tree),
+    ("process_restart", process_restart),
 ];
 
 /// Runs `apps` in `mode` on `cpu`'s server and checks its status and that
@@ -74,6 +79,84 @@ fn live_swap(system: &System) -> TestResult {
     Ok(())
 }
 
+/// Two untrusted clients of the live memory server attack each other and
+/// every frame of the pool, the process servers' among them
+/// (`tests::hostile_memory`); then a normal workload must run and leave
+/// no frame behind.
+fn memory_hostile(system: &System) -> TestResult {
+    let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let slots = system.spare_slots;
+    let rights = abi::cap::Rights::WRITE;
+    for (slot, badge) in slots.into_iter().zip([3, 4]) {
+        rt::sys::cap_mint(system.memory_original(), slot, rights, badge).map_err(|_| "mint a memory client")?;
+    }
+    let target = Target {
+        original: system.memory_original(),
+        victim: slots[0],
+        attacker: slots[1],
+        pool_frames: system.pool_frames,
+        shared_placement: system.strategy.placement() == Placement::Shared,
+        sweep: true,
+    };
+    let outcome = hostile_memory::attack(&target, system.buffer());
+    for slot in slots {
+        let _ = rt::sys::cap_delete(slot);
+    }
+    outcome?;
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
+        rt::println!("init: frames before {before:?}, after {after:?}");
+        return Err("the attacks changed the memory server's counts");
+    }
+    leak_checked(system, 1, workload::FORKBENCH, 2, 0)
+}
+
+/// An endless fork bomb over every CPU, killed by init once it has filled
+/// the system: its root's wait answers `STATUS_KILLED`, and every process,
+/// kernel object and frame comes back.
+fn kill_tree(system: &System) -> TestResult {
+    let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let root = system.spawn(0, "apps", encode(workload::FORKBOMB, 1, 0, 0)).map_err(|_| "start the bomb")?;
+    // init outranks the processes: it lets the bomb spread while it waits
+    // for another workload, whose status does not matter (the bomb may
+    // take every kernel object it would fork with).
+    let _ = system.run(0, "apps", encode(workload::FORKBENCH, 1, 0, 0));
+    let alive = system.process_stats().map_err(|_| "no process stats")?.processes;
+    let killed = system.call(0, &ProcessRequest::Kill { pid: root });
+    check(killed == Ok(proto::ProcessReply::Killed), "the kill was refused")?;
+    check(system.wait(0, root) == Ok(abi::process::STATUS_KILLED), "the bomb's root did not end killed")?;
+    rt::println!("init: killed a fork bomb of {alive} processes");
+    check(alive > 2, "the bomb did not spread")?;
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
+        rt::println!("init: frames before {before:?}, after {after:?}");
+        return Err("frames leaked by the killed bomb");
+    }
+    check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "processes are left over after the kill")
+}
+
+/// The process servers die in the middle of a workload (init tears them
+/// down, as it would after a crash) and are restarted from the boot image:
+/// the workload's processes are gone, every frame they and the servers
+/// held is back in the pool, and the next workload runs and leaves no
+/// frame behind.
+fn process_restart(system: &System) -> TestResult {
+    const WORKLOAD_RUNS: u64 = 300_000_000;
+    let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let pid = system.spawn(1, "apps", encode(workload::FORKBENCH, 3, 0, 0)).map_err(|_| "start the workload")?;
+    pause_for(WORKLOAD_RUNS);
+    let reclaimed = system.restart_process_servers()?;
+    rt::println!("init: restarted the process servers in the middle of a workload, {reclaimed} frames taken back");
+    check(system.wait(1, pid).is_err(), "a process of the dead servers lives on")?;
+    check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "the new servers have processes")?;
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
+        rt::println!("init: frames before {before:?}, after {after:?}");
+        return Err("frames were lost with the process servers");
+    }
+    leak_checked(system, 1, workload::COW, 0, 0)
+}
+
 /// Bad requests to a process server get error replies, and it keeps
 /// serving.
 fn protocol_errors(system: &System) -> TestResult {
@@ -85,6 +168,8 @@ fn protocol_errors(system: &System) -> TestResult {
     expect(&ProcessRequest::Spawn { program, arg: 0 }, ProtoError::NoSuchProgram)?;
     expect(&ProcessRequest::Fork { resume: 0, stack: 0, cpu: None }, ProtoError::InvalidArgument)?;
     expect(&ProcessRequest::Mmap { pages: 0 }, ProtoError::InvalidArgument)?;
+    expect(&ProcessRequest::Kill { pid: 4242 }, ProtoError::NoSuchProcess)?;
+    expect(&ProcessRequest::Kill { pid: abi::process::INIT_PID }, ProtoError::NoSuchProcess)?;
     // Garbage and a wrong label, straight through IPC.
     let server = system.server(0);
     let buffer = system.buffer();

@@ -17,6 +17,7 @@ extern crate alloc;
 
 mod counts;
 mod pool;
+mod reclaim;
 mod region;
 mod swap;
 
@@ -26,7 +27,7 @@ use alloc::vec::Vec;
 use abi::cap::Rights;
 use abi::msg::IpcBuffer;
 use abi::process::{Placement, Strategy};
-use proto::memory::{AttachPart, Layout, MemoryProtocol, MemoryReply, MemoryRequest, MemoryStats};
+use proto::memory::{AttachPart, Layout, MemoryProtocol, MemoryReply, MemoryRequest, MemoryStats, client};
 use proto::{ProtoError, accept, respond};
 use rt::ipc::{self, Message, Received};
 use rt::mem::{PAGE_SIZE, PageSource};
@@ -37,6 +38,17 @@ use pool::Pool;
 use refcount::Word;
 
 rt::entry!(main);
+
+/// Who sent a request: from the badge of its capability.
+#[derive(Clone, Copy)]
+struct Caller {
+    /// The client's record in the pool.
+    record: u8,
+    /// A trusted system server (the process servers).
+    trusted: bool,
+    /// The supervisor (init), which may reclaim a dead client's frames.
+    supervisor: bool,
+}
 
 /// Capability slots.
 mod slot {
@@ -124,9 +136,10 @@ impl Server {
     fn serve(&mut self, buffer: &mut IpcBuffer, message: Received) -> Message {
         let info = message.msg.info();
         let (reply, cap) = match proto::payload(&buffer.data, info.length()).map_err(MemoryReply::Error) {
-            Ok(payload) => match accept::<MemoryProtocol>(info.label(), payload) {
-                Ok(request) => self.handle(request),
-                Err(error_reply) => (error_reply, None),
+            Ok(payload) => match (accept::<MemoryProtocol>(info.label(), payload), client::of(message.badge)) {
+                (Ok(request), Some((record, trusted, supervisor))) => self.handle(Caller { record, trusted, supervisor }, request),
+                (Ok(_), None) => (MemoryReply::Error(ProtoError::Denied), None),
+                (Err(error_reply), _) => (error_reply, None),
             },
             Err(error_reply) => (error_reply, None),
         };
@@ -139,45 +152,64 @@ impl Server {
         }
     }
 
-    /// The reply to `request`, and the capability to send with it.
-    fn handle(&mut self, request: MemoryRequest) -> (MemoryReply, Option<u64>) {
+    /// The reply to `request` from `caller`, and the capability to send
+    /// with it. Only a trusted client may map the whole pool, the counter
+    /// table or the region (docs/processes.md says what that exposes, and
+    /// why it is accepted for the process servers) or swap the strategy;
+    /// only the supervisor may reclaim. Every frame a request names is
+    /// checked against the caller's record before any strategy code runs.
+    fn handle(&mut self, caller: Caller, request: MemoryRequest) -> (MemoryReply, Option<u64>) {
+        let denied = match request {
+            MemoryRequest::Attach { .. } | MemoryRequest::Swap { .. } => !caller.trusted,
+            MemoryRequest::Reclaim { .. } => !caller.supervisor,
+            _ => false,
+        };
+        if denied {
+            return (MemoryReply::Error(ProtoError::Denied), None);
+        }
         // Frames whose count reached zero, put back in the pool at the end.
         let mut zeroed = Vec::new();
         let mut release = |frame: u32| zeroed.push(frame);
+        let holds = |pool: &Pool, frame: u32| pool.held_by(u64::from(frame), caller.record);
         let reply = match request {
-            MemoryRequest::AllocFrames { client, count } => {
-                let runs = self.pool.alloc(count);
+            MemoryRequest::AllocFrames { count } => {
+                let quota = if caller.trusted { u64::MAX } else { client::UNTRUSTED_QUOTA.saturating_sub(self.pool.held(caller.record)) };
+                let runs = self.pool.alloc(count.min(u16::try_from(quota).unwrap_or(u16::MAX)), caller.record);
                 for run in &runs {
-                    (run.first..run.first + u64::from(run.count)).for_each(|frame| self.counts.hand_out(client, frame as u32));
+                    (run.first..run.first + u64::from(run.count)).for_each(|frame| self.counts.hand_out(frame as u32));
                 }
                 (if runs.is_empty() { MemoryReply::Error(ProtoError::NoMemory) } else { MemoryReply::Frames { runs } }, None)
             }
-            MemoryRequest::FreeFrames { client, frames } => {
+            MemoryRequest::FreeFrames { frames } => {
                 // The protocol refuses a frame named twice in one request;
                 // one handed back twice is free the second time; the
                 // region's frames are the strategy's, not a client's.
-                let returnable = |frame: u32| {
-                    self.pool.handed_out(u64::from(frame)) && !self.region.contains(u64::from(frame)) && self.counts.may_return(frame)
-                };
+                let returnable =
+                    |frame: u32| holds(&self.pool, frame) && !self.region.contains(u64::from(frame)) && self.counts.may_return(frame);
                 if frames.iter().all(|&frame| returnable(frame)) {
                     for &frame in &frames {
-                        self.counts.free(client, frame, &mut release);
+                        self.counts.free(frame, &mut release);
                     }
                     (MemoryReply::Ok, None)
                 } else {
                     (MemoryReply::Error(ProtoError::NotOwned), None)
                 }
             }
-            MemoryRequest::RefBatch { client, ops } => {
-                self.batches += 1;
-                self.ops_in_batches += ops.len() as u64;
-                let in_use = |frame: u32| self.pool.handed_out(u64::from(frame));
-                let applied = self.counts.apply(client, &ops, &in_use, &mut release);
+            MemoryRequest::RefBatch { ops } => {
+                let applied = if ops.iter().all(|op| holds(&self.pool, op.frame)) {
+                    self.counts.apply(&ops, &mut release)
+                } else {
+                    Err(ProtoError::NotOwned)
+                };
+                if applied.is_ok() {
+                    self.batches += 1;
+                    self.ops_in_batches += ops.len() as u64;
+                }
                 let freed = zeroed.len() as u16;
                 (applied.map_or_else(MemoryReply::Error, |()| MemoryReply::RefBatchDone { freed }), None)
             }
-            MemoryRequest::TryRemoveUnique { client, frame } => {
-                let unique = if self.pool.handed_out(u64::from(frame)) { self.counts.try_remove_unique(client, frame) } else { Ok(false) };
+            MemoryRequest::TryRemoveUnique { frame } => {
+                let unique = if holds(&self.pool, frame) { self.counts.try_remove_unique(frame) } else { Err(ProtoError::NotOwned) };
                 (unique.map_or_else(MemoryReply::Error, MemoryReply::Unique), None)
             }
             // Nothing is deferred here: the table strategies apply every
@@ -187,6 +219,10 @@ impl Server {
             // Nothing counts as 2 implicitly any more: a fork of an owned
             // frame stores 2 itself.
             MemoryRequest::Materialize { .. } => (MemoryReply::Ok, None),
+            MemoryRequest::Reclaim { record } => match self.reclaim(record) {
+                Ok(taken) => (MemoryReply::RefBatchDone { freed: u16::try_from(taken).unwrap_or(u16::MAX) }, None),
+                Err(error) => (MemoryReply::Error(error), None),
+            },
             MemoryRequest::Swap { strategy } => {
                 let swapped = Strategy::from_index(u64::from(strategy)).ok_or(ProtoError::InvalidArgument).and_then(|new| self.swap(new));
                 (swapped.map_or_else(MemoryReply::Error, |()| MemoryReply::Ok), None)

@@ -1,14 +1,24 @@
 //! The frame pool: one bit per frame of the server's PhysRange, handed out
-//! as runs found from a rotating cursor, and taken back frame by frame.
+//! as runs found from a rotating cursor, and taken back frame by frame;
+//! and the record of which client each frame was handed to, and how many
+//! frames each client holds.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
-use proto::memory::{FrameRun, MAX_RUNS, Runs};
+use proto::memory::{FrameRun, MAX_RUNS, Runs, client};
+
+/// The owner of frames no client holds: the server's own, and the frames
+/// of a strategy's region.
+pub const SERVER: u8 = 0;
 
 pub struct Pool {
     /// Bit set: frame in use (or the server's own).
     used: Vec<u64>,
+    /// The client record each frame in use was handed to.
+    owner: Vec<u8>,
+    /// Frames each client record holds.
+    held: [u64; client::RECORDS as usize],
     frames: u64,
     /// Frames below are the server's own.
     first: u64,
@@ -21,7 +31,15 @@ impl Pool {
     /// Frames `[first, frames)` of the range are free; below `first` are the
     /// server's own.
     pub fn new(first: u64, frames: u64) -> Self {
-        let mut pool = Self { used: vec![0u64; frames.div_ceil(64) as usize], frames, first, free: frames, cursor: first };
+        let mut pool = Self {
+            used: vec![0u64; frames.div_ceil(64) as usize],
+            owner: vec![SERVER; frames as usize],
+            held: [0; client::RECORDS as usize],
+            frames,
+            first,
+            free: frames,
+            cursor: first,
+        };
         for frame in 0..first {
             pool.take(frame);
         }
@@ -42,14 +60,25 @@ impl Pool {
         (self.first..self.frames).contains(&frame) && self.is_used(frame)
     }
 
+    /// Whether `frame` is one of the pool's, handed out to client record
+    /// `record`.
+    pub fn held_by(&self, frame: u64, record: u8) -> bool {
+        self.handed_out(frame) && self.owner[frame as usize] == record && record != SERVER
+    }
+
+    /// Frames client record `record` holds.
+    pub fn held(&self, record: u8) -> u64 {
+        self.held[usize::from(record)]
+    }
+
     fn take(&mut self, frame: u64) {
         self.used[(frame / 64) as usize] |= 1 << (frame % 64);
         self.free -= 1;
     }
 
-    /// Up to `count` free frames, in at most `MAX_RUNS` runs; empty when
-    /// none is free.
-    pub fn alloc(&mut self, count: u16) -> Runs {
+    /// Up to `count` free frames for client record `owner`, in at most
+    /// `MAX_RUNS` runs; empty when none is free.
+    pub fn alloc(&mut self, count: u16, owner: u8) -> Runs {
         let mut runs = Runs::new();
         let mut wanted = u64::from(count).min(self.free);
         let mut frame = self.cursor;
@@ -72,6 +101,8 @@ impl Pool {
             let first = frame;
             while frame < self.frames && wanted > 0 && !self.is_used(frame) && frame - first < u64::from(u16::MAX) {
                 self.take(frame);
+                self.owner[frame as usize] = owner;
+                self.held[usize::from(owner)] += 1;
                 frame += 1;
                 scanned += 1;
                 wanted -= 1;
@@ -82,9 +113,28 @@ impl Pool {
         runs
     }
 
-    /// Puts a frame back.
+    /// The server's own frames `first .. first + count`, just below the
+    /// pool (the first strategy's region, given up by a swap), become the
+    /// pool's.
+    pub fn grow_down(&mut self, first: u64, count: u64) {
+        if first.checked_add(count) != Some(self.first) {
+            return;
+        }
+        for frame in first..self.first {
+            self.used[(frame / 64) as usize] &= !(1 << (frame % 64));
+        }
+        self.free += count;
+        self.first = first;
+    }
+
+    /// Puts a frame back (a frame already free stays free: the callers
+    /// checked it was handed out, so that never happens).
     pub fn release(&mut self, frame: u64) {
-        debug_assert!(self.is_used(frame));
+        if !self.handed_out(frame) {
+            return;
+        }
+        let owner = core::mem::replace(&mut self.owner[frame as usize], SERVER);
+        self.held[usize::from(owner)] -= 1;
         self.used[(frame / 64) as usize] &= !(1 << (frame % 64));
         self.free += 1;
     }

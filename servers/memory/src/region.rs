@@ -62,7 +62,7 @@ impl Region {
         let mut region = Self { at: pages.window(count), words, runs: Vec::new() };
         let mut mapped = 0;
         while mapped < count {
-            for run in pool.alloc(u16::try_from(count - mapped).unwrap_or(u16::MAX)) {
+            for run in pool.alloc(u16::try_from(count - mapped).unwrap_or(u16::MAX), crate::pool::SERVER) {
                 let run = Run { first: run.first, count: u64::from(run.count) };
                 region.runs.push(run);
                 if map(run, region.at + mapped * PAGE_SIZE).is_none() {
@@ -113,7 +113,12 @@ impl Region {
                 let _ = sys::unmap(slot::SPACE, at + first * PAGE_SIZE, MAP_BATCH_MAX.min(run.count - first));
             }
             at += run.count * PAGE_SIZE;
-            (run.first..run.first + run.count).for_each(|frame| pool.release(frame));
+            if pool.handed_out(run.first) {
+                (run.first..run.first + run.count).for_each(|frame| pool.release(frame));
+            } else {
+                // The first region, from before the pool.
+                pool.grow_down(run.first, run.count);
+            }
         }
     }
 }

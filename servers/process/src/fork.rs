@@ -27,8 +27,13 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
         let table = sys.procs.lock();
         let Some(process) = table.map.get(&parent) else { return unknown() };
         let space = process.objects.map(|o| o.space).ok_or(ProtoError::InvalidArgument)?;
+        if !table.may_have_child(parent) {
+            return Err(ProtoError::LimitReached);
+        }
         (process.memory.clone(), space)
     };
+    // The child's page map is a copy of the parent's.
+    system::heap_allows(record.lock().pages.footprint())?;
     let objects = create_objects()?;
     let phases = &sys.stats.phases;
     let mut memory = record.lock();
@@ -57,11 +62,13 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
     let process = Process {
         parent: Some(parent),
         state: State::Running,
+        server: target,
+        killed: false,
         objects: Some(objects),
         memory: Arc::new(spin::Mutex::new(child)),
         waiter: None,
     };
-    sys.procs.lock().map.insert(pid, process);
+    crate::lifecycle::adopt(pid, process);
     let started = ready.and_then(|()| sys::thread_start_with(objects.thread, resume, stack, [0; 3]).map_err(|_| ProtoError::NoMemory));
     if let Err(error) = started {
         crate::lifecycle::exit(server, pid, abi::process::STATUS_FAULT);

@@ -1,11 +1,16 @@
 //! The life of a process: spawn and exec from the boot image, exit (its
 //! frames freed or decremented in batches before its parent hears of it),
+//! kill (a process and its descendants, each ended by its own server),
 //! wait, and the calls that change its memory (brk, mmap, munmap).
+//! What a process may hold is bounded: children (`procs::MAX_CHILDREN`),
+//! reserved pages and mappings (`space`), and every request that grows its
+//! records in our heap is admitted only while the heap can take it
+//! (`system::heap_allows`).
 
 use alloc::sync::Arc;
 
 use abi::cap::{ObjectKind, Rights};
-use abi::process::{SERVER_SLOT, START_MAGIC};
+use abi::process::{INIT_PID, SERVER_SLOT, START_MAGIC, STATUS_KILLED};
 use abi::syscall::SysError;
 use proto::{Phase, ProcessReply, ProtoError};
 use rt::ipc;
@@ -115,6 +120,59 @@ fn start(objects: Objects, pid: u32, entry: u64, arg: u64) -> Result<(), ProtoEr
     sys::thread_start_with(objects.thread, entry, STACK_TOP - 8, [u64::from(pid), START_MAGIC, arg]).map_err(|_| ProtoError::NoMemory)
 }
 
+/// Heap bytes a new program's records take at most (its page map: a few
+/// leaves for the image, the stack and the IPC buffer).
+const SPAWN_FOOTPRINT: usize = 8 * crate::pagemap::PageMap::PAGE_FOOTPRINT;
+
+/// Enters the new child `pid` in the table. A child of a process that a
+/// `Kill` named meanwhile is killed with it.
+pub fn adopt(pid: u32, mut process: Process) {
+    let sys = system::get();
+    let mut table = sys.procs.lock();
+    process.killed = process.parent.and_then(|parent| table.map.get(&parent)).is_some_and(|parent| parent.killed);
+    let (killed, server) = (process.killed, process.server);
+    table.map.insert(pid, process);
+    drop(table);
+    if killed {
+        sys.queue_kill(server, pid);
+    }
+}
+
+/// `Kill`: marks `target` and every running process descended from it,
+/// and has each one's server end it. Only init or an ancestor may.
+pub fn kill(caller: u32, target: u32) -> Result<(), ProtoError> {
+    let sys = system::get();
+    let mut table = sys.procs.lock();
+    if target == INIT_PID || !table.map.contains_key(&target) {
+        return Err(ProtoError::NoSuchProcess);
+    }
+    if caller != INIT_PID && !table.is_ancestor(caller, target) {
+        return Err(ProtoError::Denied);
+    }
+    let mut victims = alloc::vec::Vec::new();
+    for pid in table.running_subtree(target) {
+        if let Some(process) = table.map.get_mut(&pid).filter(|p| !p.killed) {
+            process.killed = true;
+            victims.push((process.server, pid));
+        }
+    }
+    drop(table);
+    for (server, pid) in victims {
+        sys.queue_kill(server, pid);
+    }
+    Ok(())
+}
+
+/// Ends the processes of this server that a `Kill` named.
+pub fn end_killed(server: &mut Server) {
+    let sys = system::get();
+    for pid in sys.take_kills(server.index) {
+        if sys.procs.lock().map.get(&pid).is_some_and(|p| p.state == State::Running) {
+            exit(server, pid, STATUS_KILLED);
+        }
+    }
+}
+
 /// `Spawn`: a new child of `parent`, served by this server.
 pub fn spawn(server: &mut Server, parent: u32, program: &str, arg: u64) -> Result<u32, ProtoError> {
     let sys = system::get();
@@ -123,17 +181,23 @@ pub fn spawn(server: &mut Server, parent: u32, program: &str, arg: u64) -> Resul
         if !table.map.contains_key(&parent) {
             return unknown();
         }
+        if !table.may_have_child(parent) {
+            return Err(ProtoError::LimitReached);
+        }
         table.new_pid()
     };
+    system::heap_allows(SPAWN_FOOTPRINT)?;
     let (objects, memory, entry) = load(server, pid, program)?;
     let process = Process {
         parent: Some(parent),
         state: State::Running,
+        server: server.index,
+        killed: false,
         objects: Some(objects),
         memory: Arc::new(spin::Mutex::new(memory)),
         waiter: None,
     };
-    sys.procs.lock().map.insert(pid, process);
+    adopt(pid, process);
     if let Err(error) = start(objects, pid, entry, arg) {
         exit(server, pid, abi::process::STATUS_FAULT);
         return Err(error);
@@ -295,8 +359,12 @@ pub fn brk(server: &mut Server, pid: u32, new_end: u64) -> Result<u64, ProtoErro
 /// `Mmap`: a demand-zero region of `pages` pages.
 pub fn mmap(pid: u32, pages: u32) -> Result<u64, ProtoError> {
     let (record, _) = memory_of(pid)?;
-    record.lock().mmap(u64::from(pages)).ok_or(ProtoError::NoMemory)
+    system::heap_allows(MAPPING_FOOTPRINT)?;
+    record.lock().mmap(u64::from(pages))
 }
+
+/// Heap bytes one more anonymous mapping takes at most (its tree entry).
+const MAPPING_FOOTPRINT: usize = 256;
 
 /// `Munmap`: the range must lie in one anonymous mapping.
 pub fn munmap(server: &mut Server, pid: u32, addr: u64, pages: u32) -> Result<(), ProtoError> {

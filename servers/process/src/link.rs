@@ -18,8 +18,8 @@ const REFILL: u16 = 256;
 const KEEP_MAX: usize = 1024;
 
 pub struct Link {
-    /// Our index among the servers: the memory server's `client`, and the
-    /// strategy's `core`.
+    /// Our index among the servers: the strategy's `core`. (The memory
+    /// server knows every server thread by the badge of `slot::MEMORY`.)
     pub client: u16,
     buffer: &'static mut IpcBuffer,
     /// Free frames at hand.
@@ -47,7 +47,7 @@ impl Link {
             return Ok(frame);
         }
         Counters::add(&system::get().stats.frame_messages, 1);
-        match self.call(&MemoryRequest::AllocFrames { client: self.client, count: REFILL })? {
+        match self.call(&MemoryRequest::AllocFrames { count: REFILL })? {
             MemoryReply::Frames { runs } => {
                 for run in runs.iter().rev() {
                     self.stock.extend((run.first..run.first + u64::from(run.count)).rev().map(|frame| frame as u32));
@@ -72,7 +72,7 @@ impl Link {
             let take = (self.stock.len() - keep).min(MAX_FREE_FRAMES);
             let frames: FreeList = self.stock.drain(self.stock.len() - take..).collect();
             Counters::add(&system::get().stats.frame_messages, 1);
-            if self.call(&MemoryRequest::FreeFrames { client: self.client, frames }) != Ok(MemoryReply::Ok) {
+            if self.call(&MemoryRequest::FreeFrames { frames }) != Ok(MemoryReply::Ok) {
                 rt::println!("process: the memory server refused frames back");
             }
         }
@@ -83,7 +83,7 @@ impl Link {
     /// server is busy: the deferred manager's try-lock. Whether it went.
     pub fn ref_batch(&mut self, ops: RefOps, wait: bool) -> bool {
         let items = ops.len() as u64;
-        let request = MemoryRequest::RefBatch { client: self.client, ops };
+        let request = MemoryRequest::RefBatch { ops };
         let sent = if wait {
             if let Err(error) = rt::client::call_counted::<MemoryProtocol>(slot::MEMORY, self.buffer, &request, items) {
                 rt::println!("process: a reference batch was refused: {error}");

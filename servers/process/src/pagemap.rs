@@ -11,6 +11,8 @@ use crate::space::Page;
 
 const LEAF_PAGES: u64 = 512;
 const WORDS: usize = (LEAF_PAGES / 64) as usize;
+/// Heap bytes around a leaf: its box header and its share of the tree.
+const LEAF_OVERHEAD: usize = 128;
 
 #[derive(Clone)]
 struct Leaf {
@@ -99,6 +101,15 @@ pub struct PageMap {
 }
 
 impl PageMap {
+    /// Bytes of our heap a copy of this map takes (a fork's child), at
+    /// most.
+    pub fn footprint(&self) -> usize {
+        self.leaves.len() * (core::mem::size_of::<Leaf>() + LEAF_OVERHEAD)
+    }
+
+    /// Bytes of our heap one more page may take (a new leaf).
+    pub const PAGE_FOOTPRINT: usize = core::mem::size_of::<Leaf>() + LEAF_OVERHEAD;
+
     pub fn get(&self, vpn: u64) -> Option<Page> {
         let (leaf, slot) = split(vpn);
         self.leaves.get(&leaf).filter(|l| l.has(slot)).map(|l| l.pages[slot])

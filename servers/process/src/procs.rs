@@ -11,6 +11,10 @@ use rt::sys::Slot;
 
 use crate::space::AddrSpace;
 
+/// Children (zombies included) a process may have at once; init's are
+/// not limited (the kernel's pools bound them).
+pub const MAX_CHILDREN: usize = 16;
+
 /// The kernel objects of a process, as slots of our table.
 #[derive(Clone, Copy, Debug)]
 pub struct Objects {
@@ -35,6 +39,11 @@ pub struct Waiter {
 pub struct Process {
     pub parent: Option<u32>,
     pub state: State,
+    /// The server whose CPU runs it and whose endpoint is its pager.
+    pub server: u16,
+    /// A `Kill` named it: its server ends it at its next turn, and a child
+    /// it forks meanwhile is killed too.
+    pub killed: bool,
     /// `None` for init, which is a client but not our process.
     pub objects: Option<Objects>,
     pub memory: Arc<spin::Mutex<AddrSpace>>,
@@ -56,6 +65,8 @@ impl Procs {
         let init = Process {
             parent: None,
             state: State::Running,
+            server: 0,
+            killed: false,
             objects: None,
             memory: Arc::new(spin::Mutex::new(AddrSpace::default())),
             waiter: None,
@@ -83,6 +94,38 @@ impl Table {
             .filter(|(child, p)| p.parent == Some(parent) && pid.is_none_or(|want| want == **child))
             .map(|(child, _)| *child)
             .collect()
+    }
+
+    /// Whether `parent` may have another child: fewer than
+    /// [`MAX_CHILDREN`], zombies counted (they hold a table entry until
+    /// waited for).
+    pub fn may_have_child(&self, parent: u32) -> bool {
+        parent == INIT_PID || self.map.values().filter(|p| p.parent == Some(parent)).count() < MAX_CHILDREN
+    }
+
+    /// Whether `ancestor` is `pid`'s parent, grandparent, ...
+    pub fn is_ancestor(&self, ancestor: u32, pid: u32) -> bool {
+        let mut next = self.map.get(&pid).and_then(|p| p.parent);
+        while let Some(parent) = next {
+            if parent == ancestor {
+                return true;
+            }
+            next = self.map.get(&parent).and_then(|p| p.parent);
+        }
+        false
+    }
+
+    /// `root` and every running process descended from it, each once.
+    pub fn running_subtree(&self, root: u32) -> Vec<u32> {
+        let mut found = alloc::vec![root];
+        let mut next = 0;
+        while next < found.len() {
+            let parent = found[next];
+            found.extend(self.children(parent, None));
+            next += 1;
+        }
+        found.retain(|pid| self.map.get(pid).is_some_and(|p| p.state == State::Running));
+        found
     }
 
     /// Processes alive or zombie, init not counted.

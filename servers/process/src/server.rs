@@ -14,6 +14,7 @@
 //! and then (a non-blocking message), and each reports its own.
 
 use abi::msg::kernel_label;
+use abi::process::INIT_PID;
 use proto::{Phase, ProcessProtocol, ProcessReply, ProcessRequest, ProtoError, accept, respond};
 use rt::ipc::{self, Message, Received};
 use rt::sys::Slot;
@@ -61,7 +62,18 @@ pub struct Server {
 pub extern "C" fn idle_thread(index: u64) -> ! {
     let ep = crate::slot::FIRST_IDLE_ENDPOINT + index;
     loop {
-        let _ = ipc::call(ep, Message::new(IDLE_LABEL, [0; 4]));
+        if ipc::call(ep, Message::new(IDLE_LABEL, [0; 4])).is_err() {
+            end_if_retired(ep);
+        }
+    }
+}
+
+/// Ends the calling thread if `ep`'s capability is gone: init revoked the
+/// servers' endpoints to retire them (a restart), and this thread must not
+/// spin on an endpoint it no longer has.
+fn end_if_retired(ep: Slot) {
+    if rt::sys::identify(ep).is_err() {
+        rt::sys::thread_exit();
     }
 }
 
@@ -83,10 +95,15 @@ pub fn run(index: u16) -> ! {
             Some(reply) => ipc::reply_recv(ep, reply),
             None => ipc::recv(ep),
         };
+        if received.is_err() {
+            server.retire();
+        }
         if let Ok(received) = received {
             let handled = server.handle(received);
             // Before the answer is encoded: this work may use the IPC
-            // buffer (a quiescent point's frees can send frames back).
+            // buffer (a quiescent point's frees can send frames back, an
+            // end answers the parent's wait).
+            lifecycle::end_killed(&mut server);
             server.between_requests();
             answer = handled.map(|answer| server.encode(answer));
         }
@@ -126,6 +143,19 @@ impl Server {
         system::get().nudge(self.index, true);
     }
 
+    /// init retires us (a restart): once it has revoked our endpoint, we
+    /// end our idle thread and ourselves, so that nothing of ours keeps our
+    /// table alive. A retire message while we still hold the endpoint is
+    /// ignored.
+    fn retire(&mut self) {
+        let ep = system::get().endpoint(self.index);
+        if rt::sys::identify(ep).is_ok() {
+            return;
+        }
+        let _ = rt::sys::cap_delete(crate::slot::FIRST_IDLE_THREAD + u64::from(self.index));
+        rt::sys::thread_exit();
+    }
+
     /// Lets the idle thread call again (it runs once the CPU is idle).
     fn wake_idle(&mut self) {
         let _ = ipc::reply_with(self.idle_reply(), Message::default());
@@ -144,6 +174,10 @@ impl Server {
         }
         if received.badge == IDLE_BADGE && info.label() == PAUSE_LABEL {
             swap::pause(self);
+            return None;
+        }
+        if received.badge == IDLE_BADGE && info.label() == proto::process::RETIRE_LABEL {
+            self.retire();
             return None;
         }
         if received.badge == IDLE_BADGE && info.label() == NUDGE_LABEL {
@@ -183,11 +217,15 @@ impl Server {
             ProcessRequest::Brk { new_end } => lifecycle::brk(self, pid, new_end).map(ProcessReply::BrkSet),
             ProcessRequest::Mmap { pages } => lifecycle::mmap(pid, pages).map(|addr| ProcessReply::Mapped { addr }),
             ProcessRequest::Munmap { addr, pages } => lifecycle::munmap(self, pid, addr, pages).map(|()| ProcessReply::Unmapped),
+            ProcessRequest::Quiesce | ProcessRequest::Swap { .. } if pid != INIT_PID => Err(ProtoError::Denied),
             ProcessRequest::Quiesce => {
+                // Killed processes first: their frames go back too.
+                lifecycle::end_killed(self);
                 self.mem.quiesce();
                 Ok(ProcessReply::Quiesced)
             }
             ProcessRequest::Swap { strategy } => swap::coordinate(self, strategy).map(|()| ProcessReply::Swapped),
+            ProcessRequest::Kill { pid: target } => lifecycle::kill(pid, target).map(|()| ProcessReply::Killed),
             ProcessRequest::TimePhases { on } => {
                 system::get().stats.phases.set_timed(on);
                 Ok(ProcessReply::PhasesTimed)

@@ -5,6 +5,7 @@
 use alloc::collections::BTreeMap;
 
 use abi::cap::Rights;
+use proto::ProtoError;
 use rt::mem::PAGE_SIZE;
 use rt::process::{IPC_BUFFER, STACK_PAGES, STACK_TOP};
 
@@ -12,6 +13,13 @@ use crate::pagemap::PageMap;
 
 /// Most heap a process may have.
 pub const HEAP_MAX: u64 = 1 << 32;
+/// Pages of anonymous memory a process may have reserved at once: 8 GiB,
+/// more than the machine has (a process that touches more than there is
+/// is ended with `STATUS_NO_MEMORY`), far less than the 2^32 pages a
+/// request can name.
+pub const MAX_RESERVED_PAGES: u64 = 1 << 21;
+/// Anonymous mappings a process may have at once.
+pub const MAX_MAPPINGS: usize = 1024;
 /// Where anonymous mappings go.
 const MMAP_BASE: u64 = 0x0000_1000_0000_0000;
 const MMAP_END: u64 = 0x0000_6000_0000_0000;
@@ -83,16 +91,20 @@ impl AddrSpace {
             || self.mmaps.range(..=addr).next_back().is_some_and(|(_, &end)| addr < end)
     }
 
-    /// Reserves `pages` pages of anonymous memory, with a guard page after.
-    pub fn mmap(&mut self, pages: u64) -> Option<u64> {
-        let start = self.mmap_next;
-        let end = start.checked_add(pages.checked_mul(PAGE_SIZE)?)?;
-        if end + PAGE_SIZE > MMAP_END {
-            return None;
+    /// Reserves `pages` pages of anonymous memory, with a guard page
+    /// after. `LimitReached` past the process's quota of reserved pages or
+    /// of mappings (each mapping is a record in our heap), `NoMemory` once
+    /// the range for mappings is used up.
+    pub fn mmap(&mut self, pages: u64) -> Result<u64, ProtoError> {
+        let reserved: u64 = self.mmaps.iter().map(|(start, end)| (end - start) / PAGE_SIZE).sum();
+        if self.mmaps.len() >= MAX_MAPPINGS || reserved.saturating_add(pages) > MAX_RESERVED_PAGES {
+            return Err(ProtoError::LimitReached);
         }
+        let start = self.mmap_next;
+        let end = start.checked_add(pages * PAGE_SIZE).filter(|end| end + PAGE_SIZE <= MMAP_END).ok_or(ProtoError::NoMemory)?;
         self.mmaps.insert(start, end);
         self.mmap_next = end + PAGE_SIZE;
-        Some(start)
+        Ok(start)
     }
 
     /// Removes `[start, end)` from the anonymous mappings; false unless it

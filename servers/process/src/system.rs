@@ -11,11 +11,12 @@ use abi::process::Placement;
 use abi::process::Strategy;
 use abi::syscall::MAP_BATCH_MAX;
 use proto::memory::{AttachPart, MemoryReply, MemoryRequest};
-use proto::{MemoryProtocol, ProcessStats};
+use proto::{MemoryProtocol, ProcessStats, ProtoError};
 use rt::mem::{PAGE_SIZE, PageSource};
 use rt::sys::{self, Slot};
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 
 use crate::counts::{RegionView, SharedCounts, map_region};
 use crate::phases::Phases;
@@ -53,6 +54,8 @@ pub struct System {
     pub boot_image: &'static [u8],
     pub procs: Procs,
     slots: spin::Mutex<[u64; 4]>,
+    /// Processes a `Kill` named, per server: each server ends its own.
+    kills: [spin::Mutex<Vec<u32>>; slot::MAX_SERVERS as usize],
     /// IPC buffers of server threads `1..`.
     ipc_buffers: [u64; slot::MAX_SERVERS as usize],
     pub stats: Counters,
@@ -101,6 +104,21 @@ impl Counters {
 }
 
 static SYSTEM: spin::Once<System> = spin::Once::new();
+
+/// Heap every server thread may still need for its small records (table
+/// entries, saved replies, buffers) after a request that grows a
+/// process's records was admitted.
+const HEAP_RESERVE: usize = 1 << 20;
+
+/// Whether our heap can take `bytes` more for a process's records and
+/// still keep [`HEAP_RESERVE`]; `NoMemory` if not. Checked before the
+/// records grow (a fork's page map, a page, a mapping), so that a full
+/// heap refuses requests instead of failing an allocation, which would
+/// end the server.
+pub fn heap_allows(bytes: usize) -> Result<(), ProtoError> {
+    let (_, available) = rt::heap::usage();
+    if available >= bytes.saturating_add(HEAP_RESERVE) { Ok(()) } else { Err(ProtoError::NoMemory) }
+}
 
 pub fn get() -> &'static System {
     SYSTEM.get().expect("the system is set up before any server runs")
@@ -151,6 +169,7 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
         boot_image,
         procs: Procs::new(),
         slots: spin::Mutex::new([0; 4]),
+        kills: Default::default(),
         ipc_buffers,
         stats: Counters::default(),
     });
@@ -286,6 +305,18 @@ impl System {
         for k in (0..self.cpus).filter(|&k| k != from && (!parked_only || self.parked[usize::from(k)].load(Relaxed))) {
             let _ = rt::ipc::nb_send(self.endpoint(k), rt::ipc::Message::new(NUDGE_LABEL, [0; 4]));
         }
+    }
+
+    /// Has server `index` end `pid` (killed) at its next turn, and wakes
+    /// it if it waits for a message.
+    pub fn queue_kill(&self, index: u16, pid: u32) {
+        self.kills[usize::from(index) % self.kills.len()].lock().push(pid);
+        let _ = rt::ipc::nb_send(self.endpoint(index), rt::ipc::Message::new(NUDGE_LABEL, [0; 4]));
+    }
+
+    /// The processes server `index` is to end.
+    pub fn take_kills(&self, index: u16) -> Vec<u32> {
+        core::mem::take(&mut *self.kills[usize::from(index) % self.kills.len()].lock())
     }
 
     /// The endpoint of server `index`.

@@ -215,28 +215,28 @@ fn frames_named(request: &MemoryRequest, reply: Option<&MemoryReply>) -> BTreeSe
 fn effects(request: &MemoryRequest, reply: Option<&MemoryReply>, frame: u64) -> Vec<(String, Change)> {
     let named = |f: u32| u64::from(f) == frame;
     match request {
-        MemoryRequest::AllocFrames { client, .. } => match reply {
+        MemoryRequest::AllocFrames { .. } => match reply {
             Some(MemoryReply::Frames { runs }) if runs.iter().any(|run| (run.first..run.end().unwrap_or(u64::MAX)).contains(&frame)) => {
-                vec![(format!("AllocFrames: handed out to client {client}"), Change::HandedOut)]
+                vec![("AllocFrames: handed out".to_string(), Change::HandedOut)]
             }
             _ => Vec::new(),
         },
-        MemoryRequest::RefBatch { client, ops } => {
+        MemoryRequest::RefBatch { ops } => {
             let of_frame: Vec<proto::RefOp> = ops.iter().copied().filter(|op| named(op.frame)).collect();
             proto::memory::commit_order(&of_frame)
-                .map(|op| (format!("RefBatch of client {client} ({} ops): {:+}", ops.len(), op.delta), Change::Delta(op.delta)))
+                .map(|op| (format!("RefBatch ({} ops): {:+}", ops.len(), op.delta), Change::Delta(op.delta)))
                 .collect()
         }
-        MemoryRequest::FreeFrames { client, frames } if frames.iter().any(|&f| named(f)) => {
-            vec![(format!("FreeFrames by client {client}"), Change::Freed)]
+        MemoryRequest::FreeFrames { frames } if frames.iter().any(|&f| named(f)) => {
+            vec![("FreeFrames".to_string(), Change::Freed)]
         }
         MemoryRequest::Materialize { frames } if frames.iter().any(|&f| named(f)) => vec![("Materialize".to_string(), Change::None)],
-        MemoryRequest::TryRemoveUnique { client, frame: f } if named(*f) => {
+        MemoryRequest::TryRemoveUnique { frame: f } if named(*f) => {
             let answer = match reply {
                 Some(MemoryReply::Unique(unique)) => format!(": unique={unique}"),
                 _ => String::new(),
             };
-            vec![(format!("TryRemoveUnique by client {client}{answer}"), Change::None)]
+            vec![(format!("TryRemoveUnique{answer}"), Change::None)]
         }
         _ => Vec::new(),
     }
@@ -250,14 +250,14 @@ mod tests {
     use crate::synth::Synth;
 
     fn batch(ops: &[RefOp]) -> MemoryRequest {
-        MemoryRequest::RefBatch { client: 1, ops: ops.iter().copied().collect() }
+        MemoryRequest::RefBatch { ops: ops.iter().copied().collect() }
     }
 
     /// Frame 7 handed out, shared by a fork (+1 in the first batch), then
     /// dropped twice (second batch: +1 of another frame, -1, -1).
     fn capture(second: &[RefOp]) -> Trace {
         let mut s = Synth::named(1);
-        let alloc = MemoryRequest::AllocFrames { client: 1, count: 4 };
+        let alloc = MemoryRequest::AllocFrames { count: 4 };
         let frames = MemoryReply::Frames { runs: [FrameRun::new(5, 4)].into_iter().collect() };
         s.memory_call(0, 1_000, &alloc, &frames);
         s.memory_call(0, 2_000, &batch(&[RefOp::inc(7), RefOp::inc(6)]), &MemoryReply::RefBatchDone { freed: 0 });
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(counts, [Some(1), Some(2), Some(1), Some(0)]);
         assert_eq!(h.below_zero(), 0);
         let text = h.render(&t, 7, true);
-        assert!(text.contains("AllocFrames: handed out to client 1 -> count 1"), "{text}");
+        assert!(text.contains("AllocFrames: handed out -> count 1"), "{text}");
         assert!(text.ends_with("frame 7: 4 messages; the count never drops below zero: no decrement before its increment"), "{text}");
         assert!(History::of(&Requests::of(&t), 42).steps.is_empty());
         // Every frame at once: 5..=8 handed out, 6 and 9 named as well.
@@ -293,7 +293,7 @@ mod tests {
         assert!(h.render(&t, 7, false).contains("-> count -1  <- below zero"));
         assert!(h.render(&t, 7, false).ends_with("--exact under a strategy that sends every change (atomic-ipc)"));
         let all = render_all(&t, &History::all(&Requests::of(&t)), true);
-        assert!(all.starts_with("frame 7: below zero at 0 ms: RefBatch of client 1 (3 ops): -1 by process-server/1\n"), "{all}");
+        assert!(all.starts_with("frame 7: below zero at 0 ms: RefBatch (3 ops): -1 by process-server/1\n"), "{all}");
         assert!(all.ends_with("; 1 decrements before their increment"), "{all}");
     }
 
@@ -302,7 +302,7 @@ mod tests {
         // Sent as -1, +1: the server commits the +1 first, so the count
         // never drops below zero.
         let mut s = Synth::named(1);
-        let alloc = MemoryRequest::AllocFrames { client: 1, count: 1 };
+        let alloc = MemoryRequest::AllocFrames { count: 1 };
         s.memory_call(0, 1_000, &alloc, &MemoryReply::Frames { runs: [FrameRun::new(7, 1)].into_iter().collect() });
         s.memory_call(0, 2_000, &batch(&[RefOp::dec(7), RefOp::dec(7), RefOp::inc(7)]), &MemoryReply::RefBatchDone { freed: 1 });
         let t = Trace::from_bytes(&s.bytes());

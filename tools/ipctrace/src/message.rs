@@ -72,7 +72,7 @@ impl Schema {
 /// A message, named and (when whole) decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decoded {
-    /// `memory.v5 AllocFrames`, `fault`, or the label alone when the
+    /// `memory.v6 AllocFrames`, `fault`, or the label alone when the
     /// message is not known or not in the capture.
     pub name: String,
     /// The decoded message, the fault's registers, the registers of a
@@ -185,7 +185,7 @@ mod tests {
         let process = proto::PROCESS_PROTOCOL;
         let m = |name: &str| format!("memory.v{} {name}", proto::version_of(memory));
         let p = |name: &str| format!("process.v{} {name}", proto::version_of(process));
-        assert_eq!(whole_name(Kind::Call, memory, &MemoryRequest::AllocFrames { client: 1, count: 8 }), m("AllocFrames"));
+        assert_eq!(whole_name(Kind::Call, memory, &MemoryRequest::AllocFrames { count: 8 }), m("AllocFrames"));
         assert_eq!(whole_name(Kind::Call, memory, &MemoryRequest::Settle), m("Settle"));
         assert_eq!(whole_name(Kind::ReplyRecv, memory, &MemoryReply::RefBatchDone { freed: 2 }), m("RefBatchDone"));
         assert_eq!(whole_name(Kind::Call, process, &ProcessRequest::Fork { resume: 1, stack: 2, cpu: None }), p("Fork"));
@@ -208,9 +208,9 @@ mod tests {
     #[test]
     fn whole_payloads_decode_to_the_message() {
         let ops = [RefOp::inc(40_000), RefOp::dec(12)].into_iter().collect();
-        let batch = MemoryRequest::RefBatch { client: 1, ops };
+        let batch = MemoryRequest::RefBatch { ops };
         let d = seen(Kind::Call, proto::MEMORY_PROTOCOL, &batch, usize::MAX);
-        assert_eq!(d.name, "memory.v5 RefBatch");
+        assert_eq!(d.name, "memory.v6 RefBatch");
         assert_eq!(d.body, format!("{batch:?}"));
         let frames = MemoryReply::Frames { runs: [FrameRun::new(5, 3)].into_iter().collect() };
         assert_eq!(seen(Kind::ReplyRecv, proto::MEMORY_PROTOCOL, &frames, usize::MAX).body, format!("{frames:?}"));
@@ -218,12 +218,12 @@ mod tests {
 
     #[test]
     fn a_cut_payload_keeps_its_name() {
-        let batch = MemoryRequest::RefBatch { client: 1, ops: (0..100).map(RefOp::inc).collect() };
+        let batch = MemoryRequest::RefBatch { ops: (0..100).map(RefOp::inc).collect() };
         let d = seen(Kind::Call, proto::MEMORY_PROTOCOL, &batch, 16);
-        assert_eq!(d.name, "memory.v5 RefBatch");
+        assert_eq!(d.name, "memory.v6 RefBatch");
         assert!(d.body.starts_with("cut: 16 of "), "{}", d.body);
         // Nothing kept: the label alone.
-        assert_eq!(seen(Kind::Call, proto::MEMORY_PROTOCOL, &batch, 0).name, "memory.v5");
+        assert_eq!(seen(Kind::Call, proto::MEMORY_PROTOCOL, &batch, 0).name, "memory.v6");
     }
 
     #[test]

@@ -200,7 +200,7 @@ fn traced_batch_payloads(file: &std::path::Path) -> Result<()> {
     let output = ipctrace(file, &["dump", "--endpoint", "memory-server"]).output()?;
     let dump = String::from_utf8_lossy(&output.stdout);
     let frame = dump.lines().find_map(|l| {
-        l.split_once(&format!("| memory.v{} RefBatch: RefBatch {{ client: ", proto::version_of(proto::MEMORY_PROTOCOL)))?
+        l.split_once(&format!("| memory.v{} RefBatch: RefBatch {{ ", proto::version_of(proto::MEMORY_PROTOCOL)))?
             .1
             .split_once("RefOp { frame: ")?
             .1
@@ -210,7 +210,7 @@ fn traced_batch_payloads(file: &std::path::Path) -> Result<()> {
     let Some(frame) = frame else { bail!("no whole RefBatch decoded in `ipctrace {} dump`", file.display()) };
     let output = ipctrace(file, &["frame", &frame]).output()?;
     let history = String::from_utf8_lossy(&output.stdout);
-    if !history.lines().any(|l| l.contains(": RefBatch of client ")) {
+    if !history.lines().any(|l| l.contains(": RefBatch (")) {
         bail!("`ipctrace {} frame {frame}` does not follow the frame into its batch:\n{history}", file.display());
     }
     eprintln!("xtask: the fork demo's trace decodes its reference batches; frame {frame}: {}", history.lines().last().unwrap_or(""));

@@ -13,7 +13,7 @@ use proto::{
     FrameRun, MemoryReply, MemoryRequest, MemoryStats, ProcessReply, ProcessRequest, ProcessStats, ProgramName, ProtoError, RefOp,
 };
 
-pub const ALL_ERRORS: [ProtoError; 14] = [
+pub const ALL_ERRORS: [ProtoError; 16] = [
     ProtoError::Malformed,
     ProtoError::TrailingBytes,
     ProtoError::WrongProtocol,
@@ -28,6 +28,8 @@ pub const ALL_ERRORS: [ProtoError; 14] = [
     ProtoError::NotChild,
     ProtoError::NoChildren,
     ProtoError::NotMapped,
+    ProtoError::Denied,
+    ProtoError::LimitReached,
 ];
 
 /// Position in [`ALL_ERRORS`]; exhaustive so the array cannot fall behind.
@@ -47,13 +49,15 @@ pub fn error_kind(error: ProtoError) -> usize {
         ProtoError::NotChild => 11,
         ProtoError::NoChildren => 12,
         ProtoError::NotMapped => 13,
+        ProtoError::Denied => 14,
+        ProtoError::LimitReached => 15,
     }
 }
 
 // The `kind` of a variant is its wire tag: `tags_follow_the_declared_order`
 // checks it against postcard, so these functions also pin the order.
 
-pub const MEMORY_REQUEST_KINDS: usize = 9;
+pub const MEMORY_REQUEST_KINDS: usize = 10;
 pub fn memory_request_kind(request: &MemoryRequest) -> usize {
     match request {
         MemoryRequest::AllocFrames { .. } => 0,
@@ -65,6 +69,7 @@ pub fn memory_request_kind(request: &MemoryRequest) -> usize {
         MemoryRequest::Settle => 6,
         MemoryRequest::Materialize { .. } => 7,
         MemoryRequest::Swap { .. } => 8,
+        MemoryRequest::Reclaim { .. } => 9,
     }
 }
 
@@ -81,7 +86,7 @@ pub fn memory_reply_kind(reply: &MemoryReply) -> usize {
     }
 }
 
-pub const PROCESS_REQUEST_KINDS: usize = 13;
+pub const PROCESS_REQUEST_KINDS: usize = 14;
 pub fn process_request_kind(request: &ProcessRequest) -> usize {
     match request {
         ProcessRequest::Spawn { .. } => 0,
@@ -96,11 +101,12 @@ pub fn process_request_kind(request: &ProcessRequest) -> usize {
         ProcessRequest::Quiesce => 9,
         ProcessRequest::Stats => 10,
         ProcessRequest::Swap { .. } => 11,
-        ProcessRequest::TimePhases { .. } => 12,
+        ProcessRequest::Kill { .. } => 12,
+        ProcessRequest::TimePhases { .. } => 13,
     }
 }
 
-pub const PROCESS_REPLY_KINDS: usize = 12;
+pub const PROCESS_REPLY_KINDS: usize = 13;
 pub fn process_reply_kind(reply: &ProcessReply) -> usize {
     match reply {
         ProcessReply::Spawned { .. } => 0,
@@ -114,7 +120,8 @@ pub fn process_reply_kind(reply: &ProcessReply) -> usize {
         ProcessReply::Quiesced => 8,
         ProcessReply::Stats(_) => 9,
         ProcessReply::Swapped => 10,
-        ProcessReply::PhasesTimed => 11,
+        ProcessReply::Killed => 11,
+        ProcessReply::PhasesTimed => 12,
     }
 }
 
@@ -129,16 +136,16 @@ fn full<T: Copy, const N: usize>(value: T) -> heapless::Vec<T, N> {
 /// Valid requests, every variant at least once.
 pub fn memory_requests() -> Vec<MemoryRequest> {
     vec![
-        MemoryRequest::AllocFrames { client: 0, count: 1 },
-        MemoryRequest::AllocFrames { client: 2, count: 512 },
-        MemoryRequest::FreeFrames { client: 1, frames: [0x100u32, 0x101, 0x200, u32::MAX].into_iter().collect() },
-        MemoryRequest::RefBatch { client: 3, ops: [RefOp::inc(7), RefOp::dec(7), RefOp { frame: 9, delta: -2 }].into_iter().collect() },
+        MemoryRequest::AllocFrames { count: 1 },
+        MemoryRequest::AllocFrames { count: 512 },
+        MemoryRequest::FreeFrames { frames: [0x100u32, 0x101, 0x200, u32::MAX].into_iter().collect() },
+        MemoryRequest::RefBatch { ops: [RefOp::inc(7), RefOp::dec(7), RefOp { frame: 9, delta: -2 }].into_iter().collect() },
         MemoryRequest::Attach { part: AttachPart::Frames },
         MemoryRequest::Attach { part: AttachPart::Table },
         MemoryRequest::Attach { part: AttachPart::Region },
         MemoryRequest::Stats,
-        MemoryRequest::TryRemoveUnique { client: 0, frame: 0x100 },
-        MemoryRequest::TryRemoveUnique { client: 3, frame: u32::MAX },
+        MemoryRequest::TryRemoveUnique { frame: 0x100 },
+        MemoryRequest::TryRemoveUnique { frame: u32::MAX },
         MemoryRequest::Settle,
         MemoryRequest::Materialize { frames: [0x100u32].into_iter().collect() },
         // Holders of a frame may all name it: a frame may appear twice.
@@ -146,6 +153,7 @@ pub fn memory_requests() -> Vec<MemoryRequest> {
         MemoryRequest::Swap { strategy: 0 },
         // Whether a strategy exists is the server's question.
         MemoryRequest::Swap { strategy: u8::MAX },
+        MemoryRequest::Reclaim { record: 2 },
     ]
 }
 
@@ -180,6 +188,7 @@ pub fn process_requests() -> Vec<ProcessRequest> {
         ProcessRequest::Stats,
         ProcessRequest::Swap { strategy: 0 },
         ProcessRequest::Swap { strategy: 8 },
+        ProcessRequest::Kill { pid: 2 },
         ProcessRequest::TimePhases { on: true },
         ProcessRequest::TimePhases { on: false },
     ]
@@ -210,6 +219,7 @@ pub fn process_replies() -> Vec<ProcessReply> {
             phases: [12, 13, 14, 15, 16, 17, 18, 19],
         }),
         ProcessReply::Swapped,
+        ProcessReply::Killed,
         ProcessReply::PhasesTimed,
     ];
     replies.extend(ALL_ERRORS.map(ProcessReply::Error));
@@ -221,25 +231,24 @@ pub fn process_replies() -> Vec<ProcessReply> {
 /// accepts, not only for what it can decode.
 pub fn largest_memory_request(like: &MemoryRequest) -> MemoryRequest {
     match like {
-        MemoryRequest::AllocFrames { .. } => MemoryRequest::AllocFrames { client: u16::MAX, count: u16::MAX },
+        MemoryRequest::AllocFrames { .. } => MemoryRequest::AllocFrames { count: u16::MAX },
         // Distinct frames (no double free), each a 5-byte varint.
         MemoryRequest::FreeFrames { .. } => {
-            MemoryRequest::FreeFrames { client: u16::MAX, frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect() }
+            MemoryRequest::FreeFrames { frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect() }
         }
-        MemoryRequest::RefBatch { .. } => {
-            MemoryRequest::RefBatch { client: u16::MAX, ops: full(RefOp { frame: u32::MAX, delta: i8::MIN }) }
-        }
+        MemoryRequest::RefBatch { .. } => MemoryRequest::RefBatch { ops: full(RefOp { frame: u32::MAX, delta: i8::MIN }) },
         MemoryRequest::Attach { .. } => MemoryRequest::Attach { part: AttachPart::Table },
         MemoryRequest::Stats => MemoryRequest::Stats,
-        MemoryRequest::TryRemoveUnique { .. } => MemoryRequest::TryRemoveUnique { client: u16::MAX, frame: u32::MAX },
+        MemoryRequest::TryRemoveUnique { .. } => MemoryRequest::TryRemoveUnique { frame: u32::MAX },
         MemoryRequest::Settle => MemoryRequest::Settle,
-        // As many 5-byte frames as a FreeFrames, but no client: never the
-        // largest request. Distinct or not makes no difference to the size.
+        // As many 5-byte frames as a FreeFrames: as large, never larger.
+        // Distinct or not makes no difference to the size.
         MemoryRequest::Materialize { .. } => {
             MemoryRequest::Materialize { frames: (0..MAX_FREE_FRAMES as u32).map(|i| u32::MAX - i).collect() }
         }
         // A u8 is one raw byte whatever its value.
         MemoryRequest::Swap { .. } => MemoryRequest::Swap { strategy: u8::MAX },
+        MemoryRequest::Reclaim { .. } => MemoryRequest::Reclaim { record: 15 },
     }
 }
 
@@ -283,6 +292,7 @@ pub fn largest_process_request(like: &ProcessRequest) -> ProcessRequest {
         ProcessRequest::Quiesce => ProcessRequest::Quiesce,
         ProcessRequest::Stats => ProcessRequest::Stats,
         ProcessRequest::Swap { .. } => ProcessRequest::Swap { strategy: u8::MAX },
+        ProcessRequest::Kill { .. } => ProcessRequest::Kill { pid: u32::MAX },
         ProcessRequest::TimePhases { .. } => ProcessRequest::TimePhases { on: true },
     }
 }
@@ -313,6 +323,7 @@ pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
             phases: [u64::MAX; proto::Phase::COUNT],
         }),
         ProcessReply::Swapped => ProcessReply::Swapped,
+        ProcessReply::Killed => ProcessReply::Killed,
         ProcessReply::PhasesTimed => ProcessReply::PhasesTimed,
     }
 }
@@ -357,12 +368,12 @@ fn arb_name() -> impl Strategy<Value = ProgramName> {
 
 pub fn arb_memory_request() -> impl Strategy<Value = MemoryRequest> {
     prop_oneof![
-        (any::<u16>(), any::<u16>()).prop_map(|(client, count)| MemoryRequest::AllocFrames { client, count }),
-        (any::<u16>(), arb_free_list()).prop_map(|(client, frames)| MemoryRequest::FreeFrames { client, frames }),
-        (any::<u16>(), arb_ref_ops()).prop_map(|(client, ops)| MemoryRequest::RefBatch { client, ops }),
+        any::<u16>().prop_map(|count| MemoryRequest::AllocFrames { count }),
+        arb_free_list().prop_map(|frames| MemoryRequest::FreeFrames { frames }),
+        arb_ref_ops().prop_map(|ops| MemoryRequest::RefBatch { ops }),
         arb_attach_part().prop_map(|part| MemoryRequest::Attach { part }),
         Just(MemoryRequest::Stats),
-        (any::<u16>(), arb_frame()).prop_map(|(client, frame)| MemoryRequest::TryRemoveUnique { client, frame }),
+        arb_frame().prop_map(|frame| MemoryRequest::TryRemoveUnique { frame }),
         Just(MemoryRequest::Settle),
         arb_free_list().prop_map(|frames| MemoryRequest::Materialize { frames }),
         any::<u8>().prop_map(|strategy| MemoryRequest::Swap { strategy }),

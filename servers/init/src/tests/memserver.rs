@@ -1,20 +1,24 @@
 //! The memory server, end to end: init starts it from the boot image with a
-//! carved PhysRange, attaches to its counter table (writable) and its pool,
-//! takes a batch of frames, maps and uses one, applies counter batches and
-//! watches the table change, gives the frames back, and sends malformed and
-//! mislabelled requests, which it answers with errors while it keeps serving.
+//! carved PhysRange and, as a trusted client (the process servers' badge),
+//! attaches to its counter table (writable) and its pool, takes a batch of
+//! frames, maps and uses one, applies counter batches and watches the
+//! table change, gives the frames back, and sends malformed and
+//! mislabelled requests, which it answers with errors while it keeps
+//! serving. Then two untrusted clients attack each other
+//! (`hostile_memory`).
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use abi::cap::{ObjectKind, Rights, boot_slot};
 use abi::msg::IpcBuffer;
-use abi::process::Strategy;
-use proto::memory::{AttachPart, FreeList, RefOps, table};
+use abi::process::{Placement, Strategy};
+use proto::memory::{AttachPart, FreeList, RefOps, client, table};
 use proto::{MemoryProtocol, MemoryReply, MemoryRequest, ProtoError, RefOp};
 use rt::ipc::{self, Message};
 use rt::process::{Slots, prepare};
 use rt::sys::{self, Slot};
 
+use super::hostile_memory::{self, Target};
 use super::process::BootImage;
 use super::{TestResult, check};
 use crate::env::{Env, INIT_PRIORITY};
@@ -40,19 +44,68 @@ fn free_frames(ep: Slot, buffer: &mut IpcBuffer) -> Result<u64, &'static str> {
     }
 }
 
+/// What `with_server` says of a server that stopped before it served.
+const MEMORY_DID_NOT_START: &str = "the memory server did not start";
+
 pub fn memory_server(env: &Env) -> TestResult {
+    // A range too small for the server's heap and table: it stops at
+    // once, and init hears of it instead of waiting for ever.
+    let stopped = with_server_of(env, Strategy::Deferred, 64, |_, _| Ok(()));
+    check(stopped == Err(MEMORY_DID_NOT_START), "a memory server that could not start was waited for")?;
     with_server(env, Strategy::Deferred, |ep, buffer| exercise(env, ep, buffer))?;
-    with_server(env, Strategy::Atomic, shared_placement)
+    with_server(env, Strategy::Atomic, |ep, buffer| shared_placement(env, ep, buffer))?;
+    for strategy in [Strategy::Deferred, Strategy::AtomicIpc, Strategy::Percpu] {
+        with_server(env, strategy, |ep, buffer| hostile(env, ep, buffer, strategy))?;
+    }
+    Ok(())
+}
+
+/// A capability to the server behind `original`, badged `badge`, in a new
+/// slot of init's.
+fn mint(env: &Env, original: Slot, badge: u64) -> Result<Slot, &'static str> {
+    let slot = env.slots.alloc();
+    sys::cap_mint(original, slot, Rights::WRITE.union(Rights::GRANT), badge).map_err(|_| "mint a client capability")?;
+    Ok(slot)
+}
+
+/// The attacks of `hostile_memory` on a server of its own.
+fn hostile(env: &Env, original: Slot, buffer: &mut IpcBuffer, strategy: Strategy) -> TestResult {
+    let trusted = mint(env, original, client::PROCESS_SERVERS)?;
+    buffer.recv_slot = env.slots.alloc();
+    let layout = match call(trusted, buffer, &MemoryRequest::Attach { part: AttachPart::Table }) {
+        Ok(MemoryReply::Attached(layout)) => layout,
+        _ => return Err("Attach(Table) failed"),
+    };
+    env.slots.release(buffer.recv_slot);
+    let target = Target {
+        original,
+        victim: mint(env, original, 3)?,
+        attacker: mint(env, original, 4)?,
+        pool_frames: layout.pool_frames,
+        shared_placement: strategy.placement() == Placement::Shared,
+        sweep: true,
+    };
+    let outcome = hostile_memory::attack(&target, buffer);
+    for slot in [trusted, target.victim, target.attacker] {
+        env.slots.release(slot);
+    }
+    outcome
 }
 
 /// Starts a memory server under `strategy` with a pool of its own, runs
 /// `test` against it, and takes it all down again.
 fn with_server(env: &Env, strategy: Strategy, test: impl FnOnce(Slot, &mut IpcBuffer) -> TestResult) -> TestResult {
+    with_server_of(env, strategy, POOL_FRAMES, test)
+}
+
+/// [`with_server`] with a range of `frames` frames; the test runs once the
+/// server serves (an error, and no hang, if it stopped instead).
+fn with_server_of(env: &Env, strategy: Strategy, frames: u64, test: impl FnOnce(Slot, &mut IpcBuffer) -> TestResult) -> TestResult {
     let image = BootImage::map(env)?;
     let elf = image.program("memory")?;
     let (ep, pool) = (env.slots.alloc(), env.slots.alloc());
     sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create")?;
-    sys::phys_range_carve(boot_slot::FIRST_RAM, env.pages.frames(POOL_FRAMES), POOL_FRAMES, pool).map_err(|_| "carve the pool")?;
+    sys::phys_range_carve(boot_slot::FIRST_RAM, env.pages.frames(frames), frames, pool).map_err(|_| "carve the pool")?;
     let slots = Slots { space: env.slots.alloc(), cspace: env.slots.alloc(), thread: env.slots.alloc() };
     let started = prepare(elf, &env.pages, slots, INIT_PRIORITY + 1, env.other_cpu()).map_err(|_| "load the server").and_then(|program| {
         for (source, at) in [(ep, 1), (slots.space, 2), (pool, 3)] {
@@ -61,6 +114,7 @@ fn with_server(env: &Env, strategy: Strategy, test: impl FnOnce(Slot, &mut IpcBu
         crate::system::give_allowance(slots.cspace, crate::system::MEMORY_ALLOWANCE)?;
         program.start(strategy as u64).map_err(|_| "start the server")
     });
+    let started = started.and_then(|()| crate::system::await_ready(slots.thread, ep, MEMORY_DID_NOT_START));
     // SAFETY: init's own IPC buffer, used by this thread only.
     let buffer = unsafe { ipc::buffer_at(env.ipc_buffer) };
     let outcome = started.and_then(|()| test(ep, buffer));
@@ -70,7 +124,14 @@ fn with_server(env: &Env, strategy: Strategy, test: impl FnOnce(Slot, &mut IpcBu
     outcome
 }
 
-fn exercise(env: &Env, ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
+fn exercise(env: &Env, original: Slot, buffer: &mut IpcBuffer) -> TestResult {
+    let ep = mint(env, original, client::PROCESS_SERVERS)?;
+    let outcome = exercise_as(env, ep, buffer);
+    env.slots.release(ep);
+    outcome
+}
+
+fn exercise_as(env: &Env, ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
     let batch = env.slots.alloc();
     let free = free_frames(ep, buffer)?;
     check(free > 0 && free < POOL_FRAMES, "the server reports no frames")?;
@@ -108,7 +169,7 @@ fn exercise(env: &Env, ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
 fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, words: &[AtomicU64]) -> TestResult {
     let entry = |frame: u32| words[frame as usize].load(Relaxed);
     let free = free_frames(ep, buffer)?;
-    let runs = match call(ep, buffer, &MemoryRequest::AllocFrames { client: 0, count: 16 }) {
+    let runs = match call(ep, buffer, &MemoryRequest::AllocFrames { count: 16 }) {
         Ok(MemoryReply::Frames { runs }) => runs,
         _ => return Err("AllocFrames failed"),
     };
@@ -138,7 +199,7 @@ fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, words: &[Atomi
     let ops = |list: &[RefOp]| list.iter().copied().collect::<RefOps>();
     let first = frames[0];
     words[first as usize].store(2, Relaxed);
-    let mut batch = |ops| call(ep, buffer, &MemoryRequest::RefBatch { client: 0, ops });
+    let mut batch = |ops| call(ep, buffer, &MemoryRequest::RefBatch { ops });
     check(batch(ops(&[RefOp::dec(first)])) == Ok(MemoryReply::RefBatchDone { freed: 0 }), "a decrement of a shared OWNED frame")?;
     check(entry(first) == 1, "OWNED minus one is not 1")?;
     check(
@@ -149,33 +210,27 @@ fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, words: &[Atomi
     check(batch(ops(&[RefOp::dec(first)])) == Err(ProtoError::NotOwned), "a decrement of a free frame was accepted")?;
 
     let rest: FreeList = frames[1..].iter().copied().collect();
-    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: rest.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
-    check(
-        call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: rest }) == Err(ProtoError::NotOwned),
-        "a double free was accepted",
-    )?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames: rest.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames: rest }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
     // Frames never handed out: past the pool's end, the server's own
     // (frame 0 holds its heap), and one of a batch with a good one.
     for never in [u32::MAX, words.len() as u32, 0] {
         let frames: FreeList = [never].into_iter().collect();
         check(
-            call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned),
+            call(ep, buffer, &MemoryRequest::FreeFrames { frames }) == Err(ProtoError::NotOwned),
             "a frame never handed out was taken back",
         )?;
     }
     check(free_frames(ep, buffer)? == free, "the frames did not return to the pool, or a refused free changed it")?;
-    let mixed = match call(ep, buffer, &MemoryRequest::AllocFrames { client: 0, count: 1 }) {
+    let mixed = match call(ep, buffer, &MemoryRequest::AllocFrames { count: 1 }) {
         Ok(MemoryReply::Frames { runs }) => runs[0].first as u32,
         _ => return Err("AllocFrames failed"),
     };
     let frames: FreeList = [mixed, u32::MAX - 1].into_iter().collect();
-    check(
-        call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned),
-        "a batch with a bad frame was taken back",
-    )?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames }) == Err(ProtoError::NotOwned), "a batch with a bad frame was taken back")?;
     check(free_frames(ep, buffer)? == free - 1, "a refused batch freed its good frame")?;
     let frames: FreeList = [mixed].into_iter().collect();
-    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Ok(MemoryReply::Ok), "FreeFrames of the good frame")?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames }) == Ok(MemoryReply::Ok), "FreeFrames of the good frame")?;
     check(free_frames(ep, buffer)? == free, "the frames did not return to the pool")
 }
 
@@ -183,36 +238,43 @@ fn frames_and_counts(env: &Env, ep: Slot, buffer: &mut IpcBuffer, words: &[Atomi
 /// region's frames, refuses counter batches and `TryRemoveUnique` (the
 /// counts are not its to change), and still checks the frames it takes
 /// back.
-fn shared_placement(ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
+fn shared_placement(env: &Env, original: Slot, buffer: &mut IpcBuffer) -> TestResult {
+    let ep = mint(env, original, client::PROCESS_SERVERS)?;
+    let outcome = shared_placement_as(ep, buffer);
+    env.slots.release(ep);
+    outcome
+}
+
+fn shared_placement_as(ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
     let free = free_frames(ep, buffer)?;
     let region = match call(ep, buffer, &MemoryRequest::Attach { part: AttachPart::Region }) {
         Ok(MemoryReply::Frames { runs }) => runs,
         _ => return Err("Attach(Region) named no frames"),
     };
     check(!region.is_empty(), "the region has no frames")?;
-    let frame = match call(ep, buffer, &MemoryRequest::AllocFrames { client: 0, count: 1 }) {
+    let frame = match call(ep, buffer, &MemoryRequest::AllocFrames { count: 1 }) {
         Ok(MemoryReply::Frames { runs }) => runs[0].first as u32,
         _ => return Err("AllocFrames failed"),
     };
     let ops: RefOps = [RefOp::inc(frame)].into_iter().collect();
     check(
-        call(ep, buffer, &MemoryRequest::RefBatch { client: 0, ops }) == Err(ProtoError::InvalidArgument),
+        call(ep, buffer, &MemoryRequest::RefBatch { ops }) == Err(ProtoError::InvalidArgument),
         "a batch was applied under a shared strategy",
     )?;
     check(
-        call(ep, buffer, &MemoryRequest::TryRemoveUnique { client: 0, frame }) == Err(ProtoError::InvalidArgument),
+        call(ep, buffer, &MemoryRequest::TryRemoveUnique { frame }) == Err(ProtoError::InvalidArgument),
         "TryRemoveUnique was answered under a shared strategy",
     )?;
     for bad in [region[0].first as u32, u32::MAX] {
         let frames: FreeList = [bad].into_iter().collect();
         check(
-            call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned),
+            call(ep, buffer, &MemoryRequest::FreeFrames { frames }) == Err(ProtoError::NotOwned),
             "a frame never handed out was taken back",
         )?;
     }
     let frames: FreeList = [frame].into_iter().collect();
-    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames: frames.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
-    check(call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames: frames.clone() }) == Ok(MemoryReply::Ok), "FreeFrames")?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames }) == Err(ProtoError::NotOwned), "a double free was accepted")?;
     check(free_frames(ep, buffer)? == free, "the frames did not return to the pool")?;
     // After a swap the region comes out of the pool: its frames are
     // handed out, yet no client may give them back.
@@ -224,9 +286,6 @@ fn shared_placement(ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
     };
     let before = free_frames(ep, buffer)?;
     let frames: FreeList = [region[0].first as u32].into_iter().collect();
-    check(
-        call(ep, buffer, &MemoryRequest::FreeFrames { client: 0, frames }) == Err(ProtoError::NotOwned),
-        "a region frame was taken back",
-    )?;
+    check(call(ep, buffer, &MemoryRequest::FreeFrames { frames }) == Err(ProtoError::NotOwned), "a region frame was taken back")?;
     check(free_frames(ep, buffer)? == before, "a refused region frame changed the pool")
 }

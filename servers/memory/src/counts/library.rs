@@ -32,7 +32,7 @@ impl<S: RefCount<Mem = &'static [Word]>> Library<S> {
 impl<S: RefCount<Mem = &'static [Word]>> Counts for Library<S> {
     /// A frame handed out is free in the strategy: the process server
     /// that takes it for a page creates it there.
-    fn hand_out(&mut self, _: u16, _: u32) {}
+    fn hand_out(&mut self, _: u32) {}
 
     /// A frame comes back once the strategy has freed it (and a process
     /// server has taken it into its stock), or unused from a stock.
@@ -40,15 +40,15 @@ impl<S: RefCount<Mem = &'static [Word]>> Counts for Library<S> {
         true
     }
 
-    fn free(&mut self, _: u16, frame: u32, freed: Freed) {
+    fn free(&mut self, frame: u32, freed: Freed) {
         freed(frame);
     }
 
-    fn apply(&mut self, _: u16, _: &[RefOp], _: &dyn Fn(u32) -> bool, _: Freed) -> Result<(), ProtoError> {
+    fn apply(&mut self, _: &[RefOp], _: Freed) -> Result<(), ProtoError> {
         Err(ProtoError::InvalidArgument)
     }
 
-    fn try_remove_unique(&mut self, _: u16, _: u32) -> Result<bool, ProtoError> {
+    fn try_remove_unique(&mut self, _: u32) -> Result<bool, ProtoError> {
         Err(ProtoError::InvalidArgument)
     }
 

@@ -35,21 +35,23 @@ pub struct Census {
 pub type Freed<'a> = &'a mut dyn FnMut(u32);
 
 pub trait Counts {
-    /// A free frame goes to `client`, with one reference.
-    fn hand_out(&mut self, client: u16, frame: u32);
+    /// A free frame is handed out, with one reference.
+    fn hand_out(&mut self, frame: u32);
     /// Whether `frame` may come back to the pool: held by one reference
     /// here, or free in a strategy placed in the process servers.
     fn may_return(&self, frame: u32) -> bool;
-    /// `client` drops the one reference to `frame` it holds alone.
-    fn free(&mut self, client: u16, frame: u32, freed: Freed);
-    /// Applies a batch of `client`'s counter changes, increments first.
-    /// `in_use` says which frames are handed out; changes of others are
-    /// skipped and reported as `NotOwned` once the rest is applied.
-    /// `InvalidArgument` for a strategy placed in the process servers.
-    fn apply(&mut self, client: u16, ops: &[RefOp], in_use: &dyn Fn(u32) -> bool, freed: Freed) -> Result<(), ProtoError>;
-    /// Whether `client`'s reference to `frame` is the only one.
-    /// `InvalidArgument` for a strategy placed in the process servers.
-    fn try_remove_unique(&mut self, client: u16, frame: u32) -> Result<bool, ProtoError>;
+    /// Its holder drops the one reference to `frame` it holds alone.
+    fn free(&mut self, frame: u32, freed: Freed);
+    /// Applies a batch of a client's counter changes, increments first, or
+    /// none of them: the caller has checked that every frame is the
+    /// client's; `NotOwned` if one is free here, `InvalidArgument` if a
+    /// count would go below zero (or past any count references can make),
+    /// and for a strategy placed in the process servers.
+    fn apply(&mut self, ops: &[RefOp], freed: Freed) -> Result<(), ProtoError>;
+    /// Whether its holder's reference to `frame` (checked by the caller)
+    /// is the only one. `InvalidArgument` for a strategy placed in the
+    /// process servers.
+    fn try_remove_unique(&mut self, frame: u32) -> Result<bool, ProtoError>;
     /// With every process server paused (a swap): every core's quiescent
     /// point, until every frame at zero is freed.
     fn settle_paused(&mut self, freed: Freed);

@@ -30,10 +30,35 @@ impl Table {
     fn entry(&self, frame: u32) -> Option<&Word> {
         self.table.get(frame as usize)
     }
+
+    /// Whether `ops` may be applied whole: every frame counted, and every
+    /// count, once the batch's increments and then its decrements are
+    /// applied, at least zero (so never below on the way, decrements
+    /// coming last) and at most `MAX_COUNT`.
+    fn check(&self, ops: &[RefOp]) -> Result<(), ProtoError> {
+        for (i, op) in ops.iter().enumerate() {
+            if self.count(op.frame) == 0 {
+                return Err(ProtoError::NotOwned);
+            }
+            if ops[..i].iter().any(|earlier| earlier.frame == op.frame) {
+                continue;
+            }
+            let net: i64 = ops.iter().filter(|other| other.frame == op.frame).map(|other| i64::from(other.delta)).sum();
+            let after = (self.count(op.frame) as i64).checked_add(net);
+            if !after.is_some_and(|after| (0..=MAX_COUNT).contains(&after)) {
+                return Err(ProtoError::InvalidArgument);
+            }
+        }
+        Ok(())
+    }
 }
 
+/// The most references a count may reach: one per page that maps the
+/// frame, far below the `OWNED` marker bit.
+const MAX_COUNT: i64 = u32::MAX as i64;
+
 impl Counts for Table {
-    fn hand_out(&mut self, _: u16, frame: u32) {
+    fn hand_out(&mut self, frame: u32) {
         let value = match self.strategy {
             Strategy::Deferred => table::OWNED,
             _ => 1,
@@ -47,40 +72,30 @@ impl Counts for Table {
         self.entry(frame).is_some_and(|e| matches!(e.load(Relaxed), table::OWNED | 1))
     }
 
-    fn free(&mut self, _: u16, frame: u32, freed: Freed) {
+    fn free(&mut self, frame: u32, freed: Freed) {
         if let Some(entry) = self.entry(frame) {
             entry.store(table::FREE, Relaxed);
             freed(frame);
         }
     }
 
-    fn apply(&mut self, _: u16, ops: &[RefOp], _: &dyn Fn(u32) -> bool, freed: Freed) -> Result<(), ProtoError> {
-        let mut skipped = false;
+    fn apply(&mut self, ops: &[RefOp], freed: Freed) -> Result<(), ProtoError> {
+        self.check(ops)?;
         for op in commit_order(ops) {
-            let Some(entry) = self.entry(op.frame) else {
-                skipped = true;
-                continue;
-            };
-            let count = match entry.load(Relaxed) {
-                table::FREE => {
-                    skipped = true;
-                    continue;
+            let new = self.count(op.frame) as i64 + i64::from(op.delta);
+            if let Some(entry) = self.entry(op.frame) {
+                if new == 0 {
+                    entry.store(table::FREE, Relaxed);
+                    freed(op.frame);
+                } else {
+                    entry.store(new as u64, Relaxed);
                 }
-                table::OWNED => 1,
-                count => count as i64,
-            };
-            let new = count + i64::from(op.delta);
-            if new <= 0 {
-                entry.store(table::FREE, Relaxed);
-                freed(op.frame);
-            } else {
-                entry.store(new as u64, Relaxed);
             }
         }
-        if skipped { Err(ProtoError::NotOwned) } else { Ok(()) }
+        Ok(())
     }
 
-    fn try_remove_unique(&mut self, _: u16, frame: u32) -> Result<bool, ProtoError> {
+    fn try_remove_unique(&mut self, frame: u32) -> Result<bool, ProtoError> {
         Ok(self.entry(frame).is_some_and(|e| matches!(e.load(Relaxed), table::OWNED | 1)))
     }
 
