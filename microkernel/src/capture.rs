@@ -43,6 +43,8 @@ pub enum Mode {
     Drop = 3,
 }
 
+const _: () = assert!(Mode::Drop as u64 == abi::syscall::TRACE_MODE_DROP);
+
 impl Mode {
     pub fn from_raw(raw: u64) -> Option<Self> {
         [Self::Stream, Self::StopWhenFull, Self::Flight, Self::Drop].into_iter().find(|m| *m as u64 == raw)

@@ -237,10 +237,13 @@ impl IpcPath {
 
 /// `TraceControl` operations: the category mask (1 IPC, 2 notifications,
 /// 4 faults; 0 = off), the full-ring mode (0 stream, 1 stop when full,
-/// 2 flight recorder), and sending everything captured now.
+/// 2 flight recorder, 3 drop; the mode it replaces comes back), and
+/// sending everything captured now.
 pub const TRACE_SET_MASK: u64 = 0;
 pub const TRACE_SET_MODE: u64 = 1;
 pub const TRACE_FLUSH: u64 = 2;
+/// The full-ring mode that drops new records (`TRACE_SET_MODE`).
+pub const TRACE_MODE_DROP: u64 = 3;
 /// Longest name `TraceName` takes.
 pub const TRACE_NAME_MAX: usize = 32;
 

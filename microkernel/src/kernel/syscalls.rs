@@ -195,7 +195,9 @@ impl Kernel {
             }
             abi::syscall::TRACE_SET_MODE => {
                 let mode = capture::Mode::from_raw(arg).ok_or(SysError::BadArgument)?;
+                let previous = capture::mode();
                 capture::configure(capture::mask(), mode);
+                return Ok(previous as u64);
             }
             abi::syscall::TRACE_FLUSH => return Ok(capture::drain(u64::MAX)),
             _ => return Err(SysError::BadArgument),

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::cap::{ObjectKind, Rights, ThreadState, boot_slot};
 use abi::msg::kernel_label;
-use abi::syscall::{SysError, Sysnum, TRACE_SET_MASK};
+use abi::syscall::{SysError, Sysnum, TRACE_MODE_DROP, TRACE_SET_MASK, TRACE_SET_MODE};
 use rt::ipc::{self, Message};
 use rt::sys;
 use rt::thread::spawn;
@@ -235,6 +235,10 @@ pub fn trace_drain_race(env: &Env) -> TestResult {
     sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create")?;
     sys::trace_flush(console).map_err(|_| "flush")?;
     WRITER_DONE.store(0, Ordering::Release);
+    // Dropping, not streaming: in stream mode a full ring is sent by its own
+    // CPU, which would leave this one's drains nothing to race with.
+    let set_mode = |mode: u64| sys::raw_syscall(Sysnum::TraceControl as u64, [console, TRACE_SET_MODE, mode, 0, 0, 0]);
+    let previous_mode = set_mode(TRACE_MODE_DROP).map_err(|_| "drop mode")?;
     set_mask(1).map_err(|_| "trace on")?;
     let spawned = spawn(&env.pages, writer, spec(trace_writer, ep, INIT_PRIORITY, env.other_cpu()));
     let mut drained = 0;
@@ -250,6 +254,7 @@ pub fn trace_drain_race(env: &Env) -> TestResult {
             4 * super::PATIENCE,
         );
     set_mask(0).map_err(|_| "trace off")?;
+    set_mode(previous_mode).map_err(|_| "restore the trace mode")?;
     drained += sys::trace_flush(console).unwrap_or(0);
     env.slots.release(writer);
     env.slots.release(ep);
