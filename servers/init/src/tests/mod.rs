@@ -7,6 +7,7 @@ pub mod caps;
 pub mod faults;
 pub mod fuzz;
 pub mod fuzz_calls;
+pub mod fuzz_partners;
 pub mod ipc;
 pub mod ipc_paths;
 pub mod memory;
