@@ -51,6 +51,8 @@ pub const USER_TESTS: &[&str] = &[
     "privileges",
     "allowance",
     "cycle_reclaimed",
+    "cycle_member_stops",
+    "cycle_fault_endpoint",
     "revoke_bound",
     "syscall_fuzz",
 ];

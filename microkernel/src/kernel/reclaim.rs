@@ -15,6 +15,14 @@
 //! deletions may start walks of their own (a table reclaimed here may hold
 //! the last outside capability of another cycle); each slot is checked
 //! again before it is emptied, so nested walks only ever find less.
+//!
+//! A walk that meets a thread able to run is remembered ([`Retry`]) and
+//! tried again once that thread stops (blocks, is suspended, dies): the
+//! last outside reference may go while a member still runs, and nothing
+//! else would look again. At most [`RETRIES`] walks wait at once (a newer
+//! one takes the oldest's place), each retried at most [`MAX_TRIES`]
+//! times, so the work stays bounded. A stopped member's hold on its fault
+//! endpoint counts as a reference from inside, like its hold on its table.
 
 use abi::cap::{CSPACE_SLOTS, ObjectKind};
 
@@ -24,6 +32,27 @@ use crate::object::thread::State;
 use crate::object::thread::Blocked;
 
 use super::{Kernel, MAX_CSPACES, MAX_ENDPOINTS, MAX_NOTIFICATIONS, MAX_THREADS};
+
+/// Walks that wait for a thread to stop, at most.
+pub const RETRIES: usize = 16;
+/// Times one walk is tried again, at most.
+const MAX_TRIES: u8 = 4;
+
+/// A walk from `start` that met `thread` able to run.
+#[derive(Clone, Copy)]
+pub struct Retry {
+    thread: ObjRef,
+    start: ObjRef,
+    tries: u8,
+}
+
+/// Why a walk found nothing to reclaim.
+enum Open {
+    /// Something outside names a member.
+    Named,
+    /// This member thread can run (or waits for a reply).
+    Runs(u16),
+}
 
 /// Members of one kind, and the references each gets from inside.
 struct Members<const N: usize> {
@@ -97,10 +126,24 @@ impl Kernel {
             ObjectKind::Notification => self.notifications.get(obj.index, obj.generation).is_some_and(|n| n.waiter.is_some()),
             _ => false,
         };
-        if !reaches_further {
-            return;
+        if reaches_further {
+            self.reclaim_from(obj, 0);
         }
-        let Some(set) = self.unreachable_from(obj) else { return };
+    }
+
+    /// Walks from `start`, tried `tries` times before: reclaims what it
+    /// finds, or remembers to try again when it met a thread that runs.
+    fn reclaim_from(&mut self, start: ObjRef, tries: u8) {
+        let set = match self.unreachable_from(start) {
+            Ok(set) => set,
+            Err(Open::Named) => return,
+            Err(Open::Runs(t)) => {
+                if let Some(thread) = self.thread_ref(t).filter(|_| tries < MAX_TRIES) {
+                    self.remember(Retry { thread, start, tries: tries + 1 });
+                }
+                return;
+            }
+        };
         for (index, _) in set.tables.found.iter().enumerate().filter(|(_, member)| **member) {
             let Some(generation) = self.cspaces.generation_of(index as u16) else { continue };
             let table = ObjRef { kind: ObjectKind::CSpace, index: index as u16, generation };
@@ -110,6 +153,42 @@ impl Kernel {
                 if names_member {
                     self.delete_slot(table, slot);
                 }
+            }
+        }
+    }
+
+    fn remember(&mut self, retry: Retry) {
+        let same = |r: &Retry| r.thread == retry.thread && r.start == retry.start;
+        if self.reclaim_retries.iter().flatten().any(same) {
+            return;
+        }
+        let free = self.reclaim_retries.iter().position(Option::is_none);
+        let at = free.unwrap_or(self.retry_oldest);
+        if free.is_none() {
+            self.retry_oldest = (self.retry_oldest + 1) % RETRIES;
+        } else {
+            self.retries_waiting += 1;
+        }
+        self.reclaim_retries[at] = Some(retry);
+    }
+
+    /// Tries again the walks whose thread has stopped since; called at the
+    /// end of every system call and fault (one branch while none waits).
+    pub fn retry_reclaims(&mut self) {
+        if self.retries_waiting == 0 {
+            return;
+        }
+        for at in 0..RETRIES {
+            let Some(retry) = self.reclaim_retries[at] else { continue };
+            let runs =
+                self.threads.get(retry.thread.index, retry.thread.generation).is_some() && self.stopped(retry.thread.index).is_none();
+            if runs {
+                continue;
+            }
+            self.reclaim_retries[at] = None;
+            self.retries_waiting -= 1;
+            if self.alive(retry.start) {
+                self.reclaim_from(retry.start, retry.tries);
             }
         }
     }
@@ -126,8 +205,8 @@ impl Kernel {
     }
 
     /// What is reachable from `start`, if every reference to it comes from
-    /// inside; `None` when something outside still names a member.
-    fn unreachable_from(&self, start: ObjRef) -> Option<Set> {
+    /// inside; else why not.
+    fn unreachable_from(&self, start: ObjRef) -> Result<Set, Open> {
         let mut set = Set { tables: Members::new(), threads: Members::new(), endpoints: Members::new(), notifications: Members::new() };
         let mut pending = [start; MAX_CSPACES + MAX_THREADS + MAX_ENDPOINTS + MAX_NOTIFICATIONS];
         let mut count = 1;
@@ -145,7 +224,7 @@ impl Kernel {
             }
             match obj.kind {
                 ObjectKind::Thread => {
-                    let waits_on = self.stopped(obj.index)?;
+                    let waits_on = self.stopped(obj.index).ok_or(Open::Runs(obj.index))?;
                     set.threads.found[usize::from(obj.index)] = true;
                     let cspace = self.threads.at(obj.index).and_then(|thread| thread.cspace);
                     for held in [cspace, waits_on].into_iter().flatten() {
@@ -154,7 +233,7 @@ impl Kernel {
                 }
                 ObjectKind::CSpace => {
                     set.tables.found[usize::from(obj.index)] = true;
-                    let table = self.cspaces.get(obj.index, obj.generation)?;
+                    let table = self.cspaces.get(obj.index, obj.generation).ok_or(Open::Named)?;
                     for cap in table.slots.iter().flatten().filter(|cap| matches!(cap.obj.kind, ObjectKind::CSpace | ObjectKind::Thread)) {
                         if !set.has(cap.obj) {
                             push(&mut pending, &mut count, cap.obj);
@@ -163,20 +242,20 @@ impl Kernel {
                 }
                 ObjectKind::Endpoint => {
                     set.endpoints.found[usize::from(obj.index)] = true;
-                    let endpoint = self.endpoints.get(obj.index, obj.generation)?;
+                    let endpoint = self.endpoints.get(obj.index, obj.generation).ok_or(Open::Named)?;
                     for queue in [endpoint.senders, endpoint.receivers] {
                         let mut cursor = queue.head;
                         while let Some(t) = cursor {
-                            push(&mut pending, &mut count, self.thread_ref(t)?);
+                            push(&mut pending, &mut count, self.thread_ref(t).ok_or(Open::Named)?);
                             cursor = self.threads.at(t).and_then(|thread| thread.next);
                         }
                     }
                 }
                 ObjectKind::Notification => {
                     set.notifications.found[usize::from(obj.index)] = true;
-                    let waiter = self.notifications.get(obj.index, obj.generation)?.waiter;
+                    let waiter = self.notifications.get(obj.index, obj.generation).ok_or(Open::Named)?.waiter;
                     if let Some(waiter) = waiter {
-                        push(&mut pending, &mut count, self.thread_ref(waiter)?);
+                        push(&mut pending, &mut count, self.thread_ref(waiter).ok_or(Open::Named)?);
                     }
                 }
                 _ => {}
@@ -187,11 +266,12 @@ impl Kernel {
             && set.threads.closed(|i| self.threads.refs_at(i))
             && set.endpoints.closed(|i| self.endpoints.refs_at(i))
             && set.notifications.closed(|i| self.notifications.refs_at(i));
-        closed.then_some(set)
+        if closed { Ok(set) } else { Err(Open::Named) }
     }
 
     /// Counts the references members get from members: capabilities in
-    /// member tables, and member threads' hold on their table.
+    /// member tables, and member threads' hold on their table and fault
+    /// endpoint.
     fn count_inside(&self, set: &mut Set) {
         for index in 0..MAX_CSPACES {
             let Some(table) = set.tables.found[index].then(|| self.cspaces.at(index as u16)).flatten() else { continue };
@@ -202,10 +282,11 @@ impl Kernel {
             }
         }
         for index in 0..MAX_THREADS {
-            if let Some(cspace) = set.threads.found[index].then(|| self.threads.at(index as u16).and_then(|t| t.cspace)).flatten()
-                && set.has(cspace)
-            {
-                set.tables.count(cspace.index);
+            let Some(thread) = set.threads.found[index].then(|| self.threads.at(index as u16)).flatten() else { continue };
+            for held in [thread.cspace, thread.fault_ep.map(|(ep, _)| ep)].into_iter().flatten() {
+                if set.has(held) {
+                    set.count(held);
+                }
             }
         }
     }

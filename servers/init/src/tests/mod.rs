@@ -4,6 +4,7 @@
 
 pub mod authority;
 pub mod caps;
+pub mod cycles;
 pub mod faults;
 pub mod fuzz;
 pub mod fuzz_calls;
@@ -31,7 +32,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 37] = [
+const TESTS: [Test; 39] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -67,6 +68,8 @@ const TESTS: [Test; 37] = [
     ("privileges", authority::privileges),
     ("allowance", resources::allowance),
     ("cycle_reclaimed", resources::cycle_reclaimed),
+    ("cycle_member_stops", cycles::reclaimed_when_member_stops),
+    ("cycle_fault_endpoint", cycles::fault_endpoint_inside),
     ("revoke_bound", resources::revoke_bound),
     ("syscall_fuzz", fuzz::run),
 ];
