@@ -2,7 +2,8 @@
 //! tables: a cycle whose last outside capability goes while one of its
 //! threads still runs (reclaimed once that thread blocks), and a cycle
 //! holding the fault endpoint of its own stopped thread (the thread's
-//! hold on it comes from inside).
+//! hold on it comes from inside), and a dead table holding a capability to
+//! a live one.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -98,4 +99,23 @@ pub fn fault_endpoint_inside(env: &Env) -> TestResult {
     cycle.let_go(env);
     check(faulted, "the thread did not fault")?;
     check(wait_for(|| usage() == Ok(before)), "a cycle holding its stopped thread's fault endpoint was kept")
+}
+
+/// A table that holds itself and a capability to a second table, which
+/// init still names when it lets go of the first: the first is garbage
+/// beside a live table, and goes at once; the second goes with init's
+/// capability.
+pub fn dead_beside_live(env: &Env) -> TestResult {
+    let before = usage()?;
+    let (dead, live) = (env.slots.alloc(), env.slots.alloc());
+    for table in [dead, live] {
+        sys::create(ObjectKind::CSpace, table).map_err(|_| "create a table")?;
+        sys::cap_mint_to(table, table, SELF, Rights::ALL, 0).map_err(|_| "fill a table")?;
+    }
+    sys::cap_mint_to(live, dead, ENDPOINT, Rights::ALL, 0).map_err(|_| "fill a table")?;
+    env.slots.release(dead);
+    let first_gone = usage()?[0] == before[0] + 1;
+    env.slots.release(live);
+    check(first_gone, "a table named only by itself was kept because it names a live table")?;
+    check(usage()? == before, "two tables, one naming the other, outlived every outside capability")
 }

@@ -39,6 +39,8 @@ const SANDBOX_ALLOWANCE: u64 = 48;
 /// TSC cycles (about a millisecond) a call may block without the fuzzer
 /// making progress before init ends it.
 const STALL: u64 = 3_000_000;
+/// TSC cycles (about 10 s) without a call made before a seed is given up.
+const STUCK: u64 = 3 * PATIENCE;
 /// System call numbers counted one by one.
 const NUMBERS: usize = 70;
 const FUZZER_PRIORITY: u8 = INIT_PRIORITY - 1;
@@ -232,19 +234,35 @@ fn refused_so_far() -> u64 {
     REFUSED.iter().map(|count| count.load(Ordering::Relaxed)).sum()
 }
 
-/// Ends a call that has blocked for [`STALL`] cycles without the fuzzer
-/// making progress: suspending a blocked thread ends its call with
-/// `BadState`, and resuming lets it go on. `last`: the progress seen and
-/// when it was seen; counts what it ended in `stalls`.
-fn watch(fuzz: Slot, last: &mut (u64, u64), stalls: &mut u64) {
-    let (progress, now) = (PROGRESS.load(Ordering::Acquire), super::tsc());
-    if progress != last.0 {
-        *last = (progress, now);
-    } else if now - last.1 > STALL && sys::thread_state(fuzz) == Ok(ThreadState::Blocked) {
-        let _ = sys::thread_suspend(fuzz);
-        let _ = sys::thread_resume(fuzz);
-        *stalls += 1;
-        last.1 = now;
+/// Init's watch over the fuzzer: the progress last seen, when it was seen
+/// or last acted on, when the fuzzer last made progress, and the blocking
+/// calls ended.
+struct Watch {
+    progress: u64,
+    seen_at: u64,
+    progressed_at: u64,
+    stalls: u64,
+}
+
+impl Watch {
+    /// Ends a call that has blocked for [`STALL`] cycles without the
+    /// fuzzer making progress: suspending a blocked thread ends its call
+    /// with `BadState`, and resuming lets it go on.
+    fn look(&mut self, fuzz: Slot) {
+        let (progress, now) = (PROGRESS.load(Ordering::Acquire), super::tsc());
+        if progress != self.progress {
+            (self.progress, self.seen_at, self.progressed_at) = (progress, now, now);
+        } else if now - self.seen_at > STALL && sys::thread_state(fuzz) == Ok(ThreadState::Blocked) {
+            let _ = sys::thread_suspend(fuzz);
+            let _ = sys::thread_resume(fuzz);
+            self.stalls += 1;
+            self.seen_at = now;
+        }
+    }
+
+    /// Whether the fuzzer made no progress for [`STUCK`] cycles.
+    fn stuck(&self) -> bool {
+        super::tsc() - self.progressed_at > STUCK
     }
 }
 
@@ -288,15 +306,21 @@ fn fuzz_one(env: &Env, seed: u64, calls: u64) -> Result<Outcome, &'static str> {
     // on one CPU; a yield alone never gives way to a lower priority.
     let start = super::tsc();
     sys::thread_set_priority(boot_slot::THREAD, WAITING_PRIORITY).map_err(|_| "lower priority")?;
-    let patience = 20 * PATIENCE * calls.div_ceil(CALLS);
-    let (mut last, mut stalls) = ((0, start), 0);
-    let finished = wait_longer(
+    // However slow the host, a run that makes progress is not cut short.
+    let mut watch = Watch { progress: 0, seen_at: start, progressed_at: start, stalls: 0 };
+    let finished = || DONE.load(Ordering::Acquire) == 1 && sys::thread_state(fuzz) == Ok(ThreadState::Dead);
+    let ended = wait_longer(
         || {
-            watch(fuzz, &mut last, &mut stalls);
-            DONE.load(Ordering::Acquire) == 1 && sys::thread_state(fuzz) == Ok(ThreadState::Dead)
+            watch.look(fuzz);
+            finished() || watch.stuck()
         },
-        patience,
+        u64::MAX,
     );
+    let finished = ended && finished();
+    if !finished {
+        rt::println!("syscall_fuzz: no progress after {} of {calls} calls; the fuzzer is {:?}", watch.progress, sys::thread_state(fuzz));
+    }
+    let stalls = watch.stalls;
     let cycles = super::tsc() - start;
     sys::thread_set_priority(boot_slot::THREAD, u64::from(INIT_PRIORITY)).map_err(|_| "restore priority")?;
     env.slots.release(fuzz);

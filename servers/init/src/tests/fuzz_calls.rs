@@ -149,10 +149,8 @@ impl Shadow {
             (Sysnum::CapIdentify, Ok(value)) => self.set(args[0], Held::Kind(value as u8)),
             // A revoke may empty any free slot; what they hold is unknown.
             (Sysnum::CapRevoke, Ok(_)) => self.0.iter_mut().filter(|h| **h != Held::Empty).for_each(|h| *h = Held::Unknown),
-            (Sysnum::Recv | Sysnum::NbRecv | Sysnum::Call | Sysnum::ReplyRecv, Ok(_)) => {
-                if self.at(recv_slot) == Some(Held::Empty) {
-                    self.set(recv_slot, Held::Unknown);
-                }
+            (Sysnum::Recv | Sysnum::NbRecv | Sysnum::Call | Sysnum::ReplyRecv, Ok(_)) if self.at(recv_slot) == Some(Held::Empty) => {
+                self.set(recv_slot, Held::Unknown)
             }
             (_, Err(SysError::SlotOccupied)) => {
                 for s in [args[1], args[2], args[3]] {

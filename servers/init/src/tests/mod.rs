@@ -32,7 +32,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 39] = [
+const TESTS: [Test; 40] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -70,6 +70,7 @@ const TESTS: [Test; 39] = [
     ("cycle_reclaimed", resources::cycle_reclaimed),
     ("cycle_member_stops", cycles::reclaimed_when_member_stops),
     ("cycle_fault_endpoint", cycles::fault_endpoint_inside),
+    ("cycle_dead_beside_live", cycles::dead_beside_live),
     ("revoke_bound", resources::revoke_bound),
     ("syscall_fuzz", fuzz::run),
 ];
