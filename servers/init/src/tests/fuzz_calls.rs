@@ -146,7 +146,13 @@ impl Shadow {
             (Sysnum::Reply, Ok(_)) if args[0] != IMPLICIT_REPLY => self.set(args[0], Held::Empty),
             (Sysnum::ReplySave, Ok(_)) => self.set(args[0], Held::Kind(ObjectKind::Reply as u8)),
             (Sysnum::PhysRangeCarve, Ok(_)) => self.set(args[3], Held::Kind(ObjectKind::PhysRange as u8)),
-            (Sysnum::CapIdentify, Ok(value)) => self.set(args[0], Held::Kind(value as u8)),
+            // A table identified is one of the fuzzer's only if it was known
+            // as one; else it may be the sandbox's own.
+            (Sysnum::CapIdentify, Ok(value)) => {
+                let known = self.at(args[0]) == Some(Held::Kind(value as u8));
+                let own = value as u8 == ObjectKind::CSpace as u8 && !known;
+                self.set(args[0], if own { Held::OwnTable } else { Held::Kind(value as u8) })
+            }
             // A revoke may empty any free slot; what they hold is unknown.
             (Sysnum::CapRevoke, Ok(_)) => self.0.iter_mut().filter(|h| **h != Held::Empty).for_each(|h| *h = Held::Unknown),
             (Sysnum::Recv | Sysnum::NbRecv | Sysnum::Call | Sysnum::ReplyRecv, Ok(_)) if self.at(recv_slot) == Some(Held::Empty) => {
@@ -395,7 +401,8 @@ impl Random {
 /// Keeps the fuzzer alive and the console quiet: no console writes of
 /// random bytes (only empty ones), no exit, no blocking call where no
 /// partner answers (the fixed endpoints and notification stay in their
-/// slots), no priority at or above the fuzzer's.
+/// slots), no priority at or above the fuzzer's, no privilege taken from
+/// its own table.
 fn tame(number: u64, mut args: [u64; 6]) -> (u64, [u64; 6]) {
     let Ok(sysnum) = Sysnum::try_from(number) else { return (number, args) };
     let number = match sysnum {
@@ -409,6 +416,8 @@ fn tame(number: u64, mut args: [u64; 6]) -> (u64, [u64; 6]) {
     };
     match sysnum {
         Sysnum::DebugWrite => args[1] = 0,
+        // The sandbox's own table keeps its privileges, whatever was drawn.
+        Sysnum::TableRestrict if matches!(args[0], slot::TABLE | OWN_CSPACE) => args[1] = privilege::ALL.into(),
         Sysnum::ThreadSetPriority => args[1] %= THREAD_PRIORITY_LIMIT,
         Sysnum::ThreadConfigure => args[5] = (args[5] & 0xFF00) | ((args[5] & 0xFF) % THREAD_PRIORITY_LIMIT),
         _ => {}
