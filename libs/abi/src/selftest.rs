@@ -52,6 +52,9 @@ pub const USER_TESTS: &[&str] = &[
     "privileges",
     "allowance",
     "cycle_reclaimed",
+    "cycle_member_stops",
+    "cycle_fault_endpoint",
+    "cycle_dead_beside_live",
     "revoke_bound",
     "syscall_fuzz",
 ];

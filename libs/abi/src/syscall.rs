@@ -196,6 +196,10 @@ pub const KERNEL_INFO_LOCK_WAIT: u64 = 104;
 pub const KERNEL_INFO_LOCK_WAITS: u64 = 105;
 pub const KERNEL_INFO_LOCK_HOLD: u64 = 106;
 pub const KERNEL_INFO_LOCK_HOLDS: u64 = 107;
+/// `KernelInfo` selector for the longest the kernel lock was held (with
+/// interrupts off) in one kernel entry since this was last read, TSC
+/// cycles, on any CPU; 0 without `lockstat`. Reading starts it again.
+pub const KERNEL_INFO_LOCK_HOLD_MAX: u64 = 108;
 /// `KernelInfo` selectors for address-space switches and TLB flushes,
 /// summed over every CPU since boot: CR3 loads of another space, full
 /// flushes without a switch, single-page flushes, shootdown IPIs sent.

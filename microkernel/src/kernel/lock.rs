@@ -22,10 +22,18 @@ struct CpuLockStats {
     waits: AtomicU64,
     hold_cycles: AtomicU64,
     holds: AtomicU64,
+    /// The longest hold since it was last read.
+    hold_max: AtomicU64,
 }
 
 static STATS: [CpuLockStats; MAX_CPUS] = [const {
-    CpuLockStats { wait_cycles: AtomicU64::new(0), waits: AtomicU64::new(0), hold_cycles: AtomicU64::new(0), holds: AtomicU64::new(0) }
+    CpuLockStats {
+        wait_cycles: AtomicU64::new(0),
+        waits: AtomicU64::new(0),
+        hold_cycles: AtomicU64::new(0),
+        holds: AtomicU64::new(0),
+        hold_max: AtomicU64::new(0),
+    }
 }; MAX_CPUS];
 static TIME_HOLDS: AtomicBool = AtomicBool::new(false);
 
@@ -66,8 +74,12 @@ impl Drop for Held {
     fn drop(&mut self) {
         if self.since != 0 {
             let stats = &STATS[arch::cpu_index()];
-            bump(&stats.hold_cycles, arch::time::tsc().wrapping_sub(self.since));
+            let held = arch::time::tsc().wrapping_sub(self.since);
+            bump(&stats.hold_cycles, held);
             bump(&stats.holds, 1);
+            if held > stats.hold_max.load(Ordering::Relaxed) {
+                stats.hold_max.store(held, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -100,8 +112,13 @@ fn wait(lock: &'static spin::Mutex<Kernel>) -> spin::MutexGuard<'static, Kernel>
     guard
 }
 
-/// The counter `KernelInfo` selector `what` names, summed over every CPU.
+/// The counter `KernelInfo` selector `what` names, summed over every CPU
+/// (for the longest hold: the largest, which reading starts again from 0;
+/// a hold ending on another CPU during the read may be lost).
 pub fn total(what: u64) -> Option<u64> {
+    if what == abi::syscall::KERNEL_INFO_LOCK_HOLD_MAX {
+        return Some(STATS.iter().map(|s| s.hold_max.swap(0, Ordering::Relaxed)).max().unwrap_or(0));
+    }
     let field: fn(&CpuLockStats) -> &AtomicU64 = match what {
         abi::syscall::KERNEL_INFO_LOCK_WAIT => |s| &s.wait_cycles,
         abi::syscall::KERNEL_INFO_LOCK_WAITS => |s| &s.waits,

@@ -82,6 +82,11 @@ pub struct Kernel {
     /// `Call`s and `ReplyRecv`s by the way they ran, indexed by
     /// `abi::syscall::IpcPath`.
     pub ipc_paths: [u64; abi::syscall::IpcPath::ALL.len()],
+    /// Reclaim walks to try again once a thread stops (`reclaim.rs`).
+    reclaim_retries: [Option<reclaim::Retry>; reclaim::RETRIES],
+    retries_waiting: usize,
+    /// The entry a new retry replaces when all are taken.
+    retry_oldest: usize,
 }
 
 static KERNEL: spin::Mutex<Kernel> = spin::Mutex::new(Kernel::new());
@@ -113,6 +118,9 @@ impl Kernel {
             kills: 0,
             init: None,
             ipc_paths: [0; abi::syscall::IpcPath::ALL.len()],
+            reclaim_retries: [None; reclaim::RETRIES],
+            retries_waiting: 0,
+            retry_oldest: 0,
         }
     }
 
@@ -186,6 +194,7 @@ pub fn on_syscall(frame: &mut UserContext) {
     if let Some(current) = kernel.cpus[cpu].current {
         kernel.syscall(cpu, current, frame.rax, frame.syscall_args());
     }
+    kernel.retry_reclaims();
     kernel.switch(cpu, frame);
 }
 
@@ -195,6 +204,7 @@ pub fn on_user_fault(frame: &mut UserContext, fault: UserFault) {
     if let Some(current) = kernel.cpus[cpu].current {
         kernel.fault(current, fault);
     }
+    kernel.retry_reclaims();
     kernel.switch(cpu, frame);
 }
 

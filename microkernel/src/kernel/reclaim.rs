@@ -2,19 +2,29 @@
 //! alive once nothing outside names them (a table holding a capability to
 //! itself, a table holding the capability of a stopped thread that runs in
 //! it). When a reference to a table, thread, endpoint or notification goes
-//! and others remain, the kernel finds what is reachable from it (a table's
-//! CSpace and Thread capabilities; a stopped thread's table; the endpoint
-//! or notification a blocked thread waits on, and the threads waiting on
-//! one) and, if every reference to
-//! every object found comes from inside that set, deletes the capabilities
-//! inside it that name its members: the objects then die the ordinary way
-//! (a thread waiting on a dying endpoint is woken with `ObjectDeleted`). A
-//! thread that can run (ready, running) or waits for a reply is reachable
-//! from outside by definition, so nothing it uses is reclaimed. The walk is
-//! bounded by the pools (32 tables of 256 slots, 128 threads). The
-//! deletions may start walks of their own (a table reclaimed here may hold
-//! the last outside capability of another cycle); each slot is checked
-//! again before it is emptied, so nested walks only ever find less.
+//! and others remain, the kernel runs a trial deletion from it, as Bacon
+//! and Rajan's cycle collector does: it finds what is reachable from it (a
+//! table's CSpace and Thread capabilities; a thread's table and fault
+//! endpoint; the endpoint or notification a blocked thread waits on, and
+//! the threads waiting on one), counts the references each member gets
+//! from the others, and marks live every member named from outside, every
+//! thread that can run (ready, running, or waiting for a reply: it is
+//! reachable from outside by definition), and everything a live member
+//! leads to. The members left are garbage, even beside live ones (a dead
+//! table holding a capability to a live one): the capabilities in garbage
+//! tables that name garbage are deleted, and the objects die the ordinary
+//! way (a thread waiting on a dying endpoint is woken with
+//! `ObjectDeleted`). The walk is bounded by the pools (32 tables of 256
+//! slots, 128 threads). The deletions may start walks of their own; each
+//! slot is checked again before it is emptied, so nested walks only ever
+//! find less.
+//!
+//! A walk that finds a member live only because it runs is remembered
+//! ([`Retry`]) and tried again once that thread stops (blocks, is
+//! suspended, dies): the last outside reference may go while a member
+//! still runs, and nothing else would look again. At most [`RETRIES`]
+//! walks wait at once (a newer one takes the oldest's place), each retried
+//! at most [`MAX_TRIES`] times, so the work stays bounded.
 
 use abi::cap::{CSPACE_SLOTS, ObjectKind};
 
@@ -25,15 +35,50 @@ use crate::object::thread::Blocked;
 
 use super::{Kernel, MAX_CSPACES, MAX_ENDPOINTS, MAX_NOTIFICATIONS, MAX_THREADS};
 
-/// Members of one kind, and the references each gets from inside.
+/// Walks that wait for a thread to stop, at most.
+pub const RETRIES: usize = 16;
+/// Times one walk is tried again, at most.
+const MAX_TRIES: u8 = 4;
+
+/// A walk from `start` that met `thread` able to run.
+#[derive(Clone, Copy)]
+pub struct Retry {
+    thread: ObjRef,
+    start: ObjRef,
+    tries: u8,
+}
+
+/// Members of one kind, the references each gets from inside, and
+/// whether each is live (named from outside, or reachable from a live one).
 struct Members<const N: usize> {
     found: [bool; N],
     inside: [u32; N],
+    live: [bool; N],
 }
 
 impl<const N: usize> Members<N> {
     const fn new() -> Self {
-        Self { found: [false; N], inside: [0; N] }
+        Self { found: [false; N], inside: [0; N], live: [false; N] }
+    }
+
+    /// Marks member `index` live; true if it was not yet.
+    fn mark_live(&mut self, index: u16) -> bool {
+        let i = usize::from(index);
+        let newly = self.found.get(i).copied().unwrap_or(false) && !self.live[i];
+        if newly {
+            self.live[i] = true;
+        }
+        newly
+    }
+
+    fn garbage(&self, index: u16) -> bool {
+        self.has(index) && !self.live[usize::from(index)]
+    }
+
+    /// Whether `index` is a member, and the references it gets from inside.
+    fn inside_of(&self, index: u16) -> (bool, u32) {
+        let i = usize::from(index);
+        (self.has(index), self.inside.get(i).copied().unwrap_or(0))
     }
 
     fn has(&self, index: u16) -> bool {
@@ -44,11 +89,6 @@ impl<const N: usize> Members<N> {
         if let Some(inside) = self.inside.get_mut(usize::from(index)) {
             *inside += 1;
         }
-    }
-
-    /// Whether every member's references all come from inside.
-    fn closed(&self, refs: impl Fn(u16) -> u32) -> bool {
-        (0..N).filter(|&i| self.found[i]).all(|i| refs(i as u16) == self.inside[i])
     }
 }
 
@@ -61,6 +101,49 @@ struct Set {
 }
 
 impl Set {
+    fn mark_live(&mut self, obj: ObjRef) -> bool {
+        match obj.kind {
+            ObjectKind::CSpace => self.tables.mark_live(obj.index),
+            ObjectKind::Thread => self.threads.mark_live(obj.index),
+            ObjectKind::Endpoint => self.endpoints.mark_live(obj.index),
+            ObjectKind::Notification => self.notifications.mark_live(obj.index),
+            _ => false,
+        }
+    }
+
+    fn find(&mut self, obj: ObjRef) {
+        let found = match obj.kind {
+            ObjectKind::CSpace => self.tables.found.get_mut(usize::from(obj.index)),
+            ObjectKind::Thread => self.threads.found.get_mut(usize::from(obj.index)),
+            ObjectKind::Endpoint => self.endpoints.found.get_mut(usize::from(obj.index)),
+            ObjectKind::Notification => self.notifications.found.get_mut(usize::from(obj.index)),
+            _ => None,
+        };
+        if let Some(found) = found {
+            *found = true;
+        }
+    }
+
+    fn garbage(&self, obj: ObjRef) -> bool {
+        match obj.kind {
+            ObjectKind::CSpace => self.tables.garbage(obj.index),
+            ObjectKind::Thread => self.threads.garbage(obj.index),
+            ObjectKind::Endpoint => self.endpoints.garbage(obj.index),
+            ObjectKind::Notification => self.notifications.garbage(obj.index),
+            _ => false,
+        }
+    }
+
+    fn inside_of(&self, kind: ObjectKind, index: u16) -> (bool, u32) {
+        match kind {
+            ObjectKind::CSpace => self.tables.inside_of(index),
+            ObjectKind::Thread => self.threads.inside_of(index),
+            ObjectKind::Endpoint => self.endpoints.inside_of(index),
+            ObjectKind::Notification => self.notifications.inside_of(index),
+            _ => (false, 0),
+        }
+    }
+
     fn has(&self, obj: ObjRef) -> bool {
         match obj.kind {
             ObjectKind::CSpace => self.tables.has(obj.index),
@@ -97,19 +180,64 @@ impl Kernel {
             ObjectKind::Notification => self.notifications.get(obj.index, obj.generation).is_some_and(|n| n.waiter.is_some()),
             _ => false,
         };
-        if !reaches_further {
-            return;
+        if reaches_further {
+            self.reclaim_from(obj, 0);
         }
-        let Some(set) = self.unreachable_from(obj) else { return };
-        for (index, _) in set.tables.found.iter().enumerate().filter(|(_, member)| **member) {
-            let Some(generation) = self.cspaces.generation_of(index as u16) else { continue };
-            let table = ObjRef { kind: ObjectKind::CSpace, index: index as u16, generation };
+    }
+
+    /// Walks from `start`, tried `tries` times before: reclaims what it
+    /// finds, and remembers to try again when a member is live only
+    /// because it runs.
+    fn reclaim_from(&mut self, start: ObjRef, tries: u8) {
+        let (set, runner) = self.find_garbage(start);
+        if let Some(thread) = runner.and_then(|t| self.thread_ref(t)).filter(|_| tries < MAX_TRIES) {
+            self.remember(Retry { thread, start, tries: tries + 1 });
+        }
+        for index in (0..MAX_CSPACES as u16).filter(|&i| set.tables.garbage(i)) {
+            let Some(generation) = self.cspaces.generation_of(index) else { continue };
+            let table = ObjRef { kind: ObjectKind::CSpace, index, generation };
             for slot in 0..CSPACE_SLOTS as u64 {
-                let names_member =
-                    self.cspaces.get(table.index, generation).and_then(|t| t.slots[slot as usize]).is_some_and(|cap| set.has(cap.obj));
-                if names_member {
+                let names_garbage =
+                    self.cspaces.get(table.index, generation).and_then(|t| t.slots[slot as usize]).is_some_and(|cap| set.garbage(cap.obj));
+                if names_garbage {
                     self.delete_slot(table, slot);
                 }
+            }
+        }
+    }
+
+    fn remember(&mut self, retry: Retry) {
+        let same = |r: &Retry| r.thread == retry.thread && r.start == retry.start;
+        if self.reclaim_retries.iter().flatten().any(same) {
+            return;
+        }
+        let free = self.reclaim_retries.iter().position(Option::is_none);
+        let at = free.unwrap_or(self.retry_oldest);
+        if free.is_none() {
+            self.retry_oldest = (self.retry_oldest + 1) % RETRIES;
+        } else {
+            self.retries_waiting += 1;
+        }
+        self.reclaim_retries[at] = Some(retry);
+    }
+
+    /// Tries again the walks whose thread has stopped since; called at the
+    /// end of every system call and fault (one branch while none waits).
+    pub fn retry_reclaims(&mut self) {
+        if self.retries_waiting == 0 {
+            return;
+        }
+        for at in 0..RETRIES {
+            let Some(retry) = self.reclaim_retries[at] else { continue };
+            let runs =
+                self.threads.get(retry.thread.index, retry.thread.generation).is_some() && self.stopped(retry.thread.index).is_none();
+            if runs {
+                continue;
+            }
+            self.reclaim_retries[at] = None;
+            self.retries_waiting -= 1;
+            if self.alive(retry.start) {
+                self.reclaim_from(retry.start, retry.tries);
             }
         }
     }
@@ -125,73 +253,142 @@ impl Kernel {
         }
     }
 
-    /// What is reachable from `start`, if every reference to it comes from
-    /// inside; `None` when something outside still names a member.
-    fn unreachable_from(&self, start: ObjRef) -> Option<Set> {
-        let mut set = Set { tables: Members::new(), threads: Members::new(), endpoints: Members::new(), notifications: Members::new() };
-        let mut pending = [start; MAX_CSPACES + MAX_THREADS + MAX_ENDPOINTS + MAX_NOTIFICATIONS];
-        let mut count = 1;
-        let push = |pending: &mut [ObjRef], count: &mut usize, obj: ObjRef| {
-            if *count < pending.len() {
-                pending[*count] = obj;
-                *count += 1;
+    /// Calls `f` with what `obj` leads to: a table's capabilities (only its
+    /// tables and threads when `finding`: an endpoint or notification joins
+    /// the set only through a thread waiting on it, which keeps walks
+    /// short), a thread's table and fault endpoint and what it waits on,
+    /// the threads waiting on an endpoint or notification.
+    fn each_edge(&self, obj: ObjRef, finding: bool, mut f: impl FnMut(ObjRef)) {
+        match obj.kind {
+            ObjectKind::Thread => {
+                let Some(thread) = self.threads.get(obj.index, obj.generation) else { return };
+                let waits_on = self.stopped(obj.index).flatten();
+                for next in [thread.cspace, thread.fault_ep.map(|(ep, _)| ep), waits_on].into_iter().flatten() {
+                    f(next);
+                }
             }
-        };
+            ObjectKind::CSpace => {
+                let Some(table) = self.cspaces.get(obj.index, obj.generation) else { return };
+                for cap in table.slots.iter().flatten() {
+                    if !finding || matches!(cap.obj.kind, ObjectKind::CSpace | ObjectKind::Thread) {
+                        f(cap.obj);
+                    }
+                }
+            }
+            ObjectKind::Endpoint => {
+                let Some(endpoint) = self.endpoints.get(obj.index, obj.generation) else { return };
+                for queue in [endpoint.senders, endpoint.receivers] {
+                    let mut cursor = queue.head;
+                    while let Some(t) = cursor {
+                        if let Some(waiter) = self.thread_ref(t) {
+                            f(waiter);
+                        }
+                        cursor = self.threads.at(t).and_then(|thread| thread.next);
+                    }
+                }
+            }
+            ObjectKind::Notification => {
+                let waiter = self.notifications.get(obj.index, obj.generation).and_then(|n| n.waiter);
+                if let Some(waiter) = waiter.and_then(|w| self.thread_ref(w)) {
+                    f(waiter);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Trial deletion from `start` (as Bacon and Rajan's cycle collector):
+    /// finds the tables, threads, endpoints and notifications reachable
+    /// from it, counts the references its members get from each other,
+    /// marks live every member named from outside or able to run and all
+    /// that such a member leads to; the rest is garbage. Also names a
+    /// member thread live only because it runs, if any: once it stops,
+    /// more may be garbage.
+    fn find_garbage(&self, start: ObjRef) -> (Set, Option<u16>) {
+        let mut set = Set { tables: Members::new(), threads: Members::new(), endpoints: Members::new(), notifications: Members::new() };
+        // Each member is listed once when found and once when marked live,
+        // so the list never overflows.
+        let mut pending = [start; MAX_CSPACES + MAX_THREADS + MAX_ENDPOINTS + MAX_NOTIFICATIONS];
+        let mut count = 0;
+        let tracked =
+            |obj: ObjRef| matches!(obj.kind, ObjectKind::CSpace | ObjectKind::Thread | ObjectKind::Endpoint | ObjectKind::Notification);
+        if tracked(start) && self.alive(start) {
+            set.find(start);
+            count = 1;
+        }
         while count > 0 {
             count -= 1;
             let obj = pending[count];
-            if !self.alive(obj) || set.has(obj) {
-                continue;
-            }
-            match obj.kind {
-                ObjectKind::Thread => {
-                    let waits_on = self.stopped(obj.index)?;
-                    set.threads.found[usize::from(obj.index)] = true;
-                    let cspace = self.threads.at(obj.index).and_then(|thread| thread.cspace);
-                    for held in [cspace, waits_on].into_iter().flatten() {
-                        push(&mut pending, &mut count, held);
-                    }
+            self.each_edge(obj, true, |next| {
+                if tracked(next) && !set.has(next) && self.alive(next) && count < pending.len() {
+                    set.find(next);
+                    pending[count] = next;
+                    count += 1;
                 }
-                ObjectKind::CSpace => {
-                    set.tables.found[usize::from(obj.index)] = true;
-                    let table = self.cspaces.get(obj.index, obj.generation)?;
-                    for cap in table.slots.iter().flatten().filter(|cap| matches!(cap.obj.kind, ObjectKind::CSpace | ObjectKind::Thread)) {
-                        if !set.has(cap.obj) {
-                            push(&mut pending, &mut count, cap.obj);
-                        }
-                    }
-                }
-                ObjectKind::Endpoint => {
-                    set.endpoints.found[usize::from(obj.index)] = true;
-                    let endpoint = self.endpoints.get(obj.index, obj.generation)?;
-                    for queue in [endpoint.senders, endpoint.receivers] {
-                        let mut cursor = queue.head;
-                        while let Some(t) = cursor {
-                            push(&mut pending, &mut count, self.thread_ref(t)?);
-                            cursor = self.threads.at(t).and_then(|thread| thread.next);
-                        }
-                    }
-                }
-                ObjectKind::Notification => {
-                    set.notifications.found[usize::from(obj.index)] = true;
-                    let waiter = self.notifications.get(obj.index, obj.generation)?.waiter;
-                    if let Some(waiter) = waiter {
-                        push(&mut pending, &mut count, self.thread_ref(waiter)?);
-                    }
-                }
-                _ => {}
-            }
+            });
         }
         self.count_inside(&mut set);
-        let closed = set.tables.closed(|i| self.cspaces.refs_at(i))
-            && set.threads.closed(|i| self.threads.refs_at(i))
-            && set.endpoints.closed(|i| self.endpoints.refs_at(i))
-            && set.notifications.closed(|i| self.notifications.refs_at(i));
-        closed.then_some(set)
+        let mut roots = [start; MAX_CSPACES + MAX_THREADS + MAX_ENDPOINTS + MAX_NOTIFICATIONS];
+        let mut runner = None;
+        for (kind, n) in [
+            (ObjectKind::CSpace, MAX_CSPACES),
+            (ObjectKind::Thread, MAX_THREADS),
+            (ObjectKind::Endpoint, MAX_ENDPOINTS),
+            (ObjectKind::Notification, MAX_NOTIFICATIONS),
+        ] {
+            for index in 0..n as u16 {
+                let (is_member, inside) = set.inside_of(kind, index);
+                let Some(obj) = is_member.then(|| self.obj_ref(kind, index)).flatten() else { continue };
+                let named = self.refs_of(obj) != inside;
+                let runs = kind == ObjectKind::Thread && self.stopped(index).is_none();
+                if runs && !named {
+                    runner.get_or_insert(index);
+                }
+                if (named || runs) && set.mark_live(obj) && count < roots.len() {
+                    roots[count] = obj;
+                    count += 1;
+                }
+            }
+        }
+        while count > 0 {
+            count -= 1;
+            let obj = roots[count];
+            self.each_edge(obj, false, |next| {
+                if set.mark_live(next) && count < roots.len() {
+                    roots[count] = next;
+                    count += 1;
+                }
+            });
+        }
+        (set, runner)
+    }
+
+    /// A reference to the live object of `kind` at `index`.
+    fn obj_ref(&self, kind: ObjectKind, index: u16) -> Option<ObjRef> {
+        let generation = match kind {
+            ObjectKind::CSpace => self.cspaces.generation_of(index),
+            ObjectKind::Thread => self.threads.generation_of(index),
+            ObjectKind::Endpoint => self.endpoints.generation_of(index),
+            ObjectKind::Notification => self.notifications.generation_of(index),
+            _ => None,
+        }?;
+        Some(ObjRef { kind, index, generation })
+    }
+
+    /// How many references `obj` has in all.
+    fn refs_of(&self, obj: ObjRef) -> u32 {
+        match obj.kind {
+            ObjectKind::CSpace => self.cspaces.refs_at(obj.index),
+            ObjectKind::Thread => self.threads.refs_at(obj.index),
+            ObjectKind::Endpoint => self.endpoints.refs_at(obj.index),
+            ObjectKind::Notification => self.notifications.refs_at(obj.index),
+            _ => 0,
+        }
     }
 
     /// Counts the references members get from members: capabilities in
-    /// member tables, and member threads' hold on their table.
+    /// member tables, and member threads' hold on their table and fault
+    /// endpoint.
     fn count_inside(&self, set: &mut Set) {
         for index in 0..MAX_CSPACES {
             let Some(table) = set.tables.found[index].then(|| self.cspaces.at(index as u16)).flatten() else { continue };
@@ -202,10 +399,11 @@ impl Kernel {
             }
         }
         for index in 0..MAX_THREADS {
-            if let Some(cspace) = set.threads.found[index].then(|| self.threads.at(index as u16).and_then(|t| t.cspace)).flatten()
-                && set.has(cspace)
-            {
-                set.tables.count(cspace.index);
+            let Some(thread) = set.threads.found[index].then(|| self.threads.at(index as u16)).flatten() else { continue };
+            for held in [thread.cspace, thread.fault_ep.map(|(ep, _)| ep)].into_iter().flatten() {
+                if set.has(held) {
+                    set.count(held);
+                }
             }
         }
     }

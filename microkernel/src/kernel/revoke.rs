@@ -11,11 +11,27 @@
 //! then emptied without handing children on, since their children go too.
 //! Cost: O(S log S) for S slots in use (32 tables of 256 slots at most),
 //! whatever the shape of the tree.
+//!
+//! One kernel entry deletes at most [`BATCH`] of them, the newest first (a
+//! capability's descendants are newer, so what is left is still one tree
+//! under the revoked capability); with more left, the call restarts: the
+//! thread's RIP goes back to its `syscall` instruction, so it leaves the
+//! kernel (taking pending interrupts, and the CPU if its slice is over)
+//! and enters again to go on. The list found stays in the scratch for the
+//! entries that follow, so only the first sorts; once it is used up, one
+//! more entry collects afresh (another thread may have derived from, or
+//! moved, a descendant meanwhile) and goes on with what it finds, or
+//! ends. The count deleted so far stays in the thread, and the last entry
+//! returns the total.
 
 use abi::cap::{CSPACE_SLOTS, Rights};
 use abi::syscall::SysError;
 
 use super::{Kernel, MAX_CSPACES};
+use crate::object::ObjRef;
+
+/// Bytes of the `syscall` instruction (0F 05), which a restart runs again.
+const SYSCALL_LENGTH: u64 = 2;
 
 /// One capability seen by the collection pass: id, parent id, where it is.
 #[derive(Clone, Copy)]
@@ -26,6 +42,9 @@ struct Seen {
     slot: u16,
 }
 
+/// Capabilities one kernel entry deletes at most.
+const BATCH: usize = 128;
+
 /// Room for every slot of every table.
 const ROOM: usize = MAX_CSPACES * CSPACE_SLOTS;
 
@@ -33,26 +52,64 @@ const ROOM: usize = MAX_CSPACES * CSPACE_SLOTS;
 struct Scratch {
     seen: [Seen; ROOM],
     doomed: [u64; ROOM],
+    /// The restarted revoke whose descendants still to delete are
+    /// `seen[..left]`: its thread and capability id.
+    owner: Option<(ObjRef, u64)>,
+    left: usize,
 }
 
 /// Only taken under the kernel lock, so never contended.
 static SCRATCH: spin::Mutex<Scratch> =
-    spin::Mutex::new(Scratch { seen: [Seen { id: 0, parent: 0, table: 0, slot: 0 }; ROOM], doomed: [0; ROOM] });
+    spin::Mutex::new(Scratch { seen: [Seen { id: 0, parent: 0, table: 0, slot: 0 }; ROOM], doomed: [0; ROOM], owner: None, left: 0 });
 
 impl Kernel {
     /// `CapRevoke(slot)`: the capability itself stays; returns how many
-    /// were deleted.
-    pub fn cap_revoke(&mut self, t: u16, slot: u64) -> Result<u64, SysError> {
+    /// were deleted, or `None` when the call must restart to go on.
+    pub fn cap_revoke(&mut self, t: u16, slot: u64) -> Result<Option<u64>, SysError> {
         let cap = self.lookup(t, slot)?;
         if !cap.rights.contains(Rights::DERIVE) {
             return Err(SysError::NoRight);
         }
+        let me = self.thread_ref(t).ok_or(SysError::BadState)?;
+        let (so_far, restartable) = match self.threads.at(t) {
+            Some(thread) => (thread.revoking.filter(|r| r.0 == cap.id).map_or(0, |r| r.1), thread.ctx.saved_at_syscall()),
+            None => (0, false),
+        };
         let mut scratch = SCRATCH.lock();
-        let doomed = self.find_descendants(cap.id, &mut scratch);
-        for seen in &scratch.seen[..doomed] {
-            self.empty_slot(seen);
+        let resumed = so_far > 0 && scratch.owner == Some((me, cap.id));
+        scratch.owner = None;
+        let (mut left, fresh) = match resumed && scratch.left > 0 {
+            true => (scratch.left, false),
+            false => (self.find_descendants(cap.id, &mut scratch), true),
+        };
+        let mut total = so_far;
+        loop {
+            let now = left.min(BATCH);
+            for seen in scratch.seen[left - now..left].iter().rev() {
+                self.empty_slot(seen);
+            }
+            (left, total) = (left - now, total + now as u64);
+            // Done once a fresh list is used up; a kept one is checked
+            // against a fresh collection first.
+            let done = left == 0 && (fresh || now == 0);
+            match (done, restartable) {
+                (true, _) => break,
+                (false, true) => {
+                    (scratch.owner, scratch.left) = (Some((me, cap.id)), left);
+                    if let Some(thread) = self.threads.at_mut(t) {
+                        thread.revoking = Some((cap.id, total));
+                        thread.ctx.rip -= SYSCALL_LENGTH;
+                    }
+                    return Ok(None);
+                }
+                (false, false) if left == 0 => left = self.find_descendants(cap.id, &mut scratch),
+                (false, false) => {}
+            }
         }
-        Ok(doomed as u64)
+        if let Some(thread) = self.threads.at_mut(t) {
+            thread.revoking = None;
+        }
+        Ok(Some(total))
     }
 
     /// Leaves the descendants of capability `id` at the front of

@@ -34,7 +34,12 @@ impl Kernel {
             },
             Sysnum::CapMove => self.cap_move(t, args[0], args[1]),
             Sysnum::CapDelete => self.cap_delete(t, args[0]),
-            Sysnum::CapRevoke => self.cap_revoke(t, args[0]),
+            Sysnum::CapRevoke => match self.cap_revoke(t, args[0]) {
+                Ok(Some(deleted)) => Ok(deleted),
+                // Restarted: the thread's registers still hold the call.
+                Ok(None) => return,
+                Err(error) => Err(error),
+            },
             Sysnum::CapIdentify => self.lookup(t, args[0]).map(|cap| {
                 let size = self.object_size(cap.obj);
                 if let Some(thread) = self.threads.at_mut(t) {

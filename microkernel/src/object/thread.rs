@@ -72,6 +72,9 @@ pub struct Thread {
     /// Its outstanding call went through a capability with the grant
     /// right, so the reply may carry a capability.
     pub reply_grant: bool,
+    /// A `CapRevoke` that restarted to go on: the capability's id and how
+    /// many it deleted so far.
+    pub revoking: Option<(u64, u64)>,
 }
 
 impl Thread {
@@ -91,6 +94,7 @@ impl Thread {
             reply_to: None,
             call_id: 0,
             reply_grant: false,
+            revoking: None,
         }
     }
 }

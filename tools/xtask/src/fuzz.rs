@@ -2,7 +2,8 @@
 //! (`fuzz=SEED,THOUSANDS,SEEDS` on the command line), shows its `[fuzz]`
 //! lines, and sums them up: the seeds, the share of calls refused, the
 //! system calls that succeeded at least once, and whether every seed left
-//! the kernel's pools and frames at their baseline.
+//! the kernel's pools and frames at their baseline. `cargo xtask test`
+//! runs a short campaign ([`short_campaign`]).
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -32,6 +33,11 @@ pub struct FuzzArgs {
     pub timeout: u64,
 }
 
+/// Calls of the campaign `cargo xtask test` runs: two seeds, about 10 s
+/// of TCG on an idle host.
+const SHORT_SEEDS: u8 = 2;
+const SHORT_THOUSANDS: u64 = 10;
+
 pub fn run(args: &FuzzArgs) -> Result<()> {
     prereq::ensure_target()?;
     prereq::ensure_qemu()?;
@@ -40,23 +46,35 @@ pub fn run(args: &FuzzArgs) -> Result<()> {
     }
     let thousands = (args.count / u64::from(args.seeds)).div_ceil(1000).clamp(1, 0xFFFF);
     let artifacts = build::build(&args.build)?;
-    let word = format!("{}{},{thousands},{}", abi::selftest::FUZZ_FLAG, args.seed, args.seeds);
+    campaign(&artifacts, args.seed, thousands, args.seeds, &qemu::MachineArgs::tcg(args.smp, args.timeout)).map(|_| ())
+}
+
+/// The short campaign of `cargo xtask test`: every seed at baseline, and
+/// fewer than half the calls refused.
+pub fn short_campaign(artifacts: &build::Artifacts) -> Result<()> {
+    let summary = campaign(artifacts, 1, SHORT_THOUSANDS, SHORT_SEEDS, &qemu::MachineArgs::tcg(2, 300))?;
+    if 2 * summary.refused >= summary.calls {
+        bail!("{} of {} fuzzed calls were refused: half or more", summary.refused, summary.calls);
+    }
+    Ok(())
+}
+
+/// Boots a campaign of `seeds` seeds from `seed`, `thousands` thousand
+/// calls each, and reads its lines.
+fn campaign(artifacts: &build::Artifacts, seed: u16, thousands: u64, seeds: u8, machine: &qemu::MachineArgs) -> Result<Summary> {
+    let word = format!("{}{seed},{thousands},{seeds}", abi::selftest::FUZZ_FLAG);
     let strategy = cmdline::strategy_word(artifacts.strategy);
     let cmdline = cmdline::join([word.as_str(), strategy.as_str()]);
-    println!(
-        "xtask: fuzzing seeds {}..={} with {} calls each",
-        args.seed,
-        u32::from(args.seed) + u32::from(args.seeds) - 1,
-        thousands * 1000
-    );
-    let outcome = qemu::boot(&artifacts, &qemu::MachineArgs::tcg(args.smp, args.timeout), &cmdline, qemu::Echo::Indented)?;
+    println!("xtask: fuzzing seeds {seed}..={} with {} calls each", u32::from(seed) + u32::from(seeds) - 1, thousands * 1000);
+    let outcome = qemu::boot(artifacts, machine, &cmdline, qemu::Echo::Indented)?;
     outcome.report();
     let summary = Summary::read(&outcome.lines);
     summary.print();
     if !summary.done || summary.failed > 0 {
         bail!("the campaign failed: a seed did not finish or left the kernel's pools off their baseline");
     }
-    outcome.into_result()
+    outcome.into_result()?;
+    Ok(summary)
 }
 
 /// What the `[fuzz]` lines say.

@@ -1,7 +1,8 @@
 //! `cargo xtask test`: the host test suites, then the kernel's self-tests
 //! booted under --smp 1 and --smp 4 with the refcount strategy image.toml
-//! names, and under --smp 4 with every other one. Ends with a `N passed, N failed`
-//! line.
+//! names, and under --smp 4 with every other one, then the failure paths,
+//! a short fuzzing campaign and the traced boots. Ends with a `N passed, N
+//! failed` line.
 
 use std::process::Command;
 
@@ -57,7 +58,8 @@ pub fn run(args: &TestArgs) -> Result<()> {
     passed += failure_passed;
     failed += failure_failed;
     for (name, check) in [
-        ("traced boot", traced_boot as fn(&build::Artifacts) -> Result<()>),
+        ("short fuzzing campaign", crate::fuzz::short_campaign as fn(&build::Artifacts) -> Result<()>),
+        ("traced boot", traced_boot),
         ("traced fork batching", traced_fork_batching),
         ("traced counts in order", traced_counts_in_order),
     ] {

@@ -4,9 +4,11 @@
 
 pub mod authority;
 pub mod caps;
+pub mod cycles;
 pub mod faults;
 pub mod fuzz;
 pub mod fuzz_calls;
+pub mod fuzz_partners;
 pub mod hostile_memory;
 pub mod ipc;
 pub mod ipc_paths;
@@ -31,7 +33,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 38] = [
+const TESTS: [Test; 41] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -68,6 +70,9 @@ const TESTS: [Test; 38] = [
     ("privileges", authority::privileges),
     ("allowance", resources::allowance),
     ("cycle_reclaimed", resources::cycle_reclaimed),
+    ("cycle_member_stops", cycles::reclaimed_when_member_stops),
+    ("cycle_fault_endpoint", cycles::fault_endpoint_inside),
+    ("cycle_dead_beside_live", cycles::dead_beside_live),
     ("revoke_bound", resources::revoke_bound),
     ("syscall_fuzz", fuzz::run),
 ];

@@ -6,7 +6,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::cap::{ObjectKind, Rights, boot_slot};
-use abi::syscall::{SysError, Sysnum};
+use abi::syscall::{KERNEL_INFO_LOCK_HOLD_MAX, SysError, Sysnum};
 use rt::sys::{self, ThreadConfig};
 use rt::thread::spawn;
 
@@ -131,9 +131,11 @@ pub fn revoke_bound(env: &Env) -> TestResult {
         derived += u64::from(built.is_ok());
         parent = link;
     }
+    let _ = sys::kernel_info(KERNEL_INFO_LOCK_HOLD_MAX);
     let start = super::tsc();
     let revoked = sys::cap_revoke(root);
     let cycles = super::tsc() - start;
+    let longest_entry = sys::kernel_info(KERNEL_INFO_LOCK_HOLD_MAX).unwrap_or(0);
     const YIELDS: u64 = 1000;
     let start = super::tsc();
     for _ in 0..YIELDS {
@@ -146,7 +148,8 @@ pub fn revoke_bound(env: &Env) -> TestResult {
     }
     built.map_err(|_| "derive the capabilities")?;
     rt::println!(
-        "revoke_bound: {derived} capabilities revoked in {cycles} TSC cycles ({} per capability); a Yield takes {yield_cycles}, ratio {}",
+        "revoke_bound: {derived} capabilities revoked in {cycles} TSC cycles ({} per capability); a Yield takes {yield_cycles}, ratio {}; \
+         longest kernel entry meanwhile {longest_entry} (0 without lockstat)",
         cycles / derived.max(1),
         cycles / yield_cycles.max(1)
     );
