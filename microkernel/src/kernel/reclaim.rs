@@ -92,6 +92,9 @@ impl<const N: usize> Members<N> {
     }
 }
 
+/// A list of the objects one walk meets, each at most once.
+type Objects = heapless::Vec<ObjRef, { MAX_CSPACES + MAX_THREADS + MAX_ENDPOINTS + MAX_NOTIFICATIONS }>;
+
 /// Objects found by one walk.
 struct Set {
     tables: Members<MAX_CSPACES>,
@@ -306,73 +309,49 @@ impl Kernel {
     /// more may be garbage.
     fn find_garbage(&self, start: ObjRef) -> (Set, Option<u16>) {
         let mut set = Set { tables: Members::new(), threads: Members::new(), endpoints: Members::new(), notifications: Members::new() };
-        // Each member is listed once when found and once when marked live,
-        // so the list never overflows.
-        let mut pending = [start; MAX_CSPACES + MAX_THREADS + MAX_ENDPOINTS + MAX_NOTIFICATIONS];
-        let mut count = 0;
+        // Every member once, in the order found; the work lists hold each
+        // member at most once too, so none overflows (and none is filled
+        // in advance: a walk costs what it finds).
+        let mut members = Objects::new();
+        let mut pending = Objects::new();
         let tracked =
             |obj: ObjRef| matches!(obj.kind, ObjectKind::CSpace | ObjectKind::Thread | ObjectKind::Endpoint | ObjectKind::Notification);
         if tracked(start) && self.alive(start) {
             set.find(start);
-            count = 1;
+            let _ = members.push(start);
+            let _ = pending.push(start);
         }
-        while count > 0 {
-            count -= 1;
-            let obj = pending[count];
+        while let Some(obj) = pending.pop() {
             self.each_edge(obj, true, |next| {
-                if tracked(next) && !set.has(next) && self.alive(next) && count < pending.len() {
+                if tracked(next) && !set.has(next) && self.alive(next) {
                     set.find(next);
-                    pending[count] = next;
-                    count += 1;
+                    let _ = members.push(next);
+                    let _ = pending.push(next);
                 }
             });
         }
-        self.count_inside(&mut set);
-        let mut roots = [start; MAX_CSPACES + MAX_THREADS + MAX_ENDPOINTS + MAX_NOTIFICATIONS];
+        self.count_inside(&mut set, &members);
+        let mut roots = Objects::new();
         let mut runner = None;
-        for (kind, n) in [
-            (ObjectKind::CSpace, MAX_CSPACES),
-            (ObjectKind::Thread, MAX_THREADS),
-            (ObjectKind::Endpoint, MAX_ENDPOINTS),
-            (ObjectKind::Notification, MAX_NOTIFICATIONS),
-        ] {
-            for index in 0..n as u16 {
-                let (is_member, inside) = set.inside_of(kind, index);
-                let Some(obj) = is_member.then(|| self.obj_ref(kind, index)).flatten() else { continue };
-                let named = self.refs_of(obj) != inside;
-                let runs = kind == ObjectKind::Thread && self.stopped(index).is_none();
-                if runs && !named {
-                    runner.get_or_insert(index);
-                }
-                if (named || runs) && set.mark_live(obj) && count < roots.len() {
-                    roots[count] = obj;
-                    count += 1;
-                }
+        for &obj in &members {
+            let (_, inside) = set.inside_of(obj.kind, obj.index);
+            let named = self.refs_of(obj) != inside;
+            let runs = obj.kind == ObjectKind::Thread && self.stopped(obj.index).is_none();
+            if runs && !named {
+                runner.get_or_insert(obj.index);
+            }
+            if (named || runs) && set.mark_live(obj) {
+                let _ = roots.push(obj);
             }
         }
-        while count > 0 {
-            count -= 1;
-            let obj = roots[count];
+        while let Some(obj) = roots.pop() {
             self.each_edge(obj, false, |next| {
-                if set.mark_live(next) && count < roots.len() {
-                    roots[count] = next;
-                    count += 1;
+                if set.mark_live(next) {
+                    let _ = roots.push(next);
                 }
             });
         }
         (set, runner)
-    }
-
-    /// A reference to the live object of `kind` at `index`.
-    fn obj_ref(&self, kind: ObjectKind, index: u16) -> Option<ObjRef> {
-        let generation = match kind {
-            ObjectKind::CSpace => self.cspaces.generation_of(index),
-            ObjectKind::Thread => self.threads.generation_of(index),
-            ObjectKind::Endpoint => self.endpoints.generation_of(index),
-            ObjectKind::Notification => self.notifications.generation_of(index),
-            _ => None,
-        }?;
-        Some(ObjRef { kind, index, generation })
     }
 
     /// How many references `obj` has in all.
@@ -389,21 +368,26 @@ impl Kernel {
     /// Counts the references members get from members: capabilities in
     /// member tables, and member threads' hold on their table and fault
     /// endpoint.
-    fn count_inside(&self, set: &mut Set) {
-        for index in 0..MAX_CSPACES {
-            let Some(table) = set.tables.found[index].then(|| self.cspaces.at(index as u16)).flatten() else { continue };
-            for cap in table.slots.iter().flatten() {
-                if self.alive(cap.obj) && set.has(cap.obj) {
-                    set.count(cap.obj);
+    fn count_inside(&self, set: &mut Set, members: &Objects) {
+        for obj in members {
+            match obj.kind {
+                ObjectKind::CSpace => {
+                    let Some(table) = self.cspaces.at(obj.index) else { continue };
+                    for cap in table.slots.iter().flatten() {
+                        if self.alive(cap.obj) && set.has(cap.obj) {
+                            set.count(cap.obj);
+                        }
+                    }
                 }
-            }
-        }
-        for index in 0..MAX_THREADS {
-            let Some(thread) = set.threads.found[index].then(|| self.threads.at(index as u16)).flatten() else { continue };
-            for held in [thread.cspace, thread.fault_ep.map(|(ep, _)| ep)].into_iter().flatten() {
-                if set.has(held) {
-                    set.count(held);
+                ObjectKind::Thread => {
+                    let Some(thread) = self.threads.at(obj.index) else { continue };
+                    for held in [thread.cspace, thread.fault_ep.map(|(ep, _)| ep)].into_iter().flatten() {
+                        if set.has(held) {
+                            set.count(held);
+                        }
+                    }
                 }
+                _ => {}
             }
         }
     }
