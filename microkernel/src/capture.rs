@@ -504,9 +504,16 @@ impl Ring {
     }
 }
 
-/// Runs `f` while no CPU is sending a trace frame (the drain lock held).
+/// Runs `f` (the machine's exit) once every record captured so far has
+/// been sent and while no CPU is sending a frame (the drain lock held).
+/// Without the sending, what a CPU wrote after its last drain would be
+/// lost without a count: a CPU that stays busy, or whose server parks in a
+/// thread of its own, may never drain at idle again.
 pub fn with_port_idle<R>(f: impl FnOnce() -> R) -> R {
     let _guard = DRAIN.lock();
+    for (cpu, ring) in RINGS.iter().enumerate().take(arch::cpu_count()) {
+        send_ring(cpu, ring, u64::MAX);
+    }
     f()
 }
 
