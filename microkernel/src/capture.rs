@@ -329,6 +329,12 @@ fn make_room(cpu: usize) {
 /// runs.
 pub fn drain(budget: u64) -> u64 {
     let Some(_guard) = DRAIN.try_lock() else { return 0 };
+    send_rings(budget)
+}
+
+/// Sends at most `budget` records of the rings, in CPU order; returns the
+/// records sent. The caller holds `DRAIN`.
+fn send_rings(budget: u64) -> u64 {
     let mut sent = 0;
     for (cpu, ring) in RINGS.iter().enumerate().take(arch::cpu_count()) {
         sent += send_ring(cpu, ring, budget.saturating_sub(sent));
@@ -511,9 +517,7 @@ impl Ring {
 /// thread of its own, may never drain at idle again.
 pub fn with_port_idle<R>(f: impl FnOnce() -> R) -> R {
     let _guard = DRAIN.lock();
-    for (cpu, ring) in RINGS.iter().enumerate().take(arch::cpu_count()) {
-        send_ring(cpu, ring, u64::MAX);
-    }
+    send_rings(u64::MAX);
     f()
 }
 
