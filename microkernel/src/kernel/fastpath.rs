@@ -20,14 +20,22 @@ use abi::syscall::{IpcPath, Sysnum};
 
 use crate::arch::{self, UserContext};
 use crate::capture;
-use crate::object::thread::{Blocked, Message, State};
-use crate::object::{Cap, ObjRef};
+use crate::object::ObjRef;
+use crate::object::thread::{Blocked, State};
 
 use super::Kernel;
-use super::sched::{pop, push};
+use super::sched::push;
 
 const CALL: u64 = Sysnum::Call as u64;
 const REPLY_RECV: u64 = Sysnum::ReplyRecv as u64;
+
+/// The endpoint capability a fast-path IPC goes through.
+#[derive(Clone, Copy)]
+struct Through {
+    ep: ObjRef,
+    badge: u64,
+    grant: bool,
+}
 
 impl Kernel {
     /// Runs the system call in `frame` on the fast path if it can; true
@@ -38,8 +46,7 @@ impl Kernel {
             REPLY_RECV => false,
             _ => return false,
         };
-        let cpu = crate::arch::cpu_index();
-        let path = self.try_fastpath(cpu, frame, call);
+        let path = self.try_fastpath(arch::cpu_index(), frame, call);
         self.ipc_paths[path as usize] += 1;
         path == IpcPath::Fast
     }
@@ -53,62 +60,73 @@ impl Kernel {
             return IpcPath::LongMessage;
         }
         let Some(current) = self.cpus[cpu].current else { return IpcPath::Other };
-        let Some(cap) = self.endpoint_cap(current, frame.rdi, if call { Rights::WRITE } else { Rights::READ }) else {
+        let Some(through) = self.endpoint_cap(current, frame.rdi, if call { Rights::WRITE } else { Rights::READ }) else {
             return IpcPath::Other;
         };
-        if call { self.fast_call(cpu, current, cap, frame) } else { self.fast_reply_recv(cpu, current, cap.obj, frame) }
+        if call { self.fast_call(cpu, current, through, frame) } else { self.fast_reply_recv(cpu, current, through.ep, frame) }
     }
 
     /// The one capability lookup: an endpoint capability with `rights` in
-    /// `slot` of the running thread `t`, whose endpoint is alive.
-    fn endpoint_cap(&self, t: u16, slot: u64, rights: Rights) -> Option<Cap> {
+    /// `slot` of the running thread `t`.
+    fn endpoint_cap(&self, t: u16, slot: u64, rights: Rights) -> Option<Through> {
         let thread = self.threads.at(t).filter(|t| t.state == State::Running)?;
         let cspace = thread.cspace?;
         let table = self.cspaces.get(cspace.index, cspace.generation)?;
-        let cap = (*table.slots.get(usize::try_from(slot).ok()?)?)?;
+        let cap = table.slots.get(usize::try_from(slot).ok()?)?.as_ref()?;
         let usable = cap.obj.kind == ObjectKind::Endpoint && cap.rights.contains(rights);
-        (usable && self.endpoints.get(cap.obj.index, cap.obj.generation).is_some()).then_some(cap)
+        usable.then_some(Through { ep: cap.obj, badge: cap.badge, grant: cap.rights.contains(Rights::GRANT) })
     }
 
     /// `Call` by `caller`: straight to the receiver waiting on the endpoint.
-    fn fast_call(&mut self, cpu: usize, caller: u16, cap: Cap, frame: &mut UserContext) -> IpcPath {
-        let ep = cap.obj;
-        let Some(receiver) = self.endpoints.get(ep.index, ep.generation).and_then(|e| e.receivers.head) else {
-            return IpcPath::NotWaiting;
-        };
+    fn fast_call(&mut self, cpu: usize, caller: u16, through: Through, frame: &mut UserContext) -> IpcPath {
+        let ready_bits = self.cpus[cpu].ready_bits;
+        let Some(endpoint) = self.endpoints.get_mut(through.ep.index, through.ep.generation) else { return IpcPath::Other };
+        let Some(receiver) = endpoint.receivers.head else { return IpcPath::NotWaiting };
         let (Some(to), Some(from)) = (self.threads.at(receiver), self.threads.at(caller)) else { return IpcPath::Other };
         if usize::from(to.cpu) != cpu {
             return IpcPath::OtherCpu;
         }
-        if to.priority < from.priority || !self.outranks_ready(cpu, to.priority) {
+        if to.priority < from.priority || ready_bits >> to.priority != 0 {
             return IpcPath::Priority;
         }
         if !to.ctx.saved_at_syscall() {
             return IpcPath::Other;
         }
-        if let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) {
-            pop(&mut self.threads, &mut endpoint.receivers);
+        let Some(generation) = self.threads.generation_of(caller) else { return IpcPath::Other };
+        let caller_ref = ObjRef { kind: ObjectKind::Thread, index: caller, generation };
+        // From here on the call is the fast path's.
+        let next = self.threads.at_mut(receiver).and_then(|t| t.next.take());
+        endpoint.receivers.head = next;
+        if next.is_none() {
+            endpoint.receivers.tail = None;
         }
-        let mrs = [frame.rdx, frame.r10, frame.r8, frame.r9];
-        self.block_sender(caller, frame, mrs);
-        // As the slow path records it: whether the reply may carry a
-        // capability (the call went through a capability with grant).
-        if let Some(thread) = self.threads.at_mut(caller) {
-            thread.reply_grant = cap.rights.contains(Rights::GRANT);
+        if let Some(from) = self.threads.at_mut(caller) {
+            from.ctx.save_syscall(frame);
+            from.outgoing.from_kernel = false;
+            // As the slow path records it: whether the reply may carry a
+            // capability (the call went through a capability with grant).
+            from.reply_grant = through.grant;
+            from.state = State::Blocked(Blocked::Reply);
         }
         if capture::active() {
-            self.trace_send(caller, ep, cap.badge, true, Some(receiver), true);
-            self.trace_delivery(caller, receiver, ep, cap.badge, true, true);
+            self.trace_fast_send(caller, frame);
+            self.trace_send(caller, through.ep, through.badge, true, Some(receiver), true);
+            self.trace_delivery(caller, receiver, through.ep, through.badge, true, true);
         }
-        self.await_reply(caller, receiver);
-        self.resume_partner(cpu, receiver, frame, cap.badge, mrs);
+        let abandoned = self.threads.at_mut(receiver).and_then(|t| t.reply_to.replace(caller_ref));
+        self.resume_partner(cpu, receiver, frame, through.badge);
+        if let Some(previous) = abandoned {
+            self.abandon_reply(previous);
+        }
         IpcPath::Fast
     }
 
     /// `ReplyRecv` by `server`: the reply goes straight to its caller, and
     /// the server waits on endpoint `ep`.
     fn fast_reply_recv(&mut self, cpu: usize, server: u16, ep: ObjRef, frame: &mut UserContext) -> IpcPath {
-        if self.endpoints.get(ep.index, ep.generation).is_some_and(|e| e.senders.head.is_some()) {
+        let ready_bits = self.cpus[cpu].ready_bits;
+        let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) else { return IpcPath::Other };
+        if endpoint.senders.head.is_some() {
             return IpcPath::Other;
         }
         let Some(caller) = self.threads.at(server).and_then(|s| s.reply_to) else { return IpcPath::NotWaiting };
@@ -121,51 +139,53 @@ impl Kernel {
         if usize::from(to.cpu) != cpu {
             return IpcPath::OtherCpu;
         }
-        if !self.outranks_ready(cpu, to.priority) {
+        if ready_bits >> to.priority != 0 {
             return IpcPath::Priority;
         }
-        let mrs = [frame.rdx, frame.r10, frame.r8, frame.r9];
-        self.block_sender(server, frame, mrs);
-        if let Some(thread) = self.threads.at_mut(server) {
-            thread.reply_to = None;
-            thread.state = State::Blocked(Blocked::Recv { ep });
+        // From here on the reply is the fast path's.
+        if let Some(from) = self.threads.at_mut(server) {
+            from.ctx.save_syscall(frame);
+            from.reply_to = None;
+            from.state = State::Blocked(Blocked::Recv { ep });
         }
-        if let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) {
-            push(&mut self.threads, &mut endpoint.receivers, server);
-        }
+        push(&mut self.threads, &mut endpoint.receivers, server);
         if capture::active() {
+            self.trace_fast_send(server, frame);
             self.trace_reply(server, caller.index, false, true, true);
         }
-        self.resume_partner(cpu, caller.index, frame, 0, mrs);
+        self.resume_partner(cpu, caller.index, frame, 0);
         IpcPath::Fast
     }
 
-    /// The sending thread `t` leaves the CPU: its message and registers
-    /// are kept in its TCB, as the slow path keeps them.
-    fn block_sender(&mut self, t: u16, frame: &UserContext, mrs: [u64; 4]) {
-        if let Some(thread) = self.threads.at_mut(t) {
-            thread.outgoing = Message { info: frame.rsi, mrs, from_kernel: false };
-            thread.ctx.save_syscall(frame);
-        }
-    }
-
-    /// Thread `t` gets the CPU with the message (`badge`, the sender's
-    /// label, registers `mrs`) in its result registers.
-    fn resume_partner(&mut self, cpu: usize, t: u16, frame: &mut UserContext, badge: u64, mrs: [u64; 4]) {
-        let label = MsgInfo(frame.rsi).label();
+    /// Thread `t` gets the CPU with the message in `frame` (its label and
+    /// registers stay where the sender put them; registers only, so the
+    /// sender's message word is already the receiver's) and `badge`.
+    #[inline(always)]
+    fn resume_partner(&mut self, cpu: usize, t: u16, frame: &mut UserContext, badge: u64) {
         let Some(thread) = self.threads.at_mut(t) else { return };
         thread.state = State::Running;
         frame.resume_syscall(&thread.ctx);
-        (frame.rax, frame.rdi, frame.rsi) = (0, badge, MsgInfo::new(label, 0, false).0);
-        [frame.rdx, frame.r10, frame.r8, frame.r9] = mrs;
-        let root = thread.space.and_then(|s| self.spaces.get(s.index, s.generation)).map(|s| s.root);
+        (frame.rax, frame.rdi) = (0, badge);
+        let space = thread.space;
         let cpu = &mut self.cpus[cpu];
         cpu.current = Some(t);
         cpu.slice_over = false;
-        if let Some(root) = root.filter(|r| r.0 != cpu.loaded_root) {
+        let Some(root) = space.and_then(|s| self.spaces.get(s.index, s.generation)).map(|s| s.root) else { return };
+        if root.0 != cpu.loaded_root {
             // SAFETY: every address space shares the kernel half.
             unsafe { arch::switch_to(root) };
             cpu.loaded_root = root.0;
+        }
+    }
+
+    /// With tracing on, the message the fast path delivers is recorded as
+    /// the slow path records it: in the sender's `outgoing`.
+    #[cold]
+    #[inline(never)]
+    fn trace_fast_send(&mut self, t: u16, frame: &UserContext) {
+        if let Some(thread) = self.threads.at_mut(t) {
+            thread.outgoing.info = frame.rsi;
+            thread.outgoing.mrs = [frame.rdx, frame.r10, frame.r8, frame.r9];
         }
     }
 }

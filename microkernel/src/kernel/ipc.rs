@@ -130,7 +130,15 @@ impl Kernel {
             thread.state = State::Blocked(Blocked::Reply);
         }
         let previous = self.threads.at_mut(server).and_then(|s| core::mem::replace(&mut s.reply_to, caller_ref));
-        if let Some(previous) = previous.filter(|p| self.waits_for_reply(*p)) {
+        if let Some(previous) = previous {
+            self.abandon_reply(previous);
+        }
+    }
+
+    /// A server took a new call before answering `previous`: if that caller
+    /// still waits, it gets `NoReply`.
+    pub(super) fn abandon_reply(&mut self, previous: ObjRef) {
+        if self.waits_for_reply(previous) {
             self.set_result(previous.index, Err(SysError::NoReply));
             self.make_ready(previous.index);
         }
