@@ -136,7 +136,9 @@ fn other_metrics() -> Vec<Metric> {
             title: "kernel lock: share of the CPUs' time spent waiting for it".into(),
             unit: "wait / (elapsed × CPUs)",
             note: "TSC cycles every CPU spun for the kernel lock while the workloads ran, over their elapsed TSC \
-                   cycles times the CPUs (`KernelInfo`; under --icount, instructions)"
+                   cycles times the CPUs (`KernelInfo`; under --icount, instructions). Under --icount QEMU runs the vCPUs \
+                   one at a time, so a wait is rare and counts the holder's whole turn (up to 100 million \
+                   instructions): QEMU's scheduling, not the lock's work (docs/kernel.md)"
                 .into(),
             decimals: 4,
             higher_is_better: false,
