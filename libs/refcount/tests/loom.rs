@@ -657,6 +657,26 @@ fn unique_while_a_reference_runs_ahead<S: RefCount<Mem = Region> + Send + Sync +
     });
 }
 
+/// Core 0 holds a reference it did not take itself (the object was created on core 2) and
+/// asks whether it is the only one while core 1 drops the other: SNZI first gathers a unit
+/// onto core 0's leaf, racing core 1's departure for the same units. A true answer must
+/// come after the drop, and once all is settled the answer must be true.
+fn unique_of_a_reference_taken_elsewhere<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
+    model(|| {
+        let s = Arc::new(build::<S>(Config { cache_slots: 1, ..Config::new(1, 3) }).unwrap());
+        let w = Witness::new(2);
+        s.create(2, 0);
+        s.inc(1, 0);
+        let reader = spawn_reader(&s, &w, "unique while another core holds a reference");
+        w.drop_one();
+        s.dec(1, 0, &mut |o| w.freed(o));
+        reader.join().unwrap();
+        settle(&*s, &w);
+        assert!(s.try_remove_unique(0, 0), "{}: settled and alone, yet not unique", S::NAME);
+        drop_and_settle(&*s, &w, &[0]);
+    });
+}
+
 /// One `#[test]` per strategy, each running the generic model `$model` on it.
 macro_rules! models_per_strategy {
     ($model:ident { $($name:ident: $ty:ty;)* }) => {
@@ -687,6 +707,16 @@ models_per_strategy! { unique_while_a_reference_runs_ahead {
     running_unique_striped: Striped<Region>;
     running_unique_snzi: Snzi<Region>;
     running_unique_biased: Biased<Region>;
+}}
+
+models_per_strategy! { unique_of_a_reference_taken_elsewhere {
+    elsewhere_unique_percpu: PercpuRef<Region>;
+    elsewhere_unique_refcache: RefCache<Region>;
+    elsewhere_unique_paygo: Paygo<Region>;
+    elsewhere_unique_sloppy: Sloppy<Region>;
+    elsewhere_unique_striped: Striped<Region>;
+    elsewhere_unique_snzi: Snzi<Region>;
+    elsewhere_unique_biased: Biased<Region>;
 }}
 
 models_per_strategy! { unique_while_a_reference_hops {
