@@ -37,8 +37,8 @@
 //! | [`biased`] | Choi et al., CPython 3.13 | owner merge, queued merge | owner: plain; others: RMW |
 //!
 //! Each module's docs name the paper, the invariant that makes its zero detection safe, and
-//! its costs. Support modules: [`epoch`] (grace periods from quiescent reports), `seq`
-//! (consistent snapshots of per-core counts, for RefCache's and SNZI's `try_remove_unique`), `lists` (per-core intrusive work lists),
+//! its costs. Support modules: [`epoch`] (grace periods from quiescent reports), `lists`
+//! (per-core intrusive work lists),
 //! `layout` (carving a region), `sync` (the loom switch).
 //!
 //! Build with `--cfg loom` to run the model-checked protocols in `tests/loom.rs`.
@@ -67,7 +67,6 @@
 
 mod layout;
 mod lists;
-mod seq;
 mod strategy;
 mod sync;
 

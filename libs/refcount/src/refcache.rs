@@ -64,25 +64,57 @@
 //!   one RMW on the object's line per touched object per core per epoch, the price the paper
 //!   pays for every non-zero delta. The count has 36 bits and the generation 24 (a weak
 //!   reference could be mistaken for one 2^24 lives later).
-//! - **Sequence words (not yet removed).** Increments and decrements run inside a per-core
-//!   sequence-word write (`seq.rs`) so `try_remove_unique`, which RadixVM does not have, can
-//!   read one object's true count consistently: two stores to the core's own line per
-//!   operation, which the paper's fast path does not have. The other per-core strategies
-//!   read monotone words in a safe order instead; a delta slot is reset by every eviction,
-//!   so that order argument does not carry over, and a replacement is left to do.
+//! - **`try_remove_unique`, which RadixVM does not have, stays off the fast path.** It
+//!   answers from the global count alone (below); what it needs from the other paths is one
+//!   plain store to the evicting core's own line per eviction, and Release instead of
+//!   Relaxed on the slot stores (the same `mov` on x86). Increments and decrements that hit
+//!   their slot carry nothing else.
+//!
+//! # `try_remove_unique` without a sequence word
+//!
+//! The caller on core c holds a reference. It first evicts its own slot for the object (c
+//! is between operations, so this is its own slow path), then reads every core's *eviction
+//! count* for the object (a per-core, per-object word that only its core writes, bumped by
+//! every eviction of the object after its compare-and-swap and before the slot is emptied),
+//! the state word, every core's slot, and the eviction counts again, all with Acquire. It
+//! answers true only if the object is live with global count 1, no slot holds a delta for
+//! it (zero included), and the counts did not move. Why that is the only reference:
+//!
+//! - *A reference whose +1 was flushed* is in the count read, unless the eviction that
+//!   flushed it is not visible to the state load; but then its slot still held the delta
+//!   (the reader sees it, false) or the reader saw the slot emptied after it, whose Release
+//!   store follows the eviction's count bump, so the second count read sees the bump
+//!   (false), or the first one did, and the bump follows the compare-and-swap, so the state
+//!   load sees it after all.
+//! - *A reference whose +1 is still cached* makes its slot non-empty until an eviction, which
+//!   the same reasoning catches.
+//! - *A decrement the state shows* (the count read is below the number of references taken)
+//!   was flushed by an eviction the state load synchronised with; the holder that dropped it
+//!   had taken or been handed it after its +1 was cached, so the slot loads, which follow
+//!   the state load, see that +1 or a later value of its slot (non-empty, or an eviction
+//!   the counts show). So the count is never low by a moved reference.
+//!
+//! So the count read is an upper bound on the references, and 1 means the caller's is the
+//! only one; nobody else can take one while it holds the only one. Weak upgrades are the
+//! exception (`tryget` needs no reference): a caller that hands out weak references must not
+//! rely on the answer staying true. It is false whenever another core caches a delta for
+//! the object, even one that nets to zero, until that core's next quiescent point (the
+//! memory server reaches one on every core after every batch). The loom models
+//! `unique_while_a_holder_flushes` (drop the count check: it fails) and
+//! `unique_while_a_reference_hops` check it.
 //!
 //! Costs: 16 bytes per object (state word, ticket) and a review link, plus
-//! 8 per object per core (sequence word) and `cache_slots` words per core; increments and
-//! decrements touch only the core's own lines (collisions cost one eviction RMW). Zero
+//! 8 per object per core (eviction count) and `cache_slots` words per core; increments and
+//! decrements touch only the core's own lines (collisions cost one eviction RMW and one
+//! store to the core's own eviction count). Zero
 //! detection takes up to three quiescent rounds (flush, review, and a second review when
 //! dirty), and every quiescent point scans the whole cache.
 
 use crate::epoch::Clock;
 use crate::layout::{PerCore, Planner, Span, claim};
 use crate::lists::Lists;
-use crate::seq::Seqs;
 use crate::strategy::RefCount;
-use crate::sync::Ordering::{AcqRel, Acquire, Relaxed};
+use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::{Config, LayoutError, Word, Words};
 
 // Fields of an object's record.
@@ -128,7 +160,7 @@ pub struct RefCache<M: Words> {
     cfg: Config,
     obj: Span,
     cache: PerCore,
-    seqs: Seqs,
+    evictions: PerCore,
     clock: Clock,
     review: Lists,
 }
@@ -137,7 +169,7 @@ struct Plan {
     p: Planner,
     obj: Span,
     cache: PerCore,
-    seqs: Seqs,
+    evictions: PerCore,
     clock: Clock,
     review: Lists,
 }
@@ -146,10 +178,10 @@ fn plan(cfg: &Config) -> Plan {
     let mut p = Planner::new();
     let obj = p.shared(cfg.n_objects, 2);
     let cache = p.per_core(cfg.n_cores, cfg.cache_slots, 1);
-    let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
+    let evictions = p.per_core(cfg.n_cores, cfg.n_objects, 1);
     let clock = Clock::plan(&mut p, cfg.n_cores);
     let review = Lists::plan_shared(&mut p, cfg.n_cores, cfg.n_objects);
-    Plan { p, obj, cache, seqs, clock, review }
+    Plan { p, obj, cache, evictions, clock, review }
 }
 
 fn tag(obj: u32) -> u64 {
@@ -196,6 +228,10 @@ impl<M: Words> RefCache<M> {
                 }
             })
         });
+        // After the CAS, before the slot is emptied: a unique check that sees the empty slot
+        // sees this count move too (see `try_remove_unique`).
+        let w = self.evictions.at(&self.mem, core, obj as usize, 0);
+        w.store(w.load(Relaxed) + 1, Release);
         if let Some(s) = old
             && s & REVIEW == 0
             && count_of(add_count(s, delta)) == 0
@@ -223,22 +259,25 @@ impl<M: Words> RefCache<M> {
             0
         };
         let next = cur + delta;
+        // Release: a unique check that sees this store sees the eviction counts before it.
         if next.unsigned_abs() >= DELTA_LIMIT {
             self.evict(core, obj, next);
-            slot.store(0, Relaxed);
+            slot.store(0, Release);
         } else {
-            slot.store(tag(obj) | next as u32 as u64, Relaxed);
+            slot.store(tag(obj) | next as u32 as u64, Release);
         }
     }
 
     /// Moves the delta in `slot` (holding `w`) to its object's global count and empties the
-    /// slot: one operation on that object, so snapshots of it never see the delta twice.
+    /// slot.
     fn evict_slot(&self, core: usize, slot: &Word, w: u64) {
-        let obj = (w >> 32) as u32 - 1;
-        self.seqs.write(&self.mem, core, obj, || {
-            self.evict(core, obj, delta_of(w));
-            slot.store(0, Relaxed);
-        });
+        self.evict(core, (w >> 32) as u32 - 1, delta_of(w));
+        slot.store(0, Release);
+    }
+
+    /// The sum of every core's eviction count for `obj`; the counts only grow.
+    fn evictions_of(&self, obj: u32) -> u64 {
+        (0..self.cfg.n_cores).fold(0, |sum, c| sum + self.evictions.at(&self.mem, c, obj as usize, 0).load(Acquire))
     }
 
     fn flush(&self, core: usize) {
@@ -297,7 +336,7 @@ impl<M: Words> RefCache<M> {
             })
             .is_some();
         if upgraded {
-            self.seqs.write(&self.mem, core, weak.obj, || self.cached_add(core, weak.obj, 1));
+            self.cached_add(core, weak.obj, 1);
         }
         upgraded
     }
@@ -314,33 +353,42 @@ impl<M: Words> RefCount for RefCache<M> {
 
     fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
         cfg.validate()?;
-        let Plan { p, obj, cache, seqs, clock, review } = plan(&cfg);
+        let Plan { p, obj, cache, evictions, clock, review } = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(RefCache { mem, cfg, obj, cache, seqs, clock, review })
+        Ok(RefCache { mem, cfg, obj, cache, evictions, clock, review })
     }
 
     fn config(&self) -> &Config {
         &self.cfg
     }
 
-    fn create(&self, core: usize, obj: u32) {
-        self.seqs.write(&self.mem, core, obj, || {
-            self.update(obj, |s| Some((((s >> GEN_SHIFT) + 1) << GEN_SHIFT) | LIVE | add_count(0, 1)));
-        })
+    fn create(&self, _core: usize, obj: u32) {
+        self.update(obj, |s| Some((((s >> GEN_SHIFT) + 1) << GEN_SHIFT) | LIVE | add_count(0, 1)));
     }
 
     #[inline]
     fn inc(&self, core: usize, obj: u32) {
-        self.seqs.write(&self.mem, core, obj, || self.cached_add(core, obj, 1))
+        self.cached_add(core, obj, 1)
     }
 
     #[inline]
     fn dec(&self, core: usize, obj: u32, _freed: &mut impl FnMut(u32)) {
-        self.seqs.write(&self.mem, core, obj, || self.cached_add(core, obj, -1))
+        self.cached_add(core, obj, -1)
     }
 
-    fn try_remove_unique(&self, _core: usize, obj: u32) -> bool {
-        self.seqs.read(&self.mem, obj, || self.refs(obj)) == Some(1)
+    /// Flushes the caller's own slot for `obj`, then answers from the global count alone:
+    /// true if it is 1 while no core caches a delta for `obj` and no core evicted one
+    /// meanwhile (the module docs give the argument).
+    fn try_remove_unique(&self, core: usize, obj: u32) -> bool {
+        let own = self.slot(core, obj);
+        let w = own.load(Relaxed);
+        if w & !0xffff_ffff == tag(obj) {
+            self.evict_slot(core, own, w);
+        }
+        let before = self.evictions_of(obj);
+        let s = self.field(obj, STATE).load(Acquire);
+        let cached = (0..self.cfg.n_cores).any(|c| self.slot(c, obj).load(Acquire) & !0xffff_ffff == tag(obj));
+        s & LIVE != 0 && count_of(s) == 1 && !cached && self.evictions_of(obj) == before
     }
 
     fn quiescent(&self, core: usize, freed: &mut impl FnMut(u32)) {
@@ -466,6 +514,21 @@ mod tests {
         r.dec(a, 0, &mut |o| freed.push(o));
         settle(&r, &mut freed);
         assert_eq!(freed, vec![0]);
+    }
+
+    #[test]
+    fn unique_evicts_its_own_slot_and_waits_for_other_cores() {
+        let r = rc(1, 2, 8);
+        r.create(0, 0);
+        r.inc(0, 0);
+        r.dec(0, 0, &mut |_| {});
+        assert!(r.try_remove_unique(0, 0), "the caller's own cached delta is flushed first");
+        assert_eq!(delta_of(r.slot(0, 0).load(Relaxed)), 0);
+        r.inc(1, 0);
+        r.dec(1, 0, &mut |_| {});
+        assert!(!r.try_remove_unique(0, 0), "core 1 caches a delta (zero): not known yet");
+        r.quiescent(1, &mut |_| {});
+        assert!(r.try_remove_unique(0, 0));
     }
 
     #[test]

@@ -14,14 +14,14 @@
 //! An increment arrives at the calling core's leaf. A decrement departs from the calling
 //! core's leaf if it has surplus, else from another core's (the surpluses are fungible: only
 //! their sum is the count). The per-object count the strategy must answer exactly is the sum
-//! of the leaves' surpluses, read at a quiescent point or as a consistent snapshot.
+//! of the leaves' surpluses, read at a quiescent point.
 //!
 //! **Why zero is safe:** the root counts children with non-zero surplus (plus arrivals being
 //! undone, which only happen while a sibling arrival keeps the child non-zero). It goes 1→0
 //! exactly when the last surplus in the tree departs; a caller holding a reference keeps its
 //! leaf's path non-zero, so that depart is unique and comes after every other one.
 //!
-//! Costs: 16 bytes per object per core (leaf and sequence word) plus 8 per inner node
+//! Costs: 8 bytes per object per core (the leaf) plus 8 per inner node
 //! (about `n_cores` of them) and 8 for the indicator; an increment/decrement pair is two CASes on the core's own leaf
 //! while the leaf keeps some surplus, but climbs to the root when it goes 0↔1, which a single
 //! hot reference taken and dropped does every time.
@@ -37,14 +37,39 @@
 //!   departure that took the counter to zero (the root counter counted it), so before the
 //!   clear read the word. Zero detection does not read the indicator: the departure that
 //!   takes the root counter 1→0 is one CAS, unique (see above).
-//! - **Sequence words (not yet removed).** Arrivals and departures run inside a per-core
-//!   sequence-word write (`seq.rs`) so that `try_remove_unique`, which SNZI does not have, can
-//!   sum the leaves consistently: two stores to the core's own line per operation. Leaves are
-//!   CAS'd both ways and a departure may take surplus from any leaf, so the monotone-word
-//!   order the other strategies use does not apply; a replacement is left to do.
+//! - **`try_remove_unique`, which SNZI does not have, stays off the fast path.** It reads
+//!   the leaves (below) and touches the tree only when the caller's leaf is empty; arrivals
+//!   and departures carry nothing for it.
+//!
+//! # `try_remove_unique` without a sequence word
+//!
+//! The caller on core c holds a reference. If c's leaf holds no whole unit, it first
+//! *gathers* one: an arrival at its own leaf, then a departure from another leaf that has a
+//! unit (surpluses are fungible; the root stays non-zero throughout, so nothing is freed).
+//! Then it reads every other leaf, c's leaf, and every other leaf again (Acquire), and
+//! answers true only if c's leaf holds exactly one unit and every other leaf was exactly 0
+//! (no half) in both reads with an unchanged sum of versions. Why that is the only
+//! reference:
+//!
+//! - Only core c arrives at c's leaf, and c is busy here, so c's leaf does not grow during
+//!   the check.
+//! - A leaf at 0 changes only by an arrival, whose first step (0→½) starts a new version;
+//!   versions only grow. A leaf read 0 twice with the same version was therefore 0 the
+//!   whole time between the two reads (a departure never leaves 0, and no arrival began).
+//! - So at the moment c's leaf was read, between the two passes, every other leaf was 0 and
+//!   c's held one unit: the leaves summed to 1, the caller's reference. Nobody else holds
+//!   one, so nobody can take one, and it stays unique.
+//!
+//! Under the crate's orderings, the same holds reference by reference: an arrival or
+//! departure the reader saw synchronises with it, so the reader's later loads see whatever
+//! happened before it, including the take of any reference that the departure's holder
+//! handed on. A single pass is not enough: a reference that moves from core 2 to core 1
+//! against the reader's scan (taken on 1 after 1 was read, dropped on 2 before 2 was read)
+//! is missed; the loom model `unique_while_a_reference_runs_ahead` fails that way.
+//! Versions are 32 bits: a wrong answer needs exactly 2^32 arrivals from zero at one leaf
+//! between the two reads of one check.
 
 use crate::layout::{PerCore, Planner, Span, claim};
-use crate::seq::Seqs;
 use crate::strategy::RefCount;
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::sync::spin;
@@ -73,20 +98,18 @@ pub struct Snzi<M: Words> {
     width: usize,
     inner: Span,
     leaves: PerCore,
-    seqs: Seqs,
 }
 
 fn width(n_cores: usize) -> usize {
     n_cores.next_power_of_two().max(2)
 }
 
-fn plan(cfg: &Config) -> (Planner, Span, PerCore, Seqs) {
+fn plan(cfg: &Config) -> (Planner, Span, PerCore) {
     let mut p = Planner::new();
     // Inner nodes 1..width, then the indicator.
     let inner = p.shared(cfg.n_objects, width(cfg.n_cores));
     let leaves = p.per_core(cfg.n_cores, cfg.n_objects, 1);
-    let seqs = Seqs::plan(&mut p, cfg.n_cores, cfg.n_objects);
-    (p, inner, leaves, seqs)
+    (p, inner, leaves)
 }
 
 impl<M: Words> Snzi<M> {
@@ -222,6 +245,36 @@ impl<M: Words> Snzi<M> {
         }
     }
 
+    /// If every leaf but `core`'s is empty, the sum of their versions (which only grow, so an
+    /// equal sum later means no leaf's version moved).
+    fn others_empty(&self, core: usize, obj: u32) -> Option<u64> {
+        (0..self.cfg.n_cores).filter(|&c| c != core).try_fold(0u64, |versions, c| {
+            let x = self.node(obj, self.width + c).load(Acquire);
+            (x & LOW == 0).then(|| versions + (x >> 32))
+        })
+    }
+
+    /// Moves one unit of surplus from another leaf to `core`'s: an arrival there, then a
+    /// departure from the first other leaf found with a unit (the root stays non-zero
+    /// throughout). False, with nothing changed in sum, if no other leaf had one.
+    fn gather(&self, core: usize, obj: u32) -> bool {
+        let own = self.width + core;
+        self.arrive(obj, own);
+        let n = self.cfg.n_cores;
+        for leaf in (1..n).map(|k| self.width + (core + k) % n) {
+            let w = self.node(obj, leaf);
+            let x = w.load(Acquire);
+            if x & LOW >= ONE && w.compare_exchange(x, x - ONE, AcqRel, Relaxed).is_ok() {
+                let zero = x & LOW == ONE && self.depart(obj, leaf / 2);
+                debug_assert!(!zero, "the caller's leaf keeps the root non-zero");
+                return true;
+            }
+        }
+        let zero = self.depart(obj, own);
+        debug_assert!(!zero, "the caller holds a reference");
+        false
+    }
+
     fn sum(&self, obj: u32) -> u64 {
         (0..self.cfg.n_cores).map(|c| (self.node(obj, self.width + c).load(Acquire) & LOW) / ONE).sum()
     }
@@ -243,9 +296,9 @@ impl<M: Words> RefCount for Snzi<M> {
 
     fn new_in(mem: M, cfg: Config) -> Result<Self, LayoutError> {
         cfg.validate()?;
-        let (p, inner, leaves, seqs) = plan(&cfg);
+        let (p, inner, leaves) = plan(&cfg);
         claim(&mem, p.total())?;
-        Ok(Snzi { mem, cfg, width: width(cfg.n_cores), inner, leaves, seqs })
+        Ok(Snzi { mem, cfg, width: width(cfg.n_cores), inner, leaves })
     }
 
     fn config(&self) -> &Config {
@@ -258,18 +311,27 @@ impl<M: Words> RefCount for Snzi<M> {
 
     #[inline]
     fn inc(&self, core: usize, obj: u32) {
-        self.seqs.write(&self.mem, core, obj, || self.arrive(obj, self.width + core))
+        self.arrive(obj, self.width + core)
     }
 
     #[inline]
     fn dec(&self, core: usize, obj: u32, freed: &mut impl FnMut(u32)) {
-        if self.seqs.write(&self.mem, core, obj, || self.depart_any(core, obj)) {
+        if self.depart_any(core, obj) {
             freed(obj);
         }
     }
 
-    fn try_remove_unique(&self, _core: usize, obj: u32) -> bool {
-        self.seqs.read(&self.mem, obj, || self.sum(obj)) == Some(1)
+    /// Moves a unit of surplus to the caller's leaf if it has none, then checks that the
+    /// caller's leaf holds exactly one while every other leaf holds none, unchanged between
+    /// two reads (the module docs give the argument).
+    fn try_remove_unique(&self, core: usize, obj: u32) -> bool {
+        let own = self.width + core;
+        if self.node(obj, own).load(Acquire) & LOW < ONE && !self.gather(core, obj) {
+            return false;
+        }
+        let before = self.others_empty(core, obj);
+        let alone = self.node(obj, own).load(Acquire) & LOW == ONE;
+        alone && before.is_some() && self.others_empty(core, obj) == before
     }
 
     fn quiescent(&self, _core: usize, _freed: &mut impl FnMut(u32)) {}
@@ -307,5 +369,18 @@ mod tests {
         s.create(2, 0);
         assert!(s.query(0));
         assert_eq!(s.node(0, 1).load(Relaxed) >> 33, 2, "a new version per 0→1 arrival");
+    }
+
+    #[test]
+    fn unique_gathers_the_callers_unit_onto_its_leaf() {
+        let s: Snzi<Region> = build(Config::new(1, 3)).unwrap();
+        s.create(2, 0);
+        assert!(s.try_remove_unique(0, 0), "the one unit sat on core 2's leaf");
+        assert_eq!((0..3).map(|c| s.node(0, s.width + c).load(Relaxed) & LOW).collect::<Vec<_>>(), [ONE, 0, 0]);
+        s.inc(0, 0);
+        s.dec(1, 0, &mut |_| {}); // departs from core 0's leaf: 1 left there
+        s.inc(2, 0);
+        assert!(!s.try_remove_unique(1, 0), "two references");
+        assert_eq!(s.read_exact(0), 2, "a gather moves a unit, never adds or drops one");
     }
 }

@@ -1,5 +1,5 @@
 //! Striped counter, after Java's `LongAdder`: a base word plus cells that appear under
-//! contention, picked by a per-thread probe that is rehashed when it collides.
+//! contention, picked by a per-core probe that is rehashed when it collides.
 //!
 //! An update first tries a compare-and-swap on the base. Once a CAS on the base fails, the
 //! object gets cells (2, then doubling up to `n_cores`). An update then CASes the cell its
@@ -39,6 +39,13 @@
 //!   no allocator, so every object has room for `n_cores` cells in the region, and the *number
 //!   in use* grows as `LongAdder`'s does (base only, then 2, 4, … `n_cores` cells). A cell is
 //!   one CAS either way; the cost is memory.
+//! - **Capped at `n_cores`, indexed by remainder.** `LongAdder` stops doubling once the table
+//!   has at least as many cells as CPUs, so it ends at the next power of two and indexes with
+//!   a mask; here the last step stops at `n_cores` exactly (never more cells than cores that
+//!   can contend) and the probe picks a cell by remainder, one division on the contended path
+//!   only.
+//! - **A probe per core.** `LongAdder`'s probe is per thread; here the core is the thread.
+//!   It is rehashed after every failed cell CAS and kept in the core's own word.
 //! - **Two adders per object.** `LongAdder::sum` is a racy estimate; counting increments and
 //!   decrements in separate adders (each update still one CAS on one word) gives the checker a
 //!   sound bound without any extra store on the update path.

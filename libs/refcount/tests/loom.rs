@@ -561,41 +561,119 @@ fn unique_after_a_concurrent_drop<S: RefCount<Mem = Region> + Send + 'static>() 
     });
 }
 
-/// Core 0 holds a reference and asks whether it is the only one while another moves: core 1
-/// takes a second one and hands it to core 2, then drops its own, and core 2 drops the one it
-/// got. A true answer must come after both drops. Readers that sum per-core words must see the
-/// increment behind every decrement they see.
-fn unique_while_a_reference_moves<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
-    bounded_model(2, || {
-        let s = Arc::new(build::<S>(Config { cache_slots: 1, ..Config::new(1, 3) }).unwrap());
-        let w = Witness::new(2);
-        s.create(0, 0);
+/// Core 0 asks, on a thread of its own, whether its reference is the only one, while core 1
+/// takes a second reference and hands it to core 2, which drops it. A true answer must come
+/// after that drop. The reader is spawned before the hand-off, so loom interleaves each of
+/// its reads with the take and with the drop. With the reader on the thread that spawns the
+/// others, and the receiver spawned by the taker (an earlier shape of this model), loom
+/// explored a handful of executions and PAYGO reading ups before downs passed; it fails here.
+fn unique_while_a_reference_hops<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
+    model(|| {
+        let (s, w) = held_on_0_and::<S>(1, 3);
+        let reader = spawn_reader(&s, &w, "unique while a handed reference lives");
         s.inc(1, 0);
-        let t1 = {
+        w.take_one();
+        let receiver = {
+            let (s, w) = (s.clone(), w.clone());
+            thread::spawn(move || {
+                w.drop_one();
+                s.dec(2, 0, &mut |o| w.freed(o));
+            })
+        };
+        receiver.join().unwrap();
+        reader.join().unwrap();
+        drop_and_settle(&*s, &w, &[1, 0]);
+    });
+}
+
+/// Object 0 on `n_cores` cores with one cache slot, one reference taken on core 0 and one
+/// on `other`.
+fn held_on_0_and<S: RefCount<Mem = Region>>(other: usize, n_cores: usize) -> (Arc<S>, Arc<Witness>) {
+    let s = Arc::new(build::<S>(Config { cache_slots: 1, ..Config::new(1, n_cores) }).unwrap());
+    s.create(0, 0);
+    s.inc(other, 0);
+    (s, Witness::new(2))
+}
+
+/// Core 0 asks, on a thread of its own, whether its reference to object 0 is the only one;
+/// a true answer must find `outstanding` at 1 (`what` says what it would have missed).
+fn spawn_reader<S: RefCount + Send + Sync + 'static>(s: &Arc<S>, w: &Arc<Witness>, what: &'static str) -> thread::JoinHandle<()> {
+    let (s, w) = (s.clone(), w.clone());
+    thread::spawn(move || {
+        if s.try_remove_unique(0, 0) {
+            assert_eq!(w.outstanding.load(Acquire), 1, "{}: {what}", S::NAME);
+        }
+    })
+}
+
+/// Drops one reference to object 0 on each of `cores`, the last ones, and checks the free.
+fn drop_and_settle<S: RefCount>(s: &S, w: &Witness, cores: &[usize]) {
+    for &core in cores {
+        w.drop_one();
+        s.dec(core, 0, &mut |o| w.freed(o));
+    }
+    settle(s, w);
+    w.check_once();
+}
+
+/// Core 0 asks, on a thread of its own, whether its reference is the only one, while core 1,
+/// which holds the other, reaches a quiescent point and only then drops it. A true answer
+/// must come after the drop: a reader that takes a count read before the flush together
+/// with the empty cache after it (RefCache without its eviction counts) sees one reference.
+fn unique_while_a_holder_flushes<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
+    model(|| {
+        let (s, w) = held_on_0_and::<S>(1, 2);
+        let reader = spawn_reader(&s, &w, "unique while a flushed reference lives");
+        s.quiescent(1, &mut |o| w.freed(o));
+        w.drop_one();
+        s.dec(1, 0, &mut |o| w.freed(o));
+        s.quiescent(1, &mut |o| w.freed(o));
+        reader.join().unwrap();
+        drop_and_settle(&*s, &w, &[0]);
+    });
+}
+
+/// Core 0 asks, on a thread of its own, whether its reference is the only one, while the
+/// other moves against the order the reader scans cores in: core 1 takes one through core
+/// 2's, and core 2 then drops its own. A true answer must come after both are gone: a
+/// reader that looks at each core once (SNZI with a single collect) can see core 1 before
+/// the take and core 2 after the drop.
+fn unique_while_a_reference_runs_ahead<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
+    model(|| {
+        let (s, w) = held_on_0_and::<S>(2, 3);
+        let reader = spawn_reader(&s, &w, "unique while a moved reference lives");
+        let taker = {
             let (s, w) = (s.clone(), w.clone());
             thread::spawn(move || {
                 s.inc(1, 0);
                 w.take_one();
-                let t2 = {
-                    let (s, w) = (s.clone(), w.clone());
-                    thread::spawn(move || {
-                        w.drop_one();
-                        s.dec(2, 0, &mut |o| w.freed(o));
-                    })
-                };
-                w.drop_one();
-                s.dec(1, 0, &mut |o| w.freed(o));
-                t2.join().unwrap();
             })
         };
-        if s.try_remove_unique(0, 0) {
-            assert_eq!(w.outstanding.load(Acquire), 1, "{}: unique while a moved reference lives", S::NAME);
-        }
-        t1.join().unwrap();
+        taker.join().unwrap();
         w.drop_one();
-        s.dec(0, 0, &mut |o| w.freed(o));
+        s.dec(2, 0, &mut |o| w.freed(o));
+        reader.join().unwrap();
+        drop_and_settle(&*s, &w, &[1, 0]);
+    });
+}
+
+/// Core 0 holds a reference it did not take itself (the object was created on core 2) and
+/// asks whether it is the only one while core 1 drops the other: SNZI first gathers a unit
+/// onto core 0's leaf, racing core 1's departure for the same units. A true answer must
+/// come after the drop, and once all is settled the answer must be true.
+fn unique_of_a_reference_taken_elsewhere<S: RefCount<Mem = Region> + Send + Sync + 'static>() {
+    model(|| {
+        let s = Arc::new(build::<S>(Config { cache_slots: 1, ..Config::new(1, 3) }).unwrap());
+        let w = Witness::new(2);
+        s.create(2, 0);
+        s.inc(1, 0);
+        let reader = spawn_reader(&s, &w, "unique while another core holds a reference");
+        w.drop_one();
+        s.dec(1, 0, &mut |o| w.freed(o));
+        reader.join().unwrap();
         settle(&*s, &w);
-        w.check_once();
+        assert!(s.try_remove_unique(0, 0), "{}: settled and alone, yet not unique", S::NAME);
+        drop_and_settle(&*s, &w, &[0]);
     });
 }
 
@@ -611,12 +689,44 @@ macro_rules! models_per_strategy {
     };
 }
 
-models_per_strategy! { unique_while_a_reference_moves {
-    moving_unique_percpu: PercpuRef<Region>;
-    moving_unique_paygo: Paygo<Region>;
-    moving_unique_sloppy: Sloppy<Region>;
-    moving_unique_striped: Striped<Region>;
-    moving_unique_biased: Biased<Region>;
+models_per_strategy! { unique_while_a_holder_flushes {
+    flushing_unique_percpu: PercpuRef<Region>;
+    flushing_unique_refcache: RefCache<Region>;
+    flushing_unique_paygo: Paygo<Region>;
+    flushing_unique_sloppy: Sloppy<Region>;
+    flushing_unique_striped: Striped<Region>;
+    flushing_unique_snzi: Snzi<Region>;
+    flushing_unique_biased: Biased<Region>;
+}}
+
+models_per_strategy! { unique_while_a_reference_runs_ahead {
+    running_unique_percpu: PercpuRef<Region>;
+    running_unique_refcache: RefCache<Region>;
+    running_unique_paygo: Paygo<Region>;
+    running_unique_sloppy: Sloppy<Region>;
+    running_unique_striped: Striped<Region>;
+    running_unique_snzi: Snzi<Region>;
+    running_unique_biased: Biased<Region>;
+}}
+
+models_per_strategy! { unique_of_a_reference_taken_elsewhere {
+    elsewhere_unique_percpu: PercpuRef<Region>;
+    elsewhere_unique_refcache: RefCache<Region>;
+    elsewhere_unique_paygo: Paygo<Region>;
+    elsewhere_unique_sloppy: Sloppy<Region>;
+    elsewhere_unique_striped: Striped<Region>;
+    elsewhere_unique_snzi: Snzi<Region>;
+    elsewhere_unique_biased: Biased<Region>;
+}}
+
+models_per_strategy! { unique_while_a_reference_hops {
+    hopping_unique_percpu: PercpuRef<Region>;
+    hopping_unique_refcache: RefCache<Region>;
+    hopping_unique_paygo: Paygo<Region>;
+    hopping_unique_sloppy: Sloppy<Region>;
+    hopping_unique_striped: Striped<Region>;
+    hopping_unique_snzi: Snzi<Region>;
+    hopping_unique_biased: Biased<Region>;
 }}
 
 #[test]

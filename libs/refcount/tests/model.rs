@@ -61,7 +61,8 @@ enum Unique {
     /// Always.
     Exact,
     /// Once every core has settled (percpu refuses while a switch to atomic mode is in
-    /// flight, sloppy while another core holds spares).
+    /// flight, sloppy while another core holds spares, refcache while another core caches
+    /// a delta).
     Settled,
     /// Never required (deferred: buffered decrements may hide a unique frame).
     Maybe,
@@ -220,7 +221,7 @@ model_tests! {
     atomic: Atomic<Region>, Unique::Exact;
     deferred: Deferred<Region>, Unique::Maybe;
     percpu: PercpuRef<Region>, Unique::Settled;
-    refcache: RefCache<Region>, Unique::Exact;
+    refcache: RefCache<Region>, Unique::Settled;
     paygo: Paygo<Region>, Unique::Exact;
     sloppy: Sloppy<Region>, Unique::Settled;
     striped: Striped<Region>, Unique::Exact;
