@@ -6,9 +6,10 @@
 //! for a Call, the caller for the reply of a ReplyRecv, with no sender
 //! queued for its receive half), runs on this CPU and would run next
 //! anyway (above every ready thread; a Call's receiver also at least at the
-//! caller's priority). Then it does one capability lookup, saves the
-//! sender's registers and loads the partner's straight into the frame,
-//! with no ready-queue work, no hand-off and no full context copy. Anything
+//! caller's priority). Then it does one capability lookup per object and
+//! moves the message registers from the sender's saved context to the
+//! partner's (the `syscall` entry saved both straight into their TCBs), with
+//! no ready-queue work, no hand-off and no context copy. Anything
 //! else returns false before changing any state, and the slow path runs
 //! the system call as it always did. Each outcome is counted
 //! (`KernelInfo(KERNEL_INFO_IPC_PATH + path)`), so tests can tell which
@@ -38,32 +39,37 @@ struct Through {
 }
 
 impl Kernel {
-    /// Runs the system call in `frame` on the fast path if it can; true
-    /// when it did (the frame then holds the partner's context).
-    pub fn fastpath(&mut self, frame: &mut UserContext) -> bool {
-        let call = match frame.rax {
+    /// Runs the running thread's system call on the fast path if it can;
+    /// then the context to resume: the partner's.
+    pub fn fastpath(&mut self, cpu: usize) -> Option<*const UserContext> {
+        let current = self.cpus[cpu].current?;
+        let ctx = &self.threads.at(current)?.ctx;
+        let call = match ctx.rax {
             CALL => true,
             REPLY_RECV => false,
-            _ => return false,
+            _ => return None,
         };
-        let path = self.try_fastpath(arch::cpu_index(), frame, call);
+        let (info, slot) = (MsgInfo(ctx.rsi), ctx.rdi);
+        let (path, resume) = self.try_fastpath(cpu, current, info, slot, call);
         self.ipc_paths[path as usize] += 1;
-        path == IpcPath::Fast
+        resume
     }
 
-    fn try_fastpath(&mut self, cpu: usize, frame: &mut UserContext, call: bool) -> IpcPath {
-        let info = MsgInfo(frame.rsi);
+    fn try_fastpath(&mut self, cpu: usize, current: u16, info: MsgInfo, slot: u64, call: bool) -> (IpcPath, Option<*const UserContext>) {
         if info.with_cap() {
-            return IpcPath::CapTransfer;
+            return (IpcPath::CapTransfer, None);
         }
         if info.length() != 0 {
-            return IpcPath::LongMessage;
+            return (IpcPath::LongMessage, None);
         }
-        let Some(current) = self.cpus[cpu].current else { return IpcPath::Other };
-        let Some(through) = self.endpoint_cap(current, frame.rdi, if call { Rights::WRITE } else { Rights::READ }) else {
-            return IpcPath::Other;
+        let Some(through) = self.endpoint_cap(current, slot, if call { Rights::WRITE } else { Rights::READ }) else {
+            return (IpcPath::Other, None);
         };
-        if call { self.fast_call(cpu, current, through, frame) } else { self.fast_reply_recv(cpu, current, through.ep, frame) }
+        let outcome = if call { self.fast_call(cpu, current, through) } else { self.fast_reply_recv(cpu, current, through.ep) };
+        match outcome {
+            Ok(resume) => (IpcPath::Fast, Some(resume)),
+            Err(path) => (path, None),
+        }
     }
 
     /// The one capability lookup: an endpoint capability with `rights` in
@@ -77,115 +83,122 @@ impl Kernel {
         usable.then_some(Through { ep: cap.obj, badge: cap.badge, grant: cap.rights.contains(Rights::GRANT) })
     }
 
-    /// `Call` by `caller`: straight to the receiver waiting on the endpoint.
-    fn fast_call(&mut self, cpu: usize, caller: u16, through: Through, frame: &mut UserContext) -> IpcPath {
+    /// `Call` by `caller`: straight to the receiver waiting on the endpoint,
+    /// whose context it returns; or why not.
+    fn fast_call(&mut self, cpu: usize, caller: u16, through: Through) -> Result<*const UserContext, IpcPath> {
         let ready_bits = self.cpus[cpu].ready_bits;
-        let Some(endpoint) = self.endpoints.get_mut(through.ep.index, through.ep.generation) else { return IpcPath::Other };
-        let Some(receiver) = endpoint.receivers.head else { return IpcPath::NotWaiting };
-        let (Some(to), Some(from)) = (self.threads.at(receiver), self.threads.at(caller)) else { return IpcPath::Other };
+        let endpoint = self.endpoints.get_mut(through.ep.index, through.ep.generation).ok_or(IpcPath::Other)?;
+        let receiver = endpoint.receivers.head.ok_or(IpcPath::NotWaiting)?;
+        let (Some(to), Some(from)) = (self.threads.at(receiver), self.threads.at(caller)) else { return Err(IpcPath::Other) };
         if usize::from(to.cpu) != cpu {
-            return IpcPath::OtherCpu;
+            return Err(IpcPath::OtherCpu);
         }
         if to.priority < from.priority || ready_bits >> to.priority != 0 {
-            return IpcPath::Priority;
+            return Err(IpcPath::Priority);
         }
         if !to.ctx.saved_at_syscall() {
-            return IpcPath::Other;
+            return Err(IpcPath::Other);
         }
-        let Some(generation) = self.threads.generation_of(caller) else { return IpcPath::Other };
+        let generation = self.threads.generation_of(caller).ok_or(IpcPath::Other)?;
         let caller_ref = ObjRef { kind: ObjectKind::Thread, index: caller, generation };
         // From here on the call is the fast path's.
-        let next = self.threads.at_mut(receiver).and_then(|t| t.next.take());
-        endpoint.receivers.head = next;
-        if next.is_none() {
+        let (from, to) = self.threads.pair_mut(caller, receiver).ok_or(IpcPath::Other)?;
+        endpoint.receivers.head = to.next.take();
+        if endpoint.receivers.head.is_none() {
             endpoint.receivers.tail = None;
         }
-        if let Some(from) = self.threads.at_mut(caller) {
-            from.ctx.save_syscall(frame);
-            from.outgoing.from_kernel = false;
-            // As the slow path records it: whether the reply may carry a
-            // capability (the call went through a capability with grant).
-            from.reply_grant = through.grant;
-            from.state = State::Blocked(Blocked::Reply);
-        }
+        from.outgoing.from_kernel = false;
+        // As the slow path records it: whether the reply may carry a
+        // capability (the call went through a capability with grant).
+        from.reply_grant = through.grant;
+        from.state = State::Blocked(Blocked::Reply);
+        deliver(&from.ctx, &mut to.ctx, through.badge);
         if capture::active() {
-            self.trace_fast_send(caller, frame);
+            self.trace_fast_send(caller);
             self.trace_send(caller, through.ep, through.badge, true, Some(receiver), true);
             self.trace_delivery(caller, receiver, through.ep, through.badge, true, true);
         }
         let abandoned = self.threads.at_mut(receiver).and_then(|t| t.reply_to.replace(caller_ref));
-        self.resume_partner(cpu, receiver, frame, through.badge);
+        let resume = self.resume_partner(cpu, receiver);
         if let Some(previous) = abandoned {
             self.abandon_reply(previous);
         }
-        IpcPath::Fast
+        resume.ok_or(IpcPath::Other)
     }
 
-    /// `ReplyRecv` by `server`: the reply goes straight to its caller, and
-    /// the server waits on endpoint `ep`.
-    fn fast_reply_recv(&mut self, cpu: usize, server: u16, ep: ObjRef, frame: &mut UserContext) -> IpcPath {
+    /// `ReplyRecv` by `server`: the reply goes straight to its caller, whose
+    /// context it returns, and the server waits on endpoint `ep`; or why not.
+    fn fast_reply_recv(&mut self, cpu: usize, server: u16, ep: ObjRef) -> Result<*const UserContext, IpcPath> {
         let ready_bits = self.cpus[cpu].ready_bits;
-        let Some(endpoint) = self.endpoints.get_mut(ep.index, ep.generation) else { return IpcPath::Other };
+        let endpoint = self.endpoints.get_mut(ep.index, ep.generation).ok_or(IpcPath::Other)?;
         if endpoint.senders.head.is_some() {
-            return IpcPath::Other;
+            return Err(IpcPath::Other);
         }
-        let Some(caller) = self.threads.at(server).and_then(|s| s.reply_to) else { return IpcPath::NotWaiting };
-        let Some(to) = self.threads.get(caller.index, caller.generation).filter(|c| c.state == State::Blocked(Blocked::Reply)) else {
-            return IpcPath::NotWaiting;
-        };
+        let caller = self.threads.at(server).and_then(|s| s.reply_to).ok_or(IpcPath::NotWaiting)?;
+        let to = self
+            .threads
+            .get(caller.index, caller.generation)
+            .filter(|c| c.state == State::Blocked(Blocked::Reply))
+            .ok_or(IpcPath::NotWaiting)?;
         if to.outgoing.from_kernel || !to.ctx.saved_at_syscall() {
-            return IpcPath::Other;
+            return Err(IpcPath::Other);
         }
         if usize::from(to.cpu) != cpu {
-            return IpcPath::OtherCpu;
+            return Err(IpcPath::OtherCpu);
         }
         if ready_bits >> to.priority != 0 {
-            return IpcPath::Priority;
+            return Err(IpcPath::Priority);
         }
         // From here on the reply is the fast path's.
-        if let Some(from) = self.threads.at_mut(server) {
-            from.ctx.save_syscall(frame);
-            from.reply_to = None;
-            from.state = State::Blocked(Blocked::Recv { ep });
-        }
+        let (from, to) = self.threads.pair_mut(server, caller.index).ok_or(IpcPath::Other)?;
+        from.reply_to = None;
+        from.state = State::Blocked(Blocked::Recv { ep });
+        deliver(&from.ctx, &mut to.ctx, 0);
         push(&mut self.threads, &mut endpoint.receivers, server);
         if capture::active() {
-            self.trace_fast_send(server, frame);
+            self.trace_fast_send(server);
             self.trace_reply(server, caller.index, false, true, true);
         }
-        self.resume_partner(cpu, caller.index, frame, 0);
-        IpcPath::Fast
+        self.resume_partner(cpu, caller.index).ok_or(IpcPath::Other)
     }
 
-    /// Thread `t` gets the CPU with the message in `frame` (its label and
-    /// registers stay where the sender put them; registers only, so the
-    /// sender's message word is already the receiver's) and `badge`.
+    /// Thread `t`, its message delivered, gets the CPU; its context, to
+    /// resume.
     #[inline(always)]
-    fn resume_partner(&mut self, cpu: usize, t: u16, frame: &mut UserContext, badge: u64) {
-        let Some(thread) = self.threads.at_mut(t) else { return };
+    fn resume_partner(&mut self, cpu: usize, t: u16) -> Option<*const UserContext> {
+        let thread = self.threads.at_mut(t)?;
         thread.state = State::Running;
-        frame.resume_syscall(&thread.ctx);
-        (frame.rax, frame.rdi) = (0, badge);
-        let space = thread.space;
+        arch::save_syscalls_into(&thread.ctx);
+        let (space, resume) = (thread.space, &raw const thread.ctx);
         let cpu = &mut self.cpus[cpu];
         cpu.current = Some(t);
         cpu.slice_over = false;
-        let Some(root) = space.and_then(|s| self.spaces.get(s.index, s.generation)).map(|s| s.root) else { return };
-        if root.0 != cpu.loaded_root {
+        let root = space.and_then(|s| self.spaces.get(s.index, s.generation)).map(|s| s.root);
+        if let Some(root) = root.filter(|r| r.0 != cpu.loaded_root) {
             // SAFETY: every address space shares the kernel half.
             unsafe { arch::switch_to(root) };
             cpu.loaded_root = root.0;
         }
+        Some(resume)
     }
 
     /// With tracing on, the message the fast path delivers is recorded as
     /// the slow path records it: in the sender's `outgoing`.
     #[cold]
     #[inline(never)]
-    fn trace_fast_send(&mut self, t: u16, frame: &UserContext) {
+    fn trace_fast_send(&mut self, t: u16) {
         if let Some(thread) = self.threads.at_mut(t) {
-            thread.outgoing.info = frame.rsi;
-            thread.outgoing.mrs = [frame.rdx, frame.r10, frame.r8, frame.r9];
+            let ctx = &thread.ctx;
+            (thread.outgoing.info, thread.outgoing.mrs) = (ctx.rsi, [ctx.rdx, ctx.r10, ctx.r8, ctx.r9]);
         }
     }
+}
+
+/// Moves a registers-only message from the sender's saved context `from`
+/// into the result registers of the receiver's `to`, saved at a `syscall`:
+/// success, `badge`, the info word (the label; length 0 and no capability,
+/// as the slow path would say) and the message registers.
+fn deliver(from: &UserContext, to: &mut UserContext, badge: u64) {
+    (to.rax, to.rdi, to.rsi) = (0, badge, MsgInfo::new(MsgInfo(from.rsi).label(), 0, false).0);
+    [to.rdx, to.r10, to.r8, to.r9] = [from.rdx, from.r10, from.r8, from.r9];
 }

@@ -61,6 +61,8 @@ pub struct Cpu {
     /// A thread woken on this CPU that the next switch runs directly,
     /// without the ready queue (the IPC fast path).
     pub handoff: Option<u16>,
+    /// The idle context a system call resumes when nothing is ready.
+    pub idle: UserContext,
 }
 
 pub struct Kernel {
@@ -112,6 +114,7 @@ impl Kernel {
                     slice_over: false,
                     loaded_root: 0,
                     handoff: None,
+                    idle: UserContext::EMPTY,
                 }
             }; MAX_CPUS],
             next_cap_id: 1,
@@ -174,7 +177,9 @@ pub struct UserFault {
     pub name: &'static str,
 }
 
-/// Saves the running thread's registers; returns this CPU's index.
+/// Saves the running thread's registers, taken by an interrupt or a fault
+/// in `frame`; returns this CPU's index. (A system call saves them in the
+/// TCB itself.)
 fn enter(kernel: &mut Kernel, frame: &UserContext) -> usize {
     let cpu = arch::cpu_index();
     if frame.came_from_user()
@@ -185,17 +190,30 @@ fn enter(kernel: &mut Kernel, frame: &UserContext) -> usize {
     cpu
 }
 
-pub fn on_syscall(frame: &mut UserContext) {
+/// The system call whose registers the entry saved at `frame`, the running
+/// thread's context; returns the context to resume.
+pub fn on_syscall(frame: *const UserContext) -> *const UserContext {
     let mut kernel = lock();
-    if kernel.fastpath(frame) {
-        return;
+    let cpu = arch::cpu_index();
+    debug_assert!(kernel.cpus[cpu].current.and_then(|t| kernel.threads.at(t)).is_some_and(|t| core::ptr::eq(&t.ctx, frame)));
+    match kernel.fastpath(cpu) {
+        Some(resume) => resume,
+        None => slow_syscall(&mut kernel, cpu),
     }
-    let cpu = enter(&mut kernel, frame);
-    if let Some(current) = kernel.cpus[cpu].current {
-        kernel.syscall(cpu, current, frame.rax, frame.syscall_args());
+}
+
+/// Every system call the fast path did not run; out of line, so that the
+/// fast path pays none of its stack frame.
+#[inline(never)]
+fn slow_syscall(kernel: &mut Kernel, cpu: usize) -> *const UserContext {
+    if let Some(current) = kernel.cpus[cpu].current
+        && let Some((sysnum, args)) = kernel.threads.at(current).map(|t| (t.ctx.rax, t.ctx.syscall_args()))
+    {
+        kernel.syscall(cpu, current, sysnum, args);
     }
     kernel.retry_reclaims();
-    kernel.switch(cpu, frame);
+    let next = kernel.switch(cpu);
+    kernel.context(cpu, next)
 }
 
 pub fn on_user_fault(frame: &mut UserContext, fault: UserFault) {
@@ -205,7 +223,7 @@ pub fn on_user_fault(frame: &mut UserContext, fault: UserFault) {
         kernel.fault(current, fault);
     }
     kernel.retry_reclaims();
-    kernel.switch(cpu, frame);
+    kernel.switch_into(cpu, frame);
 }
 
 /// The timer: the running thread's time slice is over.
@@ -220,7 +238,7 @@ pub fn on_irq(frame: &mut UserContext, pin: u32) {
     let cpu = enter(&mut kernel, frame);
     kernel.irq(pin);
     if frame.came_from_user() || is_idle(frame) {
-        kernel.switch(cpu, frame);
+        kernel.switch_into(cpu, frame);
     }
 }
 
@@ -238,7 +256,7 @@ fn reschedule(frame: &mut UserContext, slice_over: bool) {
     let mut kernel = lock();
     let cpu = enter(&mut kernel, frame);
     kernel.cpus[cpu].slice_over |= slice_over;
-    kernel.switch(cpu, frame);
+    kernel.switch_into(cpu, frame);
 }
 
 /// The first entry of a CPU into the scheduler.
@@ -246,7 +264,7 @@ pub fn on_first_entry(frame: &mut UserContext) {
     let mut kernel = lock();
     let cpu = arch::cpu_index();
     *frame = arch::idle_context();
-    kernel.switch(cpu, frame);
+    kernel.switch_into(cpu, frame);
 }
 
 /// Interrupts are only taken in user mode or in the idle loop once the

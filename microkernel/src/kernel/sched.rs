@@ -129,8 +129,10 @@ impl Kernel {
         t
     }
 
-    /// Chooses what CPU `cpu` runs next and loads it into `frame`.
-    pub fn switch(&mut self, cpu: usize, frame: &mut UserContext) {
+    /// Chooses what CPU `cpu` runs next: the thread, or `None` for the
+    /// idle context. Its address space is loaded, and its next `syscall`
+    /// saves into its TCB.
+    pub fn switch(&mut self, cpu: usize) -> Option<u16> {
         if let Some(handoff) = self.cpus[cpu].handoff.take() {
             self.take_handoff(cpu, handoff);
         }
@@ -157,16 +159,33 @@ impl Kernel {
         let target = match next.and_then(|t| self.threads.at_mut(t)) {
             Some(thread) => {
                 thread.state = State::Running;
-                *frame = thread.ctx;
+                arch::save_syscalls_into(&thread.ctx);
                 arch::haltpoll_arm();
                 thread.space.and_then(|s| self.spaces.get(s.index, s.generation)).map(|s| s.root)
             }
-            None => {
-                *frame = arch::idle_context();
-                None
-            }
+            None => None,
         };
         self.load_space(cpu, target);
+        next
+    }
+
+    /// The context CPU `cpu` resumes after [`Kernel::switch`] chose `next`:
+    /// the thread's saved registers, or a fresh idle context.
+    pub fn context(&mut self, cpu: usize, next: Option<u16>) -> &UserContext {
+        match next.and_then(|t| self.threads.at(t)) {
+            Some(thread) => &thread.ctx,
+            None => {
+                self.cpus[cpu].idle = arch::idle_context();
+                &self.cpus[cpu].idle
+            }
+        }
+    }
+
+    /// [`Kernel::switch`] for an entry that resumes through `frame` (an
+    /// interrupt, a fault): the chosen context is copied into it.
+    pub fn switch_into(&mut self, cpu: usize, frame: &mut UserContext) {
+        let next = self.switch(cpu);
+        *frame = *self.context(cpu, next);
     }
 
     /// Loads address space `root` (the kernel's for `None`) on `cpu`, the

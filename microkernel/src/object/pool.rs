@@ -63,6 +63,13 @@ impl<T, const N: usize> Pool<T, N> {
         self.slots.get_mut(usize::from(index))?.value.as_mut()
     }
 
+    /// The two distinct objects at `a` and `b`, whatever their generations,
+    /// mutably at once.
+    pub fn pair_mut(&mut self, a: u16, b: u16) -> Option<(&mut T, &mut T)> {
+        let [first, second] = self.slots.get_disjoint_mut([usize::from(a), usize::from(b)]).ok()?;
+        Some((first.value.as_mut()?, second.value.as_mut()?))
+    }
+
     pub fn generation_of(&self, index: u16) -> Option<u32> {
         let slot = self.slots.get(usize::from(index))?;
         slot.value.is_some().then_some(slot.generation)

@@ -40,6 +40,12 @@ pub fn idle_context() -> UserContext {
     context::idle(current_cpu())
 }
 
+/// The next `syscall` on the running CPU saves the user registers into
+/// `ctx`: the context of the thread it is about to run.
+pub fn save_syscalls_into(ctx: *const UserContext) {
+    current_cpu().set_syscall_frame(ctx);
+}
+
 /// Starts scheduling on the running CPU; never returns.
 pub fn start_scheduling() -> ! {
     context::start_scheduling(current_cpu())

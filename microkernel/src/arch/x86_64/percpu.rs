@@ -26,6 +26,10 @@ pub struct PerCpu {
     pub(super) kernel_rsp: AtomicU64,
     /// The user stack pointer, parked by the `syscall` entry.
     pub(super) user_rsp: AtomicU64,
+    /// Just past the saved context of the thread running here, in its TCB:
+    /// the `syscall` entry pushes the user registers there (see
+    /// `syscall.rs`). Written by this CPU only, when it changes threads.
+    pub(super) syscall_frame: AtomicU64,
     /// The kernel stack pointer to resume when the user program running here
     /// leaves (see `user.rs`).
     pub(super) resume_rsp: AtomicU64,
@@ -55,6 +59,7 @@ impl PerCpu {
             fault_vector: AtomicU64::new(0),
             kernel_rsp: AtomicU64::new(0),
             user_rsp: AtomicU64::new(0),
+            syscall_frame: AtomicU64::new(0),
             resume_rsp: AtomicU64::new(0),
             fault_addr: AtomicU64::new(0),
             index: AtomicU32::new(0),
@@ -75,6 +80,13 @@ impl PerCpu {
 
     pub fn apic_id(&self) -> u32 {
         self.apic_id.load(Ordering::Relaxed)
+    }
+
+    /// Where the next `syscall` on this CPU saves the user registers: the
+    /// context `ctx` of the thread about to run. Only the CPU that owns
+    /// `self` may call this.
+    pub(super) fn set_syscall_frame(&self, ctx: *const super::trap::TrapFrame) {
+        self.syscall_frame.store(ctx as u64 + size_of::<super::trap::TrapFrame>() as u64, Ordering::Relaxed);
     }
 
     /// Sets the stack used on entry from user mode (`syscall` and TSS.RSP0).

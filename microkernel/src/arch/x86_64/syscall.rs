@@ -1,7 +1,10 @@
-//! The `syscall` entry: swap to the kernel GS and this CPU's kernel stack,
-//! save the user registers as a [`TrapFrame`] (so a thread's context has one
-//! shape however it entered), and hand it to the kernel, which may put
-//! another thread's context in the frame.
+//! The `syscall` entry: swap to the kernel GS, save the user registers as a
+//! [`TrapFrame`] straight into the running thread's saved context in its TCB
+//! (`PerCpu::syscall_frame` points just past it; so a thread's context has
+//! one shape however it entered, and a system call copies no registers),
+//! then switch to this CPU's kernel stack and hand the kernel the frame. The
+//! kernel answers with the context to resume: this thread's, another's, or
+//! the idle context.
 //!
 //! The way out depends on that context. One saved at a `syscall` (its vector
 //! is [`SYSCALL_MARK`]) leaves with `sysretq`: rcx and r11 are dead at a
@@ -10,6 +13,12 @@
 //! through `trap_return` and `iretq`, which restores every register.
 //! User space ends at `abi::syscall::USER_END`, a page short of the
 //! canonical boundary, so `sysretq` never meets a non-canonical RIP.
+//!
+//! A running thread's context belongs to its CPU: this entry writes it and
+//! the exit reads it outside the kernel lock, and the kernel touches it
+//! only from that CPU or while the thread does not run (a thread running
+//! on another CPU is never freed, nor its registers read or written, until
+//! that CPU has switched away from it).
 
 use core::mem::offset_of;
 
@@ -32,7 +41,7 @@ core::arch::global_asm!(
 syscall_entry:
     swapgs
     mov gs:[{user_rsp}], rsp
-    mov rsp, gs:[{kernel_rsp}]
+    mov rsp, gs:[{syscall_frame}]
     push {user_ss}
     push qword ptr gs:[{user_rsp}]
     push r11
@@ -56,8 +65,10 @@ syscall_entry:
     push r14
     push r15
     mov rdi, rsp
+    mov rsp, gs:[{kernel_rsp}]
     cld
     call {dispatch}
+    mov rsp, rax
     cmp qword ptr [rsp + 15 * 8], {mark}
     jne trap_return
     pop r15
@@ -83,6 +94,7 @@ syscall_entry:
     sysretq
 "#,
     user_rsp = const offset_of!(PerCpu, user_rsp),
+    syscall_frame = const offset_of!(PerCpu, syscall_frame),
     kernel_rsp = const offset_of!(PerCpu, kernel_rsp),
     user_ss = const USER_DATA.0 as u64,
     user_cs = const USER_CODE.0 as u64,
@@ -95,29 +107,12 @@ impl TrapFrame {
     pub fn saved_at_syscall(&self) -> bool {
         self.vector == SYSCALL_MARK
     }
-
-    /// Saves into `self` the registers of `frame`, taken at an IPC
-    /// `syscall`, that the thread keeps across it: rbx, rbp, r12 to r15,
-    /// and where it resumes. The others are results (rax, rdi, rsi, rdx,
-    /// r10, r8, r9, written by whoever ends the call) or clobbered by the
-    /// instruction (rcx, r11); cs and ss are a user thread's.
-    pub fn save_syscall(&mut self, frame: &TrapFrame) {
-        (self.rbx, self.rbp, self.r12, self.r13, self.r14, self.r15) = (frame.rbx, frame.rbp, frame.r12, frame.r13, frame.r14, frame.r15);
-        (self.rip, self.rflags, self.rsp, self.vector) = (frame.rip, frame.rflags, frame.rsp, SYSCALL_MARK);
-    }
-
-    /// Loads into `self`, a frame taken at a `syscall`, the registers a
-    /// thread whose context `saved` was also saved at one keeps across it;
-    /// the caller writes the result registers (rax, rdi, rsi, rdx, r10, r8,
-    /// r9). rcx and r11 are rewritten by the exit path.
-    pub fn resume_syscall(&mut self, saved: &TrapFrame) {
-        (self.rbx, self.rbp, self.r12, self.r13, self.r14, self.r15) = (saved.rbx, saved.rbp, saved.r12, saved.r13, saved.r14, saved.r15);
-        (self.rip, self.rflags, self.rsp) = (saved.rip, saved.rflags, saved.rsp);
-    }
 }
 
-extern "C" fn dispatch(frame: &mut TrapFrame) {
-    crate::kernel::on_syscall(frame);
+/// Runs the system call whose registers the entry saved at `frame`; returns
+/// the context to resume.
+extern "C" fn dispatch(frame: *const TrapFrame) -> *const TrapFrame {
+    crate::kernel::on_syscall(frame)
 }
 
 /// Points this CPU's `syscall` instruction at `syscall_entry`.

@@ -131,6 +131,32 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
+    /// Every register zero.
+    pub const EMPTY: Self = Self {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: 0,
+        rsi: 0,
+        rdx: 0,
+        rcx: 0,
+        rbx: 0,
+        rax: 0,
+        vector: 0,
+        error: 0,
+        rip: 0,
+        cs: 0,
+        rflags: 0,
+        rsp: 0,
+        ss: 0,
+    };
+
     /// A fresh user context: entry point, stack, one argument in `rdi`.
     pub fn new_user(rip: u64, rsp: u64, arg: u64) -> Self {
         Self {
