@@ -55,11 +55,11 @@ struct Seen {
 /// Capabilities one kernel entry deletes at most.
 const BATCH: usize = 128;
 /// Tables one kernel entry collects from at most.
-const TABLES_PER_ENTRY: u16 = 4;
+const TABLES_PER_ENTRY: u16 = 1;
 /// Heap-sort steps (one sift-down each) one kernel entry does at most.
-const SIFTS_PER_ENTRY: usize = 256;
+const SIFTS_PER_ENTRY: usize = 128;
 /// Candidates one kernel entry walks at most.
-const WALK_PER_ENTRY: usize = 256;
+const WALK_PER_ENTRY: usize = 128;
 /// Stale rounds after which a revoke's rounds run in one entry.
 const MAX_STALE: u8 = 2;
 
