@@ -17,7 +17,7 @@ use super::{Kernel, reclaim, revoke};
 /// The capacity of `kind`'s pool for `usable_frames` frames of RAM.
 pub fn capacity(kind: ObjectKind, usable_frames: usize) -> usize {
     let rule = kind.pool_size();
-    let mib = usable_frames as u64 * PAGE_SIZE >> 20;
+    let mib = (usable_frames as u64 * PAGE_SIZE) >> 20;
     let by_ram = mib.checked_div(rule.mib_per_object).unwrap_or(0);
     by_ram.max(rule.floor).min(rule.ceiling) as usize
 }
@@ -51,7 +51,7 @@ impl Kernel {
             self.notifications.capacity(),
             self.replies.capacity(),
             self.phys_ranges.capacity(),
-            taken * PAGE_SIZE as usize >> 10,
+            (taken * PAGE_SIZE as usize) >> 10,
         );
         Some(taken)
     }

@@ -10,11 +10,11 @@ use crate::mm::frame;
 /// when RAM has no free run that long. Never frees: what boot sizes stays.
 pub fn filled<U>(count: usize, mut init: impl FnMut(usize) -> U) -> Option<&'static mut [U]> {
     const { assert!(core::mem::align_of::<U>() <= PAGE_SIZE as usize) };
-    let bytes = count.checked_mul(core::mem::size_of::<U>())?;
-    if bytes == 0 {
+    if count == 0 {
         return Some(&mut []);
     }
-    let base = frame::alloc_run(bytes.div_ceil(PAGE_SIZE as usize))?;
+    let bytes = count.checked_mul(core::mem::size_of::<U>())?;
+    let base = frame::alloc_run(bytes.div_ceil(PAGE_SIZE as usize).max(1))?;
     let start = phys_to_virt(base).cast::<U>();
     for index in 0..count {
         // SAFETY: the run was just taken for this storage alone, is

@@ -77,8 +77,9 @@ pub fn copies_during_revoke(env: &Env) -> TestResult {
         }
     }
     SOURCE.store(chain[0], Ordering::Relaxed);
-    (STATE.store(0, Ordering::Release), REVOKING.store(0, Ordering::Release), READY.store(0, Ordering::Release));
-    (MADE.store(0, Ordering::Relaxed), DURING.store(0, Ordering::Relaxed));
+    for flag in [&STATE, &REVOKING, &READY, &MADE, &DURING] {
+        flag.store(0, Ordering::Release);
+    }
     let thread = env.slots.alloc();
     let started = built.is_ok() && spawn(&env.pages, thread, spec(copier, 0, INIT_PRIORITY, env.other_cpu())).is_ok();
     // The revoke begins once the copier runs, so that they overlap.
