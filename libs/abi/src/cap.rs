@@ -118,3 +118,28 @@ impl ThreadState {
         [Inactive, Ready, Running, Blocked, Suspended, Dead].into_iter().find(|s| *s as u64 == raw)
     }
 }
+
+/// How the kernel sizes one kind's pool from the RAM the boot loader
+/// reported: one object per `mib_per_object` MiB of usable RAM, never fewer
+/// than `floor` nor more than `ceiling` (0 `mib_per_object`: always
+/// `floor`). `KernelInfo(kind)` reports the capacity it chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSize {
+    pub floor: u64,
+    pub mib_per_object: u64,
+    pub ceiling: u64,
+}
+
+impl ObjectKind {
+    /// The sizing rule of this kind's pool.
+    pub const fn pool_size(self) -> PoolSize {
+        let (floor, mib_per_object, ceiling) = match self {
+            ObjectKind::Thread | ObjectKind::Endpoint => (128, 4, 32_768),
+            ObjectKind::AddressSpace | ObjectKind::CSpace => (32, 16, 4096),
+            ObjectKind::Notification => (128, 8, 32_768),
+            ObjectKind::Reply | ObjectKind::PhysRange => (64, 8, 32_768),
+            ObjectKind::IoPorts | ObjectKind::IrqLine => (8, 0, 8),
+        };
+        PoolSize { floor, mib_per_object, ceiling }
+    }
+}

@@ -43,6 +43,7 @@ pub const USER_TESTS: &[&str] = &[
     "fault_delivery",
     "fault_kill",
     "kernel_pool_exhaustion",
+    "pools_from_ram",
     "protect_bounded",
     "priority_ceiling",
     "reply_grant",
@@ -56,6 +57,7 @@ pub const USER_TESTS: &[&str] = &[
     "cycle_fault_endpoint",
     "cycle_dead_beside_live",
     "revoke_bound",
+    "revoke_race",
     "syscall_fuzz",
 ];
 

@@ -182,6 +182,9 @@ pub const MAP_BATCH_MAX: u64 = 1024;
 
 /// `KernelInfo` selector for the kernel's free frames.
 pub const KERNEL_INFO_FREE_FRAMES: u64 = 100;
+/// `KernelInfo` selector for the usable RAM the boot loader reported, in
+/// frames (what the pools are sized from: [`crate::cap::PoolSize`]).
+pub const KERNEL_INFO_USABLE_FRAMES: u64 = 109;
 /// `KernelInfo` selector for the number of CPUs online.
 pub const KERNEL_INFO_CPUS: u64 = 101;
 /// `KernelInfo` selector for user threads killed by a fault with no handler.

@@ -37,6 +37,8 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
     let mut kernel = lock();
     let kernel = &mut *kernel;
     let oom = |_| InitError::OutOfKernelMemory;
+    let (_, usable) = frame::counts();
+    let pool_frames = kernel.size_pools(usable).ok_or(InitError::OutOfKernelMemory)?;
     let root = Root::new_user(arch::kernel_space(), &mut frame::alloc_zeroed).map_err(|_| InitError::OutOfKernelMemory)?;
     let loaded = program::load(root, elf).map_err(InitError::Load)?;
     let (si, sg) = kernel.spaces.insert(Space { root, table_pages: loaded.table_pages }).map_err(oom)?;
@@ -72,13 +74,13 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
     let read_only = Rights::READ.union(Rights::DERIVE);
     grant(kernel, boot_slot::BOOT_IMAGE, ObjRef { kind: ObjectKind::PhysRange, index: image.0, generation: image.1 }, read_only)?;
 
-    let (_, usable) = frame::counts();
+    // The pools' frames count as part of the reserve.
     let reserve = (usable / 8).max(MIN_KERNEL_RESERVE);
     // Largest run first, so init's first RAM slot is the most useful one.
     const MAX_RAM_RANGES: usize = (boot_slot::FIRST_FREE - boot_slot::FIRST_RAM) as usize;
     let mut runs = [(0u64, 0u64); MAX_RAM_RANGES];
     let mut count = 0;
-    frame::carve_for_user(reserve, MAX_RAM_RANGES as u64, &mut |base, frames| {
+    frame::carve_for_user(reserve.saturating_sub(pool_frames), MAX_RAM_RANGES as u64, &mut |base, frames| {
         runs[count] = (base, frames);
         count += 1;
     });

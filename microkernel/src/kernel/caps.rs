@@ -106,6 +106,7 @@ impl Kernel {
         }
         let id = self.new_cap_id();
         *self.slot_mut(cspace, slot)? = Some(Cap { obj, rights, badge, id, parent, derived: false });
+        self.cap_changes += 1;
         self.add_ref(obj);
         Ok(())
     }
@@ -146,6 +147,7 @@ impl Kernel {
         }
         let cap = self.slot_mut(cspace, src)?.take();
         *self.slot_mut(cspace, dst)? = cap;
+        self.cap_changes += 1;
         Ok(0)
     }
 
@@ -163,6 +165,7 @@ impl Kernel {
         let Ok(entry) = self.slot_mut(cspace, slot) else { return };
         let Some(cap) = entry.take() else { return };
         if cap.derived {
+            self.cap_changes += 1;
             for (_, table) in self.cspaces.iter_mut() {
                 for child in table.slots.iter_mut().flatten().filter(|c| c.parent == cap.id) {
                     child.parent = cap.parent;

@@ -18,6 +18,7 @@ mod privilege;
 mod reclaim;
 mod revoke;
 mod sched;
+mod sizing;
 mod syscalls;
 mod threads;
 mod vm;
@@ -34,16 +35,6 @@ use crate::object::{CSpace, Endpoint, IoPorts, IrqLine, Notification, ObjRef, Ph
 pub use boot::start_init;
 pub use lock::{LOCKSTAT_FLAG, time_holds as time_lock_holds};
 pub use vm::KERNEL_OWNED;
-
-pub const MAX_THREADS: usize = 128;
-pub const MAX_SPACES: usize = 32;
-pub const MAX_CSPACES: usize = 32;
-pub const MAX_ENDPOINTS: usize = 128;
-pub const MAX_NOTIFICATIONS: usize = 128;
-pub const MAX_PHYS_RANGES: usize = 64;
-pub const MAX_REPLIES: usize = 64;
-pub const MAX_IRQ_LINES: usize = 8;
-pub const MAX_IO_PORTS: usize = 8;
 
 /// Priorities 0 (lowest) to 63.
 pub const PRIORITIES: usize = 64;
@@ -66,17 +57,21 @@ pub struct Cpu {
 }
 
 pub struct Kernel {
-    pub threads: Pool<Thread, MAX_THREADS>,
-    pub spaces: Pool<Space, MAX_SPACES>,
-    pub cspaces: Pool<CSpace, MAX_CSPACES>,
-    pub endpoints: Pool<Endpoint, MAX_ENDPOINTS>,
-    pub notifications: Pool<Notification, MAX_NOTIFICATIONS>,
-    pub phys_ranges: Pool<PhysRange, MAX_PHYS_RANGES>,
-    pub replies: Pool<Reply, MAX_REPLIES>,
-    pub irq_lines: Pool<IrqLine, MAX_IRQ_LINES>,
-    pub io_ports: Pool<IoPorts, MAX_IO_PORTS>,
+    pub threads: Pool<Thread>,
+    pub spaces: Pool<Space>,
+    pub cspaces: Pool<CSpace>,
+    pub endpoints: Pool<Endpoint>,
+    pub notifications: Pool<Notification>,
+    pub phys_ranges: Pool<PhysRange>,
+    pub replies: Pool<Reply>,
+    pub irq_lines: Pool<IrqLine>,
+    pub io_ports: Pool<IoPorts>,
     pub cpus: [Cpu; MAX_CPUS],
     next_cap_id: u64,
+    /// Capability insertions, moves, and deletions that hand children on,
+    /// since boot: a revoke split over entries trusts its round only if
+    /// none happened between them (`revoke.rs`).
+    pub cap_changes: u64,
     /// User threads killed by a fault they had no handler for.
     pub kills: u64,
     /// Init's thread: when it ends, nothing is left to end the run.
@@ -89,6 +84,9 @@ pub struct Kernel {
     retries_waiting: usize,
     /// The entry a new retry replaces when all are taken.
     retry_oldest: usize,
+    /// The last cycle walk's stamp, and the walks' work lists.
+    walks: u32,
+    walk_lists: reclaim::Lists,
 }
 
 static KERNEL: spin::Mutex<Kernel> = spin::Mutex::new(Kernel::new());
@@ -118,12 +116,15 @@ impl Kernel {
                 }
             }; MAX_CPUS],
             next_cap_id: 1,
+            cap_changes: 0,
             kills: 0,
             init: None,
             ipc_paths: [0; abi::syscall::IpcPath::ALL.len()],
             reclaim_retries: [None; reclaim::RETRIES],
             retries_waiting: 0,
             retry_oldest: 0,
+            walks: 0,
+            walk_lists: reclaim::Lists { members: &mut [], pending: &mut [], roots: &mut [] },
         }
     }
 

@@ -14,10 +14,13 @@
 //! table holding a capability to a live one): the capabilities in garbage
 //! tables that name garbage are deleted, and the objects die the ordinary
 //! way (a thread waiting on a dying endpoint is woken with
-//! `ObjectDeleted`). The walk is bounded by the pools (32 tables of 256
-//! slots, 128 threads). The deletions may start walks of their own; each
-//! slot is checked again before it is emptied, so nested walks only ever
-//! find less.
+//! `ObjectDeleted`). The walk is bounded by the pools, which boot sizes
+//! from RAM (`kernel/sizing.rs`). It keeps its marks in the objects' pool
+//! slots ([`Marks`], under a stamp of its own, so nothing is cleared
+//! before a walk) and its work lists in memory taken at boot ([`Lists`]).
+//! The deletions may start walks of their own: those stamp anew, so what
+//! a walk found garbage is kept as a `doomed` mark that only the object's
+//! end clears, and each slot is checked again before it is emptied.
 //!
 //! A walk that finds a member live only because it runs is remembered
 //! ([`Retry`]) and tried again once that thread stops (blocks, is
@@ -26,14 +29,15 @@
 //! walks wait at once (a newer one takes the oldest's place), each retried
 //! at most [`MAX_TRIES`] times, so the work stays bounded.
 
+use core::cell::Cell;
+
 use abi::cap::{CSPACE_SLOTS, ObjectKind};
 
-use crate::object::ObjRef;
-use crate::object::thread::State;
+use crate::object::pool::Marks;
+use crate::object::thread::{Blocked, State};
+use crate::object::{ObjRef, storage};
 
-use crate::object::thread::Blocked;
-
-use super::{Kernel, MAX_CSPACES, MAX_ENDPOINTS, MAX_NOTIFICATIONS, MAX_THREADS};
+use super::Kernel;
 
 /// Walks that wait for a thread to stop, at most.
 pub const RETRIES: usize = 16;
@@ -48,125 +52,66 @@ pub struct Retry {
     tries: u8,
 }
 
-/// Members of one kind, the references each gets from inside, and
-/// whether each is live (named from outside, or reachable from a live one).
-struct Members<const N: usize> {
-    found: [bool; N],
-    inside: [u32; N],
-    live: [bool; N],
+/// The walk's work lists, each room for every object of the four kinds a
+/// walk tracks (a member enters each at most once), taken at boot from
+/// the kernel's frames ([`Lists::provide`]).
+#[derive(Default)]
+pub struct Lists {
+    pub members: &'static mut [ObjRef],
+    pub pending: &'static mut [ObjRef],
+    pub roots: &'static mut [ObjRef],
 }
 
-impl<const N: usize> Members<N> {
-    const fn new() -> Self {
-        Self { found: [false; N], inside: [0; N], live: [false; N] }
-    }
-
-    /// Marks member `index` live; true if it was not yet.
-    fn mark_live(&mut self, index: u16) -> bool {
-        let i = usize::from(index);
-        let newly = self.found.get(i).copied().unwrap_or(false) && !self.live[i];
-        if newly {
-            self.live[i] = true;
-        }
-        newly
-    }
-
-    fn garbage(&self, index: u16) -> bool {
-        self.has(index) && !self.live[usize::from(index)]
-    }
-
-    /// Whether `index` is a member, and the references it gets from inside.
-    fn inside_of(&self, index: u16) -> (bool, u32) {
-        let i = usize::from(index);
-        (self.has(index), self.inside.get(i).copied().unwrap_or(0))
-    }
-
-    fn has(&self, index: u16) -> bool {
-        self.found.get(usize::from(index)).copied().unwrap_or(false)
-    }
-
-    fn count(&mut self, index: u16) {
-        if let Some(inside) = self.inside.get_mut(usize::from(index)) {
-            *inside += 1;
-        }
-    }
-}
-
-/// A list of the objects one walk meets, each at most once.
-type Objects = heapless::Vec<ObjRef, { MAX_CSPACES + MAX_THREADS + MAX_ENDPOINTS + MAX_NOTIFICATIONS }>;
-
-/// Objects found by one walk.
-struct Set {
-    tables: Members<MAX_CSPACES>,
-    threads: Members<MAX_THREADS>,
-    endpoints: Members<MAX_ENDPOINTS>,
-    notifications: Members<MAX_NOTIFICATIONS>,
-}
-
-impl Set {
-    fn mark_live(&mut self, obj: ObjRef) -> bool {
-        match obj.kind {
-            ObjectKind::CSpace => self.tables.mark_live(obj.index),
-            ObjectKind::Thread => self.threads.mark_live(obj.index),
-            ObjectKind::Endpoint => self.endpoints.mark_live(obj.index),
-            ObjectKind::Notification => self.notifications.mark_live(obj.index),
+impl Lists {
+    /// Lists for `objects` tracked objects; false when RAM has no room.
+    pub fn provide(&mut self, objects: usize) -> bool {
+        let none = ObjRef { kind: ObjectKind::Thread, index: 0, generation: 0 };
+        let list = || storage::filled(objects, |_| none);
+        match (list(), list(), list()) {
+            (Some(members), Some(pending), Some(roots)) => {
+                *self = Self { members, pending, roots };
+                true
+            }
             _ => false,
         }
     }
+}
 
-    fn find(&mut self, obj: ObjRef) {
-        let found = match obj.kind {
-            ObjectKind::CSpace => self.tables.found.get_mut(usize::from(obj.index)),
-            ObjectKind::Thread => self.threads.found.get_mut(usize::from(obj.index)),
-            ObjectKind::Endpoint => self.endpoints.found.get_mut(usize::from(obj.index)),
-            ObjectKind::Notification => self.notifications.found.get_mut(usize::from(obj.index)),
-            _ => None,
-        };
-        if let Some(found) = found {
-            *found = true;
+/// A stack over one of the lists.
+struct Stack<'a> {
+    items: &'a mut [ObjRef],
+    len: usize,
+}
+
+impl<'a> Stack<'a> {
+    fn new(items: &'a mut [ObjRef]) -> Self {
+        Self { items, len: 0 }
+    }
+
+    fn push(&mut self, obj: ObjRef) {
+        if let Some(item) = self.items.get_mut(self.len) {
+            *item = obj;
+            self.len += 1;
         }
     }
 
-    fn garbage(&self, obj: ObjRef) -> bool {
-        match obj.kind {
-            ObjectKind::CSpace => self.tables.garbage(obj.index),
-            ObjectKind::Thread => self.threads.garbage(obj.index),
-            ObjectKind::Endpoint => self.endpoints.garbage(obj.index),
-            ObjectKind::Notification => self.notifications.garbage(obj.index),
-            _ => false,
-        }
+    fn pop(&mut self) -> Option<ObjRef> {
+        self.len = self.len.checked_sub(1)?;
+        Some(self.items[self.len])
     }
 
-    fn inside_of(&self, kind: ObjectKind, index: u16) -> (bool, u32) {
-        match kind {
-            ObjectKind::CSpace => self.tables.inside_of(index),
-            ObjectKind::Thread => self.threads.inside_of(index),
-            ObjectKind::Endpoint => self.endpoints.inside_of(index),
-            ObjectKind::Notification => self.notifications.inside_of(index),
-            _ => (false, 0),
-        }
-    }
-
-    fn has(&self, obj: ObjRef) -> bool {
-        match obj.kind {
-            ObjectKind::CSpace => self.tables.has(obj.index),
-            ObjectKind::Thread => self.threads.has(obj.index),
-            ObjectKind::Endpoint => self.endpoints.has(obj.index),
-            ObjectKind::Notification => self.notifications.has(obj.index),
-            _ => false,
-        }
-    }
-
-    fn count(&mut self, obj: ObjRef) {
-        match obj.kind {
-            ObjectKind::CSpace => self.tables.count(obj.index),
-            ObjectKind::Thread => self.threads.count(obj.index),
-            ObjectKind::Endpoint => self.endpoints.count(obj.index),
-            ObjectKind::Notification => self.notifications.count(obj.index),
-            _ => {}
-        }
+    fn as_slice(&self) -> &[ObjRef] {
+        &self.items[..self.len]
     }
 }
+
+/// Tables the walk's stack bitmap of garbage tables covers, at most (the
+/// table pool is never sized larger: see `kernel/sizing.rs`).
+pub const MAX_TABLES: usize = 4096;
+
+/// One walk: its stamp on the marks of what it finds.
+#[derive(Clone, Copy)]
+struct Walk(u32);
 
 impl Kernel {
     /// Called when a reference to `obj` (a table or thread) went away and
@@ -192,19 +137,41 @@ impl Kernel {
     /// finds, and remembers to try again when a member is live only
     /// because it runs.
     fn reclaim_from(&mut self, start: ObjRef, tries: u8) {
-        let (set, runner) = self.find_garbage(start);
+        self.walks = self.walks.wrapping_add(1).max(1);
+        let walk = Walk(self.walks);
+        let mut lists = core::mem::take(&mut self.walk_lists);
+        let (garbage_tables, runner) = self.find_garbage(start, walk, &mut lists);
+        self.walk_lists = lists;
         if let Some(thread) = runner.and_then(|t| self.thread_ref(t)).filter(|_| tries < MAX_TRIES) {
             self.remember(Retry { thread, start, tries: tries + 1 });
         }
-        for index in (0..MAX_CSPACES as u16).filter(|&i| set.tables.garbage(i)) {
-            let Some(generation) = self.cspaces.generation_of(index) else { continue };
-            let table = ObjRef { kind: ObjectKind::CSpace, index, generation };
-            for slot in 0..CSPACE_SLOTS as u64 {
-                let names_garbage =
-                    self.cspaces.get(table.index, generation).and_then(|t| t.slots[slot as usize]).is_some_and(|cap| set.garbage(cap.obj));
-                if names_garbage {
-                    self.delete_slot(table, slot);
-                }
+        // The deletions may start walks of their own, which stamp marks
+        // anew; what this walk found garbage stays `doomed` (a capability
+        // in a garbage table is unreachable whatever it names, so emptying
+        // it early is never wrong).
+        let words = usize::from(self.cspaces.end()).div_ceil(64).min(garbage_tables.len());
+        for (word, &bits) in garbage_tables[..words].iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let index = (word * 64) as u16 + bits.trailing_zeros() as u16;
+                bits &= bits - 1;
+                self.empty_garbage_slots(index);
+            }
+        }
+    }
+
+    /// Empties the slots of garbage table `index` that name garbage.
+    fn empty_garbage_slots(&mut self, index: u16) {
+        let Some(generation) = self.cspaces.generation_of(index) else { return };
+        let table = ObjRef { kind: ObjectKind::CSpace, index, generation };
+        for slot in 0..CSPACE_SLOTS as u64 {
+            let names_garbage = self
+                .cspaces
+                .get(table.index, generation)
+                .and_then(|t| t.slots[slot as usize])
+                .is_some_and(|cap| self.marks(cap.obj).is_some_and(|m| m.get().doomed));
+            if names_garbage {
+                self.delete_slot(table, slot);
             }
         }
     }
@@ -300,58 +267,97 @@ impl Kernel {
         }
     }
 
+    /// The walk's marks on `obj`, for the four kinds it tracks.
+    fn marks(&self, obj: ObjRef) -> Option<&Cell<Marks>> {
+        match obj.kind {
+            ObjectKind::CSpace => self.cspaces.marks(obj.index),
+            ObjectKind::Thread => self.threads.marks(obj.index),
+            ObjectKind::Endpoint => self.endpoints.marks(obj.index),
+            ObjectKind::Notification => self.notifications.marks(obj.index),
+            _ => None,
+        }
+    }
+
+    /// Whether `walk` found `obj`.
+    fn found(&self, obj: ObjRef, walk: Walk) -> bool {
+        self.marks(obj).is_some_and(|m| m.get().stamp == walk.0)
+    }
+
+    /// Notes that `walk` found `obj`: no references from inside yet, not
+    /// live (a verdict of garbage from an enclosing walk stays).
+    fn find(&self, obj: ObjRef, walk: Walk) {
+        if let Some(marks) = self.marks(obj) {
+            marks.set(Marks { stamp: walk.0, inside: 0, live: false, doomed: marks.get().doomed });
+        }
+    }
+
+    /// Marks a member of `walk` live; true if it was not yet.
+    fn mark_live(&self, obj: ObjRef, walk: Walk) -> bool {
+        let Some(marks) = self.marks(obj).filter(|m| m.get().stamp == walk.0 && !m.get().live) else { return false };
+        marks.set(Marks { live: true, ..marks.get() });
+        true
+    }
+
     /// Trial deletion from `start` (as Bacon and Rajan's cycle collector):
     /// finds the tables, threads, endpoints and notifications reachable
     /// from it, counts the references its members get from each other,
     /// marks live every member named from outside or able to run and all
-    /// that such a member leads to; the rest is garbage. Also names a
-    /// member thread live only because it runs, if any: once it stops,
-    /// more may be garbage.
-    fn find_garbage(&self, start: ObjRef) -> (Set, Option<u16>) {
-        let mut set = Set { tables: Members::new(), threads: Members::new(), endpoints: Members::new(), notifications: Members::new() };
+    /// that such a member leads to; the rest is garbage (marked `doomed`).
+    /// Returns the garbage tables (a bitmap by index) and a member thread
+    /// live only because it runs, if any: once it stops, more may be
+    /// garbage.
+    fn find_garbage(&self, start: ObjRef, walk: Walk, lists: &mut Lists) -> ([u64; MAX_TABLES / 64], Option<u16>) {
         // Every member once, in the order found; the work lists hold each
         // member at most once too, so none overflows (and none is filled
         // in advance: a walk costs what it finds).
-        let mut members = Objects::new();
-        let mut pending = Objects::new();
+        let mut members = Stack::new(lists.members);
+        let mut pending = Stack::new(lists.pending);
         let tracked =
             |obj: ObjRef| matches!(obj.kind, ObjectKind::CSpace | ObjectKind::Thread | ObjectKind::Endpoint | ObjectKind::Notification);
         if tracked(start) && self.alive(start) {
-            set.find(start);
-            let _ = members.push(start);
-            let _ = pending.push(start);
+            self.find(start, walk);
+            members.push(start);
+            pending.push(start);
         }
         while let Some(obj) = pending.pop() {
             self.each_edge(obj, true, |next| {
-                if tracked(next) && !set.has(next) && self.alive(next) {
-                    set.find(next);
-                    let _ = members.push(next);
-                    let _ = pending.push(next);
+                if tracked(next) && !self.found(next, walk) && self.alive(next) {
+                    self.find(next, walk);
+                    members.push(next);
+                    pending.push(next);
                 }
             });
         }
-        self.count_inside(&mut set, &members);
-        let mut roots = Objects::new();
+        self.count_inside(walk, members.as_slice());
+        let mut roots = Stack::new(lists.roots);
         let mut runner = None;
-        for &obj in &members {
-            let (_, inside) = set.inside_of(obj.kind, obj.index);
+        for &obj in members.as_slice() {
+            let inside = self.marks(obj).map_or(0, |m| m.get().inside);
             let named = self.refs_of(obj) != inside;
             let runs = obj.kind == ObjectKind::Thread && self.stopped(obj.index).is_none();
             if runs && !named {
                 runner.get_or_insert(obj.index);
             }
-            if (named || runs) && set.mark_live(obj) {
-                let _ = roots.push(obj);
+            if (named || runs) && self.mark_live(obj, walk) {
+                roots.push(obj);
             }
         }
         while let Some(obj) = roots.pop() {
             self.each_edge(obj, false, |next| {
-                if set.mark_live(next) {
-                    let _ = roots.push(next);
+                if self.mark_live(next, walk) {
+                    roots.push(next);
                 }
             });
         }
-        (set, runner)
+        let mut garbage_tables = [0u64; MAX_TABLES / 64];
+        for &obj in members.as_slice() {
+            let Some(marks) = self.marks(obj).filter(|m| !m.get().live) else { continue };
+            marks.set(Marks { doomed: true, ..marks.get() });
+            if obj.kind == ObjectKind::CSpace && usize::from(obj.index) < MAX_TABLES {
+                garbage_tables[usize::from(obj.index) / 64] |= 1 << (obj.index % 64);
+            }
+        }
+        (garbage_tables, runner)
     }
 
     /// How many references `obj` has in all.
@@ -368,23 +374,26 @@ impl Kernel {
     /// Counts the references members get from members: capabilities in
     /// member tables, and member threads' hold on their table and fault
     /// endpoint.
-    fn count_inside(&self, set: &mut Set, members: &Objects) {
+    fn count_inside(&self, walk: Walk, members: &[ObjRef]) {
+        let count = |obj: ObjRef| {
+            if let Some(marks) = self.marks(obj).filter(|m| m.get().stamp == walk.0) {
+                marks.set(Marks { inside: marks.get().inside + 1, ..marks.get() });
+            }
+        };
         for obj in members {
             match obj.kind {
                 ObjectKind::CSpace => {
                     let Some(table) = self.cspaces.at(obj.index) else { continue };
                     for cap in table.slots.iter().flatten() {
-                        if self.alive(cap.obj) && set.has(cap.obj) {
-                            set.count(cap.obj);
+                        if self.alive(cap.obj) {
+                            count(cap.obj);
                         }
                     }
                 }
                 ObjectKind::Thread => {
                     let Some(thread) = self.threads.at(obj.index) else { continue };
                     for held in [thread.cspace, thread.fault_ep.map(|(ep, _)| ep)].into_iter().flatten() {
-                        if set.has(held) {
-                            set.count(held);
-                        }
+                        count(held);
                     }
                 }
                 _ => {}

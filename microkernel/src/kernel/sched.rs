@@ -8,10 +8,10 @@ use crate::object::Queue;
 use crate::object::pool::Pool;
 use crate::object::thread::{State, Thread};
 
-use super::{Kernel, MAX_THREADS};
+use super::Kernel;
 
 /// Appends `t` to `queue`.
-pub fn push(threads: &mut Pool<Thread, MAX_THREADS>, queue: &mut Queue, t: u16) {
+pub fn push(threads: &mut Pool<Thread>, queue: &mut Queue, t: u16) {
     if let Some(thread) = threads.at_mut(t) {
         thread.next = None;
     }
@@ -27,7 +27,7 @@ pub fn push(threads: &mut Pool<Thread, MAX_THREADS>, queue: &mut Queue, t: u16) 
 }
 
 /// Takes the first thread off `queue`.
-pub fn pop(threads: &mut Pool<Thread, MAX_THREADS>, queue: &mut Queue) -> Option<u16> {
+pub fn pop(threads: &mut Pool<Thread>, queue: &mut Queue) -> Option<u16> {
     let head = queue.head?;
     let next = threads.at_mut(head).and_then(|t| t.next.take());
     queue.head = next;
@@ -38,7 +38,7 @@ pub fn pop(threads: &mut Pool<Thread, MAX_THREADS>, queue: &mut Queue) -> Option
 }
 
 /// Unlinks `t` from `queue`; false if it was not there.
-pub fn unlink(threads: &mut Pool<Thread, MAX_THREADS>, queue: &mut Queue, t: u16) -> bool {
+pub fn unlink(threads: &mut Pool<Thread>, queue: &mut Queue, t: u16) -> bool {
     let mut previous: Option<u16> = None;
     let mut cursor = queue.head;
     while let Some(index) = cursor {

@@ -170,6 +170,7 @@ impl Kernel {
             abi::syscall::KERNEL_INFO_TLB_FLUSHES => return Ok(arch::tlb_totals().flushes),
             abi::syscall::KERNEL_INFO_PAGE_FLUSHES => return Ok(arch::tlb_totals().page_flushes),
             abi::syscall::KERNEL_INFO_SHOOTDOWN_IPIS => return Ok(arch::tlb_totals().ipis),
+            abi::syscall::KERNEL_INFO_USABLE_FRAMES => return Ok(crate::mm::frame::counts().1 as u64),
             _ => {}
         }
         if let Some(total) = super::lock::total(what) {

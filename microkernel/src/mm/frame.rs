@@ -92,6 +92,25 @@ impl FrameAllocator {
         Some(frame as u64 * PAGE_SIZE)
     }
 
+    /// The lowest run of `count` free frames, taken.
+    fn alloc_run(&mut self, count: usize) -> Option<u64> {
+        let frames = self.bitmap.len() * 64;
+        let mut start = 0;
+        while start + count <= frames {
+            match (start..start + count).rev().find(|&frame| self.is_used(frame)) {
+                Some(used) => start = used + 1,
+                None => {
+                    for frame in start..start + count {
+                        self.set(frame, true);
+                    }
+                    self.free -= count;
+                    return Some(start as u64 * PAGE_SIZE);
+                }
+            }
+        }
+        None
+    }
+
     fn free(&mut self, paddr: u64) -> Result<(), FrameError> {
         if !paddr.is_multiple_of(PAGE_SIZE) {
             return Err(FrameError::Misaligned);
@@ -112,6 +131,13 @@ impl FrameAllocator {
 /// A frame, contents undefined; `None` when memory is exhausted.
 pub fn alloc() -> Option<u64> {
     FRAMES.lock().as_mut()?.alloc()
+}
+
+/// `count` physically contiguous frames (the lowest such run), contents
+/// undefined; `None` when no run is that long. For storage the kernel
+/// takes once at boot and keeps.
+pub fn alloc_run(count: usize) -> Option<u64> {
+    FRAMES.lock().as_mut()?.alloc_run(count)
 }
 
 /// A frame filled with zeros.

@@ -1,8 +1,9 @@
 //! Kernel objects: what capabilities name. Each kind lives in a bounded
-//! [`pool::Pool`]; a reference to one is an [`ObjRef`] (kind, index,
+//! [`pool::Pool`], sized from RAM at boot; a reference to one is an [`ObjRef`] (kind, index,
 //! generation), so a stale reference never reaches a newer object.
 
 pub mod pool;
+pub mod storage;
 pub mod thread;
 
 use abi::cap::{CSPACE_SLOTS, ObjectKind, Rights};

@@ -1,29 +1,66 @@
-//! Bounded, accounted storage for one kind of kernel object: a fixed array
-//! of slots, each with a generation (so a stale reference never reaches a
+//! Bounded, accounted storage for one kind of kernel object: slots sized
+//! from RAM at boot and laid in frames the kernel keeps ([`super::storage`]), each with a generation (so a stale reference never reaches a
 //! new object), a reference count (capabilities and threads that name it),
 //! and the capability table whose allowance paid for it, if any.
 //!
 //! Running out is an error the caller returns to user space, never a panic.
 
+use core::cell::Cell;
+
 use abi::syscall::SysError;
 
-use super::ObjRef;
+use super::{ObjRef, storage};
 
 struct Slot<T> {
     generation: u32,
     refs: u32,
     payer: Option<ObjRef>,
+    marks: Cell<Marks>,
     value: Option<T>,
 }
 
-pub struct Pool<T, const N: usize> {
-    slots: [Slot<T>; N],
-    used: usize,
+/// What the cycle walk (`kernel/reclaim.rs`) notes on an object, kept in
+/// its slot so that a walk needs no memory of its own sized by the pools
+/// and nothing to clear first: the walk `stamp` that found it (the walk's
+/// other marks are only meaningful under that stamp), the references it
+/// gets from inside that walk, whether it is live, and whether a walk
+/// found it garbage (cleared when the object goes).
+#[derive(Clone, Copy, Default)]
+pub struct Marks {
+    pub stamp: u32,
+    pub inside: u32,
+    pub live: bool,
+    pub doomed: bool,
 }
 
-impl<T, const N: usize> Pool<T, N> {
+pub struct Pool<T: 'static> {
+    slots: &'static mut [Slot<T>],
+    used: usize,
+    /// One past the highest slot ever used: walks over the pool stop there,
+    /// so a pool larger than its use costs them nothing.
+    end: usize,
+}
+
+impl<T: 'static> Pool<T> {
+    /// A pool with no slots, until [`Pool::provide`] gives it some.
     pub const fn new() -> Self {
-        Self { slots: [const { Slot { generation: 0, refs: 0, payer: None, value: None } }; N], used: 0 }
+        Self { slots: &mut [], used: 0, end: 0 }
+    }
+
+    /// Gives the pool `count` empty slots taken from the kernel's frames;
+    /// false when RAM has no run for them (the pool stays as it was).
+    pub fn provide(&mut self, count: usize) -> bool {
+        if self.used != 0 {
+            return false;
+        }
+        let count = count.min(usize::from(u16::MAX));
+        let Some(slots) =
+            storage::filled(count, |_| Slot { generation: 0, refs: 0, payer: None, marks: Cell::new(Marks::default()), value: None })
+        else {
+            return false;
+        };
+        (self.slots, self.end) = (slots, 0);
+        true
     }
 
     /// Stores `value` with no references yet; `(index, generation)` name it.
@@ -34,6 +71,7 @@ impl<T, const N: usize> Pool<T, N> {
         slot.refs = 0;
         slot.payer = None;
         self.used += 1;
+        self.end = self.end.max(index + 1);
         Ok((index as u16, slot.generation))
     }
 
@@ -110,6 +148,7 @@ impl<T, const N: usize> Pool<T, N> {
         let value = slot.value.take();
         slot.generation = slot.generation.wrapping_add(1);
         slot.refs = 0;
+        slot.marks.set(Marks::default());
         self.used -= 1;
         value
     }
@@ -118,8 +157,8 @@ impl<T, const N: usize> Pool<T, N> {
         self.used
     }
 
-    pub const fn capacity(&self) -> usize {
-        N
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
     }
 
     /// References held on the object at `index`, whatever its generation.
@@ -127,13 +166,24 @@ impl<T, const N: usize> Pool<T, N> {
         self.slots.get(usize::from(index)).map_or(0, |slot| slot.refs)
     }
 
+    /// The cycle walk's marks on the object at `index`, whatever its
+    /// generation.
+    pub fn marks(&self, index: u16) -> Option<&Cell<Marks>> {
+        Some(&self.slots.get(usize::from(index))?.marks)
+    }
+
+    /// One past the highest slot ever used.
+    pub fn end(&self) -> u16 {
+        self.end as u16
+    }
+
     /// Live objects with their indices, mutably.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (u16, &mut T)> {
-        self.slots.iter_mut().enumerate().filter_map(|(i, slot)| Some((i as u16, slot.value.as_mut()?)))
+        self.slots[..self.end].iter_mut().enumerate().filter_map(|(i, slot)| Some((i as u16, slot.value.as_mut()?)))
     }
 
     /// Live objects with their indices.
     pub fn iter(&self) -> impl Iterator<Item = (u16, &T)> {
-        self.slots.iter().enumerate().filter_map(|(i, slot)| Some((i as u16, slot.value.as_ref()?)))
+        self.slots[..self.end].iter().enumerate().filter_map(|(i, slot)| Some((i as u16, slot.value.as_ref()?)))
     }
 }

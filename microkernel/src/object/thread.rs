@@ -48,6 +48,16 @@ impl Message {
     }
 }
 
+/// A `CapRevoke` under way: the revoked capability's id, how many it
+/// deleted so far, and how many of its rounds went stale (another thread
+/// changed capabilities, or took revoke's scratch, between its entries).
+#[derive(Clone, Copy, Debug)]
+pub struct Revoking {
+    pub id: u64,
+    pub deleted: u64,
+    pub stale: u8,
+}
+
 pub struct Thread {
     pub ctx: UserContext,
     pub state: State,
@@ -72,9 +82,8 @@ pub struct Thread {
     /// Its outstanding call went through a capability with the grant
     /// right, so the reply may carry a capability.
     pub reply_grant: bool,
-    /// A `CapRevoke` that restarted to go on: the capability's id and how
-    /// many it deleted so far.
-    pub revoking: Option<(u64, u64)>,
+    /// A `CapRevoke` that restarted to go on (`kernel/revoke.rs`).
+    pub revoking: Option<Revoking>,
 }
 
 impl Thread {

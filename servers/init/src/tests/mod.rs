@@ -14,8 +14,10 @@ pub mod ipc;
 pub mod ipc_paths;
 pub mod memory;
 pub mod memserver;
+pub mod pools;
 pub mod process;
 pub mod resources;
+pub mod revoke_race;
 pub mod rights;
 pub mod syscalls;
 pub mod threads;
@@ -33,7 +35,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 41] = [
+const TESTS: [Test; 43] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -61,6 +63,7 @@ const TESTS: [Test; 41] = [
     ("fault_delivery", faults::delivery),
     ("fault_kill", faults::kill),
     ("kernel_pool_exhaustion", caps::pool_exhaustion),
+    ("pools_from_ram", pools::sized_from_ram),
     ("protect_bounded", authority::protect_bounded),
     ("priority_ceiling", authority::priority_ceiling),
     ("reply_grant", authority::reply_grant),
@@ -74,6 +77,7 @@ const TESTS: [Test; 41] = [
     ("cycle_fault_endpoint", cycles::fault_endpoint_inside),
     ("cycle_dead_beside_live", cycles::dead_beside_live),
     ("revoke_bound", resources::revoke_bound),
+    ("revoke_race", revoke_race::copies_during_revoke),
     ("syscall_fuzz", fuzz::run),
 ];
 
