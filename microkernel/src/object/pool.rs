@@ -103,6 +103,7 @@ impl<T: 'static> Pool<T> {
 
     /// The two distinct objects at `a` and `b`, whatever their generations,
     /// mutably at once.
+    #[inline(always)]
     pub fn pair_mut(&mut self, a: u16, b: u16) -> Option<(&mut T, &mut T)> {
         let [first, second] = self.slots.get_disjoint_mut([usize::from(a), usize::from(b)]).ok()?;
         Some((first.value.as_mut()?, second.value.as_mut()?))
