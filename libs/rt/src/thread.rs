@@ -1,5 +1,7 @@
 //! Starting threads in the caller's own address space: a stack and an IPC
-//! buffer from a [`PageSource`], then Create, Configure and Start.
+//! buffer from a [`PageSource`], then Create (or a thread object someone
+//! else created, such as a supervisor that keeps a capability to it),
+//! Configure and Start.
 
 use abi::cap::ObjectKind;
 use abi::syscall::SysError;
@@ -34,12 +36,19 @@ pub struct Spec {
 /// Creates a thread in `slot` of the caller's table, running
 /// `spec.entry(spec.arg)` in the caller's address space.
 pub fn spawn(pages: &PageSource, slot: Slot, spec: Spec) -> Result<Spawned, SysError> {
+    sys::create(ObjectKind::Thread, slot)?;
+    start_in(pages, slot, spec)
+}
+
+/// Configures and starts the thread object in `slot` of the caller's
+/// table (created, not configured yet) to run `spec.entry(spec.arg)` in
+/// the caller's address space.
+pub fn start_in(pages: &PageSource, slot: Slot, spec: Spec) -> Result<Spawned, SysError> {
     let stack = pages.alloc(STACK_PAGES)?;
     let ipc_buffer = match spec.ipc_buffer {
         Some(buffer) => buffer,
         None => pages.alloc(1)?,
     };
-    sys::create(ObjectKind::Thread, slot)?;
     let config = ThreadConfig {
         space: pages.space(),
         cspace: spec.cspace,

@@ -9,6 +9,8 @@ extern crate alloc;
 
 mod bench;
 mod env;
+mod process_servers;
+mod supervisor;
 mod system;
 mod tests;
 mod workloads;

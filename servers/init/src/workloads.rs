@@ -8,9 +8,10 @@ use abi::workload::{self, encode};
 use proto::{ProcessProtocol, ProcessRequest, ProtoError};
 use rt::ipc::{self, Message};
 
-use crate::system::System;
+use crate::system::{START_PATIENCE, System};
 use crate::tests::hostile_memory::{self, Target};
-use crate::tests::{TestResult, check, pause_for};
+use crate::tests::process::BootImage;
+use crate::tests::{TestResult, check, crash, pause_for, wait_longer};
 
 pub type Workload = (&'static str, fn(&System) -> TestResult);
 
@@ -135,19 +136,25 @@ fn kill_tree(system: &System) -> TestResult {
     check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "processes are left over after the kill")
 }
 
-/// The process servers die in the middle of a workload (init tears them
-/// down, as it would after a crash) and are restarted from the boot image:
-/// the workload's processes are gone, every frame they and the servers
-/// held is back in the pool, and the next workload runs and leaves no
-/// frame behind.
+/// The process servers crash in the middle of a workload (a thread of
+/// init unmaps their code while init waits for the workload), and init's
+/// supervisor, told only by the kernel's fault report, restarts them from
+/// the boot image: init's wait hears that the server died, the workload's
+/// processes are gone, every frame they and the servers held is back in
+/// the pool, and the next workload runs and leaves no frame behind.
 fn process_restart(system: &System) -> TestResult {
-    const WORKLOAD_RUNS: u64 = 300_000_000;
+    const BEFORE_THE_CRASH: u64 = 300_000_000;
     let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let restarts = system.restarts();
     let pid = system.spawn(1, "apps", encode(workload::FORKBENCH, 3, 0, 0)).map_err(|_| "start the workload")?;
-    pause_for(WORKLOAD_RUNS);
-    let reclaimed = system.restart_process_servers()?;
-    rt::println!("init: restarted the process servers in the middle of a workload, {reclaimed} frames taken back");
-    check(system.wait(1, pid).is_err(), "a process of the dead servers lives on")?;
+    let image = BootImage::map(system.env)?;
+    crash::crash_later(system.env, system.process_space(), image.program("process")?, BEFORE_THE_CRASH)?;
+    let status = system.wait(1, pid);
+    check(status != Ok(0), "the workload ended before the crash")?;
+    check(status == Err(ProtoError::ServerDied), "init's wait did not hear that its server died")?;
+    let restarted = wait_longer(|| system.restarts() > restarts, START_PATIENCE);
+    check(restarted, "the supervisor did not restart the process servers")?;
+    rt::println!("init: the process servers crashed in the middle of a workload and were restarted by the supervisor");
     check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "the new servers have processes")?;
     let after = system.settled_memory().map_err(|_| "no memory stats")?;
     if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
