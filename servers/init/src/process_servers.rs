@@ -20,6 +20,7 @@ use proto::{MemoryProtocol, ProcessRequest};
 use rt::process::{Slots, prepare};
 use rt::sys::{self, Slot};
 
+use crate::supervisor::{self, PROCESS_SERVERS};
 use crate::system::{self, MAX_SERVERS, System};
 use crate::tests::process::BootImage;
 
@@ -28,10 +29,6 @@ const PROCESS_PRIORITY: u8 = 12;
 /// table and thread, saved replies, their own objects. The kernel's pools
 /// bound it too; the processes themselves get no allowance.
 const PROCESS_ALLOWANCE: u64 = 1 << 16;
-/// The badge bit of the process servers' reports to the supervisor; the
-/// bits above it count the generation.
-pub const REPORT_BADGE: u64 = 1;
-const GENERATION_SHIFT: u32 = 8;
 
 /// The slots of init's that name the running generation. Written only by
 /// whoever starts or tears it down (one at a time: `System::serving`);
@@ -54,12 +51,12 @@ pub struct Generation {
     threads: [AtomicU64; 2 * MAX_SERVERS],
 }
 
-/// The badge of generation `number`'s reports.
-pub fn report_badge(number: u64) -> u64 {
-    REPORT_BADGE | number << GENERATION_SHIFT
-}
-
 impl Generation {
+    /// The badge of the running generation's reports.
+    pub fn report_badge(&self) -> u64 {
+        supervisor::report_badge(PROCESS_SERVERS, self.number.load(Relaxed))
+    }
+
     pub fn server(&self, cpu: usize) -> Slot {
         self.servers[cpu].load(Relaxed)
     }
@@ -98,10 +95,11 @@ impl System<'_> {
         }
         let memory = alloc(&generation.memory);
         let memory_rights = Rights::WRITE.union(Rights::GRANT).union(Rights::DERIVE);
-        sys::cap_mint(self.memory_original, memory, memory_rights, client::PROCESS_SERVERS)
+        sys::cap_mint(self.memory_server.original(), memory, memory_rights, client::PROCESS_SERVERS)
             .map_err(|_| "mint the process servers' memory capability")?;
         let reports = alloc(&generation.reports);
-        sys::cap_mint(self.supervisor_endpoint, reports, Rights::WRITE.union(Rights::DERIVE), report_badge(number))
+        let badge = supervisor::report_badge(PROCESS_SERVERS, number);
+        sys::cap_mint(self.supervisor_endpoint, reports, Rights::WRITE.union(Rights::DERIVE), badge)
             .map_err(|_| "mint the process servers' supervisor capability")?;
         let [space, cspace, thread] = &generation.program;
         let slots = Slots { space: alloc(space), cspace: alloc(cspace), thread: alloc(thread) };
@@ -120,7 +118,7 @@ impl System<'_> {
         give(memory, slot::MEMORY, Rights::WRITE.union(Rights::GRANT), client::PROCESS_SERVERS)?;
         give(boot_slot::BOOT_IMAGE, slot::BOOT_IMAGE, Rights::READ, 0)?;
         give(slots.cspace, slot::CSPACE, Rights::ALL, 0)?;
-        give(reports, slot::SUPERVISOR, Rights::WRITE, report_badge(number))?;
+        give(reports, slot::SUPERVISOR, Rights::WRITE, badge)?;
         for k in 0..cpus {
             give(generation.endpoints[k].load(Relaxed), slot::FIRST_ENDPOINT + k as u64, Rights::ALL, 0)?;
             // The idle thread, and every server thread but the first.
@@ -141,33 +139,32 @@ impl System<'_> {
         Ok(())
     }
 
-    /// Ends the running generation whole and takes back what it held:
-    /// every thread ends at once (init deletes it), then the endpoints go
-    /// (every process's capability to them, and every call queued on
-    /// them, which fails), then the table, and with it every process and
-    /// kernel object the servers made, and every saved reply (whose caller
-    /// hears that the server died). Once the kernel holds no more threads,
-    /// spaces or tables than before the servers first started, the memory
-    /// server takes back every frame they held. Returns how many.
-    pub(crate) fn tear_down_process_servers(&self, buffer: &mut IpcBuffer) -> Result<u64, &'static str> {
-        let env = self.env;
+    /// Ends every thread of the running generation at once, whatever it
+    /// is doing (init deletes it): nothing of theirs runs from here on.
+    pub(crate) fn end_process_threads(&self) {
         let generation = &self.process;
-        // First every thread: nothing of theirs runs from here on.
         for thread in Generation::take(&[&generation.threads, &generation.program[2..]]) {
             let _ = sys::cap_revoke(thread);
-            env.slots.release(thread);
+            self.env.slots.release(thread);
         }
-        // The supervisor outranks every server so that it could end them
-        // even while they spun; what follows waits for the servers' own
-        // work (the memory server's, the new servers' start).
-        let _ = sys::thread_set_priority(self.supervisor, u64::from(crate::env::INIT_PRIORITY));
+    }
+
+    /// Takes back the rest of a generation whose threads ended: its
+    /// endpoints go (every process's capability to them, and every call
+    /// queued on them, which fails), then its table, and with it every
+    /// process and kernel object the servers made, and every saved reply
+    /// (whose caller hears that the server died). Returns once the kernel
+    /// holds no more threads, spaces or tables than before the servers
+    /// first started.
+    pub(crate) fn release_process_servers(&self) -> Result<(), &'static str> {
+        let generation = &self.process;
         let singles = [&generation.memory, &generation.reports].map(core::slice::from_ref);
         let rest = Generation::take(&[&generation.endpoints, &generation.servers, &generation.program[..2], singles[0], singles[1]]);
         for &slot in rest.iter().chain([&self.process_frames]) {
             let _ = sys::cap_revoke(slot);
         }
         for slot in rest {
-            env.slots.release(slot);
+            self.env.slots.release(slot);
         }
         let gone =
             crate::tests::wait_longer(|| system::kernel_objects().is_ok_and(|now| now == self.objects_before), system::START_PATIENCE);
@@ -179,7 +176,14 @@ impl System<'_> {
             );
             return Err("the process servers' threads and objects did not all end");
         }
-        match rt::client::call::<MemoryProtocol>(self.memory, buffer, &MemoryRequest::Reclaim { record: client::PROCESS_SERVERS_RECORD }) {
+        Ok(())
+    }
+
+    /// Has the memory server take back every frame it handed to the
+    /// process servers, whose generation is gone; returns how many.
+    pub(crate) fn reclaim_process_frames(&self, buffer: &mut IpcBuffer) -> Result<u64, &'static str> {
+        let reclaim = MemoryRequest::Reclaim { record: client::PROCESS_SERVERS_RECORD };
+        match rt::client::call::<MemoryProtocol>(self.memory_server.init_cap(), buffer, &reclaim) {
             Ok(MemoryReply::RefBatchDone { freed }) => Ok(u64::from(freed)),
             _ => Err("the memory server did not take back the process servers' frames"),
         }

@@ -5,17 +5,16 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use abi::cap::{ObjectKind, Rights, ThreadState, boot_slot};
+use abi::cap::{ObjectKind, ThreadState, boot_slot};
 use abi::msg::IpcBuffer;
 use abi::process::Strategy;
-use proto::memory::{MemoryReply, MemoryRequest, MemoryStats, client};
+use proto::memory::{MemoryReply, MemoryRequest, MemoryStats};
 use proto::{MemoryProtocol, ProcessProtocol, ProcessReply, ProcessRequest, ProcessStats, ProgramName, ProtoError};
-use rt::process::{Slots, prepare};
 use rt::sys::{self, Slot};
 
 use crate::env::Env;
+use crate::memory_server::MemoryServer;
 use crate::process_servers::Generation;
-use crate::tests::process::BootImage;
 
 /// Frames init keeps for itself after starting the servers.
 const INIT_RESERVE: u64 = 4096;
@@ -24,7 +23,6 @@ const PROCESS_SERVER_FRAMES: u64 = 4096 + 256;
 /// Most process servers.
 pub const MAX_SERVERS: usize = proto::process::server_slot::MAX_SERVERS as usize;
 
-const MEMORY_PRIORITY: u8 = 13;
 /// Kernel objects the memory server may create (it carves its table).
 pub const MEMORY_ALLOWANCE: u64 = 16;
 
@@ -43,11 +41,8 @@ pub struct System<'e> {
     pub(crate) env: &'e Env,
     /// The strategy booted with.
     pub strategy: Strategy,
-    /// The memory server's endpoint, unbadged: init mints each client's
-    /// capability from it (the server refuses requests through it).
-    pub(crate) memory_original: Slot,
-    /// init's own capability to the memory server (badge `client::INIT`).
-    pub(crate) memory: Slot,
+    /// The memory server's running generation.
+    pub(crate) memory_server: MemoryServer,
     /// Frames of the memory server's range (its frame numbers).
     pub pool_frames: u32,
     /// Two empty slots of init's, for the capabilities of test clients.
@@ -117,39 +112,23 @@ pub fn kernel_objects() -> Result<[u64; 3], &'static str> {
 
 impl<'e> System<'e> {
     pub fn start(env: &'e Env, strategy: Strategy) -> Result<alloc::boxed::Box<Self>, &'static str> {
-        let image = BootImage::map(env)?;
         let cpus = env.cpus.min(MAX_SERVERS as u64) as u16;
-
-        let memory_original = env.slots.alloc();
-        sys::create(ObjectKind::Endpoint, memory_original).map_err(|_| "create the memory endpoint")?;
-        let _ = sys::trace_name(memory_original, "memory-server");
-        let memory = env.slots.alloc();
-        sys::cap_mint(memory_original, memory, Rights::WRITE, client::INIT).map_err(|_| "mint init's memory capability")?;
-        let process_frames = carve(env, PROCESS_SERVER_FRAMES)?;
-        let total = sys::identify(boot_slot::FIRST_RAM).map_err(|_| "identify RAM")?.size;
-        let pool_frames = total.saturating_sub(env.pages.frames(0) + INIT_RESERVE + 64);
-        let pool = carve(env, pool_frames)?;
-        let slots = Slots { space: env.slots.alloc(), cspace: env.slots.alloc(), thread: env.slots.alloc() };
-        let server =
-            prepare(image.program("memory")?, &env.pages, slots, MEMORY_PRIORITY, 0, None).map_err(|_| "load the memory server")?;
-        for (source, at) in [(memory_original, 1), (slots.space, 2), (pool, 3)] {
-            sys::cap_mint_to(source, slots.cspace, at, Rights::ALL, 0).map_err(|_| "give the memory server its capabilities")?;
-        }
-        give_allowance(slots.cspace, MEMORY_ALLOWANCE)?;
-        server.start_with([strategy as u64, u64::from(cpus), 0]).map_err(|_| "start the memory server")?;
-        await_ready(slots.thread, memory_original, "the memory server did not start")?;
-
         let (supervisor_endpoint, supervisor) = (env.slots.alloc(), env.slots.alloc());
         sys::create(ObjectKind::Endpoint, supervisor_endpoint).map_err(|_| "create the supervisor's endpoint")?;
         sys::create(ObjectKind::Thread, supervisor).map_err(|_| "create the supervisor")?;
         let supervisor_buffer = env.pages.alloc(1).map_err(|_| "no IPC buffer for the supervisor")?;
+        let process_frames = carve(env, PROCESS_SERVER_FRAMES)?;
+        let total = sys::identify(boot_slot::FIRST_RAM).map_err(|_| "identify RAM")?.size;
+        let pool_frames = total.saturating_sub(env.pages.frames(0) + INIT_RESERVE + 64);
+        let memory_server = MemoryServer::new(carve(env, pool_frames)?);
+        memory_server.launch(env, supervisor_endpoint, strategy, cpus)?;
+
         let pool_frames = u32::try_from(pool_frames).map_err(|_| "a pool too large for frame numbers")?;
         let spare_slots = [env.slots.alloc(), env.slots.alloc()];
         let system = alloc::boxed::Box::new(Self {
             env,
             strategy,
-            memory_original,
-            memory,
+            memory_server,
             pool_frames,
             spare_slots,
             process: Generation::default(),
@@ -175,17 +154,56 @@ impl<'e> System<'e> {
     /// they do not serve (a restart under way, or a start that failed).
     /// Returns the frames the memory server took back.
     pub(crate) fn restart_process_servers(&self, buffer: &mut IpcBuffer) -> Result<u64, &'static str> {
-        if self.serving.compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-            return Err("the process servers are not serving");
-        }
-        let taken = self.tear_down_process_servers(buffer)?;
+        self.begin_restart()?;
+        self.end_process_threads();
+        self.step_down();
+        self.release_process_servers()?;
+        let taken = self.reclaim_process_frames(buffer)?;
         self.launch_process_servers(buffer)?;
-        self.serving.store(true, Ordering::Release);
-        self.restarts.fetch_add(1, Ordering::Release);
+        self.end_restart();
         Ok(taken)
     }
 
-    /// How many times the process servers were restarted.
+    /// Tears the memory server down and starts it afresh from the boot
+    /// image over the same pool, and the process servers with it: their
+    /// frames, counts and mappings of the pool were the dead server's,
+    /// and a new one starts with every frame free (docs/processes.md says
+    /// why, and what keeping their processes alive would take).
+    pub(crate) fn restart_memory_server(&self, buffer: &mut IpcBuffer) -> Result<(), &'static str> {
+        self.begin_restart()?;
+        self.end_process_threads();
+        self.memory_server.end_thread(self.env);
+        self.step_down();
+        self.memory_server.release(self.env);
+        self.memory_server.launch(self.env, self.supervisor_endpoint, self.strategy, self.cpus)?;
+        self.release_process_servers()?;
+        self.launch_process_servers(buffer)?;
+        self.end_restart();
+        Ok(())
+    }
+
+    /// One restart at a time, and only of a system that served.
+    fn begin_restart(&self) -> Result<(), &'static str> {
+        match self.serving.compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => Ok(()),
+            Err(_) => Err("the servers are not serving"),
+        }
+    }
+
+    fn end_restart(&self) {
+        self.serving.store(true, Ordering::Release);
+        self.restarts.fetch_add(1, Ordering::Release);
+    }
+
+    /// The supervisor outranks every server so that it can end them even
+    /// while they spin; once their threads are gone, what follows waits
+    /// for the servers' own work (the memory server's, the new servers'
+    /// start), so it runs at init's priority.
+    fn step_down(&self) {
+        let _ = sys::thread_set_priority(self.supervisor, u64::from(crate::env::INIT_PRIORITY));
+    }
+
+    /// How many times the servers were restarted.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Acquire)
     }
@@ -203,7 +221,7 @@ impl<'e> System<'e> {
 
     /// The memory server's endpoint without a badge (which it refuses).
     pub fn memory_original(&self) -> Slot {
-        self.memory_original
+        self.memory_server.original()
     }
 
     /// init's main thread's IPC buffer (tests send raw messages through
@@ -275,11 +293,16 @@ impl<'e> System<'e> {
                 self.call(cpu, &ProcessRequest::Quiesce)?;
             }
         }
-        rt::client::call::<MemoryProtocol>(self.memory, self.buffer(), &MemoryRequest::Settle)?;
-        match rt::client::call::<MemoryProtocol>(self.memory, self.buffer(), &MemoryRequest::Stats)? {
+        rt::client::call::<MemoryProtocol>(self.memory_server.init_cap(), self.buffer(), &MemoryRequest::Settle)?;
+        match self.memory_stats()? {
             MemoryReply::Stats(stats) => Ok(stats),
             _ => Err(ProtoError::Malformed),
         }
+    }
+
+    /// The memory server's counts as they are (nothing settled first).
+    pub fn memory_stats(&self) -> Result<MemoryReply, ProtoError> {
+        rt::client::call::<MemoryProtocol>(self.memory_server.init_cap(), self.buffer(), &MemoryRequest::Stats)
     }
 }
 

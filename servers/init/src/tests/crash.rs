@@ -4,7 +4,7 @@
 //! its next instruction, and only the kernel's fault reports tell init's
 //! supervisor; nothing in init calls for the restart.
 
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use abi::syscall::MAP_BATCH_MAX;
 use rt::mem::PAGE_SIZE;
@@ -18,6 +18,13 @@ use crate::tests::threads::spec;
 /// page count of the code, the TSC cycles to wait first, and the
 /// crasher's own slot.
 static PLAN: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+/// The crasher has broken the server.
+static DONE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the last crasher started has broken its server.
+pub fn done() -> bool {
+    DONE.load(Relaxed)
+}
 
 /// Has a thread of init unmap `program`'s code from `space` in `delay`
 /// TSC cycles, on the last CPU; the thread deletes itself once done, so
@@ -25,6 +32,7 @@ static PLAN: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 pub fn crash_later(env: &Env, space: Slot, program: &[u8], delay: u64) -> Result<(), &'static str> {
     let (start, pages) = rt::process::code_pages(program).map_err(|_| "the server's program has no code")?;
     let crasher = env.slots.alloc();
+    DONE.store(false, Relaxed);
     for (field, value) in PLAN.iter().zip([space, start, pages, delay, crasher]) {
         field.store(value, Relaxed);
     }
@@ -38,6 +46,7 @@ extern "C" fn crash(_: u64) -> ! {
     for first in (0..pages).step_by(MAP_BATCH_MAX as usize) {
         let _ = sys::unmap(space, start + first * PAGE_SIZE, MAP_BATCH_MAX.min(pages - first));
     }
+    DONE.store(true, Relaxed);
     // Our last capability: we end here.
     let _ = sys::cap_delete(myself);
     sys::thread_exit()

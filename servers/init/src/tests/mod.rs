@@ -89,7 +89,7 @@ pub fn run(env: &Env, strategy: abi::process::Strategy) -> bool {
     failed += report(SYSTEM_TESTS.first(), &"system_start", || system.as_ref().map(|_| ()).map_err(|reason| *reason));
     if let Ok(system) = &system {
         for (index, (name, test)) in WORKLOADS.iter().enumerate() {
-                failed += report(SYSTEM_TESTS.get(index + 1), name, || test(system));
+            failed += report(SYSTEM_TESTS.get(index + 1), name, || test(system));
         }
     }
     rt::println!("{MARKER} done");
