@@ -67,6 +67,13 @@ pub mod server_slot {
     pub const FIRST_FREE: u64 = 58;
 }
 
+/// The system's own programs in the boot image: init starts them itself,
+/// each with the capabilities it needs, and restarts them. `Spawn` and
+/// `Exec` of one are refused with [`ProtoError::Denied`], whoever asks: run
+/// as a process, a server would hold none of its capabilities, and a
+/// process could start copies of the servers at will.
+pub const SERVER_PROGRAMS: [&str; 3] = ["init", "memory", "process"];
+
 /// A program's name in the boot image.
 pub type ProgramName = heapless::String<PROGRAM_NAME_LEN>;
 
@@ -74,7 +81,8 @@ pub type ProgramName = heapless::String<PROGRAM_NAME_LEN>;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProcessRequest {
     /// Starts `program` as a new child; its `main` gets `arg`.
-    /// → [`ProcessReply::Spawned`]
+    /// → [`ProcessReply::Spawned`]; `Denied` for one of
+    /// [`SERVER_PROGRAMS`].
     Spawn { program: ProgramName, arg: u64 },
     /// Copies the caller (copy-on-write); the child is served by the
     /// process server of `cpu`, or the caller's own when `None`.

@@ -215,6 +215,10 @@ fn protocol_errors(system: &System) -> TestResult {
     expect(&ProcessRequest::Wait { pid: Some(4242) }, ProtoError::NotChild)?;
     let program = proto::ProgramName::try_from("no-such-program").map_err(|_| "name")?;
     expect(&ProcessRequest::Spawn { program, arg: 0 }, ProtoError::NoSuchProgram)?;
+    for server in proto::process::SERVER_PROGRAMS {
+        let program = proto::ProgramName::try_from(server).map_err(|_| "name")?;
+        expect(&ProcessRequest::Spawn { program, arg: 0 }, ProtoError::Denied)?;
+    }
     expect(&ProcessRequest::Fork { resume: 0, stack: 0, cpu: None }, ProtoError::InvalidArgument)?;
     expect(&ProcessRequest::Mmap { pages: 0 }, ProtoError::InvalidArgument)?;
     expect(&ProcessRequest::Kill { pid: 4242 }, ProtoError::NoSuchProcess)?;
