@@ -78,6 +78,7 @@ pub const SYSTEM_TESTS: &[&str] = &[
     "fork_bomb",
     "kill_tree",
     "process_restart",
+    "memory_restart",
 ];
 
 /// Bit 0 of init's start flags (in `rsi`): run the self-tests.

@@ -50,6 +50,10 @@ pub enum ProtoError {
     Denied,
     /// A per-process limit is reached: children, or pages charged.
     LimitReached,
+    /// The server died while the request was in flight, or before it was
+    /// made (its endpoint is gone): its supervisor restarts it, and the
+    /// request may be made again to the new one.
+    ServerDied,
 }
 
 impl fmt::Display for ProtoError {
@@ -71,6 +75,7 @@ impl fmt::Display for ProtoError {
             Self::NotMapped => "range not mapped",
             Self::Denied => "not permitted to the caller",
             Self::LimitReached => "a per-process limit is reached",
+            Self::ServerDied => "the server died",
         })
     }
 }
@@ -108,5 +113,6 @@ mod tests {
         assert_eq!(postcard::to_slice(&ProtoError::Malformed, &mut buf).unwrap(), &[0]);
         assert_eq!(postcard::to_slice(&ProtoError::NotMapped, &mut buf).unwrap(), &[13]);
         assert_eq!(postcard::to_slice(&ProtoError::LimitReached, &mut buf).unwrap(), &[15]);
+        assert_eq!(postcard::to_slice(&ProtoError::ServerDied, &mut buf).unwrap(), &[16]);
     }
 }

@@ -27,12 +27,52 @@ pub const PROGRAM_NAME_LEN: usize = 32;
 /// The page size of `Mmap` and `Munmap` (x86_64 base pages).
 pub const PAGE_SIZE: u64 = 4096;
 
-/// The label of init's message to a process server thread it retires (a
-/// restart), sent through the endpoint's unbadged original once init has
-/// revoked every capability it gave the servers: the thread lets its idle
-/// thread go and ends. Not a request of the protocol: it carries nothing
-/// and gets no reply.
-pub const RETIRE_LABEL: u64 = 0x002E_712E;
+/// Capability slots of the process servers' shared table: init fills
+/// those marked "from init" before it starts the program, which fills the
+/// others itself.
+pub mod server_slot {
+    /// The servers' address space (from init).
+    pub const SPACE: u64 = 1;
+    /// Frames for their own heap, stacks and IPC buffers (from init).
+    pub const FRAMES: u64 = 2;
+    /// The memory server's endpoint (from init).
+    pub const MEMORY: u64 = 3;
+    /// The boot image, read-only (from init).
+    pub const BOOT_IMAGE: u64 = 4;
+    /// Their own capability table (from init).
+    pub const CSPACE: u64 = 5;
+    /// init's supervisor endpoint, badged with the program's generation
+    /// (from init): every thread of theirs reports its faults and its exit there.
+    pub const SUPERVISOR: u64 = 6;
+    /// Server `k`'s endpoint is `FIRST_ENDPOINT + k` (from init).
+    pub const FIRST_ENDPOINT: u64 = 8;
+    /// Most servers (CPUs).
+    pub const MAX_SERVERS: u64 = 8;
+    /// The memory pool, read-write (from the memory server).
+    pub const POOL: u64 = 16;
+    /// The counter table, read-only (from the memory server).
+    pub const TABLE: u64 = 17;
+    /// Server thread `k` (from 1): a thread object init created and keeps
+    /// a capability to, so that it can end it whatever it is doing.
+    pub const FIRST_THREAD: u64 = 18;
+    /// Idle thread `k` (created by init, like the server threads).
+    pub const FIRST_IDLE_THREAD: u64 = 26;
+    /// Idle thread `k`'s endpoint to its server (badge 0).
+    pub const FIRST_IDLE_ENDPOINT: u64 = 34;
+    /// Server `k`'s saved reply to its idle thread.
+    pub const FIRST_IDLE_REPLY: u64 = 42;
+    /// Server `k`'s notification to resume after a swap.
+    pub const FIRST_RESUME: u64 = 50;
+    /// Slots from here are handed out for processes.
+    pub const FIRST_FREE: u64 = 58;
+}
+
+/// The system's own programs in the boot image: init starts them itself,
+/// each with the capabilities it needs, and restarts them. `Spawn` and
+/// `Exec` of one are refused with [`ProtoError::Denied`], whoever asks: run
+/// as a process, a server would hold none of its capabilities, and a
+/// process could start copies of the servers at will.
+pub const SERVER_PROGRAMS: [&str; 3] = ["init", "memory", "process"];
 
 /// A program's name in the boot image.
 pub type ProgramName = heapless::String<PROGRAM_NAME_LEN>;
@@ -41,7 +81,8 @@ pub type ProgramName = heapless::String<PROGRAM_NAME_LEN>;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProcessRequest {
     /// Starts `program` as a new child; its `main` gets `arg`.
-    /// → [`ProcessReply::Spawned`]
+    /// → [`ProcessReply::Spawned`]; `Denied` for one of
+    /// [`SERVER_PROGRAMS`].
     Spawn { program: ProgramName, arg: u64 },
     /// Copies the caller (copy-on-write); the child is served by the
     /// process server of `cpu`, or the caller's own when `None`.

@@ -167,7 +167,7 @@ fn unknown_tags_are_unknown_requests() {
     // variants; Unique (6) comes after Error (5).
     assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[7]), Err(ProtoError::UnknownRequest));
     assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[7, 1]), Err(ProtoError::UnknownRequest));
-    assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[5, 16]), Err(ProtoError::Malformed));
+    assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[5, 17]), Err(ProtoError::Malformed));
     assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[5, 14]), Err(ProtoError::Denied));
     assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[6, 0]), Ok(MemoryReply::Unique(false)));
     assert_eq!(read_reply::<MemoryProtocol>(MEMORY_PROTOCOL, &[6, 1]), Ok(MemoryReply::Unique(true)));
@@ -184,7 +184,7 @@ fn unknown_tags_are_unknown_requests() {
     // Swapped has no body.
     assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[10, 0]), Err(ProtoError::TrailingBytes));
     assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[8]), Ok(ProcessReply::Quiesced));
-    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[7, 16]), Err(ProtoError::Malformed));
+    assert_eq!(read_reply::<ProcessProtocol>(PROCESS_PROTOCOL, &[7, 17]), Err(ProtoError::Malformed));
 }
 
 /// A length prefix: postcard's varint, as for a `u32`.

@@ -68,8 +68,17 @@ impl Prepared {
 }
 
 /// Creates the address space, table and thread in `slots` and loads `elf`;
-/// the thread will run at `priority` on `cpu` once [`Prepared::start`]ed.
-pub fn prepare(elf: &[u8], pages: &PageSource, slots: Slots, priority: u8, cpu: u16) -> Result<Prepared, SpawnError> {
+/// the thread will run at `priority` on `cpu` once [`Prepared::start`]ed,
+/// its faults and its exit reported to `fault_endpoint` (a slot of the
+/// caller's table) if one is given.
+pub fn prepare(
+    elf: &[u8],
+    pages: &PageSource,
+    slots: Slots,
+    priority: u8,
+    cpu: u16,
+    fault_endpoint: Option<Slot>,
+) -> Result<Prepared, SpawnError> {
     sys::create(ObjectKind::AddressSpace, slots.space)?;
     sys::create(ObjectKind::CSpace, slots.cspace)?;
     let entry = load(elf, pages, slots.space)?;
@@ -78,9 +87,20 @@ pub fn prepare(elf: &[u8], pages: &PageSource, slots: Slots, priority: u8, cpu: 
     place(pages, slots.space, stack, STACK_PAGES, &[], rw)?;
     place(pages, slots.space, IPC_BUFFER, 1, &[], rw)?;
     sys::create(ObjectKind::Thread, slots.thread)?;
-    let config = ThreadConfig { space: slots.space, cspace: slots.cspace, ipc_buffer: IPC_BUFFER, fault_endpoint: None, priority, cpu };
+    let config = ThreadConfig { space: slots.space, cspace: slots.cspace, ipc_buffer: IPC_BUFFER, fault_endpoint, priority, cpu };
     sys::thread_configure(slots.thread, &config)?;
     Ok(Prepared { slots, entry })
+}
+
+/// The pages of `elf`'s first executable segment once loaded: its first
+/// page's address and how many pages it spans.
+pub fn code_pages(elf: &[u8]) -> Result<(u64, u64), SpawnError> {
+    let file = ElfBytes::<LittleEndian>::minimal_parse(elf).map_err(|_| SpawnError::NotExecutable)?;
+    let segments = file.segments().ok_or(SpawnError::NotExecutable)?;
+    let code = segments.iter().find(|s| s.p_type == PT_LOAD && s.p_flags & PF_X != 0).ok_or(SpawnError::NotExecutable)?;
+    let start = code.p_vaddr & !(PAGE_SIZE - 1);
+    let end = code.p_vaddr.checked_add(code.p_memsz).ok_or(SpawnError::BadSegment(code.p_vaddr))?.next_multiple_of(PAGE_SIZE);
+    Ok((start, (end - start) / PAGE_SIZE))
 }
 
 /// Maps every PT_LOAD segment of `elf` into `space`; returns the entry point.

@@ -1,5 +1,7 @@
 //! Starting threads in the caller's own address space: a stack and an IPC
-//! buffer from a [`PageSource`], then Create, Configure and Start.
+//! buffer from a [`PageSource`], then Create (or a thread object someone
+//! else created, such as a supervisor that keeps a capability to it),
+//! Configure and Start.
 
 use abi::cap::ObjectKind;
 use abi::syscall::SysError;
@@ -34,12 +36,30 @@ pub struct Spec {
 /// Creates a thread in `slot` of the caller's table, running
 /// `spec.entry(spec.arg)` in the caller's address space.
 pub fn spawn(pages: &PageSource, slot: Slot, spec: Spec) -> Result<Spawned, SysError> {
+    let memory = memory_for(pages, &spec)?;
+    sys::create(ObjectKind::Thread, slot)?;
+    run(pages, slot, spec, memory)
+}
+
+/// Configures and starts the thread object in `slot` of the caller's
+/// table (created, not configured yet) to run `spec.entry(spec.arg)` in
+/// the caller's address space.
+pub fn start_in(pages: &PageSource, slot: Slot, spec: Spec) -> Result<Spawned, SysError> {
+    let memory = memory_for(pages, &spec)?;
+    run(pages, slot, spec, memory)
+}
+
+/// A fresh stack, and the IPC buffer `spec` names or a fresh one.
+fn memory_for(pages: &PageSource, spec: &Spec) -> Result<(u64, u64), SysError> {
     let stack = pages.alloc(STACK_PAGES)?;
     let ipc_buffer = match spec.ipc_buffer {
         Some(buffer) => buffer,
         None => pages.alloc(1)?,
     };
-    sys::create(ObjectKind::Thread, slot)?;
+    Ok((stack, ipc_buffer))
+}
+
+fn run(pages: &PageSource, slot: Slot, spec: Spec, (stack, ipc_buffer): (u64, u64)) -> Result<Spawned, SysError> {
     let config = ThreadConfig {
         space: pages.space(),
         cspace: spec.cspace,

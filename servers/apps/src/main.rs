@@ -40,6 +40,7 @@ mod outcome;
 mod pagefault;
 mod parallel_fork;
 mod region;
+mod server_heap;
 mod shared_fork;
 mod tree;
 

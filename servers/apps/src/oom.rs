@@ -1,6 +1,7 @@
 //! OOM: a process that touches more memory than the machine has is killed
 //! with `STATUS_NO_MEMORY`, and the system goes on: a fresh child can still
-//! map and touch pages.
+//! map and touch pages. Then the process servers' own heap runs out
+//! (`server_heap`), and the system goes on again.
 //!
 //! Exit statuses: 1 fork failed, 2 the hog did not die of no memory
 //! (detail: its status; it exits 30 if mmap failed, 31 if it touched every
@@ -31,7 +32,8 @@ pub fn run() -> Outcome {
         let intact = (0..AFTER_PAGES).all(|page| region.read_byte(page) == 1);
         rt::proc::exit(if intact { 0 } else { 33 })
     }
-    expect_exit(after, 0, 3, "a child after the hog failed")
+    expect_exit(after, 0, 3, "a child after the hog failed")?;
+    crate::server_heap::run()
 }
 
 fn fork() -> Result<u32, Failure> {

@@ -179,6 +179,6 @@ fn run_suite(system: &System, suite: &str, runs: &[(&str, u64)], before: Result<
 
 /// Starts the memory and process servers under `strategy`; `None` (after
 /// saying why) if they did not start.
-fn start(env: &Env, strategy: Strategy) -> Option<System<'_>> {
+fn start(env: &Env, strategy: Strategy) -> Option<alloc::boxed::Box<System<'_>>> {
     System::start(env, strategy).inspect_err(|reason| rt::println!("init: the system did not start: {reason}")).ok()
 }

@@ -52,13 +52,18 @@ impl Slots {
         slots
     }
 
+    /// A free slot; init's threads (the main one and the supervisor) may
+    /// take slots at the same time, and never get the same one.
     pub fn alloc(&self) -> Slot {
         for (word_index, word) in self.used.iter().enumerate() {
-            let bits = word.load(Ordering::Relaxed);
-            if bits != u64::MAX {
+            let mut bits = word.load(Ordering::Relaxed);
+            while bits != u64::MAX {
                 let bit = bits.trailing_ones() as u64;
-                word.fetch_or(1 << bit, Ordering::Relaxed);
-                return word_index as u64 * 64 + bit;
+                let before = word.fetch_or(1 << bit, Ordering::Relaxed);
+                if before & 1 << bit == 0 {
+                    return word_index as u64 * 64 + bit;
+                }
+                bits = before | 1 << bit;
             }
         }
         panic!("init's capability table is full");

@@ -9,6 +9,9 @@ extern crate alloc;
 
 mod bench;
 mod env;
+mod memory_server;
+mod process_servers;
+mod supervisor;
 mod system;
 mod tests;
 mod workloads;

@@ -8,14 +8,15 @@ use abi::workload::{self, encode};
 use proto::{ProcessProtocol, ProcessRequest, ProtoError};
 use rt::ipc::{self, Message};
 
-use crate::system::System;
+use crate::system::{START_PATIENCE, System};
 use crate::tests::hostile_memory::{self, Target};
-use crate::tests::{TestResult, check, pause_for};
+use crate::tests::process::BootImage;
+use crate::tests::{TestResult, check, crash, pause_for, wait_longer};
 
 pub type Workload = (&'static str, fn(&System) -> TestResult);
 
 /// The system tests, in the order of `abi::selftest::SYSTEM_TESTS`.
-pub const WORKLOADS: [Workload; 13] = [
+pub const WORKLOADS: [Workload; 14] = [
     ("process_protocol_errors", protocol_errors),
     ("memory_hostile", memory_hostile),
     ("apps_misc", |s| leak_checked(s, 0, workload::MISC, 0, 0)),
@@ -29,6 +30,7 @@ pub const WORKLOADS: [Workload; 13] = [
     ("fork_bomb", |s| leak_checked(s, 0, workload::FORKBOMB, 0, 0)),
     ("kill_tree", kill_tree),
     ("process_restart", process_restart),
+    ("memory_restart", memory_restart),
 ];
 
 /// Runs `apps` in `mode` on `cpu`'s server and checks its status and that
@@ -135,24 +137,71 @@ fn kill_tree(system: &System) -> TestResult {
     check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "processes are left over after the kill")
 }
 
-/// The process servers die in the middle of a workload (init tears them
-/// down, as it would after a crash) and are restarted from the boot image:
-/// the workload's processes are gone, every frame they and the servers
-/// held is back in the pool, and the next workload runs and leaves no
-/// frame behind.
+/// The process servers crash in the middle of a workload (a thread of
+/// init unmaps their code while init waits for the workload), and init's
+/// supervisor, told only by the kernel's fault report, restarts them from
+/// the boot image: init's wait hears that the server died, the workload's
+/// processes are gone, every frame they and the servers held is back in
+/// the pool, and the next workload runs and leaves no frame behind.
 fn process_restart(system: &System) -> TestResult {
-    const WORKLOAD_RUNS: u64 = 300_000_000;
+    const BEFORE_THE_CRASH: u64 = 300_000_000;
     let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let restarts = system.restarts();
     let pid = system.spawn(1, "apps", encode(workload::FORKBENCH, 3, 0, 0)).map_err(|_| "start the workload")?;
-    pause_for(WORKLOAD_RUNS);
-    let reclaimed = system.restart_process_servers()?;
-    rt::println!("init: restarted the process servers in the middle of a workload, {reclaimed} frames taken back");
-    check(system.wait(1, pid).is_err(), "a process of the dead servers lives on")?;
+    let image = BootImage::map(system.env)?;
+    crash::crash_later(system.env, system.process_space(), image.program("process")?, BEFORE_THE_CRASH)?;
+    let status = system.wait(1, pid);
+    check(status != Ok(0), "the workload ended before the crash")?;
+    check(status == Err(ProtoError::ServerDied), "init's wait did not hear that its server died")?;
+    let restarted = wait_longer(|| system.restarts() > restarts, START_PATIENCE);
+    check(restarted, "the supervisor did not restart the process servers")?;
+    rt::println!("init: the process servers crashed in the middle of a workload and were restarted by the supervisor");
     check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "the new servers have processes")?;
     let after = system.settled_memory().map_err(|_| "no memory stats")?;
     if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
         rt::println!("init: frames before {before:?}, after {after:?}");
         return Err("frames were lost with the process servers");
+    }
+    leak_checked(system, 1, workload::COW, 0, 0)
+}
+
+/// The memory server crashes in the middle of a workload (a thread of
+/// init unmaps its code), and init's supervisor, told only by the
+/// kernel's fault report at the server's next request, restarts it and
+/// the process servers from the boot image. The workload ends by itself
+/// (it did not need the memory server after the crash) or with its
+/// servers (init's wait hears `ServerDied`); a client that asks the dead
+/// server hears `ServerDied`; afterwards the new memory server counts
+/// exactly the free frames the old one counted, and the next workload
+/// runs and leaves no frame behind.
+fn memory_restart(system: &System) -> TestResult {
+    const BEFORE_THE_CRASH: u64 = 300_000_000;
+    let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    let restarts = system.restarts();
+    let generation = system.memory_server.report_badge();
+    let pid = system.spawn(1, "apps", encode(workload::FORKBENCH, 3, 0, 0)).map_err(|_| "start the workload")?;
+    let image = BootImage::map(system.env)?;
+    crash::crash_later(system.env, system.memory_server.space(), image.program("memory")?, BEFORE_THE_CRASH)?;
+    let status = system.wait(1, pid);
+    check(matches!(status, Ok(0) | Err(ProtoError::ServerDied)), "the workload failed otherwise than with its servers")?;
+    check(wait_longer(crash::done, START_PATIENCE), "the crasher did not run")?;
+    // Unless a process server found it dead already (and the answer
+    // comes from the next one), init's own request is the one that finds
+    // it so.
+    let asked = system.memory_stats();
+    let told = asked == Err(ProtoError::ServerDied) || system.memory_server.report_badge() != generation;
+    check(told, "a client of the dead memory server was not told")?;
+    let restarted = wait_longer(|| system.restarts() > restarts, START_PATIENCE);
+    check(restarted, "the supervisor did not restart the memory server")?;
+    let heard = if asked.is_err() { "init's request found it dead" } else { "a process server's request found it dead" };
+    rt::println!(
+        "init: the memory server crashed in the middle of a workload ({heard}; the workload ended with {status:?}) and was restarted"
+    );
+    check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "the new servers have processes")?;
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    if after.free != before.free || (after.owned, after.shared) != (0, 0) {
+        rt::println!("init: frames before {before:?}, after {after:?}");
+        return Err("frames were lost with the memory server");
     }
     leak_checked(system, 1, workload::COW, 0, 0)
 }
@@ -166,6 +215,10 @@ fn protocol_errors(system: &System) -> TestResult {
     expect(&ProcessRequest::Wait { pid: Some(4242) }, ProtoError::NotChild)?;
     let program = proto::ProgramName::try_from("no-such-program").map_err(|_| "name")?;
     expect(&ProcessRequest::Spawn { program, arg: 0 }, ProtoError::NoSuchProgram)?;
+    for server in proto::process::SERVER_PROGRAMS {
+        let program = proto::ProgramName::try_from(server).map_err(|_| "name")?;
+        expect(&ProcessRequest::Spawn { program, arg: 0 }, ProtoError::Denied)?;
+    }
     expect(&ProcessRequest::Fork { resume: 0, stack: 0, cpu: None }, ProtoError::InvalidArgument)?;
     expect(&ProcessRequest::Mmap { pages: 0 }, ProtoError::InvalidArgument)?;
     expect(&ProcessRequest::Kill { pid: 4242 }, ProtoError::NoSuchProcess)?;

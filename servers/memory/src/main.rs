@@ -120,9 +120,14 @@ impl Server {
             let count = abi::syscall::MAP_BATCH_MAX.min(table_pages - first);
             sys::map_batch(slot::SPACE, slot::TABLE, first, table_at + first * PAGE_SIZE, count, rw).ok()?;
         }
-        // SAFETY: the table's pages were just mapped writable there, fresh
-        // from the range (so zeroed: every entry FREE). Its words are
-        // atomics: the process servers write some of them too.
+        // SAFETY: the table's pages were just mapped writable there for
+        // this server alone (no client maps them before it attaches). A
+        // server that died before us may have used them: every entry
+        // starts FREE (zero).
+        unsafe { core::ptr::write_bytes(table_at as *mut u8, 0, (table_pages * PAGE_SIZE) as usize) };
+        // SAFETY: the table's pages are mapped writable there for as long
+        // as we live. Its words are atomics: the process servers write
+        // some of them too.
         let table = unsafe { core::slice::from_raw_parts(table_at as *const Word, total as usize) };
         let region = region::Region::first(&pages, counts::region_words(strategy, total as u32, clients))?;
         let counts = counts::build(strategy, table, region.words(), clients).ok()?;

@@ -46,6 +46,9 @@ impl Region {
         let count = pages_for(words);
         let first = pages.frames(0);
         let at = pages.alloc(count).ok()?;
+        // SAFETY: `count` pages were just mapped writable at `at` for this
+        // server alone; a server that died before us may have used them.
+        unsafe { core::ptr::write_bytes(at as *mut u8, 0, (count * PAGE_SIZE) as usize) };
         Some(Self { at, words, runs: alloc::vec![Run { first, count }] })
     }
 

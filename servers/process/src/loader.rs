@@ -16,8 +16,12 @@ use crate::slot;
 use crate::space::{AddrSpace, IPC_PAGE, Page};
 use crate::system;
 
-/// The bytes of program `name` in the boot image.
+/// The bytes of program `name` in the boot image, which a process may
+/// start: not one of the system's servers (`Denied`).
 pub fn program(name: &str) -> Result<&'static [u8], ProtoError> {
+    if proto::process::SERVER_PROGRAMS.contains(&name) {
+        return Err(ProtoError::Denied);
+    }
     let image = bootimage::Image::parse(system::get().boot_image).map_err(|_| ProtoError::NoSuchProgram)?;
     image.find(name).map(|file| file.data).ok_or(ProtoError::NoSuchProgram)
 }

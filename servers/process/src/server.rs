@@ -69,8 +69,8 @@ pub extern "C" fn idle_thread(index: u64) -> ! {
 }
 
 /// Ends the calling thread if `ep`'s capability is gone: init revoked the
-/// servers' endpoints to retire them (a restart), and this thread must not
-/// spin on an endpoint it no longer has.
+/// servers' endpoints (a restart, which ends every thread of ours anyway),
+/// and this thread must not spin on an endpoint it no longer has.
 fn end_if_retired(ep: Slot) {
     if rt::sys::identify(ep).is_err() {
         rt::sys::thread_exit();
@@ -96,7 +96,7 @@ pub fn run(index: u16) -> ! {
             None => ipc::recv(ep),
         };
         if received.is_err() {
-            server.retire();
+            end_if_retired(ep);
         }
         if let Ok(received) = received {
             let handled = server.handle(received);
@@ -143,19 +143,6 @@ impl Server {
         system::get().nudge(self.index, true);
     }
 
-    /// init retires us (a restart): once it has revoked our endpoint, we
-    /// end our idle thread and ourselves, so that nothing of ours keeps our
-    /// table alive. A retire message while we still hold the endpoint is
-    /// ignored.
-    fn retire(&mut self) {
-        let ep = system::get().endpoint(self.index);
-        if rt::sys::identify(ep).is_ok() {
-            return;
-        }
-        let _ = rt::sys::cap_delete(crate::slot::FIRST_IDLE_THREAD + u64::from(self.index));
-        rt::sys::thread_exit();
-    }
-
     /// Lets the idle thread call again (it runs once the CPU is idle).
     fn wake_idle(&mut self) {
         let _ = ipc::reply_with(self.idle_reply(), Message::default());
@@ -174,10 +161,6 @@ impl Server {
         }
         if received.badge == IDLE_BADGE && info.label() == PAUSE_LABEL {
             swap::pause(self);
-            return None;
-        }
-        if received.badge == IDLE_BADGE && info.label() == proto::process::RETIRE_LABEL {
-            self.retire();
             return None;
         }
         if received.badge == IDLE_BADGE && info.label() == NUDGE_LABEL {

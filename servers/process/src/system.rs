@@ -125,7 +125,8 @@ pub fn get() -> &'static System {
 }
 
 /// Sets up the shared state (on the first server thread, before the others
-/// start) and starts server threads `1..cpus`.
+/// start) and starts server threads `1..cpus` and every idle thread, in
+/// the thread objects init gave us; each reports its faults to init.
 pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
     let pages = PageSource::new(slot::SPACE, slot::FRAMES, HEAP_WINDOW);
     rt::heap::init(&pages, HEAP_PAGES).map_err(|_| "no heap")?;
@@ -184,7 +185,7 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
             cspace: slot::CSPACE,
             priority,
             cpu: k,
-            fault_endpoint: None,
+            fault_endpoint: Some(slot::SUPERVISOR),
             ipc_buffer,
         };
         sys::create(abi::cap::ObjectKind::Notification, slot::FIRST_RESUME + u64::from(k))
@@ -193,10 +194,10 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
         sys::cap_mint(get().endpoint(k), idle_endpoint, Rights::WRITE, crate::server::IDLE_BADGE)
             .map_err(|_| "cannot mint an idle endpoint")?;
         let idle = spec(crate::server::idle_thread, crate::server::IDLE_PRIORITY, None);
-        rt::thread::spawn(&get().pages, slot::FIRST_IDLE_THREAD + u64::from(k), idle).map_err(|_| "cannot start an idle thread")?;
+        rt::thread::start_in(&get().pages, slot::FIRST_IDLE_THREAD + u64::from(k), idle).map_err(|_| "cannot start an idle thread")?;
         if k > 0 {
             let server = spec(server_thread, crate::server::PRIORITY, Some(get().ipc_buffer(k)));
-            rt::thread::spawn(&get().pages, slot::FIRST_THREAD + u64::from(k), server).map_err(|_| "cannot start a server thread")?;
+            rt::thread::start_in(&get().pages, slot::FIRST_THREAD + u64::from(k), server).map_err(|_| "cannot start a server thread")?;
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use proto::{
     FrameRun, MemoryReply, MemoryRequest, MemoryStats, ProcessReply, ProcessRequest, ProcessStats, ProgramName, ProtoError, RefOp,
 };
 
-pub const ALL_ERRORS: [ProtoError; 16] = [
+pub const ALL_ERRORS: [ProtoError; 17] = [
     ProtoError::Malformed,
     ProtoError::TrailingBytes,
     ProtoError::WrongProtocol,
@@ -30,6 +30,7 @@ pub const ALL_ERRORS: [ProtoError; 16] = [
     ProtoError::NotMapped,
     ProtoError::Denied,
     ProtoError::LimitReached,
+    ProtoError::ServerDied,
 ];
 
 /// Position in [`ALL_ERRORS`]; exhaustive so the array cannot fall behind.
@@ -51,6 +52,7 @@ pub fn error_kind(error: ProtoError) -> usize {
         ProtoError::NotMapped => 13,
         ProtoError::Denied => 14,
         ProtoError::LimitReached => 15,
+        ProtoError::ServerDied => 16,
     }
 }
 

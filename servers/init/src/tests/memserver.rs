@@ -107,13 +107,14 @@ fn with_server_of(env: &Env, strategy: Strategy, frames: u64, test: impl FnOnce(
     sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create")?;
     sys::phys_range_carve(boot_slot::FIRST_RAM, env.pages.frames(frames), frames, pool).map_err(|_| "carve the pool")?;
     let slots = Slots { space: env.slots.alloc(), cspace: env.slots.alloc(), thread: env.slots.alloc() };
-    let started = prepare(elf, &env.pages, slots, INIT_PRIORITY + 1, env.other_cpu()).map_err(|_| "load the server").and_then(|program| {
-        for (source, at) in [(ep, 1), (slots.space, 2), (pool, 3)] {
-            sys::cap_mint_to(source, slots.cspace, at, Rights::ALL, 0).map_err(|_| "give the server its capabilities")?;
-        }
-        crate::system::give_allowance(slots.cspace, crate::system::MEMORY_ALLOWANCE)?;
-        program.start(strategy as u64).map_err(|_| "start the server")
-    });
+    let started =
+        prepare(elf, &env.pages, slots, INIT_PRIORITY + 1, env.other_cpu(), None).map_err(|_| "load the server").and_then(|program| {
+            for (source, at) in [(ep, 1), (slots.space, 2), (pool, 3)] {
+                sys::cap_mint_to(source, slots.cspace, at, Rights::ALL, 0).map_err(|_| "give the server its capabilities")?;
+            }
+            crate::system::give_allowance(slots.cspace, crate::system::MEMORY_ALLOWANCE)?;
+            program.start(strategy as u64).map_err(|_| "start the server")
+        });
     let started = started.and_then(|()| crate::system::await_ready(slots.thread, ep, MEMORY_DID_NOT_START));
     // SAFETY: init's own IPC buffer, used by this thread only.
     let buffer = unsafe { ipc::buffer_at(env.ipc_buffer) };

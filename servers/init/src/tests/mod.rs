@@ -4,6 +4,7 @@
 
 pub mod authority;
 pub mod caps;
+pub mod crash;
 pub mod cycles;
 pub mod faults;
 pub mod fuzz;

@@ -81,7 +81,7 @@ pub fn spawn_program(env: &Env) -> TestResult {
     let answer = env.slots.alloc();
     sys::create(ObjectKind::Notification, answer).map_err(|_| "create")?;
     // hello's table gets its one capability before its thread starts.
-    let mut outcome = prepare(elf, &env.pages, slots, INIT_PRIORITY, env.other_cpu()).map_err(|_| "load hello").and_then(|program| {
+    let mut outcome = prepare(elf, &env.pages, slots, INIT_PRIORITY, env.other_cpu(), None).map_err(|_| "load hello").and_then(|program| {
         sys::cap_mint_to(answer, slots.cspace, 1, Rights::WRITE, 0).map_err(|_| "give hello its notification")?;
         program.start(ANSWER_BITS).map_err(|_| "start hello")
     });
