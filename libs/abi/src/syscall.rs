@@ -35,7 +35,8 @@ pub enum Sysnum {
     /// `(slot)`: delete every capability derived from this one.
     CapRevoke = 14,
     /// `(slot)` → `kind | rights << 8`; the badge comes back in `rsi` and the
-    /// object's size (frames of a PhysRange, ports of an I/O range) in `r10`.
+    /// object's size (frames of a PhysRange, ports of an I/O range, the
+    /// kernel's page-table pages of an address space) in `r10`.
     CapIdentify = 15,
     /// `(kind, dst)`: create a kernel object and put its capability in `dst`,
     /// charged to the caller's table's allowance (`OutOfKernelMemory` once

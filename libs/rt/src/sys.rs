@@ -100,7 +100,8 @@ pub struct Identity {
     pub kind: u64,
     pub rights: Rights,
     pub badge: u64,
-    /// Frames of a PhysRange, ports of an I/O range, 0 otherwise.
+    /// Frames of a PhysRange, ports of an I/O range, page-table pages (kernel
+    /// frames) of an address space, 0 otherwise.
     pub size: u64,
 }
 

@@ -155,6 +155,7 @@ impl Kernel {
         match obj.kind {
             ObjectKind::PhysRange => self.phys_ranges.get(obj.index, obj.generation).map_or(0, |r| r.frames),
             ObjectKind::IoPorts => self.io_ports.get(obj.index, obj.generation).map_or(0, |p| u64::from(p.count)),
+            ObjectKind::AddressSpace => self.spaces.get(obj.index, obj.generation).map_or(0, |s| s.table_pages as u64),
             _ => 0,
         }
     }

@@ -39,6 +39,11 @@ pub fn map(env: &Env) -> TestResult {
     sys::create(ObjectKind::AddressSpace, other).map_err(|_| "create space")?;
     sys::protect(space, vaddr, 4, rw).map_err(|_| "protect back")?;
     check(sys::share_cow(space, other, vaddr, 4) == Ok(4), "share 4 pages")?;
+    // An address space's size is the page-table pages it holds: every kernel
+    // frame it took (its root, and the tables the share needed).
+    let tables = sys::identify(other).map_err(|_| "identify the space")?.size;
+    let free = sys::kernel_info(KERNEL_INFO_FREE_FRAMES).map_err(|_| "info")?;
+    check(tables > 1 && free + tables == free_before, "a space's size is not the kernel frames its page tables took")?;
     let mine = sys::query(space, vaddr + PAGE_SIZE).map_err(|_| "query mine")?;
     let theirs = sys::query(other, vaddr + PAGE_SIZE).map_err(|_| "query theirs")?;
     check(mine.0 == theirs.0 && mine.1 == Rights::READ && theirs.1 == Rights::READ, "sharing is not read-only on both sides")?;
