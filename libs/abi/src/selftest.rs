@@ -108,9 +108,17 @@ pub const INIT_SWAP_SHIFT: u32 = 16;
 /// while its forkbench runs: `swap=NAME`.
 pub const SWAP_FLAG: &str = "swap=";
 /// Bit 7: run the fuzzing campaign (`cargo xtask fuzz`) instead of the demo;
-/// bits 24..39 its first seed, 40..55 its calls per seed in thousands,
-/// 56..63 its number of seeds.
+/// bits 25..40 its first seed, 41..56 its calls per seed in thousands,
+/// 57..63 its number of seeds.
 pub const INIT_FLAG_FUZZ: u64 = 128;
+/// Bit 24: with the self-test, the system tests only. The user tests try
+/// the kernel, which no refcount strategy changes (those that start a
+/// memory server name their strategies themselves), so `cargo xtask test`
+/// runs them in the boots under the manifest's strategy and skips them in
+/// the boots that try every other strategy.
+pub const INIT_FLAG_SYSTEM_ONLY: u64 = 1 << 24;
+/// The kernel command-line word for [`INIT_FLAG_SYSTEM_ONLY`].
+pub const SYSTEM_ONLY_FLAG: &str = "system_only";
 /// The kernel command-line word for the campaign: `fuzz=SEED,THOUSANDS,SEEDS`.
 pub const FUZZ_FLAG: &str = "fuzz=";
 /// Prefix of the campaign's report lines.
@@ -128,9 +136,9 @@ impl FuzzPlan {
     /// The plan in init's flags, if the command line asked for one.
     pub fn of(flags: u64) -> Option<Self> {
         (flags & INIT_FLAG_FUZZ != 0).then(|| Self {
-            seed: (flags >> 24) as u16,
-            calls: (flags >> 40 & 0xFFFF) * 1000,
-            seeds: (flags >> 56) as u8,
+            seed: (flags >> 25) as u16,
+            calls: (flags >> 41 & 0xFFFF) * 1000,
+            seeds: (flags >> 57) as u8,
         })
     }
 
@@ -138,8 +146,8 @@ impl FuzzPlan {
     fn parse(value: &str) -> u64 {
         let mut fields = value.split(',').map(str::parse::<u64>);
         match (fields.next(), fields.next(), fields.next(), fields.next()) {
-            (Some(Ok(seed)), Some(Ok(thousands)), Some(Ok(seeds)), None) if seed <= 0xFFFF && thousands <= 0xFFFF && seeds <= 0xFF => {
-                INIT_FLAG_FUZZ | seed << 24 | thousands << 40 | seeds << 56
+            (Some(Ok(seed)), Some(Ok(thousands)), Some(Ok(seeds)), None) if seed <= 0xFFFF && thousands <= 0xFFFF && seeds <= 0x7F => {
+                INIT_FLAG_FUZZ | seed << 25 | thousands << 41 | seeds << 57
             }
             _ => 0,
         }
@@ -180,6 +188,7 @@ pub fn init_flags<'a>(words: impl Iterator<Item = &'a str>) -> u64 {
             BENCH_QUICK_FLAG => INIT_FLAG_BENCH_QUICK,
             ICOUNT_FLAG => INIT_FLAG_ICOUNT,
             DEMO_IPC_FLAG => INIT_FLAG_DEMO_IPC,
+            SYSTEM_ONLY_FLAG => INIT_FLAG_SYSTEM_ONLY,
             _ => {
                 let named = |prefix: &str| word.strip_prefix(prefix).and_then(crate::process::Strategy::from_name);
                 let strategy = named(crate::process::STRATEGY_FLAG).map_or(0, |s| (s as u64) << INIT_STRATEGY_SHIFT);
@@ -264,8 +273,12 @@ mod tests {
         assert_ne!(contention & INIT_FLAG_BENCH_CONTENTION, 0);
         assert_eq!((FuzzPlan::of(contention), swap_of(contention)), (None, None));
         assert_eq!(strategy_of(contention), crate::process::Strategy::Biased);
-        let swap_all = init_flags("swap=atomic-ipc fuzz=65535,65535,255".split(' '));
-        assert_eq!(swap_all & INIT_FLAG_BENCH_CONTENTION, 0);
+        let swap_all = init_flags("swap=atomic-ipc fuzz=65535,65535,127".split(' '));
+        assert_eq!(swap_all & (INIT_FLAG_BENCH_CONTENTION | INIT_FLAG_SYSTEM_ONLY), 0);
+        assert_eq!(FuzzPlan::of(swap_all), Some(FuzzPlan { seed: 65535, calls: 65_535_000, seeds: 127 }));
+        let system_only = init_flags("selftest system_only strategy=snzi".split(' '));
+        assert_eq!(system_only & (INIT_FLAG_SELFTEST | INIT_FLAG_SYSTEM_ONLY), INIT_FLAG_SELFTEST | INIT_FLAG_SYSTEM_ONLY);
+        assert_eq!((FuzzPlan::of(system_only), strategy_of(system_only)), (None, crate::process::Strategy::Snzi));
     }
 }
 

@@ -44,7 +44,7 @@ fn main(args: rt::StartArgs) -> ! {
     let passed = if let Some(plan) = abi::selftest::FuzzPlan::of(flags) {
         tests::fuzz::campaign(&env, plan)
     } else if flags & INIT_FLAG_SELFTEST != 0 {
-        tests::run(&env, strategy)
+        tests::run(&env, strategy, flags & abi::selftest::INIT_FLAG_SYSTEM_ONLY == 0)
     } else if flags & INIT_FLAG_BENCH_IPC != 0 {
         bench::ipc(&env)
     } else if flags & INIT_FLAG_BENCH_FORK != 0 {

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the host test suites, then the kernel's self-tests
 //! booted under --smp 1 and --smp 4 with the refcount strategy image.toml
-//! names, and under --smp 4 with every other one, then the failure paths,
+//! names, and under --smp 4 with every other one (the kernel's and the
+//! system tests: the user tests do not depend on it), then the failure paths,
 //! a short fuzzing campaign and the traced boots. Ends with a `N passed, N
 //! failed` line.
 
@@ -13,11 +14,22 @@ use crate::qemu::{self, Echo, MachineArgs};
 use crate::selftest::Verdict;
 use crate::{TestArgs, prereq};
 
-/// The self-test boots: CPUs and strategy; the manifest's under `--smp 1`
-/// and `--smp 4`, every other one under `--smp 4`.
-fn guest_runs(manifest: abi::process::Strategy) -> Vec<(usize, abi::process::Strategy)> {
+/// One self-test boot: CPUs, strategy, and whether init runs its user
+/// tests too.
+struct GuestRun {
+    smp: usize,
+    strategy: abi::process::Strategy,
+    user_tests: bool,
+}
+
+/// The self-test boots: the manifest's strategy under `--smp 1` and `--smp
+/// 4` with every test; every other strategy under `--smp 4` with the
+/// kernel's and the system tests only (the user tests try the kernel, which
+/// no strategy changes: `abi::selftest::INIT_FLAG_SYSTEM_ONLY`).
+fn guest_runs(manifest: abi::process::Strategy) -> Vec<GuestRun> {
     let others = abi::process::Strategy::ALL.into_iter().filter(|&s| s != manifest);
-    [(1, manifest), (4, manifest)].into_iter().chain(others.map(|s| (4, s))).collect()
+    let whole = [1, 4].map(|smp| GuestRun { smp, strategy: manifest, user_tests: true });
+    whole.into_iter().chain(others.map(|strategy| GuestRun { smp: 4, strategy, user_tests: false })).collect()
 }
 
 pub fn run(args: &TestArgs) -> Result<()> {
@@ -29,13 +41,14 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let artifacts = build::build(&args.build)?;
     let machine = MachineArgs::tcg(1, 120);
     let (mut passed, mut failed) = (0, 0);
-    for (smp, strategy) in guest_runs(artifacts.strategy) {
-        let cmdline = format!("{} {}", abi::selftest::CMDLINE_FLAG, crate::cmdline::strategy_word(strategy));
+    for GuestRun { smp, strategy, user_tests } in guest_runs(artifacts.strategy) {
+        let system_only = if user_tests { "" } else { abi::selftest::SYSTEM_ONLY_FLAG };
+        let cmdline = crate::cmdline::join([abi::selftest::CMDLINE_FLAG, system_only, crate::cmdline::strategy_word(strategy).as_str()]);
         eprintln!("xtask: guest self-tests, --smp {smp}, `{cmdline}`");
         let outcome = qemu::boot(&artifacts, &machine.with_smp(smp), &cmdline, Echo::Indented)?;
         outcome.report();
-        let expected: Vec<&str> =
-            abi::selftest::KERNEL_TESTS.iter().chain(abi::selftest::USER_TESTS).chain(abi::selftest::SYSTEM_TESTS).copied().collect();
+        let user: &[&str] = if user_tests { abi::selftest::USER_TESTS } else { &[] };
+        let expected: Vec<&str> = abi::selftest::KERNEL_TESTS.iter().chain(user).chain(abi::selftest::SYSTEM_TESTS).copied().collect();
         let verdict = Verdict::read(&outcome.lines, &expected);
         for (name, reason) in &verdict.failed {
             eprintln!("xtask: FAILED (smp {smp}, `{cmdline}`) {name}: {reason}");

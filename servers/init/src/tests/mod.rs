@@ -82,11 +82,11 @@ const TESTS: [Test; 43] = [
     ("syscall_fuzz", fuzz::run),
 ];
 
-/// Runs every test, then starts the system and runs its tests; true when
-/// all passed.
-pub fn run(env: &Env, strategy: abi::process::Strategy) -> bool {
+/// Runs every user test (when `user_tests`), then starts the system and
+/// runs its tests; true when all passed.
+pub fn run(env: &Env, strategy: abi::process::Strategy, user_tests: bool) -> bool {
     let mut failed = 0;
-    for (index, (name, test)) in TESTS.iter().enumerate() {
+    for (index, (name, test)) in TESTS.iter().enumerate().filter(|_| user_tests) {
         failed += report(USER_TESTS.get(index), name, || test(env));
     }
     let system = System::start(env, strategy);
