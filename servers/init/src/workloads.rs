@@ -5,7 +5,7 @@
 
 use abi::process::{Placement, Strategy};
 use abi::workload::{self, encode};
-use proto::{ProcessProtocol, ProcessRequest, ProtoError};
+use proto::{MemoryStats, ProcessProtocol, ProcessRequest, ProtoError};
 use rt::ipc::{self, Message};
 
 use crate::system::{START_PATIENCE, System};
@@ -38,17 +38,23 @@ pub const WORKLOADS: [Workload; 14] = [
 fn leak_checked(system: &System, cpu: u16, mode: u64, a: u64, b: u64) -> TestResult {
     let before = system.settled_memory().map_err(|_| "no memory stats")?;
     let status = system.run(cpu, "apps", encode(mode, a, b, 0)).map_err(|_| "the workload could not run")?;
-    let after = system.settled_memory().map_err(|_| "no memory stats")?;
-    let processes = system.process_stats().map_err(|_| "no process stats")?.processes;
     if status != 0 {
         rt::println!("init: workload {mode} exited with {status}");
         return Err("the workload failed");
     }
-    if after.free != before.free || after.owned != before.owned || after.shared != before.shared {
+    frames_back(system, &before, "frames leaked")?;
+    check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "processes are left over")
+}
+
+/// The memory server counts the free, owned and shared frames it counted
+/// `before`; else `leak`.
+fn frames_back(system: &System, before: &MemoryStats, leak: &'static str) -> TestResult {
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
         rt::println!("init: frames before {before:?}, after {after:?}");
-        return Err("frames leaked");
+        return Err(leak);
     }
-    check(processes == 0, "processes are left over")
+    Ok(())
 }
 
 /// Swaps the strategy live across both placements (deferred → atomic →
@@ -73,12 +79,7 @@ fn live_swap(system: &System) -> TestResult {
     }
     let statuses = (system.wait(1, storm), system.wait(2, cow));
     check(statuses == (Ok(0), Ok(0)), "a workload failed across the swaps")?;
-    let after = system.settled_memory().map_err(|_| "no memory stats")?;
-    if after.free != before.free || after.owned != before.owned || after.shared != before.shared {
-        rt::println!("init: frames before {before:?}, after {after:?}");
-        return Err("frames leaked across the swaps");
-    }
-    Ok(())
+    frames_back(system, &before, "frames leaked across the swaps")
 }
 
 /// Two untrusted clients of the live memory server attack each other and
@@ -105,11 +106,7 @@ fn memory_hostile(system: &System) -> TestResult {
         let _ = rt::sys::cap_delete(slot);
     }
     outcome?;
-    let after = system.settled_memory().map_err(|_| "no memory stats")?;
-    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
-        rt::println!("init: frames before {before:?}, after {after:?}");
-        return Err("the attacks changed the memory server's counts");
-    }
+    frames_back(system, &before, "the attacks changed the memory server's counts")?;
     leak_checked(system, 1, workload::FORKBENCH, 2, 0)
 }
 
@@ -129,11 +126,7 @@ fn kill_tree(system: &System) -> TestResult {
     check(system.wait(0, root) == Ok(abi::process::STATUS_KILLED), "the bomb's root did not end killed")?;
     rt::println!("init: killed a fork bomb of {alive} processes");
     check(alive > 2, "the bomb did not spread")?;
-    let after = system.settled_memory().map_err(|_| "no memory stats")?;
-    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
-        rt::println!("init: frames before {before:?}, after {after:?}");
-        return Err("frames leaked by the killed bomb");
-    }
+    frames_back(system, &before, "frames leaked by the killed bomb")?;
     check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "processes are left over after the kill")
 }
 
@@ -157,11 +150,7 @@ fn process_restart(system: &System) -> TestResult {
     check(restarted, "the supervisor did not restart the process servers")?;
     rt::println!("init: the process servers crashed in the middle of a workload and were restarted by the supervisor");
     check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "the new servers have processes")?;
-    let after = system.settled_memory().map_err(|_| "no memory stats")?;
-    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
-        rt::println!("init: frames before {before:?}, after {after:?}");
-        return Err("frames were lost with the process servers");
-    }
+    frames_back(system, &before, "frames were lost with the process servers")?;
     leak_checked(system, 1, workload::COW, 0, 0)
 }
 
