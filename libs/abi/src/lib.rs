@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod cap;
+pub mod cow;
 pub mod exit;
 pub mod msg;
 pub mod process;

@@ -69,6 +69,7 @@ pub const SYSTEM_TESTS: &[&str] = &[
     "memory_hostile",
     "apps_misc",
     "fork_cow",
+    "cow_kernel",
     "fork_exec",
     "fork_tree",
     "fork_crash",
@@ -101,9 +102,14 @@ pub const INIT_FLAG_BENCH_QUICK: u64 = 64;
 pub const INIT_FLAG_BENCH_CONTENTION: u64 = 1 << 23;
 /// Bits 8..15: the refcount strategy's index (`crate::process::Strategy`).
 pub const INIT_STRATEGY_SHIFT: u32 = 8;
-/// Bits 16..22: 1 + the index of a strategy the demo swaps to live, 0 for
+/// Bits 16..21: 1 + the index of a strategy the demo swaps to live, 0 for
 /// none.
 pub const INIT_SWAP_SHIFT: u32 = 16;
+/// Bit 22: the process servers resolve every copy-on-write fault
+/// themselves; they do not arm the kernel to copy (`CowArm`).
+pub const INIT_FLAG_COW_PAGER: u64 = 1 << 22;
+/// The kernel command-line word for [`INIT_FLAG_COW_PAGER`].
+pub const COW_PAGER_FLAG: &str = "cow=pager";
 /// The kernel command-line word that has the demo swap to strategy NAME
 /// while its forkbench runs: `swap=NAME`.
 pub const SWAP_FLAG: &str = "swap=";
@@ -189,6 +195,7 @@ pub fn init_flags<'a>(words: impl Iterator<Item = &'a str>) -> u64 {
             ICOUNT_FLAG => INIT_FLAG_ICOUNT,
             DEMO_IPC_FLAG => INIT_FLAG_DEMO_IPC,
             SYSTEM_ONLY_FLAG => INIT_FLAG_SYSTEM_ONLY,
+            COW_PAGER_FLAG => INIT_FLAG_COW_PAGER,
             _ => {
                 let named = |prefix: &str| word.strip_prefix(prefix).and_then(crate::process::Strategy::from_name);
                 let strategy = named(crate::process::STRATEGY_FLAG).map_or(0, |s| (s as u64) << INIT_STRATEGY_SHIFT);
@@ -207,7 +214,7 @@ pub fn strategy_of(flags: u64) -> crate::process::Strategy {
 
 /// The strategy the demo swaps to live, if the command line names one.
 pub fn swap_of(flags: u64) -> Option<crate::process::Strategy> {
-    ((flags >> INIT_SWAP_SHIFT) & 0x7F).checked_sub(1).and_then(crate::process::Strategy::from_index)
+    ((flags >> INIT_SWAP_SHIFT) & 0x3F).checked_sub(1).and_then(crate::process::Strategy::from_index)
 }
 
 /// What one marker line says.
@@ -279,6 +286,11 @@ mod tests {
         let system_only = init_flags("selftest system_only strategy=snzi".split(' '));
         assert_eq!(system_only & (INIT_FLAG_SELFTEST | INIT_FLAG_SYSTEM_ONLY), INIT_FLAG_SELFTEST | INIT_FLAG_SYSTEM_ONLY);
         assert_eq!((FuzzPlan::of(system_only), strategy_of(system_only)), (None, crate::process::Strategy::Snzi));
+        // The pager-only switch is no swap, and the largest swap is not it.
+        let pager = init_flags("bench=fork cow=pager".split(' '));
+        assert_eq!((pager & INIT_FLAG_COW_PAGER, swap_of(pager)), (INIT_FLAG_COW_PAGER, None));
+        let swap_last = init_flags("swap=atomic-ipc".split(' '));
+        assert_eq!((swap_last & INIT_FLAG_COW_PAGER, swap_of(swap_last)), (0, Some(crate::process::Strategy::AtomicIpc)));
     }
 }
 

@@ -104,6 +104,14 @@ pub enum Sysnum {
     /// `vaddr` maps frame `frame` of the range from now on (a copy-on-write
     /// fault's unmap and map in one call).
     Remap = 56,
+    /// `(space, pool, meta, control_frame, tag)`: write faults on the
+    /// space's copy-on-write pages are resolved by the kernel where the
+    /// pager's hint bit allows, by a copy into a frame of the reserve in the
+    /// control page (frame `control_frame` of PhysRange `meta`, an
+    /// `abi::cow::CowControl`, whose hint frames are `meta`'s too), logged
+    /// there with `tag`; pages and reserve frames are frames of PhysRange
+    /// `pool`. Every other fault still goes to the pager.
+    CowArm = 57,
 
     /// `(io_ports, port, width)` → value.
     PortIn = 60,
@@ -167,6 +175,7 @@ impl TryFrom<u64> for Sysnum {
             54 => ShareCow,
             55 => PhysRangeCarve,
             56 => Remap,
+            57 => CowArm,
             60 => PortIn,
             61 => PortOut,
             62 => IrqBind,

@@ -27,6 +27,9 @@ pub const SHARED_COW: u64 = 13;
 /// its children and exits; a = 1: it never stops, retrying refused forks,
 /// until killed).
 pub const FORKBOMB: u64 = 14;
+/// Copy-on-write faults resolved by the kernel and by the pager (a = 1:
+/// the kernel is armed to copy; 0: booted with `cow=pager`).
+pub const COW_KERNEL: u64 = 15;
 
 /// FORKBENCH's flag bit in parameter `b`: the machine counts instructions.
 pub const FORKBENCH_ICOUNT: u64 = 1;

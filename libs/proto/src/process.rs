@@ -27,6 +27,11 @@ pub const PROGRAM_NAME_LEN: usize = 32;
 /// The page size of `Mmap` and `Munmap` (x86_64 base pages).
 pub const PAGE_SIZE: u64 = 4096;
 
+/// Bit of the process server program's third start argument: resolve every
+/// copy-on-write fault in the pager, never arming the kernel to copy
+/// (init's `cow=pager` boot word).
+pub const OPTION_COW_BY_PAGER: u64 = 1;
+
 /// Capability slots of the process servers' shared table: init fills
 /// those marked "from init" before it starts the program, which fills the
 /// others itself.
@@ -140,6 +145,9 @@ pub struct ProcessStats {
     pub cow_copies: u64,
     /// The ones that found the page unique and wrote it in place.
     pub cow_reused: u64,
+    /// Of the copies, those the kernel made with no call to the pager
+    /// (`CowArm`).
+    pub kernel_copies: u64,
     /// Demand-zero faults.
     pub zero_fills: u64,
     /// `RefBatch` messages sent to the memory server.

@@ -40,6 +40,12 @@ impl PageSource {
 
     /// Maps `count` fresh, writable pages; returns their address.
     pub fn alloc(&self, count: u64) -> Result<u64, SysError> {
+        self.alloc_frames(count).map(|(vaddr, _)| vaddr)
+    }
+
+    /// As [`PageSource::alloc`]; returns the address and the index of the
+    /// first frame in the range (the frames are consecutive).
+    pub fn alloc_frames(&self, count: u64) -> Result<(u64, u64), SysError> {
         let vaddr = self.window(count);
         let frame = self.frames(count);
         // The kernel maps at most MAP_BATCH_MAX pages a call.
@@ -47,7 +53,7 @@ impl PageSource {
             let pages = MAP_BATCH_MAX.min(count - first);
             sys::map_batch(self.space, self.range, frame + first, vaddr + first * PAGE_SIZE, pages, Rights::READ.union(Rights::WRITE))?;
         }
-        Ok(vaddr)
+        Ok((vaddr, frame))
     }
 
     pub fn space(&self) -> Slot {

@@ -211,6 +211,14 @@ pub fn phys_range_carve(range: Slot, first_frame: u64, frames: u64, dst: Slot) -
     unit(call(Sysnum::PhysRangeCarve, [range, first_frame, frames, dst, 0, 0]))
 }
 
+/// Has the kernel resolve `space`'s copy-on-write faults where the hint
+/// bits allow, into reserve frames of `pool`, from the control page at frame
+/// `control_frame` of `meta` (an `abi::cow::CowControl`), logging each copy
+/// with `tag`.
+pub fn cow_arm(space: Slot, pool: Slot, meta: Slot, control_frame: u64, tag: u32) -> Result<(), SysError> {
+    unit(call(Sysnum::CowArm, [space, pool, meta, control_frame, u64::from(tag), 0]))
+}
+
 pub fn share_cow(src: Slot, dst: Slot, vaddr: u64, count: u64) -> SysResult {
     call(Sysnum::ShareCow, [src, dst, vaddr, count, 0, 0])
 }

@@ -35,11 +35,15 @@ pub enum Kind {
     FaultReply = 8,
     /// Thread `dst` was killed (by `src`, or by the kernel when `src` is none).
     Kill = 9,
+    /// Thread `src`'s write fault at address `badge` was resolved by the
+    /// kernel with no call to the pager: the page was copied into frame
+    /// `label` of the pager's reserve, as the pager armed it (`CowArm`).
+    CowCopy = 10,
 }
 
 impl Kind {
     /// Every kind, in discriminant order.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Send,
         Kind::Recv,
         Kind::Call,
@@ -50,6 +54,7 @@ impl Kind {
         Kind::FaultDelivery,
         Kind::FaultReply,
         Kind::Kill,
+        Kind::CowCopy,
     ];
 
     /// The lower-case name tools print and accept.
@@ -65,6 +70,7 @@ impl Kind {
             Kind::FaultDelivery => "fault",
             Kind::FaultReply => "fault-reply",
             Kind::Kill => "kill",
+            Kind::CowCopy => "cow-copy",
         }
     }
 

@@ -41,7 +41,7 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
     let pool_frames = kernel.size_pools(usable).ok_or(InitError::OutOfKernelMemory)?;
     let root = Root::new_user(arch::kernel_space(), &mut frame::alloc_zeroed).map_err(|_| InitError::OutOfKernelMemory)?;
     let loaded = program::load(root, elf).map_err(InitError::Load)?;
-    let (si, sg) = kernel.spaces.insert(Space { root, table_pages: loaded.table_pages }).map_err(oom)?;
+    let (si, sg) = kernel.spaces.insert(Space { root, table_pages: loaded.table_pages, cow: None }).map_err(oom)?;
     // init decides who may create how many kernel objects: its own
     // allowance has no bound, and it hands parts of it out. It has every
     // privilege, which the tables it creates inherit.

@@ -352,6 +352,9 @@ impl Kernel {
     /// A user thread faulted: a call to its fault endpoint on its behalf, or,
     /// without one, the end of the thread.
     pub fn fault(&mut self, t: u16, fault: UserFault) {
+        if fault.is_user_write_to_present_page() && self.resolve_cow(t, crate::arch::cpu_index(), fault.addr) {
+            return;
+        }
         let Some(thread) = self.threads.at_mut(t) else { return };
         let rip = thread.ctx.rip;
         match thread.fault_ep {

@@ -10,6 +10,7 @@
 mod allowance;
 mod boot;
 mod caps;
+mod cow;
 mod fastpath;
 mod ipc;
 mod irq;
@@ -176,6 +177,16 @@ pub struct UserFault {
     pub addr: u64,
     pub error: u64,
     pub name: &'static str,
+}
+
+impl UserFault {
+    /// A page fault (vector 14) from user mode, a write to a present page:
+    /// what copy-on-write looks like.
+    pub fn is_user_write_to_present_page(&self) -> bool {
+        const PAGE_FAULT: u64 = 14;
+        const PRESENT_WRITE_USER: u64 = 0b111;
+        self.vector == PAGE_FAULT && self.error & PRESENT_WRITE_USER == PRESENT_WRITE_USER
+    }
 }
 
 /// Saves the running thread's registers, taken by an interrupt or a fault

@@ -98,6 +98,7 @@ impl Kernel {
             Sysnum::ShareCow => self.share_cow(t, args),
             Sysnum::PhysRangeCarve => self.phys_range_carve(t, args),
             Sysnum::Remap => self.remap(t, args),
+            Sysnum::CowArm => self.cow_arm(t, args),
             Sysnum::PortIn => self.port_in(t, args),
             Sysnum::PortOut => self.port_out(t, args),
             Sysnum::IrqBind => self.irq_bind(t, args[0], args[1], args[2]),
@@ -139,7 +140,7 @@ impl Kernel {
             ObjectKind::AddressSpace => {
                 let root = arch::paging::Root::new_user(arch::kernel_space(), &mut frame::alloc_zeroed)
                     .map_err(|_| SysError::OutOfKernelMemory)?;
-                self.spaces.insert(Space { root, table_pages: 1 }).inspect_err(|_| {
+                self.spaces.insert(Space { root, table_pages: 1, cow: None }).inspect_err(|_| {
                     let _ = frame::free(root.0);
                 })?
             }

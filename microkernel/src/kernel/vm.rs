@@ -21,6 +21,12 @@ pub const KERNEL_OWNED: Flags = Flags::BIT_9;
 /// makes a page writable only where this bit is set, so rights never exceed
 /// those of the capability that authorised the mapping.
 pub const MAY_WRITE: Flags = Flags::BIT_10;
+/// A read-only leaf mapping that `ShareCow` took the write right from: a
+/// write to it may be served by a copy (`kernel::cow`, for an armed space).
+/// `Remap` and `Protect` set a mapping's rights anew, without it.
+pub const COPY_ON_WRITE: Flags = Flags::BIT_11;
+/// How far the write bit is below [`COPY_ON_WRITE`].
+const COW_FROM_WRITABLE: u32 = COPY_ON_WRITE.bits().trailing_zeros() - Flags::WRITABLE.bits().trailing_zeros();
 /// Most pages one call may cover.
 const MAX_BATCH: u64 = abi::syscall::MAP_BATCH_MAX;
 
@@ -82,7 +88,7 @@ fn user_range(vaddr: u64, count: u64) -> Result<core::iter::StepBy<core::ops::Ra
 }
 
 impl Kernel {
-    fn space(&self, t: u16, slot: u64) -> Result<(ObjRef, Root), SysError> {
+    pub(super) fn space(&self, t: u16, slot: u64) -> Result<(ObjRef, Root), SysError> {
         let cap = self.lookup_as(t, slot, ObjectKind::AddressSpace, Rights::WRITE)?;
         let space = self.spaces.get(cap.obj.index, cap.obj.generation).ok_or(SysError::ObjectDeleted)?;
         Ok((cap.obj, space.root))
@@ -260,7 +266,8 @@ impl Kernel {
 
     /// `ShareCow(src, dst, vaddr, count)`: every mapped page of the range in
     /// `src` becomes read-only there and is mapped read-only at the same
-    /// address in `dst`; all pages or none. Kernel-owned frames cannot be
+    /// address in `dst`, marked [`COPY_ON_WRITE`] in both if it was
+    /// writable; all pages or none. Kernel-owned frames cannot be
     /// shared. It works a last-level table (2 MiB) at a time, in two tight
     /// passes over its entries (check, then share): a fork of thousands of
     /// pages is this call's loop.
@@ -297,7 +304,10 @@ impl Kernel {
                 if entry.is_unused() {
                     continue;
                 }
-                entry.set_flags(entry.flags() & !Flags::WRITABLE);
+                // Branch-free: the write bit moves to the copy-on-write bit.
+                let flags = entry.flags();
+                let cow = Flags::from_bits_retain((flags.bits() & Flags::WRITABLE.bits()) << COW_FROM_WRITABLE);
+                entry.set_flags((flags & !Flags::WRITABLE) | cow);
                 dst_table[index] = entry.clone();
                 shared += 1;
             }

@@ -38,6 +38,22 @@ pub struct Cap {
 pub struct Space {
     pub root: Root,
     pub table_pages: usize,
+    /// The pager's arming of copy-on-write faults (`CowArm`), if any.
+    pub cow: Option<CowArm>,
+}
+
+/// Where a pager lets the kernel resolve a space's copy-on-write faults:
+/// the PhysRange its pages' frames are numbered in (the pool), the one its
+/// control page and hint frames are numbered in (the pager's own memory),
+/// both checked for life at every fault; the control page (an
+/// `abi::cow::CowControl`, by physical address); and the tag the log's
+/// records carry.
+#[derive(Clone, Copy)]
+pub struct CowArm {
+    pub pool: ObjRef,
+    pub meta: ObjRef,
+    pub control: u64,
+    pub tag: u32,
 }
 
 impl Space {

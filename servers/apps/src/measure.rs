@@ -41,6 +41,8 @@ pub struct Delta {
     pub cow_copies: u64,
     /// Copy-on-write faults that found the page unique and wrote in place.
     pub cow_reused: u64,
+    /// Of the copies, those the kernel made for the pager (`CowArm`).
+    pub kernel_copies: u64,
     /// Deferred: counter words written by a frame's only holder, and fork
     /// increments cancelled against buffered decrements (each a change that
     /// sent no message).
@@ -59,6 +61,7 @@ impl Delta {
             ref_ops: after.ref_ops.wrapping_sub(before.ref_ops),
             cow_copies: after.cow_copies.wrapping_sub(before.cow_copies),
             cow_reused: after.cow_reused.wrapping_sub(before.cow_reused),
+            kernel_copies: after.kernel_copies.wrapping_sub(before.kernel_copies),
             direct_stores: after.direct_stores.wrapping_sub(before.direct_stores),
             cancelled: after.cancelled.wrapping_sub(before.cancelled),
             phases: core::array::from_fn(|i| after.phases[i].wrapping_sub(before.phases[i])),

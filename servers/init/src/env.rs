@@ -19,16 +19,20 @@ pub struct Env {
     pub cpus: u64,
     /// init's own IPC buffer.
     pub ipc_buffer: u64,
+    /// Booted with `cow=pager`: the process servers resolve every
+    /// copy-on-write fault themselves, with no copy by the kernel.
+    pub cow_by_pager: bool,
 }
 
 impl Env {
-    pub fn new(ram_ranges: u64, ipc_buffer: u64) -> Self {
+    pub fn new(ram_ranges: u64, ipc_buffer: u64, flags: u64) -> Self {
         assert!(ram_ranges > 0, "init got no RAM");
         Self {
             pages: PageSource::new(boot_slot::ADDRESS_SPACE, boot_slot::FIRST_RAM, HEAP_WINDOW),
             slots: Slots::new(),
             cpus: sys::kernel_info(KERNEL_INFO_CPUS).unwrap_or(1),
             ipc_buffer,
+            cow_by_pager: flags & abi::selftest::INIT_FLAG_COW_PAGER != 0,
         }
     }
 

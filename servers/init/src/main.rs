@@ -34,7 +34,7 @@ const HEAP_PAGES: u64 = 256;
 
 fn main(args: rt::StartArgs) -> ! {
     let [ram_ranges, flags, ipc_buffer] = args.0;
-    let env = Env::new(ram_ranges, ipc_buffer);
+    let env = Env::new(ram_ranges, ipc_buffer, flags);
     if rt::heap::init(&env.pages, HEAP_PAGES).is_err() {
         rt::println!("init: no memory for a heap");
         power_off(GuestExit::Failure);

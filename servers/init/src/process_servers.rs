@@ -130,7 +130,8 @@ impl System<'_> {
             }
         }
         system::give_allowance(slots.cspace, PROCESS_ALLOWANCE)?;
-        server.start_with([self.strategy as u64, u64::from(self.cpus), 0]).map_err(|_| "start the process server")?;
+        let options = u64::from(self.env.cow_by_pager) * proto::process::OPTION_COW_BY_PAGER;
+        server.start_with([self.strategy as u64, u64::from(self.cpus), options]).map_err(|_| "start the process server")?;
         system::await_ready(slots.thread, generation.endpoints[0].load(Relaxed), "the process server did not start")?;
         // Every server thread answers once it is up.
         for cpu in 0..self.cpus {

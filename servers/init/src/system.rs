@@ -18,8 +18,16 @@ use crate::process_servers::Generation;
 
 /// Frames init keeps for itself after starting the servers.
 const INIT_RESERVE: u64 = 4096;
-/// Frames of the process servers' own memory: a 16 MiB heap, stacks, IPC buffers.
+/// Frames of the process servers' own memory: a 16 MiB heap, stacks, IPC
+/// buffers (and the pages the kernel reads for them: `cow_frames`).
 const PROCESS_SERVER_FRAMES: u64 = 4096 + 256;
+
+/// Frames the process servers keep for the kernel to read when it copies
+/// for them: a byte of hints per frame of RAM (the pool is less), and a
+/// control page per server.
+fn cow_frames(ram_frames: u64) -> u64 {
+    ram_frames.div_ceil(abi::cow::COW_HINTS_PER_FRAME).min(abi::cow::COW_HINT_FRAMES as u64) + MAX_SERVERS as u64
+}
 /// Most process servers.
 pub const MAX_SERVERS: usize = proto::process::server_slot::MAX_SERVERS as usize;
 
@@ -117,8 +125,8 @@ impl<'e> System<'e> {
         sys::create(ObjectKind::Endpoint, supervisor_endpoint).map_err(|_| "create the supervisor's endpoint")?;
         sys::create(ObjectKind::Thread, supervisor).map_err(|_| "create the supervisor")?;
         let supervisor_buffer = env.pages.alloc(1).map_err(|_| "no IPC buffer for the supervisor")?;
-        let process_frames = carve(env, PROCESS_SERVER_FRAMES)?;
         let total = sys::identify(boot_slot::FIRST_RAM).map_err(|_| "identify RAM")?.size;
+        let process_frames = carve(env, PROCESS_SERVER_FRAMES + cow_frames(total))?;
         let pool_frames = total.saturating_sub(env.pages.frames(0) + INIT_RESERVE + 64);
         let memory_server = MemoryServer::new(carve(env, pool_frames)?);
         memory_server.launch(env, supervisor_endpoint, strategy, cpus)?;

@@ -16,11 +16,12 @@ use crate::tests::{TestResult, check, crash, pause_for, wait_longer};
 pub type Workload = (&'static str, fn(&System) -> TestResult);
 
 /// The system tests, in the order of `abi::selftest::SYSTEM_TESTS`.
-pub const WORKLOADS: [Workload; 14] = [
+pub const WORKLOADS: [Workload; 15] = [
     ("process_protocol_errors", protocol_errors),
     ("memory_hostile", memory_hostile),
     ("apps_misc", |s| leak_checked(s, 0, workload::MISC, 0, 0)),
     ("fork_cow", |s| leak_checked(s, 1, workload::COW, 0, 0)),
+    ("cow_kernel", |s| leak_checked(s, 0, workload::COW_KERNEL, u64::from(!s.env.cow_by_pager), 0)),
     ("fork_exec", |s| leak_checked(s, 0, workload::EXEC, 0, 0)),
     ("fork_tree", |s| leak_checked(s, 1, workload::TREE, 2, 3)),
     ("fork_crash", |s| leak_checked(s, 0, workload::CRASH, 0, 0)),

@@ -41,10 +41,15 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
         destroy_objects(objects);
         return Err(error);
     }
+    let hints = server.mem.hints();
     phases.time(server.index, Phase::ForkCounts, || {
         memory.pages.for_each_mut(|vpn, page| {
             if vpn != IPC_PAGE {
                 server.mem.share(page);
+                // Another reference exists now: a write may copy (`cow`).
+                if let Some(hints) = hints {
+                    hints.set(page.frame);
+                }
             }
         });
         server.mem.commit();

@@ -73,12 +73,24 @@ pub fn configure(pid: u32, objects: Objects, server: u16) -> Result<(), ProtoErr
     let configured =
         sys::cap_mint(endpoint, pager, Rights::WRITE, u64::from(pid)).and_then(|()| sys::thread_configure(objects.thread, &config));
     sys.release_slot(pager);
+    // The kernel copies the pages the hints say are shared, for the
+    // server that will be the pager (`cow`).
+    if let Some(memory) = &sys.cow {
+        sys::cow_arm(objects.space, crate::slot::POOL, crate::slot::FRAMES, memory.control_frame(server), pid)
+            .map_err(|_| ProtoError::NoMemory)?;
+    }
     configured.map_err(|_| ProtoError::NoMemory)
 }
 
 /// Drops the references of `pages` (their mappings must be gone already).
 pub fn release(mem: &mut MemClient, pages: PageMap) {
-    mem.release(pages.iter().map(|(_, page)| page));
+    let hints = mem.hints();
+    mem.release(pages.iter().map(|(_, page)| {
+        if let Some(hints) = hints {
+            hints.clear(page.frame);
+        }
+        page
+    }));
 }
 
 /// Removes the mappings of `pages` from `space`, in runs.
@@ -258,6 +270,8 @@ fn end(server: &mut Server, pid: u32, status: i32) {
     if let Some(waiter) = waiter {
         sys.release_slot(waiter.reply);
     }
+    // Its thread is gone: no copy of its pages is made after this one.
+    server.settle_copies();
     let pages = core::mem::take(&mut record.lock().pages);
     phases.time(server.index, Phase::ExitCounts, || release(&mut server.mem, pages));
 

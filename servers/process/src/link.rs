@@ -58,6 +58,11 @@ impl Link {
         }
     }
 
+    /// A free frame from the stock, without a message when it is empty.
+    pub fn take_at_hand(&mut self) -> Option<u32> {
+        self.stock.pop()
+    }
+
     /// Takes a frame no reference holds any more into the stock.
     pub fn put(&mut self, frame: u32) {
         self.stock.push(frame);

@@ -7,13 +7,15 @@
 //! to the memory server, or itself over shared memory as its CPU's core.
 //!
 //! Start: `rdi` = the strategy's index, `rsi` = the number of CPUs (and
-//! servers); capability slots as in [`slot`], filled by init.
+//! servers), `rdx` = options (`proto::process::OPTION_COW_BY_PAGER`);
+//! capability slots as in [`slot`], filled by init.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
 mod counts;
+mod cow;
 mod fork;
 mod lifecycle;
 mod link;
@@ -35,10 +37,11 @@ rt::entry!(main);
 pub use proto::process::server_slot as slot;
 
 fn main(args: rt::StartArgs) -> ! {
-    let [strategy, cpus, _] = args.0;
+    let [strategy, cpus, options] = args.0;
     let strategy = Strategy::from_index(strategy).unwrap_or(Strategy::Deferred);
     let cpus = cpus.clamp(1, slot::MAX_SERVERS) as u16;
-    match system::start(strategy, cpus) {
+    let kernel_copies = options & proto::process::OPTION_COW_BY_PAGER == 0;
+    match system::start(strategy, cpus, kernel_copies) {
         Ok(()) => server::run(0),
         Err(reason) => {
             rt::println!("process: cannot start: {reason}");

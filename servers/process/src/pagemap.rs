@@ -71,7 +71,9 @@ pub struct Iter<'a> {
 impl Iterator for Iter<'_> {
     type Item = (u64, Page);
 
-    #[inline]
+    /// Inlined into every loop over a page map (an exit's release is one
+    /// per page).
+    #[inline(always)]
     fn next(&mut self) -> Option<(u64, Page)> {
         loop {
             if let Some((index, leaf)) = self.leaf {

@@ -22,6 +22,7 @@ use rt::sys::Slot;
 use core::sync::atomic::Ordering::Relaxed;
 
 use crate::counts::MemClient;
+use crate::cow::Copies;
 use crate::system::{self, NUDGE_LABEL};
 use crate::{fork, lifecycle, pager, swap};
 
@@ -52,6 +53,8 @@ pub struct Server {
     /// Our CPU, and our index among the servers.
     pub index: u16,
     pub mem: MemClient,
+    /// Our control page with the kernel, if the kernel copies for us.
+    pub copies: Option<Copies>,
     /// Our idle thread's call is held (its reply saved).
     idle_parked: bool,
     /// Requests since we last nudged the parked servers.
@@ -83,7 +86,9 @@ pub fn run(index: u16) -> ! {
     // SAFETY: this thread's own IPC buffer, mapped by init (server 0) or by
     // `system::start`; no one else uses it.
     let buffer = unsafe { ipc::buffer_at(buffer_at) };
-    let mut server = Server { index, mem: MemClient::new(index, buffer), idle_parked: false, since_nudge: 0 };
+    let sys = system::get();
+    let copies = sys.cow.as_ref().map(|memory| Copies::new(memory, index));
+    let mut server = Server { index, mem: MemClient::new(index, buffer), copies, idle_parked: false, since_nudge: 0 };
     let ep = system::get().endpoint(index);
     let _ = rt::sys::trace_name(ep, "process-server");
     let mut answer: Option<Message> = None;
@@ -154,6 +159,7 @@ impl Server {
     /// to send now (exit, exec, a wait that blocks, a killed process).
     #[allow(clippy::result_large_err, reason = "the error is the reply itself, encoded once into the IPC buffer; no heap in servers")]
     fn handle(&mut self, received: Received) -> Option<Answer> {
+        self.settle_copies();
         let pid = received.badge as u32;
         let info = received.msg.info();
         if received.badge == IDLE_BADGE && info.label() == IDLE_LABEL {
@@ -204,7 +210,7 @@ impl Server {
             ProcessRequest::Quiesce => {
                 // Killed processes first: their frames go back too.
                 lifecycle::end_killed(self);
-                self.mem.quiesce();
+                self.quiesce();
                 Ok(ProcessReply::Quiesced)
             }
             ProcessRequest::Swap { strategy } => swap::coordinate(self, strategy).map(|()| ProcessReply::Swapped),
@@ -219,6 +225,25 @@ impl Server {
             }
         };
         Some(Answer::Reply(reply.unwrap_or_else(ProcessReply::Error)))
+    }
+
+    /// Applies the copies the kernel made for our processes, and refills
+    /// its reserve: before anything reads or changes a page map.
+    pub fn settle_copies(&mut self) {
+        if let Some(copies) = &self.copies {
+            copies.settle(&mut self.mem);
+        }
+    }
+
+    /// Everything back: the kernel's reserve first (so that it copies
+    /// nothing more), its copies applied, buffers flushed, and every frame
+    /// at hand returned to the memory server (`MemClient::quiesce`).
+    pub fn quiesce(&mut self) {
+        if let Some(copies) = &self.copies {
+            copies.take_back(&mut self.mem);
+            copies.apply_log(&mut self.mem);
+        }
+        self.mem.quiesce();
     }
 
     fn encode(&mut self, answer: Answer) -> Message {

@@ -1,7 +1,8 @@
 //! Swapping the reference-count strategy live, between placements too. The
 //! server that receives `Swap` coordinates:
-//! 1. it pauses every other server: each flushes its buffers, reports a
-//!    quiescent point, returns its frame stock, answers, and waits on its
+//! 1. it pauses every other server: each takes back the kernel's copy
+//!    reserve and applies its copies (`cow`), flushes its buffers, reports
+//!    a quiescent point, returns its frame stock, answers, and waits on its
 //!    resume notification, so no counter operation is in flight anywhere;
 //! 2. the memory server settles the old strategy (every frame at zero goes
 //!    back to its pool) and runs the new one (`Swap`): placed there, it
@@ -28,7 +29,7 @@ use crate::system;
 
 /// A coordinator's call to pause: flush, answer, wait to be resumed.
 pub fn pause(server: &mut Server) {
-    server.mem.quiesce();
+    server.quiesce();
     let _ = ipc::reply(Message::default());
     let _ = ipc::wait(slot::FIRST_RESUME + u64::from(server.index));
     server.mem.follow_swap();
@@ -39,7 +40,7 @@ pub fn coordinate(server: &mut Server, index: u8) -> Result<(), ProtoError> {
     let sys = system::get();
     let new = Strategy::from_index(u64::from(index)).ok_or(ProtoError::InvalidArgument)?;
     let Some(_swapping) = sys.swapping.try_lock() else { return Err(ProtoError::InvalidArgument) };
-    server.mem.quiesce();
+    server.quiesce();
     let others: Vec<u16> = (0..sys.cpus).filter(|&k| k != server.index).collect();
     for &k in &others {
         let _ = ipc::call(sys.endpoint(k), Message::new(PAUSE_LABEL, [0; 4]));

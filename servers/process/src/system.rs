@@ -19,6 +19,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::counts::{RegionView, SharedCounts, map_region};
+use crate::cow::CowMemory;
 use crate::phases::Phases;
 use crate::procs::Procs;
 use crate::slot;
@@ -58,6 +59,9 @@ pub struct System {
     kills: [spin::Mutex<Vec<u32>>; slot::MAX_SERVERS as usize],
     /// IPC buffers of server threads `1..`.
     ipc_buffers: [u64; slot::MAX_SERVERS as usize],
+    /// The copy-on-write hints and each server's control page with the
+    /// kernel (`None` when the pool is too large for hints).
+    pub cow: Option<CowMemory>,
     pub stats: Counters,
 }
 
@@ -69,6 +73,9 @@ pub struct Counters {
     pub cow_copies: AtomicU64,
     pub cow_reused: AtomicU64,
     pub zero_fills: AtomicU64,
+    /// Copies the kernel made for us (counted in `cow_faults` and
+    /// `cow_copies` too).
+    pub kernel_copies: AtomicU64,
     pub ref_messages: AtomicU64,
     pub ref_ops: AtomicU64,
     pub frame_messages: AtomicU64,
@@ -92,6 +99,7 @@ impl Counters {
             cow_faults: self.cow_faults.load(Relaxed),
             cow_copies: self.cow_copies.load(Relaxed),
             cow_reused: self.cow_reused.load(Relaxed),
+            kernel_copies: self.kernel_copies.load(Relaxed),
             zero_fills: self.zero_fills.load(Relaxed),
             ref_messages: self.ref_messages.load(Relaxed),
             ref_ops: self.ref_ops.load(Relaxed),
@@ -127,7 +135,9 @@ pub fn get() -> &'static System {
 /// Sets up the shared state (on the first server thread, before the others
 /// start) and starts server threads `1..cpus` and every idle thread, in
 /// the thread objects init gave us; each reports its faults to init.
-pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
+/// With `kernel_copies`, the kernel resolves the copy-on-write faults the
+/// hints allow (`cow`).
+pub fn start(strategy: Strategy, cpus: u16, kernel_copies: bool) -> Result<(), &'static str> {
     let pages = PageSource::new(slot::SPACE, slot::FRAMES, HEAP_WINDOW);
     rt::heap::init(&pages, HEAP_PAGES).map_err(|_| "no heap")?;
     // SAFETY: init mapped this thread's IPC buffer there; only this thread
@@ -154,6 +164,8 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
     // SAFETY: the boot image is mapped read-only there for as long as we live.
     let boot_image = unsafe { core::slice::from_raw_parts(BOOT_WINDOW as *const u8, (image_pages * PAGE_SIZE) as usize) };
     bootimage::Image::parse(boot_image).map_err(|_| "the boot image is unreadable")?;
+    let cow =
+        if kernel_copies { CowMemory::new(&pages, pool_frames, cpus).map_err(|_| "no memory for the copy-on-write hints")? } else { None };
     let mut ipc_buffers = [0; slot::MAX_SERVERS as usize];
     for buffer in ipc_buffers.iter_mut().take(cpus.into()).skip(1) {
         *buffer = pages.alloc(1).map_err(|_| "no IPC buffers")?;
@@ -172,6 +184,7 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
         slots: spin::Mutex::new([0; 4]),
         kills: Default::default(),
         ipc_buffers,
+        cow,
         stats: Counters::default(),
     });
     if strategy.placement() == Placement::Shared {
@@ -203,6 +216,14 @@ pub fn start(strategy: Strategy, cpus: u16) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The bytes of pool frame `frame` (below the pool's size), through our
+/// mapping of the pool.
+fn frame_bytes(frame: u32) -> &'static mut [u8; PAGE_SIZE as usize] {
+    // SAFETY: the whole pool is mapped read-write at POOL_WINDOW for as
+    // long as we live; callers name frames they hold.
+    unsafe { &mut *((POOL_WINDOW + u64::from(frame) * PAGE_SIZE) as *mut [u8; PAGE_SIZE as usize]) }
+}
+
 extern "C" fn server_thread(index: u64) -> ! {
     crate::server::run(index as u16)
 }
@@ -228,12 +249,11 @@ impl System {
     }
 
     /// The bytes of pool frame `frame`, through our mapping of the pool.
+    /// The caller holds the frame (it is ours to fill, or the faulting
+    /// process's, blocked while we copy it).
     pub fn frame_mut(&self, frame: u32) -> &'static mut [u8; PAGE_SIZE as usize] {
         assert!(u64::from(frame) < self.pool_frames, "frame {frame} is not the pool's");
-        // SAFETY: the whole pool is mapped read-write at POOL_WINDOW. The
-        // caller holds the frame (it is ours to fill, or the faulting
-        // process's, blocked while we copy it).
-        unsafe { &mut *((POOL_WINDOW + u64::from(frame) * PAGE_SIZE) as *mut [u8; PAGE_SIZE as usize]) }
+        frame_bytes(frame)
     }
 
     /// The counter table's word for `frame`.

@@ -46,6 +46,11 @@ pub struct BenchArgs {
     /// `matrix` and `contention`: the CPU counts, comma-separated (default: 1,2,4).
     #[arg(long, value_name = "N,...", value_delimiter = ',')]
     pub smp: Vec<usize>,
+    /// `fork`: boot with `cow=pager`, every copy-on-write fault a round trip
+    /// to the pager (the kernel copies nothing for it), to compare with the
+    /// default.
+    #[arg(long)]
+    pub cow_pager: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -55,11 +60,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if !args.smp.is_empty() && !matches!(args.suite, Suite::Matrix | Suite::Contention) {
         bail!("--smp applies to `bench matrix` and `bench contention` only");
     }
+    if args.cow_pager && !matches!(args.suite, Suite::Fork) {
+        bail!("--cow-pager applies to `bench fork` only");
+    }
     std::fs::create_dir_all(target_dir().join("bench"))?;
     match args.suite {
         Suite::Refcount => refcount(args.quick),
         Suite::Ipc => ipc(args.quick),
-        Suite::Fork => fork::run(&args.strategy, args.quick),
+        Suite::Fork => fork::run(&args.strategy, args.quick, args.cow_pager),
         Suite::Matrix => matrix::run(&args.strategy, &args.smp, args.quick),
         Suite::Contention => contention::run(&args.strategy, &args.smp, args.quick),
     }

@@ -20,16 +20,22 @@ struct GuestRun {
     smp: usize,
     strategy: abi::process::Strategy,
     user_tests: bool,
+    /// Booted with `cow=pager`: the kernel copies nothing for the pager.
+    cow_by_pager: bool,
 }
 
 /// The self-test boots: the manifest's strategy under `--smp 1` and `--smp
 /// 4` with every test; every other strategy under `--smp 4` with the
 /// kernel's and the system tests only (the user tests try the kernel, which
-/// no strategy changes: `abi::selftest::INIT_FLAG_SYSTEM_ONLY`).
+/// no strategy changes: `abi::selftest::INIT_FLAG_SYSTEM_ONLY`); and the
+/// manifest's again with the system tests, every copy-on-write fault
+/// resolved by the pager (`cow=pager`).
 fn guest_runs(manifest: abi::process::Strategy) -> Vec<GuestRun> {
+    let run = |smp, strategy, user_tests| GuestRun { smp, strategy, user_tests, cow_by_pager: false };
     let others = abi::process::Strategy::ALL.into_iter().filter(|&s| s != manifest);
-    let whole = [1, 4].map(|smp| GuestRun { smp, strategy: manifest, user_tests: true });
-    whole.into_iter().chain(others.map(|strategy| GuestRun { smp: 4, strategy, user_tests: false })).collect()
+    let whole = [1, 4].map(|smp| run(smp, manifest, true));
+    let by_pager = GuestRun { cow_by_pager: true, ..run(2, manifest, false) };
+    whole.into_iter().chain(others.map(|strategy| run(4, strategy, false))).chain([by_pager]).collect()
 }
 
 pub fn run(args: &TestArgs) -> Result<()> {
@@ -41,9 +47,11 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let artifacts = build::build(&args.build)?;
     let machine = MachineArgs::tcg(1, 120);
     let (mut passed, mut failed) = (0, 0);
-    for GuestRun { smp, strategy, user_tests } in guest_runs(artifacts.strategy) {
+    for GuestRun { smp, strategy, user_tests, cow_by_pager } in guest_runs(artifacts.strategy) {
         let system_only = if user_tests { "" } else { abi::selftest::SYSTEM_ONLY_FLAG };
-        let cmdline = crate::cmdline::join([abi::selftest::CMDLINE_FLAG, system_only, crate::cmdline::strategy_word(strategy).as_str()]);
+        let by_pager = if cow_by_pager { abi::selftest::COW_PAGER_FLAG } else { "" };
+        let strategy_word = crate::cmdline::strategy_word(strategy);
+        let cmdline = crate::cmdline::join([abi::selftest::CMDLINE_FLAG, system_only, strategy_word.as_str(), by_pager]);
         eprintln!("xtask: guest self-tests, --smp {smp}, `{cmdline}`");
         let outcome = qemu::boot(&artifacts, &machine.with_smp(smp), &cmdline, Echo::Indented)?;
         outcome.report();

@@ -212,6 +212,7 @@ pub fn process_replies() -> Vec<ProcessReply> {
             cow_faults: 3,
             cow_copies: 4,
             cow_reused: 5,
+            kernel_copies: 4,
             zero_fills: 6,
             ref_messages: 7,
             ref_ops: 8,
@@ -316,6 +317,7 @@ pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
             cow_faults: u64::MAX,
             cow_copies: u64::MAX,
             cow_reused: u64::MAX,
+            kernel_copies: u64::MAX,
             zero_fills: u64::MAX,
             ref_messages: u64::MAX,
             ref_ops: u64::MAX,
@@ -427,10 +429,22 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
         Just(ProcessReply::Unmapped),
         arb_error().prop_map(ProcessReply::Error),
         Just(ProcessReply::Quiesced),
-        (any::<u32>(), any::<[u64; 10]>(), any::<[u64; 8]>()).prop_map(
+        (any::<u32>(), any::<[u64; 11]>(), any::<[u64; 8]>()).prop_map(
             |(
                 processes,
-                [forks, cow_faults, cow_copies, cow_reused, zero_fills, ref_messages, ref_ops, frame_messages, direct_stores, cancelled],
+                [
+                    forks,
+                    cow_faults,
+                    cow_copies,
+                    cow_reused,
+                    kernel_copies,
+                    zero_fills,
+                    ref_messages,
+                    ref_ops,
+                    frame_messages,
+                    direct_stores,
+                    cancelled,
+                ],
                 phases,
             )| {
                 ProcessReply::Stats(ProcessStats {
@@ -439,6 +453,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
                     cow_faults,
                     cow_copies,
                     cow_reused,
+                    kernel_copies,
                     zero_fills,
                     ref_messages,
                     ref_ops,

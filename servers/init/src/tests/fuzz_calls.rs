@@ -237,6 +237,8 @@ fn shape(sysnum: Sysnum) -> [Arg; 6] {
         Sysnum::ShareCow => [Slot(slot::SPACE), Slot(slot::SPACE), Addr, Count, Word, Word],
         Sysnum::PhysRangeCarve => [Slot(slot::FRAMES), Frame, Count, Empty, Word, Word],
         Sysnum::Remap => [Slot(slot::SPACE), Slot(slot::FRAMES), Frame, Addr, RightBits, Word],
+        // The control page is whatever the frame holds: the kernel trusts none of it.
+        Sysnum::CowArm => [Slot(slot::SPACE), Slot(slot::FRAMES), Slot(slot::FRAMES), Frame, Word, Word],
         Sysnum::PortIn | Sysnum::PortOut | Sysnum::IrqBind | Sysnum::IrqAck | Sysnum::TraceControl => {
             [AnySlot, Word, Count, Word, Word, Word]
         }
@@ -246,9 +248,9 @@ fn shape(sysnum: Sysnum) -> [Arg; 6] {
 /// The system calls drawn well formed: all but those of I/O ports, IRQ
 /// lines and trace control, which the sandbox holds no capability for
 /// (the calls drawn as anything at all reach them).
-const SYSNUMS: [u64; 39] = [
+const SYSNUMS: [u64; 40] = [
     1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 26, 30, 31, 32, 33, 34, 35, 36, 37, 40, 41, 42, 50, 51, 52, 53,
-    54, 55, 56, 65,
+    54, 55, 56, 57, 65,
 ];
 
 /// The kinds `Create` is drawn with (threads twice: they are what runs).

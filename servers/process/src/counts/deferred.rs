@@ -87,7 +87,8 @@ impl Deferred {
         }
     }
 
-    #[inline]
+    /// Inlined into each caller's loop (one per page of an exit).
+    #[inline(always)]
     pub fn release(&mut self, link: &mut Link, page: Page) {
         let Some(word) = self.word(page.frame) else { return };
         if page.is(Page::SHARED) {

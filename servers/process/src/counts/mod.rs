@@ -22,6 +22,7 @@ use abi::process::{Placement, Strategy};
 use proto::ProtoError;
 use proto::memory::{MemoryReply, MemoryRequest};
 
+use crate::cow::{CowMemory, Hints};
 use crate::link::Link;
 use crate::space::Page;
 use crate::system;
@@ -36,6 +37,8 @@ enum Counter {
 
 pub struct MemClient {
     link: Link,
+    /// The copy-on-write hints, when the kernel copies for us (`cow`).
+    hints: Option<Hints>,
     strategy: Strategy,
     counter: Counter,
 }
@@ -51,7 +54,8 @@ fn counter_for(strategy: Strategy, core: u16) -> Counter {
 impl MemClient {
     pub fn new(client: u16, buffer: &'static mut IpcBuffer) -> Self {
         let strategy = system::get().strategy();
-        Self { link: Link::new(client, buffer), strategy, counter: counter_for(strategy, client) }
+        let hints = system::get().cow.as_ref().map(CowMemory::hints);
+        Self { link: Link::new(client, buffer), hints, strategy, counter: counter_for(strategy, client) }
     }
 
     /// After a swap (every buffer empty): the strategy now in force.
@@ -99,6 +103,30 @@ impl MemClient {
         Err(ProtoError::NoMemory)
     }
 
+    /// A free frame at hand, for the kernel's reserve (`cow`); none when
+    /// the stock is empty (no message is sent).
+    pub fn take_at_hand(&mut self) -> Option<u32> {
+        self.link.take_at_hand()
+    }
+
+    /// A frame from `take_at_hand` that was never used.
+    pub fn put_at_hand(&mut self, frame: u32) {
+        self.link.put(frame);
+    }
+
+    /// The kernel copied a page into `frame` (from `take_at_hand`): it is
+    /// a new page's, held by one reference, as from `alloc_page`.
+    pub fn adopt_copy(&mut self, frame: u32) {
+        if let Counter::Shared(shared) = &mut self.counter {
+            shared.create(frame);
+        }
+    }
+
+    /// The copy-on-write hints, when the kernel copies for us.
+    pub fn hints(&self) -> Option<Hints> {
+        self.hints
+    }
+
     /// A frame from `alloc_page` that never got mapped.
     pub fn drop_unmapped(&mut self, frame: u32) {
         self.release(core::iter::once(Page { frame, flags: 0 }));
@@ -106,6 +134,7 @@ impl MemClient {
 
     /// A fork shares `page` (the parent's; the child gets a copy of it
     /// after): one more reference, and the page is copy-on-write from now.
+    /// The caller sets its copy-on-write hint ([`Hints::set`]).
     pub fn share(&mut self, page: &mut Page) {
         match &mut self.counter {
             Counter::Deferred(d) => d.share(&mut self.link, page),
@@ -126,7 +155,8 @@ impl MemClient {
     }
 
     /// Drops our reference to each page's frame (an exit, an unmap, an
-    /// exec); their mappings must be gone already.
+    /// exec); their mappings must be gone already. The caller clears their
+    /// copy-on-write hints ([`Hints::clear`]).
     pub fn release(&mut self, pages: impl Iterator<Item = Page>) {
         match &mut self.counter {
             Counter::Deferred(d) => {

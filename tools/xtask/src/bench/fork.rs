@@ -116,11 +116,13 @@ struct Boot {
 }
 
 /// Boots forkbench once under `strategy` (with the `icount` word when the
-/// machine counts instructions) and returns its lines.
-fn boot(artifacts: &build::Artifacts, machine: &MachineArgs, strategy: Strategy) -> Result<Boot> {
+/// machine counts instructions, and `cow=pager` when asked) and returns its
+/// lines.
+fn boot(artifacts: &build::Artifacts, machine: &MachineArgs, strategy: Strategy, cow_pager: bool) -> Result<Boot> {
     let strategy_word = cmdline::strategy_word(strategy);
     let icount = if machine.icount { abi::selftest::ICOUNT_FLAG } else { "" };
-    let line = cmdline::join([abi::selftest::BENCH_FORK_FLAG, strategy_word.as_str(), icount]);
+    let by_pager = if cow_pager { abi::selftest::COW_PAGER_FLAG } else { "" };
+    let line = cmdline::join([abi::selftest::BENCH_FORK_FLAG, strategy_word.as_str(), icount, by_pager]);
     let outcome = qemu::boot(artifacts, machine, &line, Echo::Indented)?;
     if outcome.exit != Some(abi::exit::GuestExit::Success) {
         outcome.report();
@@ -245,7 +247,8 @@ pub(super) fn chosen(strategies: &[Strategy]) -> Vec<Strategy> {
     chosen
 }
 
-pub fn run(strategies: &[Strategy], quick: bool) -> Result<()> {
+/// `cow_pager`: boot with `cow=pager` (no copy by the kernel).
+pub fn run(strategies: &[Strategy], quick: bool, cow_pager: bool) -> Result<()> {
     prereq::ensure_target()?;
     prereq::ensure_qemu()?;
     let strategies = chosen(strategies);
@@ -262,13 +265,15 @@ pub fn run(strategies: &[Strategy], quick: bool) -> Result<()> {
         let name = strategy.name();
         done += 1;
         eprintln!("xtask: fork benchmark [{done}/{boots}]: strategy {name}, --icount (instructions)");
-        let exact = boot(&artifacts, &exact_machine, strategy).with_context(|| format!("fork benchmark, strategy {name}, icount boot"))?;
+        let exact = boot(&artifacts, &exact_machine, strategy, cow_pager)
+            .with_context(|| format!("fork benchmark, strategy {name}, icount boot"))?;
         let mut wall = Vec::new();
         for run in 1..=runs {
             done += 1;
             eprintln!("xtask: fork benchmark [{done}/{boots}]: strategy {name}, wall clock, run {run} of {runs}");
             wall.push(
-                boot(&artifacts, &machine, strategy).with_context(|| format!("fork benchmark, strategy {name}, wall-clock run {run}"))?,
+                boot(&artifacts, &machine, strategy, cow_pager)
+                    .with_context(|| format!("fork benchmark, strategy {name}, wall-clock run {run}"))?,
             );
         }
         let wall_shapes: Vec<Vec<ShapeLine>> = wall.iter().map(|b| b.shapes.clone()).collect();
@@ -284,6 +289,9 @@ pub fn run(strategies: &[Strategy], quick: bool) -> Result<()> {
         }
     }
 
+    if cow_pager {
+        println!("(booted with `cow=pager`: every copy-on-write fault went to the pager)");
+    }
     print_table(&rows, &shapes, &strategies, runs);
     pagefault::print_table(&fault_rows, &strategies, runs);
     let headline = headline(&rows);
@@ -306,6 +314,7 @@ pub fn run(strategies: &[Strategy], quick: bool) -> Result<()> {
         "smp": machine.smp,
         "build": "release",
         "wall_clock_runs": runs,
+        "copy_on_write": if cow_pager { "pager" } else { "kernel copies where the pager's hints allow" },
         "baseline": BASELINE.name(),
         "strategies": by_strategy,
         "page_faults": page_faults,

@@ -1,0 +1,189 @@
+//! Copy-on-write faults the kernel resolves for a pager, as the pager
+//! armed it (`CowArm`), with no round trip to the pager.
+//!
+//! The pager keeps the policy: a frame's hint, in memory the pager
+//! writes, says that another reference to the frame exists, so a copy is
+//! what the pager's own uniqueness check would decide; the pager sets it
+//! when a fork shares the frame and clears it when a reference goes. The
+//! kernel only carries it out: on a write to a [`COPY_ON_WRITE`] page of an
+//! armed space whose frame's hint is set, it clears the hint (the copy
+//! takes that other reference's evidence with it), copies the page into a
+//! frame of the pager's reserve, maps the copy writable, and logs
+//! `(tag, address, frame)` for the pager, which applies the change to its
+//! page map and drops the old frame's reference at its next request.
+//! Anything else (no hint, an empty reserve, a full log, the space loaded
+//! on another CPU, a frame outside the pool) is a fault for the pager, as
+//! before. Every copy is traced (`Kind::CowCopy`).
+//!
+//! Nothing the pager writes is trusted: every frame number is checked
+//! against the armed PhysRange, which must still exist; a bad value only
+//! sends the fault to the pager.
+
+use core::sync::atomic::AtomicU8;
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+
+use abi::cap::{ObjectKind, Rights};
+use abi::cow::{COW_HINT_FRAMES, COW_HINTS_PER_FRAME, COW_LOG, COW_RESERVE, CowControl};
+use abi::syscall::{SysError, USER_END};
+use trace::{Kind, Record};
+
+use crate::arch::TlbChange;
+use crate::arch::paging::{PAGE_SIZE, PageTableFlags as Flags, phys_to_virt};
+use crate::capture::{self, category};
+use crate::object::{CowArm, ObjRef};
+
+use super::Kernel;
+use super::vm::{COPY_ON_WRITE, KERNEL_OWNED, MAY_WRITE};
+
+/// The pool an armed space's frames are numbered in.
+#[derive(Clone, Copy)]
+struct Pool {
+    base: u64,
+    frames: u64,
+}
+
+impl Pool {
+    /// The frame number of `paddr`, if it is one of the pool's.
+    fn frame_of(self, paddr: u64) -> Option<u64> {
+        paddr.checked_sub(self.base).map(|offset| offset / PAGE_SIZE).filter(|&frame| frame < self.frames)
+    }
+
+    fn paddr(self, frame: u64) -> Option<u64> {
+        (frame < self.frames).then(|| self.base + frame * PAGE_SIZE)
+    }
+}
+
+/// What one copy did, for the trace.
+struct Copied {
+    vaddr: u64,
+    frame: u32,
+}
+
+impl Kernel {
+    /// `CowArm(space, pool, meta, control_frame, tag)`: see
+    /// `abi::syscall::Sysnum::CowArm`. Arming again replaces the arming.
+    pub fn cow_arm(&mut self, t: u16, args: [u64; 6]) -> Result<u64, SysError> {
+        let [space_slot, pool_slot, meta_slot, control_frame, tag, _] = args;
+        let tag = u32::try_from(tag).map_err(|_| SysError::BadArgument)?;
+        let (space, _) = self.space(t, space_slot)?;
+        let pool = self.writable_range(t, pool_slot)?.0;
+        let (meta, meta_range) = self.writable_range(t, meta_slot)?;
+        let control = meta_range.paddr(control_frame).ok_or(SysError::BadArgument)?;
+        let entry = self.spaces.get_mut(space.index, space.generation).ok_or(SysError::ObjectDeleted)?;
+        entry.cow = Some(CowArm { pool, meta, control, tag });
+        Ok(0)
+    }
+
+    /// The PhysRange in `slot`, with the read and write rights.
+    fn writable_range(&self, t: u16, slot: u64) -> Result<(ObjRef, Pool), SysError> {
+        let cap = self.lookup_as(t, slot, ObjectKind::PhysRange, Rights::READ.union(Rights::WRITE))?;
+        let range = self.range_of(cap.obj).ok_or(SysError::ObjectDeleted)?;
+        Ok((cap.obj, range))
+    }
+
+    fn range_of(&self, range: ObjRef) -> Option<Pool> {
+        self.phys_ranges.get(range.index, range.generation).map(|r| Pool { base: r.base, frames: r.frames })
+    }
+
+    /// Thread `t`, running on `cpu`, took a write fault at `addr` on a
+    /// present page: whether the kernel resolved it by a copy.
+    pub(super) fn resolve_cow(&mut self, t: u16, cpu: usize, addr: u64) -> bool {
+        let Some(space) = self.threads.at(t).and_then(|thread| thread.space) else { return false };
+        let Some((root, Some(arm))) = self.spaces.get(space.index, space.generation).map(|s| (s.root, s.cow)) else { return false };
+        let (Some(pool), Some(meta)) = (self.range_of(arm.pool), self.range_of(arm.meta)) else { return false };
+        let loaded_elsewhere = self.cpus.iter().enumerate().any(|(i, other)| i != cpu && other.loaded_root == root.0);
+        if loaded_elsewhere || addr >= USER_END {
+            return false;
+        }
+        let vaddr = addr & !(PAGE_SIZE - 1);
+        let Some((old, flags)) = root.translate(vaddr) else { return false };
+        if !flags.contains(COPY_ON_WRITE | MAY_WRITE | Flags::USER_ACCESSIBLE) || flags.intersects(Flags::WRITABLE | KERNEL_OWNED) {
+            return false;
+        }
+        // SAFETY: `control` is a frame of a live PhysRange of RAM, which
+        // the pager could write (checked by `CowArm`), seen through the
+        // direct map; the kernel only reads and writes it with atomics, and
+        // trusts none of its values.
+        let control = unsafe { &*(phys_to_virt(arm.control) as *const CowControl) };
+        let Some(copied) = copy(control, pool, meta, old, vaddr) else { return false };
+        let writable = (flags | Flags::WRITABLE) & !COPY_ON_WRITE;
+        let Some(new) = pool.paddr(u64::from(copied.frame)) else { return false };
+        if root.replace(vaddr, Some((new, writable))).is_err() {
+            return false;
+        }
+        self.shootdown(root, TlbChange::Page(vaddr));
+        log(control, arm.tag, &copied);
+        if capture::active() {
+            self.trace_cow_copy(t, &copied);
+        }
+        true
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn trace_cow_copy(&self, t: u16, copied: &Copied) {
+        let src = self.tref(t);
+        capture::emit(category::FAULT, || Record {
+            src,
+            badge: copied.vaddr,
+            label: u64::from(copied.frame),
+            ..Record::empty(Kind::CowCopy)
+        });
+    }
+}
+
+/// Copies the page at `old` into a reserve frame if the log has room, the
+/// frame's hint is set and the reserve has a frame: the copy's frame.
+fn copy(control: &CowControl, pool: Pool, meta: Pool, old: u64, vaddr: u64) -> Option<Copied> {
+    let log_room = control.log_tail.load(Relaxed).wrapping_sub(control.log_head.load(Acquire)) < COW_LOG as u32;
+    let hint = hint(control, meta, pool.frame_of(old)?)?;
+    if !log_room || hint.load(Relaxed) == 0 {
+        return None;
+    }
+    let head = control.reserve_head.load(Acquire);
+    let held = control.reserve_tail.load(Acquire).wrapping_sub(head);
+    if held == 0 || held > COW_RESERVE as u32 {
+        return None;
+    }
+    let frame = control.reserve[head as usize % COW_RESERVE].load(Relaxed);
+    let new = pool.paddr(u64::from(frame)).filter(|&new| new != old)?;
+    // The hint first: one lost to a reserve emptied meanwhile only sends
+    // this fault to the pager. Clearing it is always safe; setting it
+    // never happens here.
+    if hint.swap(0, AcqRel) == 0 {
+        return None;
+    }
+    control.reserve_head.compare_exchange(head, head.wrapping_add(1), AcqRel, Relaxed).ok()?;
+    // SAFETY: both are frames of the pool, in the direct map: `old` is
+    // mapped read-only in the faulting space (whose only thread running
+    // is this CPU's, stopped in the kernel), `new` was the pager's to give
+    // and is mapped nowhere yet.
+    unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(old), phys_to_virt(new), PAGE_SIZE as usize) };
+    Some(Copied { vaddr, frame })
+}
+
+/// Pool frame `frame`'s hint; the hint frames are frames of `meta`.
+fn hint(control: &CowControl, meta: Pool, frame: u64) -> Option<&AtomicU8> {
+    let count = u64::from(control.hint_frames.load(Relaxed)).min(COW_HINT_FRAMES as u64);
+    if frame / COW_HINTS_PER_FRAME >= count {
+        return None;
+    }
+    let first = u64::from(control.hint_first.load(Relaxed));
+    meta.paddr(first + count - 1)?;
+    let byte = meta.paddr(first)? + frame;
+    // SAFETY: a byte of a frame of a live PhysRange of RAM (checked above:
+    // the hint frames lie within it), in the direct map; read and written
+    // with atomics only.
+    Some(unsafe { &*(phys_to_virt(byte) as *const AtomicU8) })
+}
+
+/// Appends the copy to the log (the kernel lock makes the kernel its only
+/// writer; `copy` checked there is room).
+fn log(control: &CowControl, tag: u32, copied: &Copied) {
+    let tail = control.log_tail.load(Relaxed);
+    let record = &control.log[tail as usize % COW_LOG];
+    record.vaddr.store(copied.vaddr, Relaxed);
+    record.tag.store(tag, Relaxed);
+    record.frame.store(copied.frame, Relaxed);
+    control.log_tail.store(tail.wrapping_add(1), Release);
+}

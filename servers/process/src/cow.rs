@@ -1,0 +1,188 @@
+//! Copy-on-write faults the kernel resolves for us (`CowArm`,
+//! `microkernel/src/kernel/cow.rs`), with no round trip to this pager.
+//!
+//! - Hints ([`CowMemory`]): a byte per pool frame, shared by every server: set when a
+//!   fork shares a page's frame (`fork`), cleared when any reference to
+//!   it goes (`Hints::clear`, wherever a page is released). A set bit means that another
+//!   reference to the frame exists, so a write must copy: the kernel copies
+//!   only then, and clears the bit as it does. A clear bit sends the fault
+//!   to us, and the strategy's uniqueness check decides, as before.
+//! - [`Copies`]: each server's control page with the kernel. We keep its
+//!   reserve of frames filled from our stock (never with a message, so a
+//!   quiesced server holds nothing), and apply its log of copies to our
+//!   page maps and counts before we handle anything else: the page maps
+//!   name the copy, and the old frame loses the reference.
+
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicU8, AtomicU64};
+
+use abi::cow::{COW_HINT_FRAMES, COW_HINTS_PER_FRAME, COW_LOG, COW_RESERVE, CowControl};
+use abi::syscall::SysError;
+use alloc::vec::Vec;
+use rt::mem::{PAGE_SIZE, PageSource};
+
+use crate::counts::MemClient;
+use crate::space::Page;
+use crate::system::{self, Counters};
+
+/// The frames of our own memory (`slot::FRAMES`) the kernel reads: the
+/// hints (a byte per pool frame), then one control page per server.
+pub struct CowMemory {
+    hints: &'static [AtomicU8],
+    /// The first hint frame's index in `slot::FRAMES`; the control pages
+    /// follow the hint frames.
+    first_frame: u64,
+    hint_frames: u64,
+    at: u64,
+}
+
+impl CowMemory {
+    /// Maps and zeroes the hints for a pool of `pool_frames` frames and
+    /// `servers` control pages; `None` when the pool has more frames than
+    /// a control page's hints can name (the kernel then copies nothing).
+    pub fn new(pages: &PageSource, pool_frames: u64, servers: u16) -> Result<Option<Self>, SysError> {
+        let hint_frames = pool_frames.div_ceil(COW_HINTS_PER_FRAME);
+        if hint_frames > COW_HINT_FRAMES as u64 {
+            return Ok(None);
+        }
+        let frames = hint_frames + u64::from(servers);
+        let (at, first_frame) = pages.alloc_frames(frames)?;
+        // SAFETY: just mapped writable for us alone, and aligned; from now
+        // on only ever accessed with atomics (by us and by the kernel).
+        let words = unsafe { core::slice::from_raw_parts(at as *const AtomicU64, (frames * PAGE_SIZE / 8) as usize) };
+        words.iter().for_each(|word| word.store(0, Relaxed));
+        // SAFETY: the first `hint_frames` of those pages, as bytes.
+        let hints = unsafe { core::slice::from_raw_parts(at as *const AtomicU8, (hint_frames * PAGE_SIZE) as usize) };
+        Ok(Some(Self { hints, first_frame, hint_frames, at }))
+    }
+
+    /// The hints, for a loop over pages.
+    pub fn hints(&self) -> Hints {
+        Hints(self.hints)
+    }
+
+    /// Server `index`'s control page: its index in `slot::FRAMES`.
+    pub fn control_frame(&self, index: u16) -> u64 {
+        self.first_frame + self.hint_frames + u64::from(index)
+    }
+
+    fn control(&self, index: u16) -> &'static CowControl {
+        let at = self.at + (self.hint_frames + u64::from(index)) * PAGE_SIZE;
+        // SAFETY: a zeroed page of ours (mapped by `new`), accessed with
+        // atomics only; `CowControl` fits in a page.
+        unsafe { &*(at as *const CowControl) }
+    }
+}
+
+/// The hints, a byte per pool frame: 1 says that another reference to the
+/// frame exists.
+#[derive(Clone, Copy)]
+pub struct Hints(&'static [AtomicU8]);
+
+impl Hints {
+    /// Another reference to `frame` exists now (a fork shared it).
+    #[inline(always)]
+    pub fn set(self, frame: u32) {
+        if let Some(hint) = self.0.get(frame as usize) {
+            hint.store(1, Relaxed);
+        }
+    }
+
+    /// A reference to `frame` goes: its count may be 1 from now on. (A
+    /// frame not shared has its hint clear already, and clearing one is
+    /// always safe: only the kernel needs to know whether it was set.)
+    #[inline(always)]
+    pub fn clear(self, frame: u32) {
+        if let Some(hint) = self.0.get(frame as usize) {
+            hint.store(0, Relaxed);
+        }
+    }
+}
+
+/// A server's control page with the kernel.
+pub struct Copies {
+    control: &'static CowControl,
+}
+
+impl Copies {
+    /// Sets up server `index`'s control page, naming the hint frames.
+    pub fn new(memory: &CowMemory, index: u16) -> Self {
+        let control = memory.control(index);
+        control.hint_first.store(memory.first_frame as u32, Relaxed);
+        control.hint_frames.store(memory.hint_frames as u32, Release);
+        Self { control }
+    }
+
+    /// Applies the kernel's copies to the page maps and counts, then tops
+    /// the reserve up from the frames at hand. Out of line: it is called
+    /// before every request and must not weigh on its callers' loops.
+    #[inline(never)]
+    pub fn settle(&self, mem: &mut MemClient) {
+        self.apply_log(mem);
+        let held = self.control.reserve_tail.load(Relaxed).wrapping_sub(self.control.reserve_head.load(Acquire));
+        if (held as usize) < COW_RESERVE / 2 {
+            self.refill(mem, held);
+        }
+    }
+
+    /// Applies the kernel's copies to the page maps and counts.
+    pub fn apply_log(&self, mem: &mut MemClient) {
+        let control = self.control;
+        let (head, tail) = (control.log_head.load(Relaxed), control.log_tail.load(Acquire));
+        if head == tail {
+            return;
+        }
+        let sys = system::get();
+        let mut old = Vec::with_capacity(tail.wrapping_sub(head) as usize);
+        let mut at = head;
+        while at != tail {
+            let record = &control.log[at as usize % COW_LOG];
+            let (vaddr, pid, frame) = (record.vaddr.load(Relaxed), record.tag.load(Relaxed), record.frame.load(Relaxed));
+            mem.adopt_copy(frame);
+            match sys.procs.lock().map.get(&pid).map(|process| process.memory.clone()) {
+                Some(memory) => {
+                    let mut memory = memory.lock();
+                    let vpn = vaddr / PAGE_SIZE;
+                    if let Some(page) = memory.pages.get(vpn) {
+                        memory.pages.insert(vpn, Page { frame, flags: page.flags & !Page::SHARED });
+                        old.push(page);
+                    }
+                }
+                None => rt::println!("process: the kernel copied a page of pid {pid}, which is gone"),
+            }
+            at = at.wrapping_add(1);
+        }
+        control.log_head.store(tail, Release);
+        let copies = old.len() as u64;
+        Counters::add(&sys.stats.cow_faults, copies);
+        Counters::add(&sys.stats.cow_copies, copies);
+        Counters::add(&sys.stats.kernel_copies, copies);
+        mem.release(old.into_iter());
+    }
+
+    fn refill(&self, mem: &mut MemClient, held: u32) {
+        let mut tail = self.control.reserve_tail.load(Relaxed);
+        for _ in held as usize..COW_RESERVE {
+            let Some(frame) = mem.take_at_hand() else { break };
+            self.control.reserve[tail as usize % COW_RESERVE].store(frame, Relaxed);
+            tail = tail.wrapping_add(1);
+            self.control.reserve_tail.store(tail, Release);
+        }
+    }
+
+    /// Takes every reserve frame back into the stock (the kernel may be
+    /// taking one at the same time: each is claimed with a compare-and-swap).
+    pub fn take_back(&self, mem: &mut MemClient) {
+        let control = self.control;
+        loop {
+            let head = control.reserve_head.load(Acquire);
+            if head == control.reserve_tail.load(Relaxed) {
+                return;
+            }
+            let frame = control.reserve[head as usize % COW_RESERVE].load(Relaxed);
+            if control.reserve_head.compare_exchange(head, head.wrapping_add(1), AcqRel, Relaxed).is_ok() {
+                mem.put_at_hand(frame);
+            }
+        }
+    }
+}
