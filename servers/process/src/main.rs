@@ -15,6 +15,7 @@ extern crate alloc;
 
 mod counts;
 mod fork;
+mod heap;
 mod lifecycle;
 mod link;
 mod loader;
