@@ -111,7 +111,7 @@ fn wrong_protocol_or_version_is_refused() {
     let refused = |label| accept::<MemoryProtocol>(label, &bytes);
     assert_eq!(refused(MEMORY_PROTOCOL), Ok(MemoryRequest::Stats));
     assert_eq!(refused(PROCESS_PROTOCOL), Err(MemoryReply::Error(ProtoError::WrongProtocol)));
-    assert_eq!(refused(label(0x4D45, 5)), Err(MemoryReply::Error(ProtoError::UnsupportedVersion)));
+    assert_eq!(refused(label(0x4D45, 6)), Err(MemoryReply::Error(ProtoError::UnsupportedVersion)));
     assert_eq!(refused(kernel_label::FAULT), Err(MemoryReply::Error(ProtoError::WrongProtocol)));
     assert_eq!(refused(kernel_label::RESUME), Err(MemoryReply::Error(ProtoError::WrongProtocol)));
     // A client reading a reply checks the label too.
