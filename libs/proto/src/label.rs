@@ -9,9 +9,9 @@ use crate::ProtoError;
 /// Bits of a label that hold the version.
 pub const VERSION_BITS: u32 = 16;
 
-/// The memory server protocol: 'ME', version 6 (clients are named by
-/// their badge, not by a field of the request; `Denied`; `Reclaim`).
-pub const MEMORY_PROTOCOL: u64 = label(0x4D45, 6);
+/// The memory server protocol: 'ME', version 7 (`AllocHeap`, and the
+/// heap's frames in `MemoryStats`).
+pub const MEMORY_PROTOCOL: u64 = label(0x4D45, 7);
 /// The process server protocol: 'PR', version 6 (`Kill`; `Denied` and
 /// `LimitReached`; `TimePhases`).
 pub const PROCESS_PROTOCOL: u64 = label(0x5052, 6);
@@ -62,9 +62,9 @@ mod tests {
 
     #[test]
     fn values_are_the_documented_ones() {
-        assert_eq!(MEMORY_PROTOCOL, 0x4D45_0006);
+        assert_eq!(MEMORY_PROTOCOL, 0x4D45_0007);
         assert_eq!(PROCESS_PROTOCOL, 0x5052_0006);
-        assert_eq!(version_of(MEMORY_PROTOCOL), 6);
+        assert_eq!(version_of(MEMORY_PROTOCOL), 7);
         assert_eq!(protocol_of(PROCESS_PROTOCOL), 0x5052);
     }
 
@@ -79,8 +79,8 @@ mod tests {
     fn check_tells_protocol_from_version() {
         assert_eq!(check_label(MEMORY_PROTOCOL, MEMORY_PROTOCOL), Ok(()));
         assert_eq!(check_label(PROCESS_PROTOCOL, MEMORY_PROTOCOL), Err(ProtoError::WrongProtocol));
-        assert_eq!(check_label(label(0x4D45, 5), MEMORY_PROTOCOL), Err(ProtoError::UnsupportedVersion));
-        assert_eq!(check_label(label(0x4D45, 7), MEMORY_PROTOCOL), Err(ProtoError::UnsupportedVersion));
+        assert_eq!(check_label(label(0x4D45, 6), MEMORY_PROTOCOL), Err(ProtoError::UnsupportedVersion));
+        assert_eq!(check_label(label(0x4D45, 8), MEMORY_PROTOCOL), Err(ProtoError::UnsupportedVersion));
         assert_eq!(check_label(label(0x4D45, 0), MEMORY_PROTOCOL), Err(ProtoError::UnsupportedVersion));
         assert_eq!(check_label(kernel_label::FAULT, PROCESS_PROTOCOL), Err(ProtoError::WrongProtocol));
         assert_eq!(check_label(0, PROCESS_PROTOCOL), Err(ProtoError::WrongProtocol));

@@ -78,6 +78,14 @@ pub mod client {
     pub const PROCESS_SERVERS_RECORD: u8 = 2;
     /// Frames an untrusted client may hold at once.
     pub const UNTRUSTED_QUOTA: u64 = 4096;
+    /// Of a pool of `pool_frames` frames, how many a trusted client may
+    /// hold as its own heap ([`super::MemoryRequest::AllocHeap`]): a
+    /// sixteenth. Frames held as a heap never come back while the client
+    /// lives, so this bounds what a client's records can take from the
+    /// processes' memory.
+    pub const fn heap_cap(pool_frames: u64) -> u64 {
+        pool_frames / 16
+    }
 
     /// The record, trust and supervision of `badge`, if it names a client.
     pub const fn of(badge: u64) -> Option<(u8, bool, bool)> {
@@ -235,6 +243,17 @@ pub enum MemoryRequest {
     /// taken back (at most `u16::MAX` reported); [`ProtoError::Denied`]
     /// unless the caller is the supervisor ([`client::SUPERVISOR`]).
     Reclaim { record: u8 },
+    /// Up to `count` (at least 1) new frames for the caller's own heap,
+    /// in one run (consecutive frames: one span through a mapping of the
+    /// whole pool). → [`MemoryReply::Frames`] with one run of at most
+    /// `count` frames, fewer only when the caller nears its cap
+    /// ([`client::heap_cap`]); [`ProtoError::NoMemory`] when it holds its
+    /// cap or no run of that length is free; [`ProtoError::Denied`] unless
+    /// the caller is trusted. The frames are the caller's until its
+    /// supervisor reclaims it: it cannot give them back, count them or ask
+    /// of them ([`ProtoError::NotOwned`]), and no count shows them as
+    /// owned; [`MemoryStats::heap`] counts them.
+    AllocHeap { count: u16 },
 }
 
 /// The memory server's counters, for benchmarks and tests.
@@ -254,6 +273,11 @@ pub struct MemoryStats {
     /// Operations in those batches (`ops_in_batches / batches` is the mean
     /// batch size).
     pub ops_in_batches: u64,
+    /// Frames held as clients' heaps ([`MemoryRequest::AllocHeap`]):
+    /// neither free nor owned, and back only when their client is
+    /// reclaimed. A leak check counts them apart: `free + heap` is what a
+    /// workload must leave as it found.
+    pub heap: u64,
 }
 
 /// Replies of the memory server.
@@ -280,12 +304,12 @@ const REF_OP_LEN: usize = size::U32 + size::BYTE;
 
 impl Protocol for MemoryProtocol {
     const LABEL: u64 = MEMORY_PROTOCOL;
-    const REQUEST_KINDS: u32 = 10;
+    const REQUEST_KINDS: u32 = 11;
     const REPLY_KINDS: u32 = 7;
     const MAX_REQUEST_LEN: usize = size::TAG
         + size::max(size::max(size::U16, size::seq(MAX_FREE_FRAMES, size::U32)), size::max(size::seq(MAX_REF_OPS, REF_OP_LEN), size::U32));
     const MAX_REPLY_LEN: usize = size::TAG
-        + size::max(size::max(size::seq(MAX_RUNS, RUN_LEN), size::U16), size::max(2 * size::U32, size::max(6 * size::U64, size::TAG)));
+        + size::max(size::max(size::seq(MAX_RUNS, RUN_LEN), size::U16), size::max(2 * size::U32, size::max(7 * size::U64, size::TAG)));
     type Request = MemoryRequest;
     type Reply = MemoryReply;
 
@@ -302,7 +326,7 @@ impl Protocol for MemoryProtocol {
 
     fn validate(request: &MemoryRequest) -> Result<(), ProtoError> {
         let valid = match request {
-            MemoryRequest::AllocFrames { count, .. } => *count > 0,
+            MemoryRequest::AllocFrames { count, .. } | MemoryRequest::AllocHeap { count } => *count > 0,
             MemoryRequest::FreeFrames { frames, .. } => {
                 !frames.is_empty() && frames.iter().enumerate().all(|(i, f)| !frames[..i].contains(f))
             }
@@ -378,6 +402,12 @@ mod tests {
     }
 
     #[test]
+    fn the_heap_cap_is_a_sixteenth_of_the_pool() {
+        assert_eq!(client::heap_cap(100_000), 6_250);
+        assert_eq!(client::heap_cap(15), 0);
+    }
+
+    #[test]
     fn table_words_tell_owned_from_any_count() {
         assert_ne!(table::FREE, table::OWNED);
         // A count (at most one per reference to a frame) never reaches the
@@ -392,6 +422,8 @@ mod tests {
         assert_eq!(check(MemoryRequest::AllocFrames { count: 0 }), bad);
         assert_eq!(check(MemoryRequest::AllocFrames { count: 1 }), Ok(()));
         assert_eq!(check(MemoryRequest::AllocFrames { count: u16::MAX }), Ok(()));
+        assert_eq!(check(MemoryRequest::AllocHeap { count: 0 }), bad);
+        assert_eq!(check(MemoryRequest::AllocHeap { count: u16::MAX }), Ok(()));
 
         // FreeFrames: non-empty, no frame twice (a double free in one message).
         assert_eq!(check(free(&[])), bad);

@@ -111,7 +111,7 @@ fn wrong_protocol_or_version_is_refused() {
     let refused = |label| accept::<MemoryProtocol>(label, &bytes);
     assert_eq!(refused(MEMORY_PROTOCOL), Ok(MemoryRequest::Stats));
     assert_eq!(refused(PROCESS_PROTOCOL), Err(MemoryReply::Error(ProtoError::WrongProtocol)));
-    assert_eq!(refused(label(0x4D45, 5)), Err(MemoryReply::Error(ProtoError::UnsupportedVersion)));
+    assert_eq!(refused(label(0x4D45, 6)), Err(MemoryReply::Error(ProtoError::UnsupportedVersion)));
     assert_eq!(refused(kernel_label::FAULT), Err(MemoryReply::Error(ProtoError::WrongProtocol)));
     assert_eq!(refused(kernel_label::RESUME), Err(MemoryReply::Error(ProtoError::WrongProtocol)));
     // A client reading a reply checks the label too.
@@ -125,10 +125,12 @@ fn wrong_protocol_or_version_is_refused() {
 fn unknown_tags_are_unknown_requests() {
     let memory = |bytes: &[u8]| accept::<MemoryProtocol>(MEMORY_PROTOCOL, bytes);
     let unknown = Err(MemoryReply::Error(ProtoError::UnknownRequest));
-    // MemoryRequest has 10 variants (tags 0..=9), ProcessRequest 14.
-    assert_eq!(memory(&[10]), unknown);
-    assert_eq!(memory(&[10, 1, 2, 3]), unknown);
+    // MemoryRequest has 11 variants (tags 0..=10), ProcessRequest 14.
     assert_eq!(memory(&[11]), unknown);
+    assert_eq!(memory(&[11, 1, 2, 3]), unknown);
+    assert_eq!(memory(&[12]), unknown);
+    assert_eq!(memory(&[10, 1]), Ok(MemoryRequest::AllocHeap { count: 1 }));
+    assert_eq!(memory(&[10, 0]), Err(MemoryReply::Error(ProtoError::InvalidArgument)));
     assert_eq!(memory(&[9, 2]), Ok(MemoryRequest::Reclaim { record: 2 }));
     assert_eq!(memory(&[9, 0]), Err(MemoryReply::Error(ProtoError::InvalidArgument)));
     assert_eq!(accept::<ProcessProtocol>(PROCESS_PROTOCOL, &[14]), Err(ProcessReply::Error(ProtoError::UnknownRequest)));
@@ -339,7 +341,7 @@ fn serve_one(label: u64, bytes: &[u8]) -> Result<MemoryReply, ProtoError> {
 fn a_server_keeps_serving_after_bad_messages() {
     let good = bytes_of(&MemoryRequest::AllocFrames { count: 3 });
     assert_eq!(serve_one(MEMORY_PROTOCOL, &good), Ok(MemoryReply::Frames { runs: [FrameRun::new(0x100, 3)].into_iter().collect() }));
-    assert_eq!(serve_one(MEMORY_PROTOCOL, &[10, 0, 0]), Err(ProtoError::UnknownRequest));
+    assert_eq!(serve_one(MEMORY_PROTOCOL, &[11, 0, 0]), Err(ProtoError::UnknownRequest));
     assert_eq!(serve_one(MEMORY_PROTOCOL, &[0xFF; 7]), Err(ProtoError::Malformed));
     assert_eq!(serve_one(MEMORY_PROTOCOL, &good[..1]), Err(ProtoError::Malformed));
     assert_eq!(serve_one(PROCESS_PROTOCOL, &good), Err(ProtoError::WrongProtocol));

@@ -70,7 +70,7 @@ fn declared_variant_counts_match_the_enums() {
         value.encode(buf);
         u32::from(buf[0])
     };
-    assert_eq!(tag(&MemoryRequest::Reclaim { record: 2 }, &mut buf), MemoryProtocol::REQUEST_KINDS - 1);
+    assert_eq!(tag(&MemoryRequest::AllocHeap { count: 1 }, &mut buf), MemoryProtocol::REQUEST_KINDS - 1);
     assert_eq!(tag(&MemoryReply::Unique(true), &mut buf), MemoryProtocol::REPLY_KINDS - 1);
     assert_eq!(tag(&ProcessRequest::TimePhases { on: false }, &mut buf), ProcessProtocol::REQUEST_KINDS - 1);
     assert_eq!(tag(&ProcessReply::PhasesTimed, &mut buf), ProcessProtocol::REPLY_KINDS - 1);
@@ -174,16 +174,17 @@ fn the_largest_messages_per_variant_are_as_computed() {
     let mut size_of = |value: &dyn erased::Encode| value.encode(&mut buf);
     let memory: Vec<usize> = memory_requests().iter().map(|r| size_of(&largest_memory_request(r))).collect();
     // AllocFrames (x2), FreeFrames, RefBatch, Attach (x3), Stats,
-    // TryRemoveUnique (x2), Settle, Materialize (x2), Swap (x2), Reclaim.
+    // TryRemoveUnique (x2), Settle, Materialize (x2), Swap (x2), Reclaim,
+    // AllocHeap.
     // Materialize carries as many 5-byte frames as FreeFrames (a 2-byte
     // prefix and 200 * 5): 1003, as large, so the bound does not grow.
-    assert_eq!(memory, [4, 4, 1003, 963, 2, 2, 2, 1, 6, 6, 1, 1003, 1003, 2, 2, 2]);
+    assert_eq!(memory, [4, 4, 1003, 963, 2, 2, 2, 1, 6, 6, 1, 1003, 1003, 2, 2, 2, 4]);
     let materialize = size_of(&largest_memory_request(&MemoryRequest::Materialize { frames: Default::default() }));
     assert_eq!(materialize, 1 + proto::codec::size::seq(proto::memory::MAX_FREE_FRAMES, 5));
     assert!(materialize <= MemoryProtocol::MAX_REQUEST_LEN);
     let replies: Vec<usize> = memory_replies().iter().take(7).map(|r| size_of(&largest_memory_reply(r))).collect();
     // Frames, Ok, RefBatchDone, Attached, Stats, Unique (x2).
-    assert_eq!(replies, [834, 1, 4, 11, 61, 2, 2]);
+    assert_eq!(replies, [834, 1, 4, 11, 71, 2, 2]);
     assert_eq!(size_of(&MemoryReply::Error(proto::ProtoError::NotMapped)), 2);
     let process: Vec<usize> = process_requests().iter().map(|r| size_of(&largest_process_request(r))).collect();
     // Spawn, Fork (x2), Exit, Wait (x2), Exec, GetPid, Brk, Mmap, Munmap,

@@ -1,10 +1,11 @@
 //! The process servers' heap runs out first: this process's page map is
 //! large and sparse (one page touched in each 2 MiB, each a 4.3 KiB leaf
-//! of the map in the servers' heap), and it forks children that each keep
-//! a copy of it, until a fork is refused with `NoMemory` because the heap
-//! cannot take another copy: the process server answers, it does not fail
-//! an allocation (and die). Then the children are killed, and a fork works
-//! again.
+//! of the map in the servers' heap: 3.8 MiB, more than the heap the
+//! servers start with, so it grows from the memory server's frames), and
+//! it forks children that each keep a copy of it, until a fork is refused
+//! with `NoMemory` because the heap, grown to its cap, cannot take another
+//! copy: the process server answers, it does not fail an allocation (and
+//! die). Then the children are killed, and a fork works again.
 //!
 //! Exit statuses: 40 the region could not be mapped, 41 a fork failed
 //! otherwise, 42 the heap never ran out, 43 a child did not end killed,
@@ -21,8 +22,10 @@ const LEAF_PAGES: u32 = 512;
 /// Leaves touched: about 3.8 MiB of page map, and as many page tables,
 /// under the kernel's 1,024 per address space.
 const LEAVES: u32 = 900;
-/// More children than the 16 MiB heap can hold copies of the map for.
-const MOST_CHILDREN: usize = 8;
+/// More children than the heap can hold copies of the map for, grown to
+/// its cap (a sixteenth of the pool: about 7 copies at 512 MiB), and
+/// fewer than a process may have.
+const MOST_CHILDREN: usize = 12;
 
 pub fn run() -> Outcome {
     let region = Region::map(LEAVES * LEAF_PAGES).map_err(|e| Failure::new(40, "the sparse region was not mapped").error(e))?;

@@ -18,9 +18,10 @@ use crate::process_servers::Generation;
 
 /// Frames init keeps for itself after starting the servers.
 const INIT_RESERVE: u64 = 4096;
-/// Frames of the process servers' own memory: a 16 MiB heap, stacks, IPC
+/// Frames of the process servers' own memory: the 4 MiB heap they start
+/// with (they grow it from the memory server's frames), stacks, IPC
 /// buffers (and the pages the kernel reads for them: `cow_frames`).
-const PROCESS_SERVER_FRAMES: u64 = 4096 + 256;
+const PROCESS_SERVER_FRAMES: u64 = 1024 + 256;
 
 /// Frames the process servers keep for the kernel to read when it copies
 /// for them: a byte of hints per frame of RAM (the pool is less), and a
@@ -107,6 +108,14 @@ pub fn await_ready(thread: Slot, endpoint: Slot, what: &'static str) -> Result<(
         START_PATIENCE,
     );
     if ready && !dead { Ok(()) } else { Err(what) }
+}
+
+/// Whether the memory server counts `after` the frames it counted
+/// `before`: as many free, owned and shared, the frames taken as the
+/// servers' heap meanwhile counted as free (they are counted apart, and
+/// come back only with the servers).
+pub fn same_frames(before: &MemoryStats, after: &MemoryStats) -> bool {
+    (after.free + after.heap, after.owned, after.shared) == (before.free + before.heap, before.owned, before.shared)
 }
 
 /// Threads, address spaces and tables the kernel holds now.

@@ -8,7 +8,7 @@ use abi::workload::{self, encode};
 use proto::{MemoryStats, ProcessProtocol, ProcessRequest, ProtoError};
 use rt::ipc::{self, Message};
 
-use crate::system::{START_PATIENCE, System};
+use crate::system::{START_PATIENCE, System, same_frames};
 use crate::tests::hostile_memory::{self, Target};
 use crate::tests::process::BootImage;
 use crate::tests::{TestResult, check, crash, pause_for, wait_longer};
@@ -25,7 +25,7 @@ pub const WORKLOADS: [Workload; 15] = [
     ("fork_exec", |s| leak_checked(s, 0, workload::EXEC, 0, 0)),
     ("fork_tree", |s| leak_checked(s, 1, workload::TREE, 2, 3)),
     ("fork_crash", |s| leak_checked(s, 0, workload::CRASH, 0, 0)),
-    ("fork_oom", |s| leak_checked(s, 1, workload::OOM, 0, 0)),
+    ("fork_oom", fork_oom),
     ("forkbench_quick", |s| leak_checked(s, 0, workload::FORKBENCH, 2, 0)),
     ("live_swap", live_swap),
     ("fork_bomb", |s| leak_checked(s, 0, workload::FORKBOMB, 0, 0)),
@@ -48,14 +48,34 @@ fn leak_checked(system: &System, cpu: u16, mode: u64, a: u64, b: u64) -> TestRes
 }
 
 /// The memory server counts the free, owned and shared frames it counted
-/// `before`; else `leak`.
+/// `before`; else `leak`. Frames the servers took as their heap meanwhile
+/// count as free: they are counted apart, and never come back.
 fn frames_back(system: &System, before: &MemoryStats, leak: &'static str) -> TestResult {
     let after = system.settled_memory().map_err(|_| "no memory stats")?;
-    if (after.free, after.owned, after.shared) != (before.free, before.owned, before.shared) {
+    if !same_frames(before, &after) {
         rt::println!("init: frames before {before:?}, after {after:?}");
         return Err(leak);
     }
     Ok(())
+}
+
+/// The OOM workload (`apps::oom`), whose last part fills the process
+/// servers' heap with copies of a sparse page map (`apps::server_heap`):
+/// the heap must grow from the memory server's frames up to the cap the
+/// memory server keeps for it, the fork past that is refused with
+/// `NoMemory` (the workload checks), the servers go on serving, and every
+/// frame but the heap's comes back.
+fn fork_oom(system: &System) -> TestResult {
+    let before = system.settled_memory().map_err(|_| "no memory stats")?;
+    leak_checked(system, 1, workload::OOM, 0, 0)?;
+    let after = system.settled_memory().map_err(|_| "no memory stats")?;
+    let cap = proto::memory::client::heap_cap(u64::from(system.pool_frames));
+    rt::println!(
+        "init: the process servers' heap grew from {} to {} frames of the memory server's (its cap: {cap})",
+        before.heap,
+        after.heap
+    );
+    check(before.heap < cap && after.heap == cap, "the servers' heap did not grow to its cap from the memory server's frames")
 }
 
 /// Swaps the strategy live across both placements (deferred → atomic →
@@ -189,7 +209,7 @@ fn memory_restart(system: &System) -> TestResult {
     );
     check(system.process_stats().map_err(|_| "no process stats")?.processes == 0, "the new servers have processes")?;
     let after = system.settled_memory().map_err(|_| "no memory stats")?;
-    if after.free != before.free || (after.owned, after.shared) != (0, 0) {
+    if after.free + after.heap != before.free + before.heap || (after.owned, after.shared) != (0, 0) {
         rt::println!("init: frames before {before:?}, after {after:?}");
         return Err("frames were lost with the memory server");
     }

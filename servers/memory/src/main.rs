@@ -165,7 +165,7 @@ impl Server {
     /// checked against the caller's record before any strategy code runs.
     fn handle(&mut self, caller: Caller, request: MemoryRequest) -> (MemoryReply, Option<u64>) {
         let denied = match request {
-            MemoryRequest::Attach { .. } | MemoryRequest::Swap { .. } => !caller.trusted,
+            MemoryRequest::Attach { .. } | MemoryRequest::Swap { .. } | MemoryRequest::AllocHeap { .. } => !caller.trusted,
             MemoryRequest::Reclaim { .. } => !caller.supervisor,
             _ => false,
         };
@@ -184,6 +184,16 @@ impl Server {
                     (run.first..run.first + u64::from(run.count)).for_each(|frame| self.counts.hand_out(frame as u32));
                 }
                 (if runs.is_empty() { MemoryReply::Error(ProtoError::NoMemory) } else { MemoryReply::Frames { runs } }, None)
+            }
+            MemoryRequest::AllocHeap { count } => {
+                // The frames stay FREE in the counts: no strategy sees
+                // them, and no client request names them (`pool`).
+                let room = client::heap_cap(u64::from(self.layout.pool_frames)).saturating_sub(self.pool.heap_of(caller.record));
+                let run = u16::try_from(room).map_or(Some(count), |room| (room > 0).then_some(count.min(room)));
+                match run.and_then(|count| self.pool.alloc_heap(count, caller.record)) {
+                    Some(run) => (MemoryReply::Frames { runs: [run].into_iter().collect() }, None),
+                    None => (MemoryReply::Error(ProtoError::NoMemory), None),
+                }
             }
             MemoryRequest::FreeFrames { frames } => {
                 // The protocol refuses a frame named twice in one request;
@@ -247,6 +257,7 @@ impl Server {
                     pending_ops: 0,
                     batches: self.batches,
                     ops_in_batches: self.ops_in_batches,
+                    heap: self.pool.heap_frames(),
                 };
                 (MemoryReply::Stats(stats), None)
             }

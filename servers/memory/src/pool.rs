@@ -1,7 +1,8 @@
 //! The frame pool: one bit per frame of the server's PhysRange, handed out
 //! as runs found from a rotating cursor, and taken back frame by frame;
 //! and the record of which client each frame was handed to, and how many
-//! frames each client holds.
+//! frames each client holds, apart from the frames it holds as its heap
+//! (one run each, taken back only with the whole client).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -11,14 +12,21 @@ use proto::memory::{FrameRun, MAX_RUNS, Runs, client};
 /// The owner of frames no client holds: the server's own, and the frames
 /// of a strategy's region.
 pub const SERVER: u8 = 0;
+/// The mark, in a frame's owner, of a frame held as its client's heap: no
+/// client record has this bit, so no request of the client names it.
+const HEAP: u8 = 0x80;
+
+const _: () = assert!(client::RECORDS <= HEAP as u64);
 
 pub struct Pool {
     /// Bit set: frame in use (or the server's own).
     used: Vec<u64>,
     /// The client record each frame in use was handed to.
     owner: Vec<u8>,
-    /// Frames each client record holds.
+    /// Frames each client record holds (its heap apart).
     held: [u64; client::RECORDS as usize],
+    /// Frames each client record holds as its heap.
+    heap: [u64; client::RECORDS as usize],
     frames: u64,
     /// Frames below are the server's own.
     first: u64,
@@ -35,6 +43,7 @@ impl Pool {
             used: vec![0u64; frames.div_ceil(64) as usize],
             owner: vec![SERVER; frames as usize],
             held: [0; client::RECORDS as usize],
+            heap: [0; client::RECORDS as usize],
             frames,
             first,
             free: frames,
@@ -69,6 +78,16 @@ impl Pool {
     /// Frames client record `record` holds.
     pub fn held(&self, record: u8) -> u64 {
         self.held[usize::from(record)]
+    }
+
+    /// Frames client record `record` holds as its heap.
+    pub fn heap_of(&self, record: u8) -> u64 {
+        self.heap[usize::from(record)]
+    }
+
+    /// Frames every client holds as its heap.
+    pub fn heap_frames(&self) -> u64 {
+        self.heap.iter().sum()
     }
 
     fn take(&mut self, frame: u64) {
@@ -113,6 +132,59 @@ impl Pool {
         runs
     }
 
+    /// `count` (1 to `u16::MAX`) consecutive free frames for client record
+    /// `owner`'s heap, the first such run from the cursor on, else from
+    /// the pool's start; `None` (and nothing taken) if there is none.
+    pub fn alloc_heap(&mut self, count: u16, owner: u8) -> Option<FrameRun> {
+        let wanted = u64::from(count);
+        if wanted == 0 || wanted > self.free || owner == SERVER {
+            return None;
+        }
+        let first = self.free_run(self.cursor.max(self.first), wanted).or_else(|| self.free_run(self.first, wanted))?;
+        for frame in first..first + wanted {
+            self.take(frame);
+            self.owner[frame as usize] = owner | HEAP;
+        }
+        self.heap[usize::from(owner)] += wanted;
+        self.cursor = first + wanted;
+        Some(FrameRun::new(first, count))
+    }
+
+    /// The first frame of the first `count` free frames in a row at or
+    /// after `from`.
+    fn free_run(&self, from: u64, count: u64) -> Option<u64> {
+        let (mut start, mut frame) = (from, from);
+        while frame < self.frames {
+            if frame.is_multiple_of(64) && self.used[(frame / 64) as usize] == u64::MAX {
+                frame += 64;
+                start = frame;
+            } else if self.is_used(frame) {
+                frame += 1;
+                start = frame;
+            } else {
+                frame += 1;
+                if frame - start == count {
+                    return Some(start);
+                }
+            }
+        }
+        None
+    }
+
+    /// Puts back every frame client record `record` holds as its heap (its
+    /// supervisor tore it down); how many.
+    pub fn release_heap(&mut self, record: u8) -> u64 {
+        let mark = record | HEAP;
+        for frame in self.first..self.frames {
+            if self.owner[frame as usize] == mark && self.is_used(frame) {
+                self.owner[frame as usize] = SERVER;
+                self.used[(frame / 64) as usize] &= !(1 << (frame % 64));
+                self.free += 1;
+            }
+        }
+        core::mem::take(&mut self.heap[usize::from(record)])
+    }
+
     /// The server's own frames `first .. first + count`, just below the
     /// pool (the first strategy's region, given up by a swap), become the
     /// pool's.
@@ -127,10 +199,11 @@ impl Pool {
         self.first = first;
     }
 
-    /// Puts a frame back (a frame already free stays free: the callers
-    /// checked it was handed out, so that never happens).
+    /// Puts a frame back (a frame already free stays free, and a heap
+    /// frame stays its client's: the callers checked it was handed out
+    /// and counted, so neither happens).
     pub fn release(&mut self, frame: u64) {
-        if !self.handed_out(frame) {
+        if !self.handed_out(frame) || self.owner[frame as usize] & HEAP != 0 {
             return;
         }
         let owner = core::mem::replace(&mut self.owner[frame as usize], SERVER);

@@ -33,7 +33,8 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
         (process.memory.clone(), space)
     };
     // The child's page map is a copy of the parent's.
-    system::heap_allows(record.lock().pages.footprint())?;
+    let footprint = record.lock().pages.footprint();
+    crate::heap::allows(server.mem.buffer(), footprint)?;
     let objects = create_objects()?;
     let phases = &sys.stats.phases;
     let mut memory = record.lock();

@@ -5,7 +5,7 @@
 //! What a process may hold is bounded: children (`procs::MAX_CHILDREN`),
 //! reserved pages and mappings (`space`), and every request that grows its
 //! records in our heap is admitted only while the heap can take it
-//! (`system::heap_allows`).
+//! (`heap::allows`), which grows the heap when it must.
 
 use alloc::sync::Arc;
 
@@ -198,7 +198,7 @@ pub fn spawn(server: &mut Server, parent: u32, program: &str, arg: u64) -> Resul
         }
         table.new_pid()
     };
-    system::heap_allows(SPAWN_FOOTPRINT)?;
+    crate::heap::allows(server.mem.buffer(), SPAWN_FOOTPRINT)?;
     let (objects, memory, entry) = load(server, pid, program)?;
     let process = Process {
         parent: Some(parent),
@@ -371,9 +371,9 @@ pub fn brk(server: &mut Server, pid: u32, new_end: u64) -> Result<u64, ProtoErro
 }
 
 /// `Mmap`: a demand-zero region of `pages` pages.
-pub fn mmap(pid: u32, pages: u32) -> Result<u64, ProtoError> {
+pub fn mmap(server: &mut Server, pid: u32, pages: u32) -> Result<u64, ProtoError> {
     let (record, _) = memory_of(pid)?;
-    system::heap_allows(MAPPING_FOOTPRINT)?;
+    crate::heap::allows(server.mem.buffer(), MAPPING_FOOTPRINT)?;
     record.lock().mmap(u64::from(pages))
 }
 

@@ -77,7 +77,7 @@ pub fn load(elf: &[u8], space: Slot, memory: &mut AddrSpace, mem: &mut MemClient
 
 /// Maps a fresh zeroed frame at `vaddr` in `space` with `flags`; records it.
 pub fn map_zeroed(space: Slot, vaddr: u64, flags: u8, memory: &mut AddrSpace, mem: &mut MemClient) -> Result<u32, ProtoError> {
-    system::heap_allows(crate::pagemap::PageMap::PAGE_FOOTPRINT)?;
+    crate::heap::allows(mem.buffer(), crate::pagemap::PageMap::PAGE_FOOTPRINT)?;
     let frame = mem.alloc_page()?;
     system::get().frame_mut(frame).fill(0);
     let page = Page { frame, flags };

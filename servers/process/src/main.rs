@@ -17,6 +17,7 @@ extern crate alloc;
 mod counts;
 mod cow;
 mod fork;
+mod heap;
 mod lifecycle;
 mod link;
 mod loader;

@@ -204,7 +204,7 @@ impl Server {
             },
             ProcessRequest::GetPid => Ok(ProcessReply::Pid(pid)),
             ProcessRequest::Brk { new_end } => lifecycle::brk(self, pid, new_end).map(ProcessReply::BrkSet),
-            ProcessRequest::Mmap { pages } => lifecycle::mmap(pid, pages).map(|addr| ProcessReply::Mapped { addr }),
+            ProcessRequest::Mmap { pages } => lifecycle::mmap(self, pid, pages).map(|addr| ProcessReply::Mapped { addr }),
             ProcessRequest::Munmap { addr, pages } => lifecycle::munmap(self, pid, addr, pages).map(|()| ProcessReply::Unmapped),
             ProcessRequest::Quiesce | ProcessRequest::Swap { .. } if pid != INIT_PID => Err(ProtoError::Denied),
             ProcessRequest::Quiesce => {

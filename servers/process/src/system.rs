@@ -11,7 +11,7 @@ use abi::process::Placement;
 use abi::process::Strategy;
 use abi::syscall::MAP_BATCH_MAX;
 use proto::memory::{AttachPart, MemoryReply, MemoryRequest};
-use proto::{MemoryProtocol, ProcessStats, ProtoError};
+use proto::{MemoryProtocol, ProcessStats};
 use rt::mem::{PAGE_SIZE, PageSource};
 use rt::sys::{self, Slot};
 
@@ -30,8 +30,12 @@ pub const NUDGE_LABEL: u64 = 0x9D6E;
 
 /// Where our own heap and stacks come from.
 const HEAP_WINDOW: u64 = 0x0000_2000_0000_0000;
-/// 16 MiB of heap: page maps of every process.
-const HEAP_PAGES: u64 = 4096;
+/// The heap we start with, 4 MiB of init's frames: its reserve (1 MiB,
+/// and the decrement buffers of every server: 0.8 MiB for 4 CPUs and
+/// 100,000 frames) and the page maps of small processes (a 4096-page
+/// process takes 8 leaves, 35 KiB). More comes from the memory server
+/// (`heap`).
+const HEAP_PAGES: u64 = 1024;
 const TABLE_WINDOW: u64 = 0x0000_3000_0000_0000;
 const BOOT_WINDOW: u64 = 0x0000_3800_0000_0000;
 const POOL_WINDOW: u64 = 0x0000_4000_0000_0000;
@@ -113,21 +117,6 @@ impl Counters {
 
 static SYSTEM: spin::Once<System> = spin::Once::new();
 
-/// Heap every server thread may still need for its small records (table
-/// entries, saved replies, buffers) after a request that grows a
-/// process's records was admitted.
-const HEAP_RESERVE: usize = 1 << 20;
-
-/// Whether our heap can take `bytes` more for a process's records and
-/// still keep [`HEAP_RESERVE`]; `NoMemory` if not. Checked before the
-/// records grow (a fork's page map, a page, a mapping), so that a full
-/// heap refuses requests instead of failing an allocation, which would
-/// end the server.
-pub fn heap_allows(bytes: usize) -> Result<(), ProtoError> {
-    let (_, available) = rt::heap::usage();
-    if available >= bytes.saturating_add(HEAP_RESERVE) { Ok(()) } else { Err(ProtoError::NoMemory) }
-}
-
 pub fn get() -> &'static System {
     SYSTEM.get().expect("the system is set up before any server runs")
 }
@@ -187,6 +176,8 @@ pub fn start(strategy: Strategy, cpus: u16, kernel_copies: bool) -> Result<(), &
         cow,
         stats: Counters::default(),
     });
+    // The reserve the heap keeps grows with the pool and the CPUs.
+    crate::heap::allows(buffer, 0).map_err(|_| "no heap for the reserve")?;
     if strategy.placement() == Placement::Shared {
         let shared = map_region(buffer, strategy).map_err(|_| "cannot map the strategy's region")?;
         get().set_region(Some(shared));
@@ -254,6 +245,12 @@ impl System {
     pub fn frame_mut(&self, frame: u32) -> &'static mut [u8; PAGE_SIZE as usize] {
         assert!(u64::from(frame) < self.pool_frames, "frame {frame} is not the pool's");
         frame_bytes(frame)
+    }
+
+    /// Where pool frames `first .. first + count` are in our mapping of
+    /// the pool, if they are the pool's.
+    pub fn frames_at(&self, first: u64, count: u64) -> Option<*mut u8> {
+        (first.checked_add(count)? <= self.pool_frames).then(|| (POOL_WINDOW + first * PAGE_SIZE) as *mut u8)
     }
 
     /// The counter table's word for `frame`.

@@ -134,8 +134,8 @@ mod tests {
         let reply = proto::MemoryReply::Frames { runs: [proto::FrameRun::new(40, 8)].into_iter().collect() };
         s.memory_call(0, 1_000, &request, &reply);
         let lines = dump(&Trace::from_bytes(&s.bytes()), &Filter::default());
-        assert!(lines[0].ends_with("| memory.v6 AllocFrames: AllocFrames { count: 8 }"), "{}", lines[0]);
-        assert!(lines[2].ends_with("| memory.v6 Frames: Frames { runs: [FrameRun { first: 40, count: 8 }] }"), "{}", lines[2]);
+        assert!(lines[0].ends_with("| memory.v7 AllocFrames: AllocFrames { count: 8 }"), "{}", lines[0]);
+        assert!(lines[2].ends_with("| memory.v7 Frames: Frames { runs: [FrameRun { first: 40, count: 8 }] }"), "{}", lines[2]);
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Schema {
 /// A message, named and (when whole) decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decoded {
-    /// `memory.v6 AllocFrames`, `fault`, or the label alone when the
+    /// `memory.v7 AllocFrames`, `fault`, or the label alone when the
     /// message is not known or not in the capture.
     pub name: String,
     /// The decoded message, the fault's registers, the registers of a
@@ -210,7 +210,7 @@ mod tests {
         let ops = [RefOp::inc(40_000), RefOp::dec(12)].into_iter().collect();
         let batch = MemoryRequest::RefBatch { ops };
         let d = seen(Kind::Call, proto::MEMORY_PROTOCOL, &batch, usize::MAX);
-        assert_eq!(d.name, "memory.v6 RefBatch");
+        assert_eq!(d.name, "memory.v7 RefBatch");
         assert_eq!(d.body, format!("{batch:?}"));
         let frames = MemoryReply::Frames { runs: [FrameRun::new(5, 3)].into_iter().collect() };
         assert_eq!(seen(Kind::ReplyRecv, proto::MEMORY_PROTOCOL, &frames, usize::MAX).body, format!("{frames:?}"));
@@ -220,10 +220,10 @@ mod tests {
     fn a_cut_payload_keeps_its_name() {
         let batch = MemoryRequest::RefBatch { ops: (0..100).map(RefOp::inc).collect() };
         let d = seen(Kind::Call, proto::MEMORY_PROTOCOL, &batch, 16);
-        assert_eq!(d.name, "memory.v6 RefBatch");
+        assert_eq!(d.name, "memory.v7 RefBatch");
         assert!(d.body.starts_with("cut: 16 of "), "{}", d.body);
         // Nothing kept: the label alone.
-        assert_eq!(seen(Kind::Call, proto::MEMORY_PROTOCOL, &batch, 0).name, "memory.v6");
+        assert_eq!(seen(Kind::Call, proto::MEMORY_PROTOCOL, &batch, 0).name, "memory.v7");
     }
 
     #[test]

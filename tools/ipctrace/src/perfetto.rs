@@ -171,7 +171,7 @@ pub fn export(t: &Trace) -> Vec<u8> {
             continue;
         };
         let end = t.ns(t.records[reply].tsc);
-        // The message's name (`memory.v6 AllocFrames`), else the label's.
+        // The message's name (`memory.v7 AllocFrames`), else the label's.
         let label = crate::message::decode(t, call).map_or_else(|| names.label(call.label), |m| m.name);
         let mut b = event(t.ns(call.tsc), SLICE_BEGIN, client);
         b.msg

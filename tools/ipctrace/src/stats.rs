@@ -1,6 +1,6 @@
 //! `stats`: message counts, bytes, errors, batching (items per message) and
 //! call latencies, per endpoint and label, per endpoint and message (when
-//! the capture holds messages: `memory.v6 AllocFrames`), and per client
+//! the capture holds messages: `memory.v7 AllocFrames`), and per client
 //! thread.
 //!
 //! Owns the grouping and the percentile arithmetic; latencies come from the
@@ -61,7 +61,7 @@ pub struct Row {
     pub label: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label_value: Option<u64>,
-    /// The message of an endpoint-and-message row (`memory.v6 RefBatch`).
+    /// The message of an endpoint-and-message row (`memory.v7 RefBatch`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The sending thread of a client row.
@@ -342,8 +342,8 @@ mod tests {
         s.memory_call(0, 3_000, &MemoryRequest::AllocFrames { count: 1 }, &frames);
         let st = Stats::of(&Trace::from_bytes(&s.bytes()));
         let rows: Vec<(&str, u64, u64)> = st.by_endpoint_message.iter().map(|r| (r.name.as_str(), r.count, r.total.samples)).collect();
-        assert_eq!(rows, [("memory memory.v6 AllocFrames", 2, 2), ("memory memory.v6 RefBatch", 1, 1)]);
-        assert_eq!(st.by_endpoint_message[0].message.as_deref(), Some("memory.v6 AllocFrames"));
+        assert_eq!(rows, [("memory memory.v7 AllocFrames", 2, 2), ("memory memory.v7 RefBatch", 1, 1)]);
+        assert_eq!(st.by_endpoint_message[0].message.as_deref(), Some("memory.v7 AllocFrames"));
         assert!(st.render().contains("endpoint message"));
     }
 }

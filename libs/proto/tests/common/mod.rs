@@ -59,7 +59,7 @@ pub fn error_kind(error: ProtoError) -> usize {
 // The `kind` of a variant is its wire tag: `tags_follow_the_declared_order`
 // checks it against postcard, so these functions also pin the order.
 
-pub const MEMORY_REQUEST_KINDS: usize = 10;
+pub const MEMORY_REQUEST_KINDS: usize = 11;
 pub fn memory_request_kind(request: &MemoryRequest) -> usize {
     match request {
         MemoryRequest::AllocFrames { .. } => 0,
@@ -72,6 +72,7 @@ pub fn memory_request_kind(request: &MemoryRequest) -> usize {
         MemoryRequest::Materialize { .. } => 7,
         MemoryRequest::Swap { .. } => 8,
         MemoryRequest::Reclaim { .. } => 9,
+        MemoryRequest::AllocHeap { .. } => 10,
     }
 }
 
@@ -156,6 +157,7 @@ pub fn memory_requests() -> Vec<MemoryRequest> {
         // Whether a strategy exists is the server's question.
         MemoryRequest::Swap { strategy: u8::MAX },
         MemoryRequest::Reclaim { record: 2 },
+        MemoryRequest::AllocHeap { count: 256 },
     ]
 }
 
@@ -165,7 +167,7 @@ pub fn memory_replies() -> Vec<MemoryReply> {
         MemoryReply::Ok,
         MemoryReply::RefBatchDone { freed: 2 },
         MemoryReply::Attached(Layout { pool_frames: 0x8000, table_pages: 64 }),
-        MemoryReply::Stats(MemoryStats { free: 1, owned: 2, shared: 3, pending_ops: 4, batches: 5, ops_in_batches: 6 }),
+        MemoryReply::Stats(MemoryStats { free: 1, owned: 2, shared: 3, pending_ops: 4, batches: 5, ops_in_batches: 6, heap: 7 }),
         MemoryReply::Unique(false),
         MemoryReply::Unique(true),
     ];
@@ -252,6 +254,7 @@ pub fn largest_memory_request(like: &MemoryRequest) -> MemoryRequest {
         // A u8 is one raw byte whatever its value.
         MemoryRequest::Swap { .. } => MemoryRequest::Swap { strategy: u8::MAX },
         MemoryRequest::Reclaim { .. } => MemoryRequest::Reclaim { record: 15 },
+        MemoryRequest::AllocHeap { .. } => MemoryRequest::AllocHeap { count: u16::MAX },
     }
 }
 
@@ -268,6 +271,7 @@ pub fn largest_memory_reply(like: &MemoryReply) -> MemoryReply {
             pending_ops: u64::MAX,
             batches: u64::MAX,
             ops_in_batches: u64::MAX,
+            heap: u64::MAX,
         }),
         MemoryReply::Error(_) => MemoryReply::Error(ALL_ERRORS[ALL_ERRORS.len() - 1]),
         // A bool is one byte whatever its value.
@@ -381,6 +385,7 @@ pub fn arb_memory_request() -> impl Strategy<Value = MemoryRequest> {
         Just(MemoryRequest::Settle),
         arb_free_list().prop_map(|frames| MemoryRequest::Materialize { frames }),
         any::<u8>().prop_map(|strategy| MemoryRequest::Swap { strategy }),
+        any::<u16>().prop_map(|count| MemoryRequest::AllocHeap { count }),
     ]
 }
 
@@ -390,8 +395,8 @@ pub fn arb_memory_reply() -> impl Strategy<Value = MemoryReply> {
         Just(MemoryReply::Ok),
         any::<u16>().prop_map(|freed| MemoryReply::RefBatchDone { freed }),
         (any::<u32>(), any::<u32>()).prop_map(|(pool_frames, table_pages)| { MemoryReply::Attached(Layout { pool_frames, table_pages }) }),
-        any::<[u64; 6]>().prop_map(|[free, owned, shared, pending_ops, batches, ops_in_batches]| {
-            MemoryReply::Stats(MemoryStats { free, owned, shared, pending_ops, batches, ops_in_batches })
+        any::<[u64; 7]>().prop_map(|[free, owned, shared, pending_ops, batches, ops_in_batches, heap]| {
+            MemoryReply::Stats(MemoryStats { free, owned, shared, pending_ops, batches, ops_in_batches, heap })
         }),
         arb_error().prop_map(MemoryReply::Error),
         any::<bool>().prop_map(MemoryReply::Unique),

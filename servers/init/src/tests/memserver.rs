@@ -4,7 +4,8 @@
 //! frames, maps and uses one, applies counter batches and watches the
 //! table change, gives the frames back, and sends malformed and
 //! mislabelled requests, which it answers with errors while it keeps
-//! serving. Then two untrusted clients attack each other
+//! serving; it takes frames as its heap, up to the cap, which only its
+//! reclaim gives back. Then two untrusted clients attack each other
 //! (`hostile_memory`).
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -37,11 +38,15 @@ fn raw_call(ep: Slot, buffer: &mut IpcBuffer, label: u64, length: usize) -> Resu
     proto::read_reply::<MemoryProtocol>(reply.label(), payload)
 }
 
-fn free_frames(ep: Slot, buffer: &mut IpcBuffer) -> Result<u64, &'static str> {
+fn stats(ep: Slot, buffer: &mut IpcBuffer) -> Result<proto::MemoryStats, &'static str> {
     match call(ep, buffer, &MemoryRequest::Stats) {
-        Ok(MemoryReply::Stats(stats)) => Ok(stats.free),
+        Ok(MemoryReply::Stats(stats)) => Ok(stats),
         _ => Err("no stats"),
     }
+}
+
+fn free_frames(ep: Slot, buffer: &mut IpcBuffer) -> Result<u64, &'static str> {
+    stats(ep, buffer).map(|stats| stats.free)
 }
 
 /// What `with_server` says of a server that stopped before it served.
@@ -127,9 +132,51 @@ fn with_server_of(env: &Env, strategy: Strategy, frames: u64, test: impl FnOnce(
 
 fn exercise(env: &Env, original: Slot, buffer: &mut IpcBuffer) -> TestResult {
     let ep = mint(env, original, client::PROCESS_SERVERS)?;
-    let outcome = exercise_as(env, ep, buffer);
+    let outcome = exercise_as(env, ep, buffer).and_then(|()| heap_frames(env, original, ep, buffer));
     env.slots.release(ep);
     outcome
+}
+
+/// One run of frames for the trusted client `ep`'s heap.
+fn heap_run(ep: Slot, buffer: &mut IpcBuffer, count: u16) -> Result<proto::FrameRun, ProtoError> {
+    match call(ep, buffer, &MemoryRequest::AllocHeap { count })? {
+        MemoryReply::Frames { runs } if runs.len() == 1 => Ok(runs[0]),
+        _ => Err(ProtoError::Malformed),
+    }
+}
+
+/// Frames for a client's heap: one run of consecutive frames, counted
+/// apart (neither free nor owned); the client cannot give them back,
+/// count them or ask of them; past the cap and to an untrusted client
+/// there are none; reclaiming the client puts them back.
+fn heap_frames(env: &Env, original: Slot, ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
+    let before = stats(ep, buffer)?;
+    let run = heap_run(ep, buffer, 8).map_err(|_| "AllocHeap gave no run")?;
+    check(run.count == 8, "AllocHeap did not give the 8 frames asked for")?;
+    let after = stats(ep, buffer)?;
+    let apart = (after.heap, after.free, after.owned) == (before.heap + 8, before.free - 8, before.owned);
+    check(apart, "heap frames are not counted apart from free and owned ones")?;
+    let frame = run.first as u32;
+    let frames: FreeList = [frame].into_iter().collect();
+    let ops: RefOps = [RefOp::inc(frame)].into_iter().collect();
+    for request in [MemoryRequest::FreeFrames { frames }, MemoryRequest::RefBatch { ops }, MemoryRequest::TryRemoveUnique { frame }] {
+        check(call(ep, buffer, &request) == Err(ProtoError::NotOwned), "a request named a frame of the client's heap")?;
+    }
+    // The rest up to the cap, then none.
+    let cap = client::heap_cap(POOL_FRAMES);
+    let rest = heap_run(ep, buffer, u16::MAX).map_err(|_| "AllocHeap gave nothing below the cap")?;
+    check(u64::from(rest.count) == cap - 8, "AllocHeap went past the cap, or stopped short of it")?;
+    check(heap_run(ep, buffer, 1) == Err(ProtoError::NoMemory), "AllocHeap went past the cap")?;
+    let untrusted = mint(env, original, 3)?;
+    let denied = heap_run(untrusted, buffer, 1);
+    env.slots.release(untrusted);
+    check(denied == Err(ProtoError::Denied), "an untrusted client got heap frames")?;
+    let supervisor = mint(env, original, client::INIT)?;
+    let reclaimed = call(supervisor, buffer, &MemoryRequest::Reclaim { record: client::PROCESS_SERVERS_RECORD });
+    env.slots.release(supervisor);
+    check(reclaimed == Ok(MemoryReply::RefBatchDone { freed: cap as u16 }), "the reclaim did not take the heap back")?;
+    let after = stats(ep, buffer)?;
+    check((after.heap, after.free) == (before.heap, before.free), "the heap's frames did not come back to the pool")
 }
 
 fn exercise_as(env: &Env, ep: Slot, buffer: &mut IpcBuffer) -> TestResult {
