@@ -90,16 +90,19 @@ impl Kernel {
     pub(super) fn resolve_cow(&mut self, t: u16, cpu: usize, addr: u64) -> bool {
         let Some(space) = self.threads.at(t).and_then(|thread| thread.space) else { return false };
         let Some((root, Some(arm))) = self.spaces.get(space.index, space.generation).map(|s| (s.root, s.cow)) else { return false };
-        let (Some(pool), Some(meta)) = (self.range_of(arm.pool), self.range_of(arm.meta)) else { return false };
-        let loaded_elsewhere = self.cpus.iter().enumerate().any(|(i, other)| i != cpu && other.loaded_root == root.0);
-        if loaded_elsewhere || addr >= USER_END {
+        let vaddr = addr & !(PAGE_SIZE - 1);
+        if vaddr >= USER_END {
             return false;
         }
-        let vaddr = addr & !(PAGE_SIZE - 1);
         let Some((old, flags)) = root.translate(vaddr) else { return false };
         if !flags.contains(COPY_ON_WRITE | MAY_WRITE | Flags::USER_ACCESSIBLE) || flags.intersects(Flags::WRITABLE | KERNEL_OWNED) {
             return false;
         }
+        let online = &self.cpus[..crate::arch::cpu_count().min(self.cpus.len())];
+        if online.iter().enumerate().any(|(i, other)| i != cpu && other.loaded_root == root.0) {
+            return false;
+        }
+        let (Some(pool), Some(meta)) = (self.range_of(arm.pool), self.range_of(arm.meta)) else { return false };
         // SAFETY: `control` is a frame of a live PhysRange of RAM, which
         // the pager could write (checked by `CowArm`), seen through the
         // direct map; the kernel only reads and writes it with atomics, and

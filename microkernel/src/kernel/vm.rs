@@ -8,7 +8,7 @@ use abi::cap::{ObjectKind, Rights};
 use abi::syscall::{SysError, USER_END};
 
 use crate::arch::TlbChange;
-use crate::arch::paging::{MapError, PAGE_SIZE, PageTable, PageTableFlags as Flags, Root, phys_to_virt, table_index};
+use crate::arch::paging::{MapError, PAGE_SIZE, PageTable, PageTableFlags as Flags, Root, phys_to_virt, raw_entries, table_index};
 use crate::mm::frame;
 use crate::object::{ObjRef, PhysRange, Space};
 
@@ -25,8 +25,9 @@ pub const MAY_WRITE: Flags = Flags::BIT_10;
 /// write to it may be served by a copy (`kernel::cow`, for an armed space).
 /// `Remap` and `Protect` set a mapping's rights anew, without it.
 pub const COPY_ON_WRITE: Flags = Flags::BIT_11;
-/// How far the write bit is below [`COPY_ON_WRITE`].
-const COW_FROM_WRITABLE: u32 = COPY_ON_WRITE.bits().trailing_zeros() - Flags::WRITABLE.bits().trailing_zeros();
+/// The write bit of a raw entry, and how far it is below [`COPY_ON_WRITE`].
+const WRITABLE: u64 = Flags::WRITABLE.bits();
+const COW_FROM_WRITABLE: u32 = COPY_ON_WRITE.bits().trailing_zeros() - WRITABLE.trailing_zeros();
 /// Most pages one call may cover.
 const MAX_BATCH: u64 = abi::syscall::MAP_BATCH_MAX;
 
@@ -278,16 +279,14 @@ impl Kernel {
         let _ = user_range(args[2], args[3])?;
         for (start, slots) in table_chunks(args[2], args[3]) {
             let Some(src_table) = src.leaf_table(start, None) else { continue };
-            let dst_table = dst.leaf_table(start, None);
-            for index in slots {
-                let entry = &src_table[index];
-                if entry.is_unused() {
-                    continue;
-                }
-                if entry.flags().contains(KERNEL_OWNED) {
-                    return Err(SysError::BadArgument);
-                }
-                if dst_table.as_ref().is_some_and(|table| !table[index].is_unused()) {
+            let src_words = raw_entries(src_table);
+            // Without a branch per entry: a kernel-owned frame among them?
+            if slots.clone().fold(0, |any, index| any | src_words[index]) & KERNEL_OWNED.bits() != 0 {
+                return Err(SysError::BadArgument);
+            }
+            if let Some(dst_table) = dst.leaf_table(start, None) {
+                let dst_words = raw_entries(dst_table);
+                if slots.into_iter().any(|index| src_words[index] != 0 && dst_words[index] != 0) {
                     return Err(SysError::AlreadyMapped);
                 }
             }
@@ -298,17 +297,17 @@ impl Kernel {
             if slots.clone().all(|index| src_table[index].is_unused()) {
                 continue;
             }
-            let dst_table = self.leaf_table_charged(dst_obj, dst, start)?;
+            let (src_words, dst_words) = (raw_entries(src_table), raw_entries(self.leaf_table_charged(dst_obj, dst, start)?));
             for index in slots {
-                let entry = &mut src_table[index];
-                if entry.is_unused() {
+                let entry = src_words[index];
+                if entry == 0 {
                     continue;
                 }
-                // Branch-free: the write bit moves to the copy-on-write bit.
-                let flags = entry.flags();
-                let cow = Flags::from_bits_retain((flags.bits() & Flags::WRITABLE.bits()) << COW_FROM_WRITABLE);
-                entry.set_flags((flags & !Flags::WRITABLE) | cow);
-                dst_table[index] = entry.clone();
+                // Branch-free: the write bit moves to the copy-on-write bit
+                // (adding it 2^10 - 1 times over).
+                let shared_entry = entry + (entry & WRITABLE) * ((1 << COW_FROM_WRITABLE) - 1);
+                src_words[index] = shared_entry;
+                dst_words[index] = shared_entry;
                 shared += 1;
             }
         }

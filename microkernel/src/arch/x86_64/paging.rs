@@ -45,6 +45,15 @@ pub fn phys_to_virt(paddr: u64) -> *mut u8 {
     (PHYS_MAP_BASE + paddr) as *mut u8
 }
 
+/// The entries of `table` as the raw words the MMU reads, for loops that
+/// change thousands of them (`ShareCow`).
+pub fn raw_entries(table: &mut PageTable) -> &mut [u64; 512] {
+    // SAFETY: a `PageTable` is 512 `PageTableEntry`s, each a
+    // `repr(transparent)` u64, page-aligned: the same bytes as `[u64; 512]`,
+    // borrowed mutably for as long as `table` is.
+    unsafe { &mut *core::ptr::from_mut(table).cast::<[u64; 512]>() }
+}
+
 /// A frame for a page-table page, zeroed by the caller of `map`.
 pub type FrameSource<'a> = &'a mut dyn FnMut() -> Option<u64>;
 

@@ -38,6 +38,9 @@ pub fn map(env: &Env) -> TestResult {
     let other = env.slots.alloc();
     sys::create(ObjectKind::AddressSpace, other).map_err(|_| "create space")?;
     sys::protect(space, vaddr, 4, rw).map_err(|_| "protect back")?;
+    // init's code is in frames the kernel loaded (kernel-owned): never shared.
+    let code = remap as *const () as u64 & !(PAGE_SIZE - 1);
+    expect_err(sys::share_cow(space, other, code, 1), SysError::BadArgument, "share of a kernel-owned page")?;
     check(sys::share_cow(space, other, vaddr, 4) == Ok(4), "share 4 pages")?;
     // An address space's size is the page-table pages it holds: every kernel
     // frame it took (its root, and the tables the share needed).
