@@ -214,7 +214,24 @@ fn traced_fork_batching(artifacts: &build::Artifacts) -> Result<()> {
         }
         other => bail!("no batching in the trace: memory-server items/msg {other:?}, expected at least {MIN_ITEMS_PER_MESSAGE}"),
     }
-    traced_batch_payloads(&file)
+    traced_batch_payloads(&file)?;
+    traced_kernel_copies(&file)
+}
+
+/// The trace shows the copy-on-write faults the kernel resolved with no
+/// call to the pager (`cow-copy` records): the demo's children write pages
+/// their parent holds.
+fn traced_kernel_copies(file: &std::path::Path) -> Result<()> {
+    let output = ipctrace(file, &["dump", "--kind", trace::Kind::CowCopy.name()]).output()?;
+    if !output.status.success() {
+        bail!("ipctrace dump --kind cow-copy failed on {}", file.display());
+    }
+    let copies = String::from_utf8_lossy(&output.stdout).lines().filter(|l| l.contains(trace::Kind::CowCopy.name())).count();
+    if copies == 0 {
+        bail!("no copy-on-write fault resolved by the kernel in the trace of the fork demo");
+    }
+    eprintln!("xtask: the fork demo's trace shows {copies} copy-on-write faults the kernel resolved");
+    Ok(())
 }
 
 /// The trace carries the batches' payloads: `dump` decodes a whole
