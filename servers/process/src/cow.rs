@@ -138,17 +138,25 @@ impl Copies {
         while at != tail {
             let record = &control.log[at as usize % COW_LOG];
             let (vaddr, pid, frame) = (record.vaddr.load(Relaxed), record.tag.load(Relaxed), record.frame.load(Relaxed));
-            mem.adopt_copy(frame);
-            match sys.procs.lock().map.get(&pid).map(|process| process.memory.clone()) {
-                Some(memory) => {
-                    let mut memory = memory.lock();
-                    let vpn = vaddr / PAGE_SIZE;
-                    if let Some(page) = memory.pages.get(vpn) {
-                        memory.pages.insert(vpn, Page { frame, flags: page.flags & !Page::SHARED });
-                        old.push(page);
-                    }
+            let record = sys.procs.lock().map.get(&pid).map(|process| process.memory.clone());
+            let vpn = vaddr / PAGE_SIZE;
+            let replaced = record.and_then(|memory| {
+                let mut memory = memory.lock();
+                let page = memory.pages.get(vpn)?;
+                memory.pages.insert(vpn, Page { frame, flags: page.flags & !Page::SHARED });
+                Some(page)
+            });
+            match replaced {
+                Some(page) => {
+                    mem.adopt_copy(frame);
+                    old.push(page);
                 }
-                None => rt::println!("process: the kernel copied a page of pid {pid}, which is gone"),
+                None => {
+                    // Every exit and unmap applies the log first, so this
+                    // is a bug; the copy's frame at least is not lost.
+                    rt::println!("process: the kernel copied page {vpn:#x} of pid {pid}, which has no such page");
+                    mem.put_at_hand(frame);
+                }
             }
             at = at.wrapping_add(1);
         }
