@@ -232,7 +232,7 @@ pub struct ProcessProtocol;
 
 const NAME_LEN: usize = size::seq(PROGRAM_NAME_LEN, size::BYTE);
 const FORK_LEN: usize = 2 * size::U64 + size::BYTE + size::U16;
-const STATS_LEN: usize = size::U32 + (10 + Phase::COUNT) * size::U64;
+const STATS_LEN: usize = size::U32 + (11 + Phase::COUNT) * size::U64;
 
 impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;
