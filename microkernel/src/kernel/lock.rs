@@ -85,31 +85,34 @@ impl Drop for Held {
 }
 
 /// Takes `lock`. While it waits (interrupts off), it serves TLB shootdowns,
-/// which the holder may be waiting for.
+/// which the holder may be waiting for. The guard always comes from the
+/// `try_lock` here, so the kernel's address stays a constant the compiler
+/// can rematerialise rather than keep in a register (the IPC fast path is
+/// short of registers).
+#[inline(always)]
 pub fn take(lock: &'static spin::Mutex<Kernel>) -> Held {
-    let guard = match lock.try_lock() {
-        Some(guard) => guard,
-        None => wait(lock),
+    let guard = loop {
+        if let Some(guard) = lock.try_lock() {
+            break guard;
+        }
+        wait(lock);
     };
     let since = if TIME_HOLDS.load(Ordering::Relaxed) { arch::time::tsc() } else { 0 };
     Held { guard, since }
 }
 
+/// Spins until `lock` looks free; counted as one wait.
 #[cold]
 #[inline(never)]
-fn wait(lock: &'static spin::Mutex<Kernel>) -> spin::MutexGuard<'static, Kernel> {
+fn wait(lock: &'static spin::Mutex<Kernel>) {
     let start = arch::time::tsc();
-    let guard = loop {
-        if let Some(guard) = lock.try_lock() {
-            break guard;
-        }
+    while lock.is_locked() {
         arch::tlb_serve();
         core::hint::spin_loop();
-    };
+    }
     let stats = &STATS[arch::cpu_index()];
     bump(&stats.wait_cycles, arch::time::tsc().wrapping_sub(start));
     bump(&stats.waits, 1);
-    guard
 }
 
 /// The counter `KernelInfo` selector `what` names, summed over every CPU

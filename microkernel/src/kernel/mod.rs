@@ -192,8 +192,9 @@ fn enter(kernel: &mut Kernel, frame: &UserContext) -> usize {
 }
 
 /// The system call whose registers the entry saved at `frame`, the running
-/// thread's context; returns the context to resume.
-pub fn on_syscall(frame: *const UserContext) -> *const UserContext {
+/// thread's context; returns the context to resume. The `syscall` entry
+/// calls it directly.
+pub extern "C" fn on_syscall(frame: *const UserContext) -> *const UserContext {
     let mut kernel = lock();
     let cpu = arch::cpu_index();
     debug_assert!(kernel.cpus[cpu].current.and_then(|t| kernel.threads.at(t)).is_some_and(|t| core::ptr::eq(&t.ctx, frame)));

@@ -74,6 +74,7 @@ impl PerCpu {
     }
 
     /// Dense CPU number: 0 is the boot CPU.
+    #[inline]
     pub fn index(&self) -> usize {
         self.index.load(Ordering::Relaxed) as usize
     }
@@ -85,6 +86,7 @@ impl PerCpu {
     /// Where the next `syscall` on this CPU saves the user registers: the
     /// context `ctx` of the thread about to run. Only the CPU that owns
     /// `self` may call this.
+    #[inline]
     pub(super) fn set_syscall_frame(&self, ctx: *const super::trap::TrapFrame) {
         self.syscall_frame.store(ctx as u64 + size_of::<super::trap::TrapFrame>() as u64, Ordering::Relaxed);
     }
@@ -122,6 +124,7 @@ pub fn try_current() -> Option<&'static PerCpu> {
 }
 
 /// The running CPU's data. Valid once [`install`] ran on this CPU.
+#[inline]
 pub fn current() -> &'static PerCpu {
     let ptr: u64;
     // SAFETY: reads gs:[0], which `install` set to a `'static PerCpu`.
