@@ -23,7 +23,7 @@ use crate::arch::{self, UserContext};
 use crate::capture;
 use crate::object::pool::Pool;
 use crate::object::thread::{Blocked, State, Thread};
-use crate::object::{CSpace, ObjRef, Space};
+use crate::object::{CSpace, ObjRef};
 
 use super::sched::push;
 use super::{Cpu, Kernel};
@@ -60,7 +60,7 @@ impl Kernel {
     /// `Call` by `caller`: straight to the receiver waiting on the endpoint,
     /// whose context it returns; or why not.
     fn fast_call(&mut self, cpu: usize, caller: u16) -> Result<*const UserContext, IpcPath> {
-        let Kernel { threads, cspaces, endpoints, spaces, cpus, .. } = self;
+        let Kernel { threads, cspaces, endpoints, cpus, .. } = self;
         let through = endpoint_cap(cspaces, threads.at(caller).ok_or(IpcPath::Other)?, Rights::WRITE)?;
         let endpoint = endpoints.get_mut(through.ep.index, through.ep.generation).ok_or(IpcPath::Other)?;
         let receiver = endpoint.receivers.head.ok_or(IpcPath::NotWaiting)?;
@@ -87,7 +87,7 @@ impl Kernel {
         from.state = State::Blocked(Blocked::Reply);
         deliver(&from.ctx, &mut to.ctx, through.badge);
         let abandoned = to.reply_to.replace(ObjRef { kind: ObjectKind::Thread, index: caller, generation });
-        let resume = resume(cpu_state, spaces, receiver, to, from.space);
+        let resume = resume(cpu_state, receiver, to);
         if capture::active() {
             self.trace_fast_call(caller, receiver, through);
         }
@@ -100,7 +100,7 @@ impl Kernel {
     /// `ReplyRecv` by `server`: the reply goes straight to its caller, whose
     /// context it returns, and the server waits on the endpoint; or why not.
     fn fast_reply_recv(&mut self, cpu: usize, server: u16) -> Result<*const UserContext, IpcPath> {
-        let Kernel { threads, cspaces, endpoints, spaces, cpus, .. } = self;
+        let Kernel { threads, cspaces, endpoints, cpus, .. } = self;
         let from = threads.at(server).ok_or(IpcPath::Other)?;
         let ep = endpoint_cap(cspaces, from, Rights::READ)?.ep;
         let endpoint = endpoints.get_mut(ep.index, ep.generation).ok_or(IpcPath::Other)?;
@@ -126,7 +126,7 @@ impl Kernel {
         from.reply_to = None;
         from.state = State::Blocked(Blocked::Recv { ep });
         deliver(&from.ctx, &mut to.ctx, 0);
-        let resume = resume(cpu_state, spaces, caller.index, to, from.space);
+        let resume = resume(cpu_state, caller.index, to);
         push(threads, &mut endpoint.receivers, server);
         if capture::active() {
             self.trace_fast_reply(server, caller.index);
@@ -183,25 +183,19 @@ fn endpoint_cap(cspaces: &Pool<CSpace>, from: &Thread, rights: Rights) -> Result
     lookup().ok_or(IpcPath::Other)
 }
 
-/// Thread `t`, its message delivered, gets the CPU whose state is `cpu`
-/// (where the sender, in address space `from_space`, ran); its context, to
-/// resume.
+/// Thread `t`, its message delivered, gets the CPU whose state is `cpu`;
+/// its context, to resume.
 #[inline(always)]
-fn resume(cpu: &mut Cpu, spaces: &Pool<Space>, t: u16, thread: &mut Thread, from_space: Option<ObjRef>) -> *const UserContext {
+fn resume(cpu: &mut Cpu, t: u16, thread: &mut Thread) -> *const UserContext {
     thread.state = State::Running;
     arch::save_syscalls_into(&thread.ctx);
     cpu.current = Some(t);
     cpu.slice_over = false;
-    // The sender's space is the one loaded, so a partner in the same space
-    // needs no look-up. Both threads hold a reference to their space, so
-    // both are live and the same index is the same space.
-    if thread.space.map(|s| s.index) != from_space.map(|s| s.index) {
-        let root = thread.space.and_then(|s| spaces.get(s.index, s.generation)).map(|s| s.root);
-        if let Some(root) = root.filter(|r| r.0 != cpu.loaded_root) {
-            // SAFETY: every address space shares the kernel half.
-            unsafe { arch::switch_to(root) };
-            cpu.loaded_root = root.0;
-        }
+    // The root kept with the thread's space: no look-up of the space.
+    if let Some(root) = thread.root().filter(|r| r.0 != cpu.loaded_root) {
+        // SAFETY: every address space shares the kernel half.
+        unsafe { arch::switch_to(root) };
+        cpu.loaded_root = root.0;
     }
     &raw const thread.ctx
 }

@@ -162,7 +162,7 @@ impl Kernel {
                 thread.state = State::Running;
                 arch::save_syscalls_into(&thread.ctx);
                 arch::haltpoll_arm();
-                thread.space.and_then(|s| self.spaces.get(s.index, s.generation)).map(|s| s.root)
+                thread.root()
             }
             None => None,
         };
