@@ -74,22 +74,30 @@ impl DerefMut for Held {
 }
 
 impl Drop for Held {
+    #[inline(always)]
     fn drop(&mut self) {
         if TIME_HOLDS.load(Ordering::Relaxed) {
-            let stats = &STATS[arch::cpu_index()];
-            // 0: timing was turned on while the lock was held.
-            let since = stats.since.load(Ordering::Relaxed);
-            stats.since.store(0, Ordering::Relaxed);
-            if since == 0 {
-                return;
-            }
-            let held = arch::time::tsc().wrapping_sub(since);
-            bump(&stats.hold_cycles, held);
-            bump(&stats.holds, 1);
-            if held > stats.hold_max.load(Ordering::Relaxed) {
-                stats.hold_max.store(held, Ordering::Relaxed);
-            }
+            count_hold();
         }
+    }
+}
+
+/// Adds the hold ending now to this CPU's figures.
+#[cold]
+#[inline(never)]
+fn count_hold() {
+    let stats = &STATS[arch::cpu_index()];
+    // 0: timing was turned on while the lock was held.
+    let since = stats.since.load(Ordering::Relaxed);
+    stats.since.store(0, Ordering::Relaxed);
+    if since == 0 {
+        return;
+    }
+    let held = arch::time::tsc().wrapping_sub(since);
+    bump(&stats.hold_cycles, held);
+    bump(&stats.holds, 1);
+    if held > stats.hold_max.load(Ordering::Relaxed) {
+        stats.hold_max.store(held, Ordering::Relaxed);
     }
 }
 
