@@ -31,6 +31,19 @@ use super::{Cpu, Kernel};
 const CALL: u64 = Sysnum::Call as u64;
 const REPLY_RECV: u64 = Sysnum::ReplyRecv as u64;
 
+/// A fall-back to the slow path, counted by [`fall_back`].
+struct FellBack;
+
+/// Counts a fall-back for `path` in `paths` (`Kernel::ipc_paths`). Out of
+/// line and at each check, so that the checks carry no reason in a
+/// register on the way to one shared exit.
+#[cold]
+#[inline(never)]
+fn fall_back(paths: &mut [u64; IpcPath::ALL.len()], path: IpcPath) -> FellBack {
+    paths[path as usize] += 1;
+    FellBack
+}
+
 /// The endpoint capability a fast-path IPC goes through.
 #[derive(Clone, Copy)]
 struct Through {
@@ -49,31 +62,30 @@ impl Kernel {
             REPLY_RECV => self.fast_reply_recv(cpu, current),
             _ => return None,
         };
-        let path = match outcome {
-            Ok(_) => IpcPath::Fast,
-            Err(path) => path,
-        };
-        self.ipc_paths[path as usize] += 1;
-        outcome.ok()
+        // A fall-back was counted where it was found.
+        let resume = outcome.ok()?;
+        self.ipc_paths[IpcPath::Fast as usize] += 1;
+        Some(resume)
     }
 
     /// `Call` by `caller`: straight to the receiver waiting on the endpoint,
     /// whose context it returns; or why not.
-    fn fast_call(&mut self, cpu: usize, caller: u16) -> Result<*const UserContext, IpcPath> {
-        let Kernel { threads, cspaces, endpoints, cpus, .. } = self;
-        let through = endpoint_cap(cspaces, threads.at(caller).ok_or(IpcPath::Other)?, Rights::WRITE)?;
-        let endpoint = endpoints.get_mut(through.ep.index, through.ep.generation).ok_or(IpcPath::Other)?;
-        let receiver = endpoint.receivers.head.ok_or(IpcPath::NotWaiting)?;
-        let ((from, generation), (to, _)) = threads.pair_mut(caller, receiver).ok_or(IpcPath::Other)?;
+    fn fast_call(&mut self, cpu: usize, caller: u16) -> Result<*const UserContext, FellBack> {
+        let Kernel { threads, cspaces, endpoints, cpus, ipc_paths, .. } = self;
+        let mut miss = |path| fall_back(ipc_paths, path);
+        let through = endpoint_cap(cspaces, threads.at(caller).ok_or_else(|| miss(IpcPath::Other))?, Rights::WRITE, &mut miss)?;
+        let endpoint = endpoints.get_mut(through.ep.index, through.ep.generation).ok_or_else(|| miss(IpcPath::Other))?;
+        let receiver = endpoint.receivers.head.ok_or_else(|| miss(IpcPath::NotWaiting))?;
+        let ((from, generation), (to, _)) = threads.pair_mut(caller, receiver).ok_or_else(|| miss(IpcPath::Other))?;
         let cpu_state = &mut cpus[cpu];
         if usize::from(to.cpu) != cpu {
-            return Err(IpcPath::OtherCpu);
+            return Err(miss(IpcPath::OtherCpu));
         }
         if to.priority < from.priority || cpu_state.ready_bits >> to.priority != 0 {
-            return Err(IpcPath::Priority);
+            return Err(miss(IpcPath::Priority));
         }
         if !to.ctx.saved_at_syscall() {
-            return Err(IpcPath::Other);
+            return Err(miss(IpcPath::Other));
         }
         // From here on the call is the fast path's.
         endpoint.receivers.head = to.next.take();
@@ -99,28 +111,29 @@ impl Kernel {
 
     /// `ReplyRecv` by `server`: the reply goes straight to its caller, whose
     /// context it returns, and the server waits on the endpoint; or why not.
-    fn fast_reply_recv(&mut self, cpu: usize, server: u16) -> Result<*const UserContext, IpcPath> {
-        let Kernel { threads, cspaces, endpoints, cpus, .. } = self;
-        let from = threads.at(server).ok_or(IpcPath::Other)?;
-        let ep = endpoint_cap(cspaces, from, Rights::READ)?.ep;
-        let endpoint = endpoints.get_mut(ep.index, ep.generation).ok_or(IpcPath::Other)?;
+    fn fast_reply_recv(&mut self, cpu: usize, server: u16) -> Result<*const UserContext, FellBack> {
+        let Kernel { threads, cspaces, endpoints, cpus, ipc_paths, .. } = self;
+        let mut miss = |path| fall_back(ipc_paths, path);
+        let from = threads.at(server).ok_or_else(|| miss(IpcPath::Other))?;
+        let ep = endpoint_cap(cspaces, from, Rights::READ, &mut miss)?.ep;
+        let endpoint = endpoints.get_mut(ep.index, ep.generation).ok_or_else(|| miss(IpcPath::Other))?;
         if endpoint.senders.head.is_some() {
-            return Err(IpcPath::Other);
+            return Err(miss(IpcPath::Other));
         }
-        let caller = from.reply_to.ok_or(IpcPath::NotWaiting)?;
-        let ((from, _), (to, generation)) = threads.pair_mut(server, caller.index).ok_or(IpcPath::NotWaiting)?;
+        let caller = from.reply_to.ok_or_else(|| miss(IpcPath::NotWaiting))?;
+        let ((from, _), (to, generation)) = threads.pair_mut(server, caller.index).ok_or_else(|| miss(IpcPath::NotWaiting))?;
         if generation != caller.generation || to.state != State::Blocked(Blocked::Reply) {
-            return Err(IpcPath::NotWaiting);
+            return Err(miss(IpcPath::NotWaiting));
         }
         if to.outgoing.from_kernel || !to.ctx.saved_at_syscall() {
-            return Err(IpcPath::Other);
+            return Err(miss(IpcPath::Other));
         }
         let cpu_state = &mut cpus[cpu];
         if usize::from(to.cpu) != cpu {
-            return Err(IpcPath::OtherCpu);
+            return Err(miss(IpcPath::OtherCpu));
         }
         if cpu_state.ready_bits >> to.priority != 0 {
-            return Err(IpcPath::Priority);
+            return Err(miss(IpcPath::Priority));
         }
         // From here on the reply is the fast path's.
         from.reply_to = None;
@@ -163,15 +176,21 @@ impl Kernel {
 }
 
 /// The endpoint capability, with `rights`, that the running thread `from`
-/// names for a registers-only message; or why the fast path cannot take it.
+/// names for a registers-only message; or the fall-back (`miss` counts
+/// why the fast path cannot take it).
 #[inline(always)]
-fn endpoint_cap(cspaces: &Pool<CSpace>, from: &Thread, rights: Rights) -> Result<Through, IpcPath> {
+fn endpoint_cap(
+    cspaces: &Pool<CSpace>,
+    from: &Thread,
+    rights: Rights,
+    miss: &mut impl FnMut(IpcPath) -> FellBack,
+) -> Result<Through, FellBack> {
     let info = MsgInfo(from.ctx.rsi);
     if info.with_cap() {
-        return Err(IpcPath::CapTransfer);
+        return Err(miss(IpcPath::CapTransfer));
     }
     if info.length() != 0 {
-        return Err(IpcPath::LongMessage);
+        return Err(miss(IpcPath::LongMessage));
     }
     let lookup = || {
         let cspace = from.cspace.filter(|_| from.state == State::Running)?;
@@ -180,7 +199,7 @@ fn endpoint_cap(cspaces: &Pool<CSpace>, from: &Thread, rights: Rights) -> Result
         let usable = cap.obj.kind == ObjectKind::Endpoint && cap.rights.contains(rights);
         usable.then_some(Through { ep: cap.obj, badge: cap.badge, grant: cap.rights.contains(Rights::GRANT) })
     };
-    lookup().ok_or(IpcPath::Other)
+    lookup().ok_or_else(|| miss(IpcPath::Other))
 }
 
 /// Thread `t`, its message delivered, gets the CPU whose state is `cpu`;
