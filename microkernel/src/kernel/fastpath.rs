@@ -25,7 +25,7 @@ use crate::object::pool::Pool;
 use crate::object::thread::{Blocked, State, Thread};
 use crate::object::{CSpace, ObjRef};
 
-use super::sched::push;
+use super::sched::append;
 use super::{Cpu, Kernel};
 
 const CALL: u64 = Sysnum::Call as u64;
@@ -138,9 +138,10 @@ impl Kernel {
         // From here on the reply is the fast path's.
         from.reply_to = None;
         from.state = State::Blocked(Blocked::Recv { ep });
+        from.next = None;
         deliver(&from.ctx, &mut to.ctx, 0);
         let resume = resume(cpu_state, caller.index, to);
-        push(threads, &mut endpoint.receivers, server);
+        append(threads, &mut endpoint.receivers, server);
         if capture::active() {
             self.trace_fast_reply(server, caller.index);
         }

@@ -10,12 +10,18 @@ use crate::object::thread::{State, Thread};
 
 use super::Kernel;
 
-/// Appends `t` to `queue` (inlined: the IPC fast path's ReplyRecv calls it).
-#[inline(always)]
+/// Appends `t` to `queue`.
 pub fn push(threads: &mut Pool<Thread>, queue: &mut Queue, t: u16) {
     if let Some(thread) = threads.at_mut(t) {
         thread.next = None;
     }
+    append(threads, queue, t);
+}
+
+/// Appends `t`, whose link is already clear, to `queue` (inlined: the IPC
+/// fast path's ReplyRecv calls it, having cleared the link itself).
+#[inline(always)]
+pub fn append(threads: &mut Pool<Thread>, queue: &mut Queue, t: u16) {
     match queue.tail {
         Some(tail) => {
             if let Some(last) = threads.at_mut(tail) {
