@@ -54,12 +54,30 @@ struct Through {
 
 impl Kernel {
     /// Runs the running thread's system call on the fast path if it can;
-    /// then the context to resume: the partner's.
+    /// then the context to resume: the partner's. Tracing costs this one
+    /// branch when off; on, a copy of the path that also records runs.
     pub fn fastpath(&mut self, cpu: usize) -> Option<*const UserContext> {
+        if capture::active() {
+            return self.traced_fastpath(cpu);
+        }
+        self.fastpath_as::<false>(cpu)
+    }
+
+    /// The fast path while tracing is on: out of line, so that the path
+    /// without it keeps its registers.
+    #[cold]
+    #[inline(never)]
+    fn traced_fastpath(&mut self, cpu: usize) -> Option<*const UserContext> {
+        self.fastpath_as::<true>(cpu)
+    }
+
+    /// [`Kernel::fastpath`], recording what it does if `TRACE`.
+    #[inline(always)]
+    fn fastpath_as<const TRACE: bool>(&mut self, cpu: usize) -> Option<*const UserContext> {
         let current = self.cpus[cpu].current?;
         let outcome = match self.threads.at(current)?.ctx.rax {
-            CALL => self.fast_call(cpu, current),
-            REPLY_RECV => self.fast_reply_recv(cpu, current),
+            CALL => self.fast_call::<TRACE>(cpu, current),
+            REPLY_RECV => self.fast_reply_recv::<TRACE>(cpu, current),
             _ => return None,
         };
         // A fall-back was counted where it was found.
@@ -69,8 +87,9 @@ impl Kernel {
     }
 
     /// `Call` by `caller`: straight to the receiver waiting on the endpoint,
-    /// whose context it returns; or why not.
-    fn fast_call(&mut self, cpu: usize, caller: u16) -> Result<*const UserContext, FellBack> {
+    /// whose context it returns; or why not. `TRACE`: record it.
+    #[inline(always)]
+    fn fast_call<const TRACE: bool>(&mut self, cpu: usize, caller: u16) -> Result<*const UserContext, FellBack> {
         let Kernel { threads, cspaces, endpoints, cpus, ipc_paths, .. } = self;
         let mut miss = |path| fall_back(ipc_paths, path);
         let through = endpoint_cap(cspaces, threads.at(caller).ok_or_else(|| miss(IpcPath::Other))?, Rights::WRITE, &mut miss)?;
@@ -100,7 +119,7 @@ impl Kernel {
         deliver(&from.ctx, &mut to.ctx, through.badge);
         let abandoned = to.reply_to.replace(ObjRef { kind: ObjectKind::Thread, index: caller, generation });
         let resume = resume(cpu_state, receiver, to);
-        if capture::active() {
+        if TRACE {
             self.trace_fast_call(caller, receiver, through);
         }
         if let Some(previous) = abandoned {
@@ -111,7 +130,9 @@ impl Kernel {
 
     /// `ReplyRecv` by `server`: the reply goes straight to its caller, whose
     /// context it returns, and the server waits on the endpoint; or why not.
-    fn fast_reply_recv(&mut self, cpu: usize, server: u16) -> Result<*const UserContext, FellBack> {
+    /// `TRACE`: record it.
+    #[inline(always)]
+    fn fast_reply_recv<const TRACE: bool>(&mut self, cpu: usize, server: u16) -> Result<*const UserContext, FellBack> {
         let Kernel { threads, cspaces, endpoints, cpus, ipc_paths, .. } = self;
         let mut miss = |path| fall_back(ipc_paths, path);
         let from = threads.at(server).ok_or_else(|| miss(IpcPath::Other))?;
@@ -142,7 +163,7 @@ impl Kernel {
         deliver(&from.ctx, &mut to.ctx, 0);
         let resume = resume(cpu_state, caller.index, to);
         append(threads, &mut endpoint.receivers, server);
-        if capture::active() {
+        if TRACE {
             self.trace_fast_reply(server, caller.index);
         }
         Ok(resume)
