@@ -137,10 +137,9 @@ impl Kernel {
         let mut miss = |path| fall_back(ipc_paths, path);
         let from = threads.at(server).ok_or_else(|| miss(IpcPath::Other))?;
         let ep = endpoint_cap(cspaces, from, Rights::READ, &mut miss)?.ep;
-        let endpoint = endpoints.get_mut(ep.index, ep.generation).ok_or_else(|| miss(IpcPath::Other))?;
-        if endpoint.senders.head.is_some() {
-            return Err(miss(IpcPath::Other));
-        }
+        // A sender already queued is for the slow path's receive.
+        let endpoint =
+            endpoints.get_mut(ep.index, ep.generation).filter(|e| e.senders.head.is_none()).ok_or_else(|| miss(IpcPath::Other))?;
         let caller = from.reply_to.ok_or_else(|| miss(IpcPath::NotWaiting))?;
         let ((from, _), (to, generation)) = threads.pair_mut(server, caller.index).ok_or_else(|| miss(IpcPath::NotWaiting))?;
         if generation != caller.generation || to.state != State::Blocked(Blocked::Reply) {
