@@ -10,10 +10,10 @@
 //! moves the message registers from the sender's saved context to the
 //! partner's (the `syscall` entry saved both straight into their TCBs), with
 //! no ready-queue work, no hand-off and no context copy. Anything
-//! else returns false before changing any state, and the slow path runs
-//! the system call as it always did. Each outcome is counted
-//! (`KernelInfo(KERNEL_INFO_IPC_PATH + path)`), so tests can tell which
-//! path ran.
+//! else falls back before changing any state, and the slow path runs the
+//! system call as it always did. Each outcome is counted
+//! (`KernelInfo(KERNEL_INFO_IPC_PATH + path)`; a fall-back where its check
+//! failed), so tests can tell which path ran.
 
 use abi::cap::{ObjectKind, Rights};
 use abi::msg::MsgInfo;
