@@ -120,13 +120,12 @@ pub fn reply_recv(ep: Slot, msg: Message) -> Result<Received, SysError> {
 /// A server loop: receives on `ep` and answers each message with what
 /// `handle` returns, forever.
 pub fn serve(ep: Slot, mut handle: impl FnMut(Received) -> Message) -> ! {
-    let mut answer = None;
+    let mut received = recv(ep);
     loop {
-        let received = match answer.take() {
-            None => recv(ep),
-            Some(reply) => reply_recv(ep, reply),
+        received = match received {
+            Ok(message) => reply_recv(ep, handle(message)),
+            Err(_) => recv(ep),
         };
-        answer = received.ok().map(&mut handle);
     }
 }
 

@@ -97,7 +97,7 @@ pub fn start_init(elf: &[u8], boot_image: PhysBlob, flags: u64) -> Result<(), In
         kernel.hold(held);
     }
     let init = kernel.threads.get_mut(ti, tg).ok_or(InitError::OutOfKernelMemory)?;
-    init.space = Some(space);
+    init.set_space(Some((space, root)));
     init.cspace = Some(cspace);
     init.ipc_buffer = loaded.ipc_buffer;
     init.priority = INIT_PRIORITY;

@@ -256,7 +256,7 @@ impl Kernel {
     fn destroy_thread(&mut self, obj: ObjRef) {
         self.stop_thread(obj.index, State::Dead);
         let Some(thread) = self.threads.get_mut(obj.index, obj.generation) else { return };
-        let held = [thread.space.take(), thread.cspace.take(), thread.fault_ep.take().map(|(ep, _)| ep)];
+        let held = [thread.set_space(None), thread.cspace.take(), thread.fault_ep.take().map(|(ep, _)| ep)];
         let running_elsewhere = self.cpus.iter().any(|cpu| cpu.current == Some(obj.index));
         if !running_elsewhere {
             self.threads.remove(obj.index, obj.generation);

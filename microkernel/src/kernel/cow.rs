@@ -88,7 +88,7 @@ impl Kernel {
     /// Thread `t`, running on `cpu`, took a write fault at `addr` on a
     /// present page: whether the kernel resolved it by a copy.
     pub(super) fn resolve_cow(&mut self, t: u16, cpu: usize, addr: u64) -> bool {
-        let Some(space) = self.threads.at(t).and_then(|thread| thread.space) else { return false };
+        let Some(space) = self.threads.at(t).and_then(|thread| thread.space()) else { return false };
         let Some((root, Some(arm))) = self.spaces.get(space.index, space.generation).map(|s| (s.root, s.cow)) else { return false };
         let vaddr = addr & !(PAGE_SIZE - 1);
         if vaddr >= USER_END {

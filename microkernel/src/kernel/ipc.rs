@@ -257,8 +257,7 @@ impl Kernel {
     /// Kernel pointer to thread `t`'s IPC buffer, if it has one mapped.
     fn ipc_buffer(&self, t: u16, write: bool) -> Option<*mut u8> {
         let thread = self.threads.at(t)?;
-        let space = thread.space?;
-        let root = self.spaces.get(space.index, space.generation)?.root;
+        let root = thread.root()?;
         (thread.ipc_buffer != 0).then_some(())?;
         vm::user_pointer(root, thread.ipc_buffer, write)
     }

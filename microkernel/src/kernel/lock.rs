@@ -24,6 +24,8 @@ struct CpuLockStats {
     holds: AtomicU64,
     /// The longest hold since it was last read.
     hold_max: AtomicU64,
+    /// TSC when this CPU took the lock, while holds are timed.
+    since: AtomicU64,
 }
 
 static STATS: [CpuLockStats; MAX_CPUS] = [const {
@@ -33,6 +35,7 @@ static STATS: [CpuLockStats; MAX_CPUS] = [const {
         hold_cycles: AtomicU64::new(0),
         holds: AtomicU64::new(0),
         hold_max: AtomicU64::new(0),
+        since: AtomicU64::new(0),
     }
 }; MAX_CPUS];
 static TIME_HOLDS: AtomicBool = AtomicBool::new(false);
@@ -50,11 +53,11 @@ fn bump(counter: &AtomicU64, value: u64) {
     counter.store(counter.load(Ordering::Relaxed).wrapping_add(value), Ordering::Relaxed);
 }
 
-/// The kernel lock, held; it times the hold when asked to.
+/// The kernel lock, held; it times the hold when asked to (the time it
+/// was taken is kept per CPU, not here, so that the fast path keeps one
+/// more register).
 pub struct Held {
     guard: spin::MutexGuard<'static, Kernel>,
-    /// TSC at acquisition; 0 when holds are not timed.
-    since: u64,
 }
 
 impl Deref for Held {
@@ -71,45 +74,64 @@ impl DerefMut for Held {
 }
 
 impl Drop for Held {
+    #[inline(always)]
     fn drop(&mut self) {
-        if self.since != 0 {
-            let stats = &STATS[arch::cpu_index()];
-            let held = arch::time::tsc().wrapping_sub(self.since);
-            bump(&stats.hold_cycles, held);
-            bump(&stats.holds, 1);
-            if held > stats.hold_max.load(Ordering::Relaxed) {
-                stats.hold_max.store(held, Ordering::Relaxed);
-            }
+        if TIME_HOLDS.load(Ordering::Relaxed) {
+            count_hold();
         }
     }
 }
 
-/// Takes `lock`. While it waits (interrupts off), it serves TLB shootdowns,
-/// which the holder may be waiting for.
-pub fn take(lock: &'static spin::Mutex<Kernel>) -> Held {
-    let guard = match lock.try_lock() {
-        Some(guard) => guard,
-        None => wait(lock),
-    };
-    let since = if TIME_HOLDS.load(Ordering::Relaxed) { arch::time::tsc() } else { 0 };
-    Held { guard, since }
-}
-
+/// Adds the hold ending now to this CPU's figures.
 #[cold]
 #[inline(never)]
-fn wait(lock: &'static spin::Mutex<Kernel>) -> spin::MutexGuard<'static, Kernel> {
-    let start = arch::time::tsc();
+fn count_hold() {
+    let stats = &STATS[arch::cpu_index()];
+    // 0: timing was turned on while the lock was held.
+    let since = stats.since.load(Ordering::Relaxed);
+    stats.since.store(0, Ordering::Relaxed);
+    if since == 0 {
+        return;
+    }
+    let held = arch::time::tsc().wrapping_sub(since);
+    bump(&stats.hold_cycles, held);
+    bump(&stats.holds, 1);
+    if held > stats.hold_max.load(Ordering::Relaxed) {
+        stats.hold_max.store(held, Ordering::Relaxed);
+    }
+}
+
+/// Takes `lock`. While it waits (interrupts off), it serves TLB shootdowns,
+/// which the holder may be waiting for. The guard always comes from the
+/// `try_lock` here, so the kernel's address stays a constant the compiler
+/// can rematerialise rather than keep in a register (the IPC fast path is
+/// short of registers).
+#[inline(always)]
+pub fn take(lock: &'static spin::Mutex<Kernel>) -> Held {
     let guard = loop {
         if let Some(guard) = lock.try_lock() {
             break guard;
         }
+        wait(lock);
+    };
+    if TIME_HOLDS.load(Ordering::Relaxed) {
+        STATS[arch::cpu_index()].since.store(arch::time::tsc(), Ordering::Relaxed);
+    }
+    Held { guard }
+}
+
+/// Spins until `lock` looks free; counted as one wait.
+#[cold]
+#[inline(never)]
+fn wait(lock: &'static spin::Mutex<Kernel>) {
+    let start = arch::time::tsc();
+    while lock.is_locked() {
         arch::tlb_serve();
         core::hint::spin_loop();
-    };
+    }
     let stats = &STATS[arch::cpu_index()];
     bump(&stats.wait_cycles, arch::time::tsc().wrapping_sub(start));
     bump(&stats.waits, 1);
-    guard
 }
 
 /// The counter `KernelInfo` selector `what` names, summed over every CPU

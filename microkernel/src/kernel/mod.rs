@@ -203,21 +203,24 @@ fn enter(kernel: &mut Kernel, frame: &UserContext) -> usize {
 }
 
 /// The system call whose registers the entry saved at `frame`, the running
-/// thread's context; returns the context to resume.
-pub fn on_syscall(frame: *const UserContext) -> *const UserContext {
+/// thread's context; returns the context to resume. The `syscall` entry
+/// calls it directly.
+pub extern "C" fn on_syscall(frame: *const UserContext) -> *const UserContext {
     let mut kernel = lock();
     let cpu = arch::cpu_index();
     debug_assert!(kernel.cpus[cpu].current.and_then(|t| kernel.threads.at(t)).is_some_and(|t| core::ptr::eq(&t.ctx, frame)));
     match kernel.fastpath(cpu) {
         Some(resume) => resume,
-        None => slow_syscall(&mut kernel, cpu),
+        None => slow_syscall(&mut kernel),
     }
 }
 
 /// Every system call the fast path did not run; out of line, so that the
-/// fast path pays none of its stack frame.
+/// fast path pays none of its stack frame (nor keeps the CPU's index for
+/// it).
 #[inline(never)]
-fn slow_syscall(kernel: &mut Kernel, cpu: usize) -> *const UserContext {
+fn slow_syscall(kernel: &mut Kernel) -> *const UserContext {
+    let cpu = arch::cpu_index();
     if let Some(current) = kernel.cpus[cpu].current
         && let Some((sysnum, args)) = kernel.threads.at(current).map(|t| (t.ctx.rax, t.ctx.syscall_args()))
     {

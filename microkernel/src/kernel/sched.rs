@@ -15,6 +15,13 @@ pub fn push(threads: &mut Pool<Thread>, queue: &mut Queue, t: u16) {
     if let Some(thread) = threads.at_mut(t) {
         thread.next = None;
     }
+    append(threads, queue, t);
+}
+
+/// Appends `t`, whose link is already clear, to `queue` (inlined: the IPC
+/// fast path's ReplyRecv calls it, having cleared the link itself).
+#[inline(always)]
+pub fn append(threads: &mut Pool<Thread>, queue: &mut Queue, t: u16) {
     match queue.tail {
         Some(tail) => {
             if let Some(last) = threads.at_mut(tail) {
@@ -161,7 +168,7 @@ impl Kernel {
                 thread.state = State::Running;
                 arch::save_syscalls_into(&thread.ctx);
                 arch::haltpoll_arm();
-                thread.space.and_then(|s| self.spaces.get(s.index, s.generation)).map(|s| s.root)
+                thread.root()
             }
             None => None,
         };

@@ -38,6 +38,7 @@ impl Kernel {
         let [thread_slot, space_slot, cspace_slot, ipc_buffer, fault_slot, placement] = args;
         let target = self.thread_cap(t, thread_slot)?;
         let space = self.lookup_as(t, space_slot, ObjectKind::AddressSpace, Rights::WRITE)?.obj;
+        let root = self.spaces.get(space.index, space.generation).ok_or(SysError::ObjectDeleted)?.root;
         let cspace = self.lookup_as(t, cspace_slot, ObjectKind::CSpace, Rights::WRITE)?.obj;
         let fault_ep = match fault_slot {
             NO_FAULT_ENDPOINT => None,
@@ -64,7 +65,7 @@ impl Kernel {
         }
         let thread = self.threads.get_mut(target.index, target.generation).ok_or(SysError::ObjectDeleted)?;
         let released = [
-            thread.space.replace(space),
+            thread.set_space(Some((space, root))),
             thread.cspace.replace(cspace),
             core::mem::replace(&mut thread.fault_ep, fault_ep).map(|(ep, _)| ep),
         ];
@@ -85,7 +86,7 @@ impl Kernel {
             return Err(SysError::BadAddress);
         }
         let thread = self.threads.get_mut(target.index, target.generation).ok_or(SysError::ObjectDeleted)?;
-        if thread.state != State::Inactive || thread.space.is_none() || thread.cspace.is_none() {
+        if thread.state != State::Inactive || thread.space().is_none() || thread.cspace.is_none() {
             return Err(SysError::BadState);
         }
         thread.ctx = UserContext::new_user(args[1], args[2], args[3]);

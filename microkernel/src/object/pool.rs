@@ -33,6 +33,9 @@ pub struct Marks {
     pub doomed: bool,
 }
 
+/// An object of a pool, mutably, with its generation.
+pub type Entry<'a, T> = (&'a mut T, u32);
+
 pub struct Pool<T: 'static> {
     slots: &'static mut [Slot<T>],
     used: usize,
@@ -102,11 +105,11 @@ impl<T: 'static> Pool<T> {
     }
 
     /// The two distinct objects at `a` and `b`, whatever their generations,
-    /// mutably at once.
+    /// mutably at once, each with its generation.
     #[inline(always)]
-    pub fn pair_mut(&mut self, a: u16, b: u16) -> Option<(&mut T, &mut T)> {
+    pub fn pair_mut(&mut self, a: u16, b: u16) -> Option<(Entry<'_, T>, Entry<'_, T>)> {
         let [first, second] = self.slots.get_disjoint_mut([usize::from(a), usize::from(b)]).ok()?;
-        Some((first.value.as_mut()?, second.value.as_mut()?))
+        Some(((first.value.as_mut()?, first.generation), (second.value.as_mut()?, second.generation)))
     }
 
     pub fn generation_of(&self, index: u16) -> Option<u32> {

@@ -5,6 +5,7 @@ use abi::msg::MsgInfo;
 
 use super::ObjRef;
 use crate::arch::UserContext;
+use crate::arch::paging::Root;
 
 /// Why a blocked thread waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +62,10 @@ pub struct Revoking {
 pub struct Thread {
     pub ctx: UserContext,
     pub state: State,
-    pub space: Option<ObjRef>,
+    /// The address space, and its root (which never moves): kept together
+    /// by [`Thread::set_space`], so that a switch to the thread needs no
+    /// look-up of the space (the IPC fast path).
+    space: Option<(ObjRef, Root)>,
     pub cspace: Option<ObjRef>,
     /// User address of the IPC buffer (page aligned), 0 for none.
     pub ipc_buffer: u64,
@@ -105,5 +109,21 @@ impl Thread {
             reply_grant: false,
             revoking: None,
         }
+    }
+
+    /// The address space the thread runs in.
+    pub fn space(&self) -> Option<ObjRef> {
+        self.space.map(|(space, _)| space)
+    }
+
+    /// The root of the thread's address space.
+    pub fn root(&self) -> Option<Root> {
+        self.space.map(|(_, root)| root)
+    }
+
+    /// Sets the address space (`space`, whose root is `root`), or none;
+    /// returns the one it had.
+    pub fn set_space(&mut self, space: Option<(ObjRef, Root)>) -> Option<ObjRef> {
+        core::mem::replace(&mut self.space, space).map(|(old, _)| old)
     }
 }

@@ -42,6 +42,7 @@ pub fn idle_context() -> UserContext {
 
 /// The next `syscall` on the running CPU saves the user registers into
 /// `ctx`: the context of the thread it is about to run.
+#[inline]
 pub fn save_syscalls_into(ctx: *const UserContext) {
     current_cpu().set_syscall_frame(ctx);
 }
@@ -69,6 +70,7 @@ pub fn irq_route(pin: u32, mode: u32, masked: bool) {
 }
 
 /// Index of the running CPU.
+#[inline]
 pub fn cpu_index() -> usize {
     current_cpu().index()
 }

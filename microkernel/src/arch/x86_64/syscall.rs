@@ -31,7 +31,8 @@ use super::trap::{SYSCALL_MARK, TrapFrame};
 const IA32_STAR: u32 = 0xC000_0081;
 const IA32_LSTAR: u32 = 0xC000_0082;
 const IA32_FMASK: u32 = 0xC000_0084;
-/// Flags cleared on entry: IF (interrupts stay off in the kernel), DF, TF, AC.
+/// Flags cleared on entry: IF (interrupts stay off in the kernel), DF (so
+/// the entry needs no `cld`), TF, AC.
 const ENTRY_FLAGS_MASK: u64 = (1 << 9) | (1 << 10) | (1 << 8) | (1 << 18);
 
 core::arch::global_asm!(
@@ -66,7 +67,6 @@ syscall_entry:
     push r15
     mov rdi, rsp
     mov rsp, gs:[{kernel_rsp}]
-    cld
     call {dispatch}
     mov rsp, rax
     cmp qword ptr [rsp + 15 * 8], {mark}
@@ -99,7 +99,7 @@ syscall_entry:
     user_ss = const USER_DATA.0 as u64,
     user_cs = const USER_CODE.0 as u64,
     mark = const SYSCALL_MARK,
-    dispatch = sym dispatch,
+    dispatch = sym crate::kernel::on_syscall,
 );
 
 impl TrapFrame {
@@ -107,12 +107,6 @@ impl TrapFrame {
     pub fn saved_at_syscall(&self) -> bool {
         self.vector == SYSCALL_MARK
     }
-}
-
-/// Runs the system call whose registers the entry saved at `frame`; returns
-/// the context to resume.
-extern "C" fn dispatch(frame: *const TrapFrame) -> *const TrapFrame {
-    crate::kernel::on_syscall(frame)
 }
 
 /// Points this CPU's `syscall` instruction at `syscall_entry`.

@@ -215,13 +215,22 @@ pub fn dead_server_releases_caller(env: &Env) -> TestResult {
 /// Trace records the writer emits (each a refused non-blocking send).
 const TRACED_SENDS: u64 = 3000;
 static WRITER_DONE: AtomicU64 = AtomicU64::new(0);
+/// Set by the drainer once it has drained what is left: the writer may end.
+static WRITER_RELEASED: AtomicU64 = AtomicU64::new(0);
 
 /// Emits trace records on its CPU: non-blocking sends nobody receives.
+/// Then it keeps its CPU busy until released: an idle CPU drains the rings
+/// itself, and one that went idle before the drainer's last flush could
+/// take every record left (a full ring is a whole number of its batches),
+/// leaving the drainer nothing to count.
 extern "C" fn trace_writer(ep: u64) -> ! {
     for _ in 0..TRACED_SENDS {
         let _ = ipc::nb_send(ep, Message::default());
     }
     WRITER_DONE.store(1, Ordering::Release);
+    while WRITER_RELEASED.load(Ordering::Acquire) == 0 {
+        sys::yield_now();
+    }
     sys::thread_exit()
 }
 
@@ -235,6 +244,7 @@ pub fn trace_drain_race(env: &Env) -> TestResult {
     sys::create(ObjectKind::Endpoint, ep).map_err(|_| "create")?;
     sys::trace_flush(console).map_err(|_| "flush")?;
     WRITER_DONE.store(0, Ordering::Release);
+    WRITER_RELEASED.store(0, Ordering::Release);
     // Dropping, not streaming: in stream mode a full ring is sent by its own
     // CPU, which would leave this one's drains nothing to race with.
     let set_mode = |mode: u64| sys::raw_syscall(Sysnum::TraceControl as u64, [console, TRACE_SET_MODE, mode, 0, 0, 0]);
@@ -256,6 +266,7 @@ pub fn trace_drain_race(env: &Env) -> TestResult {
     set_mask(0).map_err(|_| "trace off")?;
     set_mode(previous_mode).map_err(|_| "restore the trace mode")?;
     drained += sys::trace_flush(console).unwrap_or(0);
+    WRITER_RELEASED.store(1, Ordering::Release);
     env.slots.release(writer);
     env.slots.release(ep);
     check(finished, "the trace writer did not finish")?;
