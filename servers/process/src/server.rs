@@ -159,10 +159,10 @@ impl Server {
     /// to send now (exit, exec, a wait that blocks, a killed process).
     #[allow(clippy::result_large_err, reason = "the error is the reply itself, encoded once into the IPC buffer; no heap in servers")]
     fn handle(&mut self, received: Received) -> Option<Answer> {
-        self.settle_copies();
         let pid = received.badge as u32;
         let info = received.msg.info();
         if received.badge == IDLE_BADGE && info.label() == IDLE_LABEL {
+            self.settle_copies();
             return self.idle().map(Answer::Plain);
         }
         if received.badge == IDLE_BADGE && info.label() == PAUSE_LABEL {
@@ -175,6 +175,7 @@ impl Server {
         }
         let phases = &system::get().stats.phases;
         if info.label() == kernel_label::FAULT {
+            self.settle_copies();
             return phases.time(self.index, Phase::Fault, || pager::fault(self, pid, received.msg.mrs)).map(Answer::Plain);
         }
         let accepted = proto::payload(&self.mem.buffer().data, info.length())
@@ -184,6 +185,9 @@ impl Server {
             Ok(request) => request,
             Err(error_reply) => return Some(Answer::Reply(error_reply)),
         };
+        // Only now that the request is out of the IPC buffer: applying the
+        // kernel's copies may send the memory server messages through it.
+        self.settle_copies();
         let reply = match request {
             ProcessRequest::Spawn { program, arg } => lifecycle::spawn(self, pid, &program, arg).map(|pid| ProcessReply::Spawned { pid }),
             ProcessRequest::Fork { resume, stack, cpu } => phases
@@ -228,7 +232,9 @@ impl Server {
     }
 
     /// Applies the copies the kernel made for our processes, and refills
-    /// its reserve: before anything reads or changes a page map.
+    /// its reserve: before anything reads or changes a page map, and never
+    /// while a request's payload is still in the IPC buffer (a release may
+    /// send the memory server a message through it).
     pub fn settle_copies(&mut self) {
         if let Some(copies) = &self.copies {
             copies.settle(&mut self.mem);
