@@ -1,17 +1,19 @@
 //! Copy-on-write faults the kernel resolves for us (`CowArm`,
 //! `microkernel/src/kernel/cow.rs`), with no round trip to this pager.
 //!
-//! - Hints ([`CowMemory`]): a byte per pool frame, shared by every server: set when a
-//!   fork shares a page's frame (`fork`), cleared when any reference to
-//!   it goes (`Hints::clear`, wherever a page is released). A set bit means that another
-//!   reference to the frame exists, so a write must copy: the kernel copies
-//!   only then, and clears the bit as it does. A clear bit sends the fault
-//!   to us, and the strategy's uniqueness check decides, as before.
+//! - Hints ([`CowMemory`]): a byte per pool frame, shared by every server:
+//!   set when a fork shares a page's frame (`fork`), cleared when any
+//!   reference to it goes (`Hints::clear`, wherever a page is released). A
+//!   set hint means that another reference to the frame exists, so a write
+//!   must copy: the kernel copies only then, and clears the hint as it
+//!   does. A clear hint sends the fault to us, and the strategy's
+//!   uniqueness check decides, as before.
 //! - [`Copies`]: each server's control page with the kernel. We keep its
 //!   reserve of frames filled from our stock (never with a message, so a
 //!   quiesced server holds nothing), and apply its log of copies to our
-//!   page maps and counts before we handle anything else: the page maps
-//!   name the copy, and the old frame loses the reference.
+//!   page maps and counts before we act on a request (`Server::
+//!   settle_copies`): the page maps name the copy, and the old frame loses
+//!   the reference.
 
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicU8, AtomicU64};
