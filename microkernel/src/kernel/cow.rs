@@ -30,28 +30,10 @@ use trace::{Kind, Record};
 use crate::arch::TlbChange;
 use crate::arch::paging::{PAGE_SIZE, PageTableFlags as Flags, phys_to_virt};
 use crate::capture::{self, category};
-use crate::object::{CowArm, ObjRef};
+use crate::object::{CowArm, ObjRef, PhysRange};
 
 use super::Kernel;
 use super::vm::{COPY_ON_WRITE, KERNEL_OWNED, MAY_WRITE};
-
-/// The pool an armed space's frames are numbered in.
-#[derive(Clone, Copy)]
-struct Pool {
-    base: u64,
-    frames: u64,
-}
-
-impl Pool {
-    /// The frame number of `paddr`, if it is one of the pool's.
-    fn frame_of(self, paddr: u64) -> Option<u64> {
-        paddr.checked_sub(self.base).map(|offset| offset / PAGE_SIZE).filter(|&frame| frame < self.frames)
-    }
-
-    fn paddr(self, frame: u64) -> Option<u64> {
-        (frame < self.frames).then(|| self.base + frame * PAGE_SIZE)
-    }
-}
 
 /// What one copy did, for the trace.
 struct Copied {
@@ -75,14 +57,14 @@ impl Kernel {
     }
 
     /// The PhysRange in `slot`, with the read and write rights.
-    fn writable_range(&self, t: u16, slot: u64) -> Result<(ObjRef, Pool), SysError> {
+    fn writable_range(&self, t: u16, slot: u64) -> Result<(ObjRef, PhysRange), SysError> {
         let cap = self.lookup_as(t, slot, ObjectKind::PhysRange, Rights::READ.union(Rights::WRITE))?;
         let range = self.range_of(cap.obj).ok_or(SysError::ObjectDeleted)?;
         Ok((cap.obj, range))
     }
 
-    fn range_of(&self, range: ObjRef) -> Option<Pool> {
-        self.phys_ranges.get(range.index, range.generation).map(|r| Pool { base: r.base, frames: r.frames })
+    fn range_of(&self, range: ObjRef) -> Option<PhysRange> {
+        self.phys_ranges.get(range.index, range.generation).copied()
     }
 
     /// Thread `t`, running on `cpu`, took a write fault at `addr` on a
@@ -137,7 +119,7 @@ impl Kernel {
 
 /// Copies the page at `old` into a reserve frame if the log has room, the
 /// frame's hint is set and the reserve has a frame: the copy's frame.
-fn copy(control: &CowControl, pool: Pool, meta: Pool, old: u64, vaddr: u64) -> Option<Copied> {
+fn copy(control: &CowControl, pool: PhysRange, meta: PhysRange, old: u64, vaddr: u64) -> Option<Copied> {
     let log_room = control.log_tail.load(Relaxed).wrapping_sub(control.log_head.load(Acquire)) < COW_LOG as u32;
     let hint = hint(control, meta, pool.frame_of(old)?)?;
     if !log_room || hint.load(Relaxed) == 0 {
@@ -166,7 +148,7 @@ fn copy(control: &CowControl, pool: Pool, meta: Pool, old: u64, vaddr: u64) -> O
 }
 
 /// Pool frame `frame`'s hint; the hint frames are frames of `meta`.
-fn hint(control: &CowControl, meta: Pool, frame: u64) -> Option<&AtomicU8> {
+fn hint(control: &CowControl, meta: PhysRange, frame: u64) -> Option<&AtomicU8> {
     let count = u64::from(control.hint_frames.load(Relaxed)).min(COW_HINT_FRAMES as u64);
     if frame / COW_HINTS_PER_FRAME >= count {
         return None;

@@ -8,7 +8,7 @@ pub mod thread;
 
 use abi::cap::{CSPACE_SLOTS, ObjectKind, Rights};
 
-use crate::arch::paging::Root;
+use crate::arch::paging::{PAGE_SIZE, Root};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ObjRef {
@@ -105,9 +105,22 @@ pub struct Reply {
 }
 
 /// Authority over `frames` physical frames starting at `base`.
+#[derive(Clone, Copy)]
 pub struct PhysRange {
     pub base: u64,
     pub frames: u64,
+}
+
+impl PhysRange {
+    /// The index of the frame at `paddr`, if it is one of the range's.
+    pub fn frame_of(self, paddr: u64) -> Option<u64> {
+        paddr.checked_sub(self.base).map(|offset| offset / PAGE_SIZE).filter(|&frame| frame < self.frames)
+    }
+
+    /// The physical address of frame `frame`, if the range has it.
+    pub fn paddr(self, frame: u64) -> Option<u64> {
+        (frame < self.frames).then(|| self.base + frame * PAGE_SIZE)
+    }
 }
 
 /// An interrupt line: the I/O APIC pin it arrives on, its mode, and the
