@@ -37,6 +37,7 @@ pub const USER_TESTS: &[&str] = &[
     "memory_map",
     "memory_remap",
     "tlb_shootdown",
+    "idle_cpu_shootdown",
     "phys_range_carve",
     "spawn_program",
     "memory_server",

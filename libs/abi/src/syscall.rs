@@ -190,7 +190,8 @@ impl TryFrom<u64> for Sysnum {
 /// Most pages one `MapBatch`, `Unmap`, `Protect` or `ShareCow` covers.
 pub const MAP_BATCH_MAX: u64 = 1024;
 
-/// `KernelInfo` selector for the kernel's free frames.
+/// `KernelInfo` selector for the kernel's free frames, counting those of
+/// [`KERNEL_INFO_ORPHANED_ROOTS`].
 pub const KERNEL_INFO_FREE_FRAMES: u64 = 100;
 /// `KernelInfo` selector for the usable RAM the boot loader reported, in
 /// frames (what the pools are sized from: [`crate::cap::PoolSize`]).
@@ -220,6 +221,10 @@ pub const KERNEL_INFO_SPACE_SWITCHES: u64 = 120;
 pub const KERNEL_INFO_TLB_FLUSHES: u64 = 121;
 pub const KERNEL_INFO_PAGE_FLUSHES: u64 = 122;
 pub const KERNEL_INFO_SHOOTDOWN_IPIS: u64 = 123;
+/// `KernelInfo` selector for the roots of released address spaces that a
+/// CPU still has loaded (idle since it ran them); each is freed once no CPU
+/// has it loaded, and [`KERNEL_INFO_FREE_FRAMES`] counts them as free.
+pub const KERNEL_INFO_ORPHANED_ROOTS: u64 = 124;
 /// `KernelInfo(KERNEL_INFO_IPC_PATH + path)`: how many `Call` and
 /// `ReplyRecv` system calls took the IPC fast path ([`IpcPath::Fast`]) or
 /// fell back to the slow path for that reason.

@@ -194,7 +194,7 @@ impl Kernel {
             }
             ObjectKind::AddressSpace => {
                 if let Some(space) = self.spaces.remove(i, g) {
-                    super::vm::release_space(space);
+                    self.release_space(space);
                 }
             }
             ObjectKind::CSpace => {

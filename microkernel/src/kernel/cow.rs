@@ -80,8 +80,7 @@ impl Kernel {
         if !flags.contains(COPY_ON_WRITE | MAY_WRITE | Flags::USER_ACCESSIBLE) || flags.intersects(Flags::WRITABLE | KERNEL_OWNED) {
             return false;
         }
-        let online = &self.cpus[..crate::arch::cpu_count().min(self.cpus.len())];
-        if online.iter().enumerate().any(|(i, other)| i != cpu && other.loaded_root == root.0) {
+        if self.running_elsewhere(root, cpu) {
             return false;
         }
         let (Some(pool), Some(meta)) = (self.range_of(arm.pool), self.range_of(arm.meta)) else { return false };

@@ -231,7 +231,9 @@ fn resume(cpu: &mut Cpu, t: u16, thread: &mut Thread) -> *const UserContext {
     arch::save_syscalls_into(&thread.ctx);
     cpu.current = Some(t);
     cpu.slice_over = false;
-    // The root kept with the thread's space: no look-up of the space.
+    // The root kept with the thread's space: no look-up of the space. An
+    // orphaned root this switch leaves is freed by the next sweep
+    // (`loaded.rs`).
     if let Some(root) = thread.root().filter(|r| r.0 != cpu.loaded_root) {
         // SAFETY: every address space shares the kernel half.
         unsafe { arch::switch_to(root) };

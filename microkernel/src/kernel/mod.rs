@@ -14,6 +14,7 @@ mod cow;
 mod fastpath;
 mod ipc;
 mod irq;
+mod loaded;
 mod lock;
 mod privilege;
 mod reclaim;
@@ -48,7 +49,10 @@ pub struct Cpu {
     pub ready_bits: u64,
     /// The timer asked to rotate the current thread.
     pub slice_over: bool,
-    /// The address space loaded (physical root), for targeted shootdowns.
+    /// The address space in CR3 (physical root), for targeted shootdowns;
+    /// an idle CPU keeps the last one it ran. Bit 0 set: stale, a
+    /// shootdown skipped this idle CPU, so the value matches no root and
+    /// the next load writes CR3 (`loaded.rs`).
     pub loaded_root: u64,
     /// A thread woken on this CPU that the next switch runs directly,
     /// without the ready queue (the IPC fast path).
@@ -88,6 +92,8 @@ pub struct Kernel {
     /// The last cycle walk's stamp, and the walks' work lists.
     walks: u32,
     walk_lists: reclaim::Lists,
+    /// Released roots still in some CPU's CR3 (`loaded.rs`).
+    orphans: loaded::Orphans,
 }
 
 static KERNEL: spin::Mutex<Kernel> = spin::Mutex::new(Kernel::new());
@@ -126,6 +132,7 @@ impl Kernel {
             retry_oldest: 0,
             walks: 0,
             walk_lists: reclaim::Lists { members: &mut [], pending: &mut [], roots: &mut [] },
+            orphans: loaded::Orphans::new(),
         }
     }
 

@@ -2,7 +2,6 @@
 //! preemption at timer ticks and on wake-ups, migration by affinity, and the
 //! switch that loads the next context into the exit frame.
 
-use crate::arch::paging::Root;
 use crate::arch::{self, UserContext};
 use crate::object::Queue;
 use crate::object::pool::Pool;
@@ -163,16 +162,15 @@ impl Kernel {
         }
         let next = keep.or_else(|| self.pop_highest(cpu));
         self.cpus[cpu].current = next;
-        let target = match next.and_then(|t| self.threads.at_mut(t)) {
-            Some(thread) => {
-                thread.state = State::Running;
-                arch::save_syscalls_into(&thread.ctx);
-                arch::haltpoll_arm();
-                thread.root()
-            }
-            None => None,
-        };
-        self.load_space(cpu, target);
+        // The idle context keeps whatever space is loaded (`loaded.rs`); a
+        // thread without one runs on the kernel's.
+        if let Some(thread) = next.and_then(|t| self.threads.at_mut(t)) {
+            thread.state = State::Running;
+            arch::save_syscalls_into(&thread.ctx);
+            arch::haltpoll_arm();
+            let root = thread.root().unwrap_or_else(arch::kernel_space);
+            self.load_space(cpu, root);
+        }
         next
     }
 
@@ -193,17 +191,6 @@ impl Kernel {
     pub fn switch_into(&mut self, cpu: usize, frame: &mut UserContext) {
         let next = self.switch(cpu);
         *frame = *self.context(cpu, next);
-    }
-
-    /// Loads address space `root` (the kernel's for `None`) on `cpu`, the
-    /// running CPU.
-    pub fn load_space(&mut self, cpu: usize, root: Option<Root>) {
-        let root = root.unwrap_or_else(arch::kernel_space);
-        if Root::current() != root {
-            // SAFETY: every address space shares the kernel half.
-            unsafe { arch::switch_to(root) };
-        }
-        self.cpus[cpu].loaded_root = root.0;
     }
 
     /// Whether a thread of `priority` outranks every thread ready on `cpu`
@@ -247,13 +234,5 @@ impl Kernel {
         {
             self.threads.remove(t, generation);
         }
-    }
-
-    /// Makes every CPU that has `root` loaded (this one too, if it has)
-    /// drop its cached translations of `change`.
-    pub fn shootdown(&self, root: Root, change: arch::TlbChange) {
-        let online = &self.cpus[..arch::cpu_count().min(self.cpus.len())];
-        let loaded = online.iter().enumerate().filter(|(_, cpu)| cpu.loaded_root == root.0).fold(0u64, |mask, (i, _)| mask | 1 << i);
-        arch::tlb_shootdown(loaded, change);
     }
 }

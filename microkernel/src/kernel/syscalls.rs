@@ -164,7 +164,7 @@ impl Kernel {
     fn kernel_info(&self, what: u64) -> Result<u64, SysError> {
         let pack = |used: usize, capacity: usize| used as u64 | (capacity as u64) << 32;
         match what {
-            abi::syscall::KERNEL_INFO_FREE_FRAMES => return Ok(frame::counts().0 as u64),
+            abi::syscall::KERNEL_INFO_FREE_FRAMES => return Ok((frame::counts().0 + self.orphans()) as u64),
             abi::syscall::KERNEL_INFO_CPUS => return Ok(arch::cpu_count() as u64),
             abi::syscall::KERNEL_INFO_KILLS => return Ok(self.kills),
             abi::syscall::KERNEL_INFO_TSC_HZ => return Ok(arch::time::tsc_hz()),
@@ -172,6 +172,7 @@ impl Kernel {
             abi::syscall::KERNEL_INFO_TLB_FLUSHES => return Ok(arch::tlb_totals().flushes),
             abi::syscall::KERNEL_INFO_PAGE_FLUSHES => return Ok(arch::tlb_totals().page_flushes),
             abi::syscall::KERNEL_INFO_SHOOTDOWN_IPIS => return Ok(arch::tlb_totals().ipis),
+            abi::syscall::KERNEL_INFO_ORPHANED_ROOTS => return Ok(self.orphans() as u64),
             abi::syscall::KERNEL_INFO_USABLE_FRAMES => return Ok(crate::mm::frame::counts().1 as u64),
             _ => {}
         }

@@ -45,15 +45,6 @@ pub fn user_pointer(root: Root, vaddr: u64, write: bool) -> Option<*mut u8> {
     flags.contains(required).then(|| phys_to_virt(paddr))
 }
 
-/// Frees what a dead address space owns: its page tables, the frames the
-/// kernel loaded into it (marked [`KERNEL_OWNED`]), and its root.
-pub fn release_space(space: Space) {
-    space.root.release_user_half(KERNEL_OWNED, |paddr, _| {
-        let _ = frame::free(paddr);
-    });
-    let _ = frame::free(space.root.0);
-}
-
 fn map_error(error: MapError) -> SysError {
     match error {
         MapError::Misaligned => SysError::BadArgument,

@@ -96,8 +96,9 @@ impl Root {
     /// Hands out what the lower half holds, for a space that is being
     /// freed: `release` sees every mapped 4 KiB frame whose flags contain
     /// `marked` (with its flags) and every page-table frame under the root
-    /// (with `None`). The tables are left as they are, since the caller
-    /// frees them and the root; nothing may run on this space meanwhile.
+    /// (with `None`). The root's user half is left empty, so a CPU that
+    /// still has the root loaded, idle in the kernel half, walks no freed
+    /// table; no thread may run on this space meanwhile.
     /// Entries are read eight at a time: a run of unused (or, in a last-level
     /// table, unmarked) entries costs about one instruction each.
     pub fn release_user_half(self, marked: Flags, mut release: impl FnMut(u64, Option<Flags>)) {
@@ -112,6 +113,9 @@ impl Root {
             });
             release(upper.addr().as_u64(), None);
         });
+        for entry in self.table().iter_mut().take(256) {
+            entry.set_unused();
+        }
     }
 
     /// Changes the rights of the 4 KiB mapping at `vaddr`, keeping its frame.

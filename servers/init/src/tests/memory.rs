@@ -1,7 +1,7 @@
 //! The memory system calls: map a batch from a PhysRange, query, protect,
 //! unmap, share copy-on-write into another address space, and every refusal.
 
-use abi::cap::{ObjectKind, Rights, boot_slot};
+use abi::cap::{ObjectKind, Rights, ThreadState, boot_slot};
 use abi::syscall::{KERNEL_INFO_FREE_FRAMES, SysError, USER_END};
 use rt::mem::PAGE_SIZE;
 use rt::sys;
@@ -123,6 +123,63 @@ pub fn shootdown(env: &Env) -> TestResult {
     env.slots.release(reader);
     env.slots.release(ep);
     check(fault, "the reader kept reading an unmapped page: stale TLB on its CPU")
+}
+
+static WOKEN_READS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static WOKEN_ROUNDS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// The page the woken reader reads and the notification it waits on.
+static WOKEN_PAGE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Reads the page's word, publishes it, and waits on notification `ntfn`;
+/// forever.
+extern "C" fn read_when_woken(ntfn: u64) -> ! {
+    use core::sync::atomic::Ordering;
+    let page = WOKEN_PAGE.load(Ordering::Acquire);
+    loop {
+        // SAFETY: the page stays mapped (to one frame or another) while
+        // the reader lives.
+        let word = unsafe { (page as *const u64).read_volatile() };
+        WOKEN_READS.store(word, Ordering::Release);
+        WOKEN_ROUNDS.fetch_add(1, Ordering::AcqRel);
+        let _ = rt::ipc::wait(ntfn);
+    }
+}
+
+/// A CPU that goes idle keeps the space it ran loaded; a page of that
+/// space remapped meanwhile must not be read through the idle CPU's old
+/// TLB entry when the reader is woken there.
+pub fn idle_cpu_shootdown(env: &Env) -> TestResult {
+    use core::sync::atomic::Ordering;
+    let (space, ram) = (boot_slot::ADDRESS_SPACE, boot_slot::FIRST_RAM);
+    let rw = Rights::READ.union(Rights::WRITE);
+    let (ntfn, reader) = (env.slots.alloc(), env.slots.alloc());
+    sys::create(ObjectKind::Notification, ntfn).map_err(|_| "create")?;
+    let (vaddr, frame) = (env.pages.window(2), env.pages.frames(2));
+    sys::map_batch(space, ram, frame, vaddr, 2, rw).map_err(|_| "map")?;
+    // SAFETY: the two pages were just mapped writable for this test.
+    unsafe {
+        (vaddr as *mut u64).write_volatile(0x1111);
+        ((vaddr + PAGE_SIZE) as *mut u64).write_volatile(0x2222);
+    }
+    WOKEN_PAGE.store(vaddr, Ordering::Release);
+    WOKEN_ROUNDS.store(0, Ordering::Release);
+    let spec = super::threads::spec(read_when_woken, ntfn, crate::env::INIT_PRIORITY, env.other_cpu());
+    rt::thread::spawn(&env.pages, reader, spec).map_err(|_| "spawn")?;
+    let blocked = |rounds| {
+        super::wait_for(|| WOKEN_ROUNDS.load(Ordering::Acquire) == rounds && sys::thread_state(reader) == Ok(ThreadState::Blocked))
+    };
+    let outcome = (|| {
+        check(blocked(1) && WOKEN_READS.load(Ordering::Acquire) == 0x1111, "the reader did not read the first frame")?;
+        // The reader's CPU is idle now, its TLB holding the first frame.
+        sys::remap(space, ram, frame + 1, vaddr, Rights::READ).map_err(|_| "remap")?;
+        rt::ipc::signal(ntfn, 1).map_err(|_| "signal")?;
+        check(blocked(2), "the reader was not woken")?;
+        check(WOKEN_READS.load(Ordering::Acquire) == 0x2222, "the woken reader read the old frame: its idle CPU kept a stale TLB entry")
+    })();
+    env.slots.release(reader);
+    env.slots.release(ntfn);
+    sys::unmap(space, vaddr, 2).map_err(|_| "unmap")?;
+    outcome
 }
 
 /// Carving a PhysRange: the part maps the same frames, refuses frames past

@@ -36,7 +36,7 @@ pub type TestResult = Result<(), &'static str>;
 /// A named test.
 type Test = (&'static str, fn(&Env) -> TestResult);
 
-const TESTS: [Test; 43] = [
+const TESTS: [Test; 44] = [
     ("user_unknown_syscall", syscalls::unknown_syscall),
     ("user_bad_pointer", syscalls::bad_pointer),
     ("user_bad_length", syscalls::bad_length),
@@ -58,6 +58,7 @@ const TESTS: [Test; 43] = [
     ("memory_map", memory::map),
     ("memory_remap", memory::remap),
     ("tlb_shootdown", memory::shootdown),
+    ("idle_cpu_shootdown", memory::idle_cpu_shootdown),
     ("phys_range_carve", memory::carve),
     ("spawn_program", process::spawn_program),
     ("memory_server", memserver::memory_server),

@@ -1,10 +1,11 @@
 //! Programs of their own: init maps the boot image, finds `hello`, and
 //! starts it in a new address space with a new capability table holding
 //! only a notification; hello answers on it and exits. Deleting its
-//! capabilities returns every kernel object and page-table frame.
+//! capabilities returns every kernel object and page-table frame (its root
+//! once no CPU has it loaded).
 
 use abi::cap::{ObjectKind, Rights, ThreadState, boot_slot};
-use abi::syscall::KERNEL_INFO_FREE_FRAMES;
+use abi::syscall::{KERNEL_INFO_FREE_FRAMES, KERNEL_INFO_ORPHANED_ROOTS};
 use rt::ipc;
 use rt::mem::PAGE_SIZE;
 use rt::process::{Slots, prepare};
@@ -99,5 +100,18 @@ pub fn spawn_program(env: &Env) -> TestResult {
     check(exited, "hello did not exit")?;
     let pools_after = [ObjectKind::Thread, ObjectKind::AddressSpace, ObjectKind::CSpace].map(|k| sys::pool_usage(k).map(|u| u.0));
     check(pools_after == pools, "hello's kernel objects were not all freed")?;
-    check(sys::kernel_info(KERNEL_INFO_FREE_FRAMES) == free_before, "hello's page tables did not return")
+    check(sys::kernel_info(KERNEL_INFO_FREE_FRAMES) == free_before, "hello's page tables did not return")?;
+    // hello's CPU may have stayed idle with hello's root loaded (an
+    // orphan); once it has run a thread of init's space, nothing waits.
+    let worker = env.slots.alloc();
+    rt::thread::spawn(&env.pages, worker, super::threads::spec(exit_at_once, 0, INIT_PRIORITY, env.other_cpu()))
+        .map_err(|_| "spawn a worker")?;
+    let worked = wait_for(|| sys::thread_state(worker) == Ok(ThreadState::Dead));
+    env.slots.release(worker);
+    check(worked, "the worker did not run")?;
+    check(sys::kernel_info(KERNEL_INFO_ORPHANED_ROOTS) == Ok(0), "a released root stayed allocated after its CPU loaded another space")
+}
+
+extern "C" fn exit_at_once(_: u64) -> ! {
+    sys::thread_exit()
 }
