@@ -2,8 +2,9 @@
 //! resolved without a round trip (`Sysnum::CowArm`): a reserve of frames
 //! the pager gives, a log of the copies the kernel made, and where the
 //! pager's hints live. The kernel decides nothing about counts: a frame's
-//! hint (a byte, 1 or 0), set and cleared by the pager, says "another
-//! reference to this frame exists"; the kernel only swaps it to 0.
+//! hint (a byte, [`HINT_NONE`], [`HINT_SHARED`] or [`HINT_SOLE`]), written
+//! by the pager, says what the pager's uniqueness check would decide; the
+//! kernel only carries that out and swaps the hint to [`HINT_NONE`].
 //!
 //! Every field is written by one side and read by the other, so each is
 //! an atomic; the kernel trusts none of the values (each frame number is
@@ -22,9 +23,21 @@ pub const COW_HINT_FRAMES: usize = 256;
 /// Hints per frame of hints.
 pub const COW_HINTS_PER_FRAME: u64 = 4096;
 
-/// One copy the kernel made: the page at `vaddr` of the space armed with
-/// `tag` now maps reserve frame `frame`, writable; the frame it mapped
-/// before lost that reference.
+/// No hint: a write fault on a copy-on-write page of the frame goes to the
+/// pager.
+pub const HINT_NONE: u8 = 0;
+/// Another reference to the frame exists (a fork shared it): a write
+/// copies it.
+pub const HINT_SHARED: u8 = 1;
+/// The frame's only reference is the mapping that faults (the others went
+/// since it was shared): a write may take it in place.
+pub const HINT_SOLE: u8 = 2;
+
+/// One copy-on-write fault the kernel resolved: the page at `vaddr` of the
+/// space armed with `tag` now maps pool frame `frame`, writable. A frame
+/// other than the one it mapped is a reserve frame the page was copied
+/// into (the old frame lost that reference); the same frame was taken in
+/// place, on a [`HINT_SOLE`].
 #[repr(C)]
 pub struct CowRecord {
     pub vaddr: AtomicU64,

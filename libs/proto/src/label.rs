@@ -14,7 +14,7 @@ pub const VERSION_BITS: u32 = 16;
 pub const MEMORY_PROTOCOL: u64 = label(0x4D45, 7);
 /// The process server protocol: 'PR', version 6 (`Kill`; `Denied` and
 /// `LimitReached`; `TimePhases`).
-pub const PROCESS_PROTOCOL: u64 = label(0x5052, 7);
+pub const PROCESS_PROTOCOL: u64 = label(0x5052, 8);
 
 /// The label of protocol `id` at `version`.
 pub const fn label(id: u32, version: u16) -> u64 {
@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn values_are_the_documented_ones() {
         assert_eq!(MEMORY_PROTOCOL, 0x4D45_0007);
-        assert_eq!(PROCESS_PROTOCOL, 0x5052_0007);
+        assert_eq!(PROCESS_PROTOCOL, 0x5052_0008);
         assert_eq!(version_of(MEMORY_PROTOCOL), 7);
         assert_eq!(protocol_of(PROCESS_PROTOCOL), 0x5052);
     }

@@ -148,6 +148,9 @@ pub struct ProcessStats {
     /// Of the copies, those the kernel made with no call to the pager
     /// (`CowArm`).
     pub kernel_copies: u64,
+    /// Of the pages written in place, those the kernel gave their write
+    /// right back with no call to the pager (a sole hint, `CowArm`).
+    pub kernel_reuses: u64,
     /// Demand-zero faults.
     pub zero_fills: u64,
     /// `RefBatch` messages sent to the memory server.
@@ -232,7 +235,7 @@ pub struct ProcessProtocol;
 
 const NAME_LEN: usize = size::seq(PROGRAM_NAME_LEN, size::BYTE);
 const FORK_LEN: usize = 2 * size::U64 + size::BYTE + size::U16;
-const STATS_LEN: usize = size::U32 + (11 + Phase::COUNT) * size::U64;
+const STATS_LEN: usize = size::U32 + (12 + Phase::COUNT) * size::U64;
 
 impl Protocol for ProcessProtocol {
     const LABEL: u64 = PROCESS_PROTOCOL;

@@ -39,11 +39,16 @@ pub enum Kind {
     /// kernel with no call to the pager: the page was copied into frame
     /// `label` of the pager's reserve, as the pager armed it (`CowArm`).
     CowCopy = 10,
+    /// Thread `src`'s write fault at address `badge` was resolved by the
+    /// kernel with no call to the pager: the page, frame `label` of the
+    /// pool, got its write right back in place, the pager's hint saying the
+    /// faulting mapping held its only reference.
+    CowReuse = 11,
 }
 
 impl Kind {
     /// Every kind, in discriminant order.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Send,
         Kind::Recv,
         Kind::Call,
@@ -55,6 +60,7 @@ impl Kind {
         Kind::FaultReply,
         Kind::Kill,
         Kind::CowCopy,
+        Kind::CowReuse,
     ];
 
     /// The lower-case name tools print and accept.
@@ -71,6 +77,7 @@ impl Kind {
             Kind::FaultReply => "fault-reply",
             Kind::Kill => "kill",
             Kind::CowCopy => "cow-copy",
+            Kind::CowReuse => "cow-reuse",
         }
     }
 

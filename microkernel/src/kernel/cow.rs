@@ -2,18 +2,20 @@
 //! armed it (`CowArm`), with no round trip to the pager.
 //!
 //! The pager keeps the policy: a frame's hint, in memory the pager
-//! writes, says that another reference to the frame exists, so a copy is
-//! what the pager's own uniqueness check would decide; the pager sets it
-//! when a fork shares the frame and clears it when a reference goes. The
-//! kernel only carries it out: on a write to a [`COPY_ON_WRITE`] page of an
-//! armed space whose frame's hint is set, it clears the hint (the copy
-//! takes that other reference's evidence with it), copies the page into a
-//! frame of the pager's reserve, maps the copy writable, and logs
+//! writes, says what the pager's own uniqueness check would decide:
+//! `HINT_SHARED` (another reference exists; set when a fork shares the
+//! frame) or `HINT_SOLE` (the faulting mapping holds the only reference;
+//! set when a release leaves one). The kernel only carries it out: on a
+//! write to a [`COPY_ON_WRITE`] page of an armed space whose frame has a
+//! hint, it clears the hint and either copies the page into a frame of
+//! the pager's reserve and maps the copy writable (shared), or gives the
+//! page its write right back in place (sole), and logs
 //! `(tag, address, frame)` for the pager, which applies the change to its
-//! page map and drops the old frame's reference at its next request.
-//! Anything else (no hint, an empty reserve, a full log, the space loaded
-//! on another CPU, a frame outside the pool) is a fault for the pager, as
-//! before. Every copy is traced (`Kind::CowCopy`).
+//! page map and counts at its next request. Anything else (no hint, an
+//! empty reserve, a full log, the space running on another CPU, a frame
+//! outside the pool) is a fault for the pager, as before. Every copy is
+//! traced (`Kind::CowCopy`), every page taken in place too
+//! (`Kind::CowReuse`).
 //!
 //! Nothing the pager writes is trusted: every frame number is checked
 //! against the armed PhysRange, which must still exist; a bad value only
@@ -23,7 +25,7 @@ use core::sync::atomic::AtomicU8;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use abi::cap::{ObjectKind, Rights};
-use abi::cow::{COW_HINT_FRAMES, COW_HINTS_PER_FRAME, COW_LOG, COW_RESERVE, CowControl};
+use abi::cow::{COW_HINT_FRAMES, COW_HINTS_PER_FRAME, COW_LOG, COW_RESERVE, CowControl, HINT_NONE, HINT_SHARED, HINT_SOLE};
 use abi::syscall::{SysError, USER_END};
 use trace::{Kind, Record};
 
@@ -35,10 +37,12 @@ use crate::object::{CowArm, ObjRef, PhysRange};
 use super::Kernel;
 use super::vm::{COPY_ON_WRITE, KERNEL_OWNED, MAY_WRITE};
 
-/// What one copy did, for the trace.
+/// What one resolved fault did, for the log and the trace: the page at
+/// `vaddr` now maps pool frame `frame`, a copy or (`in_place`) the same.
 struct Copied {
     vaddr: u64,
     frame: u32,
+    in_place: bool,
 }
 
 impl Kernel {
@@ -89,7 +93,7 @@ impl Kernel {
         // direct map; the kernel only reads and writes it with atomics, and
         // trusts none of its values.
         let control = unsafe { &*(phys_to_virt(arm.control) as *const CowControl) };
-        let Some(copied) = copy(control, pool, meta, old, vaddr) else { return false };
+        let Some(copied) = resolve(control, pool, meta, old, vaddr) else { return false };
         let writable = (flags | Flags::WRITABLE) & !COPY_ON_WRITE;
         let Some(new) = pool.paddr(u64::from(copied.frame)) else { return false };
         if root.replace(vaddr, Some((new, writable))).is_err() {
@@ -98,32 +102,44 @@ impl Kernel {
         self.shootdown(root, TlbChange::Page(vaddr));
         log(control, arm.tag, &copied);
         if capture::active() {
-            self.trace_cow_copy(t, &copied);
+            self.trace_resolved(t, &copied);
         }
         true
     }
 
     #[cold]
     #[inline(never)]
-    fn trace_cow_copy(&self, t: u16, copied: &Copied) {
+    fn trace_resolved(&self, t: u16, copied: &Copied) {
         let src = self.tref(t);
-        capture::emit(category::FAULT, || Record {
-            src,
-            badge: copied.vaddr,
-            label: u64::from(copied.frame),
-            ..Record::empty(Kind::CowCopy)
-        });
+        let kind = if copied.in_place { Kind::CowReuse } else { Kind::CowCopy };
+        capture::emit(category::FAULT, || Record { src, badge: copied.vaddr, label: u64::from(copied.frame), ..Record::empty(kind) });
     }
 }
 
-/// Copies the page at `old` into a reserve frame if the log has room, the
-/// frame's hint is set and the reserve has a frame: the copy's frame.
-fn copy(control: &CowControl, pool: PhysRange, meta: PhysRange, old: u64, vaddr: u64) -> Option<Copied> {
+/// Resolves the write fault on the page at `old` as its frame's hint says,
+/// if the log has room: in place (sole), or by a copy into a reserve frame
+/// (shared) if the reserve has one.
+fn resolve(control: &CowControl, pool: PhysRange, meta: PhysRange, old: u64, vaddr: u64) -> Option<Copied> {
     let log_room = control.log_tail.load(Relaxed).wrapping_sub(control.log_head.load(Acquire)) < COW_LOG as u32;
-    let hint = hint(control, meta, pool.frame_of(old)?)?;
-    if !log_room || hint.load(Relaxed) == 0 {
+    let index = pool.frame_of(old)?;
+    let hint = hint(control, meta, index)?;
+    if !log_room {
         return None;
     }
+    match hint.load(Relaxed) {
+        HINT_SHARED => copy(control, pool, hint, old, vaddr),
+        // Only the pager ever sets it back to sole, so losing this race
+        // only sends the fault to the pager.
+        HINT_SOLE => {
+            hint.compare_exchange(HINT_SOLE, HINT_NONE, AcqRel, Relaxed).ok().map(|_| Copied { vaddr, frame: index as u32, in_place: true })
+        }
+        _ => None,
+    }
+}
+
+/// Copies the page at `old` into a reserve frame, if the reserve has one:
+/// the copy's frame.
+fn copy(control: &CowControl, pool: PhysRange, hint: &AtomicU8, old: u64, vaddr: u64) -> Option<Copied> {
     let head = control.reserve_head.load(Acquire);
     let held = control.reserve_tail.load(Acquire).wrapping_sub(head);
     if held == 0 || held > COW_RESERVE as u32 {
@@ -134,7 +150,7 @@ fn copy(control: &CowControl, pool: PhysRange, meta: PhysRange, old: u64, vaddr:
     // The hint first: one lost to a reserve emptied meanwhile only sends
     // this fault to the pager. Clearing it is always safe; setting it
     // never happens here.
-    if hint.swap(0, AcqRel) == 0 {
+    if hint.compare_exchange(HINT_SHARED, HINT_NONE, AcqRel, Relaxed).is_err() {
         return None;
     }
     control.reserve_head.compare_exchange(head, head.wrapping_add(1), AcqRel, Relaxed).ok()?;
@@ -143,7 +159,7 @@ fn copy(control: &CowControl, pool: PhysRange, meta: PhysRange, old: u64, vaddr:
     // is this CPU's, stopped in the kernel), `new` was the pager's to give
     // and is mapped nowhere yet.
     unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(old), phys_to_virt(new), PAGE_SIZE as usize) };
-    Some(Copied { vaddr, frame })
+    Some(Copied { vaddr, frame, in_place: false })
 }
 
 /// Pool frame `frame`'s hint; the hint frames are frames of `meta`.

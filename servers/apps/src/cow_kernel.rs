@@ -11,18 +11,22 @@
 //!    pager when the reserve runs dry, and all of them are copies.
 //! 2. The parent sees none of the child's writes, and then writes every
 //!    page itself: the child's copies and its exit left each page the
-//!    parent's alone and its hint clear, so the kernel copies none of them
-//!    and the pager's uniqueness check decides every one. (The counts are
-//!    at least the pages: the stack may add one.)
+//!    parent's alone and took its shared hint, so the kernel copies none
+//!    of them. With `sole` (deferred, whose release shows the one
+//!    reference left) their hints say so, and the kernel takes pages in
+//!    place until its log is full; the pager's uniqueness check decides
+//!    the rest. Without, the pager decides every one. (The counts are at
+//!    least the pages: the stack may add one.)
 //! 3. The parent forks a child that exits at once, and writes again: the
-//!    child's exit cleared what its fork had set, so again the kernel
-//!    copies nothing.
+//!    child's exit took what its fork had set, so again the kernel copies
+//!    nothing, and takes pages in place with `sole`.
 //!
 //! Exit statuses: 1 mmap failed, 2 fork failed, 3 the child failed (detail:
 //! its status), 4 a child's write reached the parent, 5 the parent's
 //! rewrite did not hold, 6 a kernel copy in step 2 or 3 (detail: how many),
-//! 7 not every write went to the pager (detail: how many did), 8 stats
-//! failed;
+//! 7 not every write was resolved (detail: how many were), 8 stats
+//! failed, 9 the kernel took no page in place with `sole`, or some
+//! without (detail: how many it took);
 //! the child's: 10 its writes, 11 the parent's pages, 12 not every write
 //! copied (detail: copies), 13 the kernel copied none or all (detail: its
 //! copies), 14 the kernel copied when it was not armed (detail: copies).
@@ -38,7 +42,7 @@ const PARENT: u64 = 0x636F_7770_6172;
 const CHILD: u64 = 0x636F_7763_6869;
 const PARENT_AGAIN: u64 = 0x636F_7761_6761;
 
-pub fn run(kernel: bool) -> Outcome {
+pub fn run(kernel: bool, sole: bool) -> Outcome {
     let region = Region::map(PAGES).map_err(|e| Failure::new(1, "mmap failed").error(e))?;
     (0..PAGES).for_each(|page| region.fill(page, PARENT));
     match rt::proc::fork() {
@@ -47,21 +51,22 @@ pub fn run(kernel: bool) -> Outcome {
         Err(error) => return Err(Failure::new(2, "fork failed").error(error)),
     }
     check((0..PAGES).all(|page| region.holds(page, PARENT)), 4, "a child's write reached the parent")?;
-    rewrite_in_place(&region)?;
+    rewrite_in_place(&region, sole)?;
     match rt::proc::fork() {
         Ok(0) => rt::proc::exit(0),
         Ok(pid) => expect_exit(pid, 0, 3, "the child failed")?,
         Err(error) => return Err(Failure::new(2, "fork failed").error(error)),
     }
-    rewrite_in_place(&region)?;
+    rewrite_in_place(&region, sole)?;
     region.unmap().map_err(|e| Failure::new(1, "munmap failed").error(e))
 }
 
 /// Writes every page, each of which is the parent's alone: the kernel
-/// copies none of them, and the pager's uniqueness check decides each (an
-/// exact strategy claims every one in place; one that settles its counts
-/// later, such as percpu, may still see another reference and copy).
-fn rewrite_in_place(region: &Region) -> Outcome {
+/// copies none of them, and takes some in place with `sole` (none
+/// without); the pager's uniqueness check decides the others (an exact
+/// strategy claims every one in place; one that settles its counts later,
+/// such as percpu, may still see another reference and copy).
+fn rewrite_in_place(region: &Region, sole: bool) -> Outcome {
     let before = stats(8)?;
     (0..PAGES).for_each(|page| region.fill(page, PARENT_AGAIN));
     let delta = Delta::between(&before, &stats(8)?);
@@ -70,7 +75,11 @@ fn rewrite_in_place(region: &Region) -> Outcome {
         .map_err(|f| f.value(delta.kernel_copies as i64))?;
     // Our stack may add a page of its own (a deeper call in a debug build).
     let resolved = delta.cow_reused + delta.cow_copies;
-    check(resolved >= u64::from(PAGES), 7, "not every write was resolved by the pager").map_err(|f| f.value(resolved as i64))
+    check(resolved >= u64::from(PAGES), 7, "not every write was resolved").map_err(|f| f.value(resolved as i64))?;
+    let in_place = delta.kernel_reuses;
+    let expected = if sole { in_place > 0 } else { in_place == 0 };
+    check(expected, 9, "the kernel took pages in place where the hints did not say sole, or none where they did")
+        .map_err(|f| f.value(in_place as i64))
 }
 
 fn child(region: &Region, kernel: bool) -> Outcome {

@@ -79,7 +79,7 @@ fn main(args: rt::StartArgs) -> ! {
         workload::SHARED_FORK => finish("shared_fork", shared_fork::run(Contention::Fork, a, b, icount)),
         workload::SHARED_COW => finish("shared_cow", shared_fork::run(Contention::Cow, a, b, icount)),
         workload::FORKBOMB => bomb::run(a != 0),
-        workload::COW_KERNEL => finish("cow_kernel", cow_kernel::run(a != 0)),
+        workload::COW_KERNEL => finish("cow_kernel", cow_kernel::run(a != 0, b != 0)),
         mode => finish("apps", Err(Failure::new(126, "unknown mode").value(mode as i64))),
     }
 }

@@ -43,6 +43,8 @@ pub struct Delta {
     pub cow_reused: u64,
     /// Of the copies, those the kernel made for the pager (`CowArm`).
     pub kernel_copies: u64,
+    /// Of the pages written in place, those the kernel took for the pager.
+    pub kernel_reuses: u64,
     /// Deferred: counter words written by a frame's only holder, and fork
     /// increments cancelled against buffered decrements (each a change that
     /// sent no message).
@@ -62,6 +64,7 @@ impl Delta {
             cow_copies: after.cow_copies.wrapping_sub(before.cow_copies),
             cow_reused: after.cow_reused.wrapping_sub(before.cow_reused),
             kernel_copies: after.kernel_copies.wrapping_sub(before.kernel_copies),
+            kernel_reuses: after.kernel_reuses.wrapping_sub(before.kernel_reuses),
             direct_stores: after.direct_stores.wrapping_sub(before.direct_stores),
             cancelled: after.cancelled.wrapping_sub(before.cancelled),
             phases: core::array::from_fn(|i| after.phases[i].wrapping_sub(before.phases[i])),

@@ -2,23 +2,25 @@
 //! `microkernel/src/kernel/cow.rs`), with no round trip to this pager.
 //!
 //! - Hints ([`CowMemory`]): a byte per pool frame, shared by every server:
-//!   set when a fork shares a page's frame (`fork`), cleared when any
-//!   reference to it goes (`Hints::clear`, wherever a page is released). A
-//!   set hint means that another reference to the frame exists, so a write
-//!   must copy: the kernel copies only then, and clears the hint as it
-//!   does. A clear hint sends the fault to us, and the strategy's
-//!   uniqueness check decides, as before.
+//!   `HINT_SHARED` when a fork shares a page's frame (`fork`), and when any
+//!   reference to it goes (`MemClient::release`), `HINT_SOLE` if the
+//!   strategy shows that one is left, else `HINT_NONE`. A shared hint
+//!   means that a write must copy, a sole one that the last holder may
+//!   write in place: the kernel does only that, and clears the hint as it
+//!   does. No hint sends the fault to us, and the strategy's uniqueness
+//!   check decides, as before.
 //! - [`Copies`]: each server's control page with the kernel. We keep its
 //!   reserve of frames filled from our stock (never with a message, so a
-//!   quiesced server holds nothing), and apply its log of copies to our
-//!   page maps and counts before we act on a request (`Server::
-//!   settle_copies`): the page maps name the copy, and the old frame loses
-//!   the reference.
+//!   quiesced server holds nothing), and apply its log to our page maps
+//!   and counts before we act on a request (`Server::settle_copies`): a
+//!   copy's page map names the copy and the old frame loses the
+//!   reference; a page taken in place is claimed (`MemClient::
+//!   claim_unique`).
 
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicU8, AtomicU64};
 
-use abi::cow::{COW_HINT_FRAMES, COW_HINTS_PER_FRAME, COW_LOG, COW_RESERVE, CowControl};
+use abi::cow::{COW_HINT_FRAMES, COW_HINTS_PER_FRAME, COW_LOG, COW_RESERVE, CowControl, HINT_NONE, HINT_SHARED, HINT_SOLE};
 use abi::syscall::SysError;
 use alloc::vec::Vec;
 use rt::mem::{PAGE_SIZE, PageSource};
@@ -76,8 +78,9 @@ impl CowMemory {
     }
 }
 
-/// The hints, a byte per pool frame: 1 says that another reference to the
-/// frame exists.
+/// The hints, a byte per pool frame (`abi::cow`): `HINT_SHARED` says that
+/// another reference to the frame exists, `HINT_SOLE` that one reference
+/// is left.
 #[derive(Clone, Copy)]
 pub struct Hints(&'static [AtomicU8]);
 
@@ -86,17 +89,22 @@ impl Hints {
     #[inline(always)]
     pub fn set(self, frame: u32) {
         if let Some(hint) = self.0.get(frame as usize) {
-            hint.store(1, Relaxed);
+            hint.store(HINT_SHARED, Relaxed);
         }
     }
 
-    /// A reference to `frame` goes: its count may be 1 from now on. (A
-    /// frame not shared has its hint clear already, and clearing one is
-    /// always safe: only the kernel needs to know whether it was set.)
+    /// A reference to `frame` went, leaving exactly one (`sole`) or an
+    /// unknown number. A sole hint lets the kernel give the last holder
+    /// its write right back in place. It stays true until a fork shares
+    /// the frame again, and the fork sets its hint before the child runs
+    /// or the parent resumes; a process has one thread, so nothing of it
+    /// can fault in between. A sole hint on a frame that is freed later is
+    /// harmless: a frame is copy-on-write in a space only after a fork set
+    /// its hint.
     #[inline(always)]
-    pub fn clear(self, frame: u32) {
+    pub fn release(self, frame: u32, sole: bool) {
         if let Some(hint) = self.0.get(frame as usize) {
-            hint.store(0, Relaxed);
+            hint.store(if sole { HINT_SOLE } else { HINT_NONE }, Relaxed);
         }
     }
 }
@@ -136,6 +144,7 @@ impl Copies {
         }
         let sys = system::get();
         let mut old = Vec::with_capacity(tail.wrapping_sub(head) as usize);
+        let mut reused = 0;
         let mut at = head;
         while at != tail {
             let record = &control.log[at as usize % COW_LOG];
@@ -144,15 +153,25 @@ impl Copies {
             let vpn = vaddr / PAGE_SIZE;
             let replaced = record.and_then(|memory| {
                 let mut memory = memory.lock();
-                let page = memory.pages.get(vpn)?;
+                let mut page = memory.pages.get(vpn)?;
+                if page.frame == frame {
+                    // Taken in place: ours alone now, if the strategy can
+                    // show it here; else the page stays counted as shared
+                    // (its count reaches 1 when the decrement another
+                    // server buffered arrives), writable all the same.
+                    mem.claim_unique(&mut page);
+                    memory.pages.insert(vpn, page);
+                    return Some(None);
+                }
                 memory.pages.insert(vpn, Page { frame, flags: page.flags & !Page::SHARED });
-                Some(page)
+                Some(Some(page))
             });
             match replaced {
-                Some(page) => {
+                Some(Some(page)) => {
                     mem.adopt_copy(frame);
                     old.push(page);
                 }
+                Some(None) => reused += 1,
                 None => {
                     // Every exit and unmap applies the log first, so this
                     // is a bug; the copy's frame at least is not lost.
@@ -164,9 +183,11 @@ impl Copies {
         }
         control.log_head.store(tail, Release);
         let copies = old.len() as u64;
-        Counters::add(&sys.stats.cow_faults, copies);
+        Counters::add(&sys.stats.cow_faults, copies + reused);
         Counters::add(&sys.stats.cow_copies, copies);
         Counters::add(&sys.stats.kernel_copies, copies);
+        Counters::add(&sys.stats.cow_reused, reused);
+        Counters::add(&sys.stats.kernel_reuses, reused);
         mem.release(old.into_iter());
     }
 

@@ -84,13 +84,7 @@ pub fn configure(pid: u32, objects: Objects, server: u16) -> Result<(), ProtoErr
 
 /// Drops the references of `pages` (their mappings must be gone already).
 pub fn release(mem: &mut MemClient, pages: PageMap) {
-    let hints = mem.hints();
-    mem.release(pages.iter().map(|(_, page)| {
-        if let Some(hints) = hints {
-            hints.clear(page.frame);
-        }
-        page
-    }));
+    mem.release(pages.iter().map(|(_, page)| page));
 }
 
 /// Removes the mappings of `pages` from `space`, in runs.

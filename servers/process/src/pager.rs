@@ -105,9 +105,6 @@ fn copy_on_write(server: &mut Server, memory: &mut AddrSpace, space: Slot, vaddr
     }
     memory.pages.insert(vpn, fresh);
     Counters::add(&sys.stats.cow_copies, 1);
-    if let Some(hints) = server.mem.hints() {
-        hints.clear(page.frame);
-    }
     server.mem.release(core::iter::once(page));
     Outcome::Resume
 }

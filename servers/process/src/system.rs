@@ -80,6 +80,9 @@ pub struct Counters {
     /// Copies the kernel made for us (counted in `cow_faults` and
     /// `cow_copies` too).
     pub kernel_copies: AtomicU64,
+    /// Pages the kernel gave their write right back in place (counted in
+    /// `cow_faults` and `cow_reused` too).
+    pub kernel_reuses: AtomicU64,
     pub ref_messages: AtomicU64,
     pub ref_ops: AtomicU64,
     pub frame_messages: AtomicU64,
@@ -104,6 +107,7 @@ impl Counters {
             cow_copies: self.cow_copies.load(Relaxed),
             cow_reused: self.cow_reused.load(Relaxed),
             kernel_copies: self.kernel_copies.load(Relaxed),
+            kernel_reuses: self.kernel_reuses.load(Relaxed),
             zero_fills: self.zero_fills.load(Relaxed),
             ref_messages: self.ref_messages.load(Relaxed),
             ref_ops: self.ref_ops.load(Relaxed),

@@ -52,7 +52,7 @@ pub fn title(t: &Trace, i: usize) -> String {
         Kind::Recv => (n.thread(r.dst), "<-", n.thread(r.src)),
         Kind::NotifyWait => (n.thread(r.dst), "<-", n.endpoint(r.endpoint, i)),
         Kind::Reply | Kind::ReplyRecv | Kind::FaultReply | Kind::Kill => (n.thread(r.src), "->", n.thread(r.dst)),
-        Kind::CowCopy => (n.thread(r.src), "->", "kernel".to_string()),
+        Kind::CowCopy | Kind::CowReuse => (n.thread(r.src), "->", "kernel".to_string()),
     };
     format!("{who} {arrow} {whom}: {}", r.kind.name())
 }

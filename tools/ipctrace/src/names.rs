@@ -176,7 +176,7 @@ mod tests {
     fn labels_speak_protocols() {
         let names = Names::default();
         assert_eq!(names.label(proto::MEMORY_PROTOCOL), "memory.v7");
-        assert_eq!(names.label(proto::PROCESS_PROTOCOL), "process.v7");
+        assert_eq!(names.label(proto::PROCESS_PROTOCOL), "process.v8");
         assert_eq!(names.label(abi::msg::kernel_label::FAULT), "fault");
         assert_eq!(names.label(7), "7");
     }

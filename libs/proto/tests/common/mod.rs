@@ -215,6 +215,7 @@ pub fn process_replies() -> Vec<ProcessReply> {
             cow_copies: 4,
             cow_reused: 5,
             kernel_copies: 4,
+            kernel_reuses: 5,
             zero_fills: 6,
             ref_messages: 7,
             ref_ops: 8,
@@ -322,6 +323,7 @@ pub fn largest_process_reply(like: &ProcessReply) -> ProcessReply {
             cow_copies: u64::MAX,
             cow_reused: u64::MAX,
             kernel_copies: u64::MAX,
+            kernel_reuses: u64::MAX,
             zero_fills: u64::MAX,
             ref_messages: u64::MAX,
             ref_ops: u64::MAX,
@@ -434,7 +436,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
         Just(ProcessReply::Unmapped),
         arb_error().prop_map(ProcessReply::Error),
         Just(ProcessReply::Quiesced),
-        (any::<u32>(), any::<[u64; 11]>(), any::<[u64; 8]>()).prop_map(
+        (any::<u32>(), any::<[u64; 12]>(), any::<[u64; 8]>()).prop_map(
             |(
                 processes,
                 [
@@ -443,6 +445,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
                     cow_copies,
                     cow_reused,
                     kernel_copies,
+                    kernel_reuses,
                     zero_fills,
                     ref_messages,
                     ref_ops,
@@ -459,6 +462,7 @@ pub fn arb_process_reply() -> impl Strategy<Value = ProcessReply> {
                     cow_copies,
                     cow_reused,
                     kernel_copies,
+                    kernel_reuses,
                     zero_fills,
                     ref_messages,
                     ref_ops,

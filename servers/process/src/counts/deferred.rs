@@ -87,13 +87,25 @@ impl Deferred {
         }
     }
 
-    /// Inlined into each caller's loop (one per page of an exit).
+    /// Inlined into each caller's loop (one per page of an exit). Whether
+    /// exactly one reference to the frame is left, as far as it shows at
+    /// no cost: the first decrement we buffer of a word of 2.
     #[inline(always)]
-    pub fn release(&mut self, link: &mut Link, page: Page) {
-        let Some(word) = self.word(page.frame) else { return };
+    pub fn release(&mut self, link: &mut Link, page: Page) -> bool {
+        let Some(word) = self.word(page.frame) else { return false };
         if page.is(Page::SHARED) {
-            match self.decs.add_one_unless(page.frame, || matches!(word.load(Relaxed), table::OWNED | 1)) {
+            let mut seen = 0;
+            let alone = || {
+                seen = word.load(Relaxed);
+                matches!(seen, table::OWNED | 1)
+            };
+            match self.decs.add_one_unless(page.frame, alone) {
                 Some(MAX_PER_FRAME) => self.flush(link),
+                // The word less our one buffered decrement is 1: the true
+                // count plus everyone else's buffered decrements. A holder
+                // is left (else the word would be ours alone) and it holds
+                // the only reference.
+                Some(1) => return seen == 2,
                 Some(_) => {}
                 None => {
                     self.direct_stores += 1;
@@ -105,6 +117,7 @@ impl Deferred {
             word.store(table::OWNED, Relaxed);
             link.put(page.frame);
         }
+        false
     }
 
     /// After a run of releases: flush if the buffer grew too large.

@@ -155,16 +155,29 @@ impl MemClient {
     }
 
     /// Drops our reference to each page's frame (an exit, an unmap, an
-    /// exec); their mappings must be gone already. The caller clears their
-    /// copy-on-write hints ([`Hints::clear`]).
+    /// exec, a copy); their mappings must be gone already. Each frame's
+    /// copy-on-write hint then says what is left ([`Hints::release`]): one
+    /// reference, where the strategy shows it at no cost (deferred), else
+    /// nothing known.
     pub fn release(&mut self, pages: impl Iterator<Item = Page>) {
+        let hints = self.hints;
+        let unknown = |page: &Page| {
+            if let Some(hints) = hints {
+                hints.release(page.frame, false);
+            }
+        };
         match &mut self.counter {
             Counter::Deferred(d) => {
-                pages.for_each(|page| d.release(&mut self.link, page));
+                pages.for_each(|page| {
+                    let sole = d.release(&mut self.link, page);
+                    if let Some(hints) = hints {
+                        hints.release(page.frame, sole);
+                    }
+                });
                 d.after_release(&mut self.link);
             }
-            Counter::Ipc(i) => i.release(&mut self.link, pages),
-            Counter::Shared(s) => s.release(&mut self.link, pages),
+            Counter::Ipc(i) => i.release(&mut self.link, pages.inspect(unknown)),
+            Counter::Shared(s) => s.release(&mut self.link, pages.inspect(unknown)),
         }
     }
 
