@@ -4,6 +4,7 @@
 mod contention;
 mod fields;
 mod fork;
+mod linux;
 mod matrix;
 mod pagefault;
 
@@ -51,6 +52,12 @@ pub struct BenchArgs {
     /// default.
     #[arg(long)]
     pub cow_pager: bool,
+    /// `fork`: also boot the same loop on this Linux kernel image (a
+    /// bzImage, such as a `vmlinuz` of Debian's linux-image package), in
+    /// the same QEMU and run, and compare every strategy with it. Needs a C
+    /// compiler with static libc (`cc`, or `CC`).
+    #[arg(long, value_name = "KERNEL")]
+    pub linux: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -63,11 +70,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.cow_pager && !matches!(args.suite, Suite::Fork) {
         bail!("--cow-pager applies to `bench fork` only");
     }
+    if args.linux.is_some() && !matches!(args.suite, Suite::Fork) {
+        bail!("--linux applies to `bench fork` only");
+    }
     std::fs::create_dir_all(target_dir().join("bench"))?;
     match args.suite {
         Suite::Refcount => refcount(args.quick),
         Suite::Ipc => ipc(args.quick),
-        Suite::Fork => fork::run(&args.strategy, args.quick, args.cow_pager),
+        Suite::Fork => fork::run(&args.strategy, args.quick, args.cow_pager, args.linux.as_deref()),
         Suite::Matrix => matrix::run(&args.strategy, &args.smp, args.quick),
         Suite::Contention => contention::run(&args.strategy, &args.smp, args.quick),
     }

@@ -3,6 +3,7 @@
 //! `abi::exit`.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -60,7 +61,7 @@ impl MachineArgs {
         Self { smp, ..self.clone() }
     }
 
-    fn qemu_args(&self, artifacts: &Artifacts, cmdline: &str) -> Result<Vec<String>> {
+    fn qemu_args(&self, kernel: &Path, initrd: &Path, cmdline: &str) -> Result<Vec<String>> {
         machine_check::check(self)?;
         let mut args: Vec<String> = [
             "-machine",
@@ -99,8 +100,8 @@ impl MachineArgs {
             args.extend(["-serial".into(), format!("file:{}", file.display())]);
             cmdline.push_str(" trace=all");
         }
-        args.extend(["-kernel".into(), artifacts.kernel.display().to_string()]);
-        args.extend(["-initrd".into(), artifacts.image.display().to_string()]);
+        args.extend(["-kernel".into(), kernel.display().to_string()]);
+        args.extend(["-initrd".into(), initrd.display().to_string()]);
         args.extend(["-append".into(), cmdline.trim().to_string()]);
         Ok(args)
     }
@@ -174,9 +175,15 @@ impl Outcome {
 /// Boots the kernel with `cmdline` and waits for it to leave, or kills it
 /// at the time limit.
 pub fn boot(artifacts: &Artifacts, machine: &MachineArgs, cmdline: &str, echo: Echo) -> Result<Outcome> {
-    let args = machine.qemu_args(artifacts, cmdline)?;
+    boot_files(&artifacts.kernel, &artifacts.image, machine, cmdline, echo)
+}
+
+/// [`boot`] for any kernel and initial RAM disk (the Linux baseline of
+/// `bench fork --linux`).
+pub fn boot_files(kernel: &Path, initrd: &Path, machine: &MachineArgs, cmdline: &str, echo: Echo) -> Result<Outcome> {
+    let args = machine.qemu_args(kernel, initrd, cmdline)?;
     if machine.gdb {
-        eprintln!("xtask: QEMU waits for gdb: target remote :1234 (symbols: {})", artifacts.kernel.display());
+        eprintln!("xtask: QEMU waits for gdb: target remote :1234 (symbols: {})", kernel.display());
     }
     let mut qemu = Command::new(QEMU);
     qemu.args(&args);

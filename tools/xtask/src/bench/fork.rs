@@ -8,7 +8,10 @@
 use abi::process::Strategy;
 use anyhow::{Context, Result, bail};
 
+use std::path::Path;
+
 use super::fields::{Fields, TlbPer};
+use super::linux::{Linux, LinuxLine};
 use super::pagefault::{self, FaultLine, FaultRow};
 use super::{median, write_json};
 use crate::build::{self, target_dir};
@@ -248,51 +251,87 @@ pub(super) fn chosen(strategies: &[Strategy]) -> Vec<Strategy> {
 }
 
 /// `cow_pager`: boot with `cow=pager` (no copy by the kernel).
-pub fn run(strategies: &[Strategy], quick: bool, cow_pager: bool) -> Result<()> {
+pub fn run(strategies: &[Strategy], quick: bool, cow_pager: bool, linux: Option<&Path>) -> Result<()> {
     prereq::ensure_target()?;
     prereq::ensure_qemu()?;
     let strategies = chosen(strategies);
+    let linux = linux.map(Linux::prepare).transpose()?;
     let artifacts = build::build(&BuildArgs { release: true })?;
     let machine = MachineArgs::tcg(2, BOOT_TIMEOUT_S);
     let exact_machine = MachineArgs { icount: true, ..machine.clone() };
     let runs = if quick { 1 } else { 3 };
-    let boots = strategies.len() * (1 + runs);
-
-    let mut rows: Vec<Row> = Vec::new();
-    let mut fault_rows: Vec<FaultRow> = Vec::new();
+    let boots = (strategies.len() + usize::from(linux.is_some())) * (1 + runs);
     let mut done = 0;
+    let mut progress = |what: String| {
+        done += 1;
+        eprintln!("xtask: fork benchmark [{done}/{boots}]: {what}");
+    };
+
+    let mut exact = Vec::new();
     for &strategy in &strategies {
         let name = strategy.name();
-        done += 1;
-        eprintln!("xtask: fork benchmark [{done}/{boots}]: strategy {name}, --icount (instructions)");
-        let exact = boot(&artifacts, &exact_machine, strategy, cow_pager)
-            .with_context(|| format!("fork benchmark, strategy {name}, icount boot"))?;
-        let mut wall = Vec::new();
-        for run in 1..=runs {
-            done += 1;
-            eprintln!("xtask: fork benchmark [{done}/{boots}]: strategy {name}, wall clock, run {run} of {runs}");
-            wall.push(
+        progress(format!("strategy {name}, --icount (instructions)"));
+        exact.push(
+            boot(&artifacts, &exact_machine, strategy, cow_pager)
+                .with_context(|| format!("fork benchmark, strategy {name}, icount boot"))?,
+        );
+    }
+    // The table groups strategies by shape, in the guest's order of shapes.
+    let mut shapes: Vec<(u32, u32)> = Vec::new();
+    for line in exact.iter().flat_map(|b| &b.shapes) {
+        if !shapes.contains(&line.shape()) {
+            shapes.push(line.shape());
+        }
+    }
+    let rounds = exact.first().and_then(|b| b.shapes.first()).map_or(1, |l| l.rounds);
+    let linux_exact = match &linux {
+        Some(linux) => {
+            progress("Linux, --icount (instructions), 1 CPU".into());
+            // Under -icount QEMU 7.2 never brings Linux's second CPU up; the
+            // benchmark runs on CPU 0 alone either way.
+            let one_cpu = exact_machine.with_smp(1);
+            Some(linux.boot(&one_cpu, &shapes, rounds).context("fork benchmark, Linux icount boot")?)
+        }
+        None => None,
+    };
+    // Wall-clock runs interleave the strategies and Linux, so that a host
+    // that slows down for a while slows every one of them alike.
+    let mut wall: Vec<Vec<Boot>> = strategies.iter().map(|_| Vec::new()).collect();
+    let mut linux_wall = Vec::new();
+    for run in 1..=runs {
+        for (i, &strategy) in strategies.iter().enumerate() {
+            let name = strategy.name();
+            progress(format!("strategy {name}, wall clock, run {run} of {runs}"));
+            wall[i].push(
                 boot(&artifacts, &machine, strategy, cow_pager)
                     .with_context(|| format!("fork benchmark, strategy {name}, wall-clock run {run}"))?,
             );
         }
+        if let Some(linux) = &linux {
+            progress(format!("Linux, wall clock, run {run} of {runs}"));
+            linux_wall.push(linux.boot(&machine, &shapes, rounds).with_context(|| format!("fork benchmark, Linux wall-clock run {run}"))?);
+        }
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    let mut fault_rows: Vec<FaultRow> = Vec::new();
+    for ((&strategy, exact), wall) in strategies.iter().zip(&exact).zip(&wall) {
         let wall_shapes: Vec<Vec<ShapeLine>> = wall.iter().map(|b| b.shapes.clone()).collect();
         let wall_faults: Vec<Vec<FaultLine>> = wall.iter().map(|b| b.faults.clone()).collect();
         rows.extend(Row::fold(strategy, &exact.shapes, &wall_shapes)?);
         fault_rows.extend(FaultRow::fold(strategy, &exact.faults, &wall_faults)?);
     }
-    // The table groups strategies by shape, in the guest's order of shapes.
-    let mut shapes: Vec<(u32, u32)> = Vec::new();
-    for row in &rows {
-        if !shapes.contains(&row.exact.shape()) {
-            shapes.push(row.exact.shape());
-        }
-    }
+    let linux_rows = match (&linux_exact, &linux) {
+        (Some(exact), Some(_)) => Some(LinuxRow::fold(&shapes, exact, &linux_wall)?),
+        _ => None,
+    };
 
     if cow_pager {
         println!("(booted with `cow=pager`: every copy-on-write fault went to the pager)");
     }
     print_table(&rows, &shapes, &strategies, runs);
+    if let (Some(linux_rows), Some(linux)) = (&linux_rows, &linux) {
+        print_linux(linux_rows, &rows, &strategies, linux.kernel(), runs);
+    }
     pagefault::print_table(&fault_rows, &strategies, runs);
     let headline = headline(&rows);
     if let Some(verdict) = &headline {
@@ -319,8 +358,87 @@ pub fn run(strategies: &[Strategy], quick: bool, cow_pager: bool) -> Result<()> 
         "strategies": by_strategy,
         "page_faults": page_faults,
         "headline": headline.map(|h| h.json),
+        "linux": linux_rows.as_ref().zip(linux.as_ref()).map(|(linux_rows, linux)| serde_json::json!({
+            "kernel": linux.kernel().file_name().map(|name| name.to_string_lossy().into_owned()),
+            "shapes": linux_rows.iter().map(LinuxRow::json).collect::<Vec<_>>(),
+        })),
     });
     write_json(&target_dir().join("bench").join("fork.json"), &json)
+}
+
+/// Linux at one shape: the icount boot's instructions, the wall-clock
+/// boots' medians and spread.
+struct LinuxRow {
+    shape: (u32, u32),
+    instructions: u64,
+    mean_ns: u64,
+    mean_ns_lowest: u64,
+    mean_ns_highest: u64,
+}
+
+impl LinuxRow {
+    fn fold(shapes: &[(u32, u32)], exact: &[LinuxLine], wall: &[Vec<LinuxLine>]) -> Result<Vec<LinuxRow>> {
+        shapes
+            .iter()
+            .map(|&shape| {
+                let find = |lines: &[LinuxLine]| {
+                    lines
+                        .iter()
+                        .find(|l| l.shape() == shape)
+                        .map(|l| l.mean_ns)
+                        .with_context(|| format!("Linux has no pages={} child_writes={}", shape.0, shape.1))
+                };
+                let means = wall.iter().map(|lines| find(lines)).collect::<Result<Vec<u64>>>()?;
+                Ok(LinuxRow {
+                    shape,
+                    instructions: find(exact)?,
+                    mean_ns: median(means.iter().map(|&m| m as f64).collect()) as u64,
+                    mean_ns_lowest: means.iter().copied().min().unwrap_or(0),
+                    mean_ns_highest: means.iter().copied().max().unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "pages": self.shape.0,
+            "child_writes": self.shape.1,
+            "mean_instructions": self.instructions,
+            "mean_ns": self.mean_ns,
+            "mean_ns_spread": [self.mean_ns_lowest, self.mean_ns_highest],
+        })
+    }
+}
+
+/// Each strategy against Linux, shape by shape: instructions and wall time
+/// as ratios (below 1: faster than Linux).
+fn print_linux(linux: &[LinuxRow], rows: &[Row], strategies: &[Strategy], kernel: &Path, runs: usize) {
+    let name = kernel.file_name().map_or_else(|| kernel.display().to_string(), |n| n.to_string_lossy().into_owned());
+    println!("against Linux ({name}), the same loop in the same QEMU, in the same run");
+    print!("{:>6} {:>6} {:>14} {:>12} {:>21}", "pages", "writes", "Linux instr", "Linux ns", "Linux ns spread");
+    for strategy in strategies {
+        print!(" {:>18}", format!("{}: instr, ns", strategy.name()));
+    }
+    println!();
+    for row in linux {
+        let spread = format!("{}-{}", row.mean_ns_lowest, row.mean_ns_highest);
+        print!("{:>6} {:>6} {:>14} {:>12} {:>21}", row.shape.0, row.shape.1, row.instructions, row.mean_ns, spread);
+        for &strategy in strategies {
+            match rows.iter().find(|r| r.strategy == strategy && r.exact.shape() == row.shape) {
+                Some(ours) => {
+                    let instr = ours.instructions as f64 / row.instructions.max(1) as f64;
+                    let ns = ours.mean_ns as f64 / row.mean_ns.max(1) as f64;
+                    print!(" {:>18}", format!("{instr:.2}x, {ns:.2}x"));
+                }
+                None => print!(" {:>18}", "-"),
+            }
+        }
+        println!();
+    }
+    println!(
+        "(Linux instr: its icount boot, on 1 CPU (QEMU 7.2 never brings up a second one for Linux under icount), where CLOCK_MONOTONIC counts one ns per guest instruction; Linux ns: the median of {runs} wall-clock boots' means, interleaved with the strategies' boots; the ratios divide a strategy's figure by Linux's, below 1 is faster; Linux pins the benchmark to CPU 0, so its children run on the parent's CPU, as the guest's do)"
+    );
 }
 
 fn print_table(rows: &[Row], shapes: &[(u32, u32)], strategies: &[Strategy], runs: usize) {
