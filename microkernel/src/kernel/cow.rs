@@ -39,7 +39,7 @@ use super::vm::{COPY_ON_WRITE, KERNEL_OWNED, MAY_WRITE};
 
 /// What one resolved fault did, for the log and the trace: the page at
 /// `vaddr` now maps pool frame `frame`, a copy or (`in_place`) the same.
-struct Copied {
+struct Resolved {
     vaddr: u64,
     frame: u32,
     in_place: bool,
@@ -72,7 +72,8 @@ impl Kernel {
     }
 
     /// Thread `t`, running on `cpu`, took a write fault at `addr` on a
-    /// present page: whether the kernel resolved it by a copy.
+    /// present page: whether the kernel resolved it (by a copy, or by the
+    /// page taken in place).
     pub(super) fn resolve_cow(&mut self, t: u16, cpu: usize, addr: u64) -> bool {
         let Some(space) = self.threads.at(t).and_then(|thread| thread.space()) else { return false };
         let Some((root, Some(arm))) = self.spaces.get(space.index, space.generation).map(|s| (s.root, s.cow)) else { return false };
@@ -93,33 +94,33 @@ impl Kernel {
         // direct map; the kernel only reads and writes it with atomics, and
         // trusts none of its values.
         let control = unsafe { &*(phys_to_virt(arm.control) as *const CowControl) };
-        let Some(copied) = resolve(control, pool, meta, old, vaddr) else { return false };
+        let Some(resolved) = resolve(control, pool, meta, old, vaddr) else { return false };
         let writable = (flags | Flags::WRITABLE) & !COPY_ON_WRITE;
-        let Some(new) = pool.paddr(u64::from(copied.frame)) else { return false };
+        let Some(new) = pool.paddr(u64::from(resolved.frame)) else { return false };
         if root.replace(vaddr, Some((new, writable))).is_err() {
             return false;
         }
         self.shootdown(root, TlbChange::Page(vaddr));
-        log(control, arm.tag, &copied);
+        log(control, arm.tag, &resolved);
         if capture::active() {
-            self.trace_resolved(t, &copied);
+            self.trace_resolved(t, &resolved);
         }
         true
     }
 
     #[cold]
     #[inline(never)]
-    fn trace_resolved(&self, t: u16, copied: &Copied) {
+    fn trace_resolved(&self, t: u16, resolved: &Resolved) {
         let src = self.tref(t);
-        let kind = if copied.in_place { Kind::CowReuse } else { Kind::CowCopy };
-        capture::emit(category::FAULT, || Record { src, badge: copied.vaddr, label: u64::from(copied.frame), ..Record::empty(kind) });
+        let kind = if resolved.in_place { Kind::CowReuse } else { Kind::CowCopy };
+        capture::emit(category::FAULT, || Record { src, badge: resolved.vaddr, label: u64::from(resolved.frame), ..Record::empty(kind) });
     }
 }
 
 /// Resolves the write fault on the page at `old` as its frame's hint says,
 /// if the log has room: in place (sole), or by a copy into a reserve frame
 /// (shared) if the reserve has one.
-fn resolve(control: &CowControl, pool: PhysRange, meta: PhysRange, old: u64, vaddr: u64) -> Option<Copied> {
+fn resolve(control: &CowControl, pool: PhysRange, meta: PhysRange, old: u64, vaddr: u64) -> Option<Resolved> {
     let log_room = control.log_tail.load(Relaxed).wrapping_sub(control.log_head.load(Acquire)) < COW_LOG as u32;
     let index = pool.frame_of(old)?;
     let hint = hint(control, meta, index)?;
@@ -130,16 +131,18 @@ fn resolve(control: &CowControl, pool: PhysRange, meta: PhysRange, old: u64, vad
         HINT_SHARED => copy(control, pool, hint, old, vaddr),
         // Only the pager ever sets it back to sole, so losing this race
         // only sends the fault to the pager.
-        HINT_SOLE => {
-            hint.compare_exchange(HINT_SOLE, HINT_NONE, AcqRel, Relaxed).ok().map(|_| Copied { vaddr, frame: index as u32, in_place: true })
-        }
+        HINT_SOLE => hint.compare_exchange(HINT_SOLE, HINT_NONE, AcqRel, Relaxed).ok().map(|_| Resolved {
+            vaddr,
+            frame: index as u32,
+            in_place: true,
+        }),
         _ => None,
     }
 }
 
 /// Copies the page at `old` into a reserve frame, if the reserve has one:
 /// the copy's frame.
-fn copy(control: &CowControl, pool: PhysRange, hint: &AtomicU8, old: u64, vaddr: u64) -> Option<Copied> {
+fn copy(control: &CowControl, pool: PhysRange, hint: &AtomicU8, old: u64, vaddr: u64) -> Option<Resolved> {
     let head = control.reserve_head.load(Acquire);
     let held = control.reserve_tail.load(Acquire).wrapping_sub(head);
     if held == 0 || held > COW_RESERVE as u32 {
@@ -159,7 +162,7 @@ fn copy(control: &CowControl, pool: PhysRange, hint: &AtomicU8, old: u64, vaddr:
     // is this CPU's, stopped in the kernel), `new` was the pager's to give
     // and is mapped nowhere yet.
     unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(old), phys_to_virt(new), PAGE_SIZE as usize) };
-    Some(Copied { vaddr, frame, in_place: false })
+    Some(Resolved { vaddr, frame, in_place: false })
 }
 
 /// Pool frame `frame`'s hint; the hint frames are frames of `meta`.
@@ -179,11 +182,11 @@ fn hint(control: &CowControl, meta: PhysRange, frame: u64) -> Option<&AtomicU8> 
 
 /// Appends the copy to the log (the kernel lock makes the kernel its only
 /// writer; `copy` checked there is room).
-fn log(control: &CowControl, tag: u32, copied: &Copied) {
+fn log(control: &CowControl, tag: u32, resolved: &Resolved) {
     let tail = control.log_tail.load(Relaxed);
     let record = &control.log[tail as usize % COW_LOG];
-    record.vaddr.store(copied.vaddr, Relaxed);
+    record.vaddr.store(resolved.vaddr, Relaxed);
     record.tag.store(tag, Relaxed);
-    record.frame.store(copied.frame, Relaxed);
+    record.frame.store(resolved.frame, Relaxed);
     control.log_tail.store(tail.wrapping_add(1), Release);
 }

@@ -17,8 +17,8 @@
 //!   reference; a page taken in place is claimed (`MemClient::
 //!   claim_unique`).
 
-use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicU8, AtomicU64};
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
 
 use abi::cow::{COW_HINT_FRAMES, COW_HINTS_PER_FRAME, COW_LOG, COW_RESERVE, CowControl, HINT_NONE, HINT_SHARED, HINT_SOLE};
 use abi::syscall::SysError;
@@ -33,6 +33,10 @@ use crate::system::{self, Counters};
 /// hints (a byte per pool frame), then one control page per server.
 pub struct CowMemory {
     hints: &'static [AtomicU8],
+    /// Set by the first fork whose child another server serves: from then
+    /// on a frame's holders may be served by two servers, and no release
+    /// writes a sole hint (`Hints::release`).
+    across_servers: AtomicBool,
     /// The first hint frame's index in `slot::FRAMES`; the control pages
     /// follow the hint frames.
     first_frame: u64,
@@ -57,12 +61,12 @@ impl CowMemory {
         words.iter().for_each(|word| word.store(0, Relaxed));
         // SAFETY: the first `hint_frames` of those pages, as bytes.
         let hints = unsafe { core::slice::from_raw_parts(at as *const AtomicU8, (hint_frames * PAGE_SIZE) as usize) };
-        Ok(Some(Self { hints, first_frame, hint_frames, at }))
+        Ok(Some(Self { hints, across_servers: AtomicBool::new(false), first_frame, hint_frames, at }))
     }
 
     /// The hints, for a loop over pages.
-    pub fn hints(&self) -> Hints {
-        Hints(self.hints)
+    pub fn hints(&'static self) -> Hints {
+        Hints { bytes: self.hints, across_servers: &self.across_servers }
     }
 
     /// Server `index`'s control page: its index in `slot::FRAMES`.
@@ -82,15 +86,30 @@ impl CowMemory {
 /// another reference to the frame exists, `HINT_SOLE` that one reference
 /// is left.
 #[derive(Clone, Copy)]
-pub struct Hints(&'static [AtomicU8]);
+pub struct Hints {
+    bytes: &'static [AtomicU8],
+    across_servers: &'static AtomicBool,
+}
 
 impl Hints {
     /// Another reference to `frame` exists now (a fork shared it).
     #[inline(always)]
     pub fn set(self, frame: u32) {
-        if let Some(hint) = self.0.get(frame as usize) {
+        if let Some(hint) = self.bytes.get(frame as usize) {
             hint.store(HINT_SHARED, Relaxed);
         }
+    }
+
+    /// A fork is about to share frames with a child another server
+    /// serves (before its `ShareCow`).
+    pub fn share_across_servers(self) {
+        self.across_servers.store(true, SeqCst);
+    }
+
+    /// No process is left (its table lock held): no frame is shared, and
+    /// no fork is in progress, so sole hints are safe again.
+    pub fn no_processes_left(self) {
+        self.across_servers.store(false, SeqCst);
     }
 
     /// A reference to `frame` went, leaving exactly one (`sole`) or an
@@ -101,11 +120,28 @@ impl Hints {
     /// can fault in between. A sole hint on a frame that is freed later is
     /// harmless: a frame is copy-on-write in a space only after a fork set
     /// its hint.
+    ///
+    /// The caller passes `sole` only where [`Hints::sole_allowed`] said so.
     #[inline(always)]
     pub fn release(self, frame: u32, sole: bool) {
-        if let Some(hint) = self.0.get(frame as usize) {
+        if let Some(hint) = self.bytes.get(frame as usize) {
             hint.store(if sole { HINT_SOLE } else { HINT_NONE }, Relaxed);
         }
+    }
+
+    /// Whether a run of releases may write sole hints: while every holder
+    /// of a frame is served by one server, whose requests run one at a
+    /// time. Once a fork has put a child on another server, the last
+    /// holder may be forked on its own server while another releases:
+    /// that fork's increment is not in the word yet, so a release's `sole`
+    /// may be wrong, and its shared hint may land before the release's
+    /// store. From then on no sole hint is written, until no process is
+    /// left (`no_processes_left`). (Read once per run: if
+    /// no fork had crossed servers when it was read, the frames of the
+    /// releasing process are held on its server alone, and a fork that
+    /// crosses meanwhile shares none of them.)
+    pub fn sole_allowed(self) -> bool {
+        !self.across_servers.load(SeqCst)
     }
 }
 

@@ -37,12 +37,15 @@ pub fn fork(server: &mut Server, parent: u32, resume: u64, stack: u64, cpu: Opti
     crate::heap::allows(server.mem.buffer(), footprint)?;
     let objects = create_objects()?;
     let phases = &sys.stats.phases;
+    let hints = server.mem.hints();
+    if let Some(hints) = hints.filter(|_| target != server.index) {
+        hints.share_across_servers();
+    }
     let mut memory = record.lock();
     if let Err(error) = phases.time(server.index, Phase::ForkMap, || share_pages(&memory.pages, parent_space, objects.space)) {
         destroy_objects(objects);
         return Err(error);
     }
-    let hints = server.mem.hints();
     phases.time(server.index, Phase::ForkCounts, || {
         memory.pages.for_each_mut(|vpn, page| {
             if vpn != IPC_PAGE {

@@ -21,7 +21,7 @@ use rt::sys::{self, Slot, ThreadConfig};
 use crate::counts::MemClient;
 use crate::loader;
 use crate::pagemap::PageMap;
-use crate::procs::{Objects, Process, State};
+use crate::procs::{Objects, Process, State, Table};
 use crate::server::{PROCESS_PRIORITY, Server, unknown};
 use crate::space::{AddrSpace, HEAP_MAX};
 use crate::system;
@@ -273,20 +273,20 @@ fn end(server: &mut Server, pid: u32, status: i32) {
     // Children live on without a parent; zombie ones are gone.
     for child in table.children(pid, None) {
         if matches!(table.map.get(&child).map(|c| c.state), Some(State::Zombie(_))) {
-            table.map.remove(&child);
+            forget(&mut table, child);
         } else if let Some(c) = table.map.get_mut(&child) {
             c.parent = None;
         }
     }
     let parent = table.map.get(&pid).and_then(|p| p.parent).filter(|parent| table.map.contains_key(parent));
     let Some(parent) = parent else {
-        table.map.remove(&pid);
+        forget(&mut table, pid);
         return;
     };
     let waiting = table.map.get(&parent).and_then(|p| p.waiter).filter(|w| w.pid.is_none_or(|want| want == pid));
     match waiting {
         Some(waiter) => {
-            table.map.remove(&pid);
+            forget(&mut table, pid);
             if let Some(p) = table.map.get_mut(&parent) {
                 p.waiter = None;
             }
@@ -300,6 +300,18 @@ fn end(server: &mut Server, pid: u32, status: i32) {
                 p.state = State::Zombie(status);
             }
         }
+    }
+}
+
+/// Takes `pid` out of the table. Once no process of ours is left (init is
+/// not ours), no frame is shared across servers any more
+/// (`Hints::sole_allowed`).
+fn forget(table: &mut Table, pid: u32) {
+    table.map.remove(&pid);
+    if !table.has_processes()
+        && let Some(memory) = &system::get().cow
+    {
+        memory.hints().no_processes_left();
     }
 }
 
@@ -317,7 +329,7 @@ pub fn wait(caller: u32, wanted: Option<u32>) -> Result<Option<(u32, i32)>, Prot
     }
     for child in children {
         if let Some(State::Zombie(status)) = table.map.get(&child).map(|c| c.state) {
-            table.map.remove(&child);
+            forget(&mut table, child);
             return Ok(Some((child, status)));
         }
     }

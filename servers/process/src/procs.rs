@@ -81,6 +81,13 @@ impl Procs {
 }
 
 impl Table {
+    /// Whether a process other than init is in the table.
+    pub fn has_processes(&self) -> bool {
+        self.map.keys().any(|&pid| pid != INIT_PID)
+    }
+}
+
+impl Table {
     pub fn new_pid(&mut self) -> u32 {
         let pid = self.next_pid;
         self.next_pid += 1;

@@ -161,6 +161,7 @@ impl MemClient {
     /// nothing known.
     pub fn release(&mut self, pages: impl Iterator<Item = Page>) {
         let hints = self.hints;
+        let sole_allowed = hints.is_some_and(Hints::sole_allowed);
         let unknown = |page: &Page| {
             if let Some(hints) = hints {
                 hints.release(page.frame, false);
@@ -171,7 +172,7 @@ impl MemClient {
                 pages.for_each(|page| {
                     let sole = d.release(&mut self.link, page);
                     if let Some(hints) = hints {
-                        hints.release(page.frame, sole);
+                        hints.release(page.frame, sole && sole_allowed);
                     }
                 });
                 d.after_release(&mut self.link);
