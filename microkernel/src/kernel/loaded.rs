@@ -26,6 +26,11 @@ pub type Orphans = heapless::Vec<u64, MAX_CPUS>;
 /// Bit 0 of a `loaded_root`: the CPU must write CR3 at its next load.
 const STALE: u64 = 1;
 
+/// How many of the per-CPU states belong to online CPUs.
+fn online_count() -> usize {
+    arch::cpu_count().min(MAX_CPUS)
+}
+
 /// The root physically in `cpu`'s CR3.
 fn in_cr3(cpu: &Cpu) -> u64 {
     cpu.loaded_root & !STALE
@@ -47,7 +52,7 @@ impl Kernel {
 
     /// The online CPUs' states.
     fn online(&self) -> &[Cpu] {
-        &self.cpus[..arch::cpu_count().min(self.cpus.len())]
+        &self.cpus[..online_count()]
     }
 
     /// Whether a CPU other than `cpu` runs a thread with `root` loaded.
@@ -60,9 +65,8 @@ impl Kernel {
     /// by their next load.
     pub fn shootdown(&mut self, root: Root, change: TlbChange) {
         let me = arch::cpu_index();
-        let count = arch::cpu_count().min(self.cpus.len());
         let mut loaded = 0u64;
-        for (i, other) in self.cpus[..count].iter_mut().enumerate().filter(|(_, other)| other.loaded_root == root.0) {
+        for (i, other) in self.cpus[..online_count()].iter_mut().enumerate().filter(|(_, other)| other.loaded_root == root.0) {
             if i != me && other.current.is_none() {
                 other.loaded_root |= STALE;
             } else {
@@ -97,8 +101,7 @@ impl Kernel {
 
     /// Frees the orphaned roots no CPU has loaded any more.
     fn sweep_orphans(&mut self) {
-        let count = arch::cpu_count().min(self.cpus.len());
-        let cpus = &self.cpus[..count];
+        let cpus = &self.cpus[..online_count()];
         self.orphans.retain(|&root| {
             let loaded = cpus.iter().any(|cpu| in_cr3(cpu) == root);
             if !loaded {

@@ -136,10 +136,10 @@ impl Hints {
     /// that fork's increment is not in the word yet, so a release's `sole`
     /// may be wrong, and its shared hint may land before the release's
     /// store. From then on no sole hint is written, until no process is
-    /// left (`no_processes_left`). (Read once per run: if
-    /// no fork had crossed servers when it was read, the frames of the
-    /// releasing process are held on its server alone, and a fork that
-    /// crosses meanwhile shares none of them.)
+    /// left (`no_processes_left`). (Read once per run: if no fork had
+    /// crossed servers when it was read, the frames of the releasing
+    /// process are held on its server alone, and a fork that crosses
+    /// meanwhile shares none of them.)
     pub fn sole_allowed(self) -> bool {
         !self.across_servers.load(SeqCst)
     }
